@@ -1,0 +1,45 @@
+"""ClusterGenie: the table of contents of the API and the functions.
+
+Each function's logic lives in `chalicelib/`; this module only wires routes and triggers to it.
+Handler modules are imported by the function that needs them, so one function's cold start does not
+pay for another's dependencies.
+"""
+from chalice import Chalice, ConvertToMiddleware
+
+from chalicelib.http import register_error_handling
+from chalicelib.observability import logger
+from chalicelib.settings import get_settings
+
+app = Chalice(app_name="clustergenie", configure_logs=False)
+app.experimental_feature_flags.update({"BLUEPRINTS"})
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+register_error_handling(app)
+
+# --- REST API (function `api`, behind API Gateway), one blueprint per resource ----------------------
+from chalicelib.api.clusters import bp as clusters_bp  # noqa: E402
+
+app.register_blueprint(clusters_bp, url_prefix="/api/v1")
+
+
+# --- SQS job queue -> job_worker -----------------------------------------------------------------------
+@app.on_sqs_message(queue=get_settings().jobs_queue_name, batch_size=10, name="job_worker")
+def job_worker(event):
+    from chalicelib.functions.job_worker import handle_batch
+
+    return handle_batch(event.to_dict(), app.lambda_context)
+
+
+# --- Kafka cluster-events -> event_handler (MSK event source on AWS, the bridge locally) ---------------
+@app.lambda_function(name="event_handler")
+def event_handler(event, context):
+    from chalicelib.functions.event_handler import handle_kafka_batch
+
+    return handle_kafka_batch(event, context)
+
+
+# --- EventBridge schedule -> metrics_exporter -----------------------------------------------------------
+@app.schedule("rate(1 minute)", name="metrics_exporter")
+def metrics_exporter(event):
+    from chalicelib.functions.metrics_exporter import export
+
+    return export()

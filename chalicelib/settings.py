@@ -1,0 +1,64 @@
+"""The one settings object, read from environment variables.
+
+Every stage declares these variables in `.chalice/config.json`; locally they point at 127.0.0.1,
+on AWS they come from the `infra/` parameters. Nothing else in the code asks "am I local?".
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    service: str
+    db_host: str
+    db_port: int
+    db_name: str
+    db_user: str
+    # Either the password itself (local runs, tests) or the id of a Secrets Manager secret holding
+    # {"password": ...} (deployed functions): credentials never live in config.json.
+    db_password: str | None
+    db_secret_id: str | None
+    redis_url: str
+    kafka_bootstrap: str
+    events_topic: str
+    logs_topic: str
+    jobs_queue_name: str
+    jobs_dlq_name: str
+    pushgateway_url: str
+    max_body_bytes: int
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            environment=_env("CG_ENVIRONMENT", "local"),
+            service=_env("CG_SERVICE", "clustergenie"),
+            db_host=_env("CG_DB_HOST", "127.0.0.1"),
+            db_port=int(_env("CG_DB_PORT", "3306")),
+            db_name=_env("CG_DB_NAME", "clustergenie"),
+            db_user=_env("CG_DB_USER", "clustergenie"),
+            db_password=os.environ.get("CG_DB_PASSWORD"),
+            db_secret_id=os.environ.get("CG_DB_SECRET_ID") or None,
+            redis_url=_env("CG_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            kafka_bootstrap=_env("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
+            events_topic=_env("CG_EVENTS_TOPIC", "cluster-events"),
+            logs_topic=_env("CG_LOGS_TOPIC", "logs.clustergenie"),
+            jobs_queue_name=_env("CG_JOBS_QUEUE", "clustergenie-jobs"),
+            jobs_dlq_name=_env("CG_JOBS_DLQ", "clustergenie-jobs-dlq"),
+            pushgateway_url=_env("CG_PUSHGATEWAY_URL", "http://127.0.0.1:9091"),
+            max_body_bytes=int(_env("CG_MAX_BODY_BYTES", "65536")),
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process, read once per warm container."""
+    return Settings.from_env()
