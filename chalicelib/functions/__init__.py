@@ -1,0 +1,1 @@
+"""Entry logic of the non-HTTP functions, one module per function, imported only by that function."""

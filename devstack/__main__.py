@@ -1,0 +1,189 @@
+"""Entry point behind `./dev` (which first installs Debian packages and the app's venv).
+
+    ./dev up                  start every service, migrate, deploy to LocalStack, start the bridge
+    ./dev test [fast|localstack|all] [pytest args...]
+    ./dev down                stop what ./dev started (by pid); external servers are left alone
+    ./dev status              each service's state and the API URL
+    ./dev logs [service]      tail the logs
+    ./dev migrate [apply|rollback [N]] [--test]
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+from devstack import process
+from devstack.config import ROOT, StackConfig
+from devstack.process import StackError
+from devstack.services import ALL_SERVICES, BASE_SERVICES, Bridge, http_get, stack_json
+
+DEPLOY_INPUTS = ("app.py", "chalicelib", "requirements.txt", ".chalice/config.json", "infra/deploy_local.py")
+
+
+def say(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def ensure_services(cfg: StackConfig, services) -> None:
+    for service_cls in services:
+        service = service_cls(cfg)
+        started = time.monotonic()
+        outcome = service.ensure()
+        say(f"{service.name:<12} {outcome} on 127.0.0.1:{service.port} ({time.monotonic() - started:.1f}s)")
+    cfg.write_stack_env()
+
+
+def _deploy_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in DEPLOY_INPUTS:
+        path = ROOT / name
+        files = sorted(p for p in path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            if file.exists():
+                digest.update(file.relative_to(ROOT).as_posix().encode())
+                digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _deployment_alive(cfg: StackConfig, stack: dict) -> bool:
+    """The last deployment still exists in this LocalStack (it keeps nothing across restarts)."""
+    api_id = stack.get("rest_api_id")
+    if not api_id:
+        return False
+    try:
+        status, body = http_get(f"{cfg.endpoint_url}/restapis/{api_id}", timeout=3)
+    except Exception:
+        return False
+    return status == 200
+
+
+def deploy(cfg: StackConfig) -> dict:
+    stamp = cfg.state_dir / "deploy.stamp"
+    fingerprint = _deploy_fingerprint()
+    stack = stack_json(cfg)
+    if stamp.exists() and stamp.read_text() == fingerprint and _deployment_alive(cfg, stack):
+        say("app          deployment is current (no code change), reused")
+        return stack
+    started = time.monotonic()
+    env = {**os.environ, **cfg.app_env()}
+    subprocess.run([str(cfg.app_python), str(ROOT / "infra" / "deploy_local.py")], check=True, env=env, cwd=ROOT)
+    stamp.write_text(fingerprint)
+    say(f"app          deployed to LocalStack ({time.monotonic() - started:.1f}s)")
+    return stack_json(cfg)
+
+
+def check_api(stack: dict) -> None:
+    url = f"{stack['api_url'].rstrip('/')}/api/v1/clusters"
+    deadline = time.monotonic() + 60
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            status, body = http_get(url, timeout=30)
+            if status == 200:
+                say(f"GET {url} -> 200")
+                return
+            last = f"{status} {body[:200]}"
+        except Exception as exc:  # noqa: BLE001 - report whatever the last failure was
+            last = str(exc)
+        time.sleep(1)
+    raise StackError(f"the API did not answer 200 at {url}: {last}")
+
+
+def cmd_up(cfg: StackConfig) -> None:
+    started = time.monotonic()
+    ensure_services(cfg, ALL_SERVICES)
+    stack = deploy(cfg)
+    say(f"{'msk-bridge':<12} {Bridge(cfg).ensure()}")
+    check_api(stack)
+    say(f"stack up in {time.monotonic() - started:.1f}s")
+    print(f"\nAPI base URL: {stack['api_url']}\n  try: curl {stack['api_url'].rstrip('/')}/api/v1/clusters\n")
+
+
+def cmd_test(cfg: StackConfig, args: list[str]) -> int:
+    tier = "all"
+    if args and args[0] in ("fast", "localstack", "all"):
+        tier, args = args[0], args[1:]
+    started = time.monotonic()
+    if tier == "fast":
+        ensure_services(cfg, BASE_SERVICES)
+        selection = ["-m", "not localstack"]
+    else:
+        cmd_up(cfg)
+        selection = ["-m", "localstack"] if tier == "localstack" else []
+    say(f"stack ready in {time.monotonic() - started:.1f}s; running the {tier} tier")
+    env = {**os.environ, **cfg.app_env()}
+    result = subprocess.run([str(cfg.app_python), "-m", "pytest", *selection, *args], env=env, cwd=ROOT)
+    say(f"./dev test {tier} finished in {time.monotonic() - started:.1f}s (exit {result.returncode})")
+    return result.returncode
+
+
+def cmd_down(cfg: StackConfig) -> None:
+    for service_cls in (Bridge, *reversed(ALL_SERVICES)):
+        service = service_cls(cfg)
+        if service.stop():
+            say(f"{service.name:<12} stopped")
+        elif service.port and process.port_in_use(service.port):
+            say(f"{service.name:<12} not started by ./dev, left running")
+
+
+def cmd_status(cfg: StackConfig) -> None:
+    for service_cls in (*ALL_SERVICES, Bridge):
+        service = service_cls(cfg)
+        where = f"127.0.0.1:{service.port}" if service.port else ""
+        print(f"{service.name:<12} {where:<16} {service.state()}")
+    stack = stack_json(cfg)
+    if stack:
+        print(f"\nAPI base URL: {stack.get('api_url')}")
+
+
+def cmd_logs(cfg: StackConfig, args: list[str]) -> None:
+    names = args or [s.name for s in (*ALL_SERVICES, Bridge)]
+    for name in names:
+        path = cfg.log_dir / f"{name}.log"
+        print(process.log_tail(path, lines=40) or f"(no log for {name})")
+
+
+def cmd_migrate(cfg: StackConfig, args: list[str]) -> None:
+    from devstack.database import migrate
+
+    db = cfg.test_db_name if "--test" in args else cfg.db_name
+    args = [a for a in args if a != "--test"]
+    direction = args[0] if args else "apply"
+    count = int(args[1]) if len(args) > 1 else (1 if direction == "rollback" else None)
+    touched = migrate(cfg, db, direction, count)
+    say(f"{direction} on {db}: {', '.join(touched) or 'nothing to do'}")
+
+
+def main(argv: list[str]) -> int:
+    cfg = StackConfig.from_env()
+    cmd, args = (argv[0], argv[1:]) if argv else ("help", [])
+    try:
+        if cmd == "up":
+            cmd_up(cfg)
+        elif cmd == "test":
+            return cmd_test(cfg, args)
+        elif cmd == "down":
+            cmd_down(cfg)
+        elif cmd == "status":
+            cmd_status(cfg)
+        elif cmd == "logs":
+            cmd_logs(cfg, args)
+        elif cmd == "migrate":
+            cmd_migrate(cfg, args)
+        else:
+            print(__doc__)
+            return 0 if cmd in ("help", "-h", "--help") else 2
+    except StackError as exc:
+        print(f"[dev] error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"[dev] error: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

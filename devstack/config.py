@@ -1,0 +1,122 @@
+"""Where the local stack lives and listens: every port and directory comes from an environment variable.
+
+Defaults bind to 127.0.0.1 on the services' usual ports. State (venvs, data, logs, pid files) lives under
+CG_STATE_DIR, by default `.local/` in the checkout, so two checkouts never share a pid file.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import secrets
+from dataclasses import dataclass
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def _port(var: str, default: int) -> int:
+    raw = os.environ.get(var, str(default))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SystemExit(f"{var}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise SystemExit(f"{var}={port} is out of range")
+    return port
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: pathlib.Path
+    mysql_port: int
+    redis_port: int
+    kafka_port: int
+    pushgateway_port: int
+    prometheus_port: int
+    localstack_port: int
+    mysql_admin_user: str
+    mysql_admin_password: str
+    db_name: str
+    test_db_name: str
+    db_user: str
+    lambda_executor: str
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        return cls(
+            state_dir=pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local")).resolve(),
+            mysql_port=_port("CG_MYSQL_PORT", 3306),
+            redis_port=_port("CG_REDIS_PORT", 6379),
+            kafka_port=_port("CG_KAFKA_PORT", 19092),
+            pushgateway_port=_port("CG_PUSHGATEWAY_PORT", 9091),
+            prometheus_port=_port("CG_PROMETHEUS_PORT", 9090),
+            localstack_port=_port("CG_LOCALSTACK_PORT", 4566),
+            mysql_admin_user=os.environ.get("CG_MYSQL_ADMIN_USER", "root"),
+            mysql_admin_password=os.environ.get("CG_MYSQL_ADMIN_PASSWORD", ""),
+            db_name=os.environ.get("CG_DB_NAME", "clustergenie"),
+            test_db_name=os.environ.get("CG_TEST_DB_NAME", "clustergenie_test"),
+            db_user=os.environ.get("CG_DB_USER", "clustergenie"),
+            lambda_executor=os.environ.get("CG_LAMBDA_EXECUTOR", "local-process"),
+        )
+
+    # --- derived paths ---------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> pathlib.Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> pathlib.Path:
+        return self.state_dir / "log"
+
+    @property
+    def data_dir(self) -> pathlib.Path:
+        return self.state_dir / "data"
+
+    @property
+    def app_python(self) -> pathlib.Path:
+        return ROOT / ".venv" / "bin" / "python"
+
+    @property
+    def localstack_venv(self) -> pathlib.Path:
+        return self.state_dir / "localstack-venv"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.localstack_port}"
+
+    def db_password(self) -> str:
+        """The app user's password: generated once per state dir, never committed or logged."""
+        path = self.state_dir / "db_password"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(18))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def app_env(self) -> dict[str, str]:
+        """The CG_* settings the app, the tests and the deploy script read (written to stack.env)."""
+        return {
+            "CG_STATE_DIR": str(self.state_dir),
+            "CG_DB_HOST": HOST,
+            "CG_DB_PORT": str(self.mysql_port),
+            "CG_DB_NAME": self.db_name,
+            "CG_DB_USER": self.db_user,
+            "CG_DB_PASSWORD": self.db_password(),
+            "CG_REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
+            "CG_KAFKA_BOOTSTRAP": f"{HOST}:{self.kafka_port}",
+            "CG_PUSHGATEWAY_URL": f"http://{HOST}:{self.pushgateway_port}",
+            "CG_PROMETHEUS_URL": f"http://{HOST}:{self.prometheus_port}",
+            "CG_LOCALSTACK_PORT": str(self.localstack_port),
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            # LocalStack accepts any credentials; these are its documented dummies, not secrets.
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
+
+    def write_stack_env(self) -> pathlib.Path:
+        path = self.state_dir / "stack.env"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in self.app_env().items()))
+        path.chmod(0o600)
+        return path

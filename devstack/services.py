@@ -1,0 +1,379 @@
+"""The services of the local stack, each started for real, bound to 127.0.0.1, on a configurable port.
+
+`ensure()` is idempotent: a service this checkout started and that still runs is reused; a compatible
+server already listening on the port (e.g. the machine's own MariaDB or Redis) is reused and never
+stopped by `down`; anything else on the port is an error naming the port and its variable.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import urllib.request
+
+from devstack import process
+from devstack.config import HOST, ROOT, StackConfig
+from devstack.process import StackError
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - only 127.0.0.1 URLs
+        return resp.status, resp.read().decode("utf-8", "replace")
+
+
+class Service:
+    name: str
+    port_var: str
+    start_timeout = 60.0
+
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+
+    # --- what each service defines ----------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    def probe(self) -> bool:
+        """True when this kind of server answers on the port."""
+        raise NotImplementedError
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Create data directories, configs or venvs before the first start."""
+
+    def after_ready(self) -> None:
+        """Idempotent set-up once the server answers (topics, databases...)."""
+
+    # --- shared lifecycle -------------------------------------------------------------------------
+    @property
+    def pidfile(self) -> pathlib.Path:
+        return self.cfg.run_dir / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> pathlib.Path:
+        return self.cfg.log_dir / f"{self.name}.log"
+
+    @property
+    def data(self) -> pathlib.Path:
+        return self.cfg.data_dir / self.name
+
+    def own_pid(self) -> int | None:
+        return process.read_pid(self.pidfile)
+
+    def state(self) -> str:
+        pid = self.own_pid()
+        if pid is not None:
+            return f"running (pid {pid}, started by ./dev)"
+        if process.port_in_use(self.port):
+            return "running (external, reused)" if self._safe_probe() else "PORT TAKEN by something else"
+        return "stopped"
+
+    def _safe_probe(self) -> bool:
+        try:
+            return self.probe()
+        except Exception:
+            return False
+
+    def ensure(self) -> str:
+        pid = self.own_pid()
+        if pid is not None:
+            process.wait_until(self._safe_probe, timeout=self.start_timeout, what=self.name, pid=pid,
+                               logfile=self.logfile)
+            self.after_ready()
+            return f"reused (pid {pid})"
+        if process.port_in_use(self.port):
+            if not self._safe_probe():
+                raise StackError(
+                    f"port {self.port} is already in use by something that is not {self.name}; "
+                    f"free it or set {self.port_var} to another port"
+                )
+            self.after_ready()
+            return "reused an external server"
+        self.prepare()
+        argv, env = self.command()
+        pid = process.spawn(argv, pidfile=self.pidfile, logfile=self.logfile, env=env, cwd=self.cfg.state_dir)
+        process.wait_until(self._safe_probe, timeout=self.start_timeout, what=self.name, pid=pid,
+                           logfile=self.logfile)
+        self.after_ready()
+        return f"started (pid {pid})"
+
+    def stop(self) -> bool:
+        return process.stop(self.pidfile)
+
+
+def require_binary(name: str, package: str) -> str:
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
+    if path is None:
+        raise StackError(f"{name} is not installed (Debian package {package}); run ./dev up to install it")
+    return path
+
+
+class MariaDB(Service):
+    name = "mariadb"
+    port_var = "CG_MYSQL_PORT"
+
+    @property
+    def port(self) -> int:
+        return self.cfg.mysql_port
+
+    def admin_connect(self):
+        import pymysql
+
+        return pymysql.connect(host=HOST, port=self.port, user=self.cfg.mysql_admin_user,
+                               password=self.cfg.mysql_admin_password, connect_timeout=2, autocommit=True)
+
+    def probe(self) -> bool:
+        import pymysql
+
+        try:
+            self.admin_connect().close()
+            return True
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in (1045, 1698):  # a MySQL server that refuses our admin user
+                raise StackError(
+                    f"a MySQL server on port {self.port} refuses user {self.cfg.mysql_admin_user!r}; set "
+                    f"CG_MYSQL_ADMIN_USER/CG_MYSQL_ADMIN_PASSWORD, or {self.port_var} to a free port"
+                ) from None
+            return False
+
+    def _safe_probe(self) -> bool:
+        try:
+            return self.probe()
+        except StackError:
+            raise
+        except Exception:
+            return False
+
+    def prepare(self) -> None:
+        if (self.data / "mysql").exists():
+            return
+        self.data.mkdir(parents=True, exist_ok=True)
+        install_db = require_binary("mariadb-install-db", "mariadb-server")
+        subprocess.run(
+            [install_db, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
+             "--skip-test-db", "--user=root" if os.geteuid() == 0 else f"--user={os.getlogin()}"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        argv = [
+            require_binary("mariadbd", "mariadb-server"), "--no-defaults", f"--datadir={self.data}",
+            f"--port={self.port}", f"--bind-address={HOST}", f"--socket={self.cfg.run_dir / 'mariadb.sock'}",
+            f"--pid-file={self.cfg.run_dir / 'mariadbd.internal.pid'}", "--skip-name-resolve",
+            "--innodb-buffer-pool-size=256M", "--max-connections=300",
+        ]
+        if os.geteuid() == 0:
+            argv.append("--user=root")
+        return argv, {}
+
+    def after_ready(self) -> None:
+        from devstack.database import bootstrap
+
+        bootstrap(self.cfg, self.admin_connect)
+
+
+class Redis(Service):
+    name = "redis"
+    port_var = "CG_REDIS_PORT"
+
+    @property
+    def port(self) -> int:
+        return self.cfg.redis_port
+
+    def probe(self) -> bool:
+        import socket
+
+        with socket.create_connection((HOST, self.port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        self.data.mkdir(parents=True, exist_ok=True)
+        return [require_binary("redis-server", "redis-server"), "--port", str(self.port), "--bind", HOST,
+                "--save", "", "--appendonly", "no", "--dir", str(self.data), "--daemonize", "no"], {}
+
+
+class Kafka(Service):
+    """A Kafka-wire-compatible broker (noida-db; Apache Kafka cannot be installed here)."""
+
+    name = "kafka"
+    port_var = "CG_KAFKA_PORT"
+    topics = {"cluster-events": 3, "cluster-events.dlq": 1, "logs.clustergenie": 3, "deployments": 1}
+
+    @property
+    def port(self) -> int:
+        return self.cfg.kafka_port
+
+    def _admin(self):
+        from kafka import KafkaAdminClient
+
+        return KafkaAdminClient(bootstrap_servers=f"{HOST}:{self.port}", request_timeout_ms=5000,
+                                client_id="clustergenie-dev")
+
+    def probe(self) -> bool:
+        admin = self._admin()
+        try:
+            admin.list_topics()
+            return True
+        finally:
+            admin.close()
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        self.data.mkdir(parents=True, exist_ok=True)
+        broker = ROOT / ".venv" / "bin" / "noida-db"
+        return [str(broker), "start", "--data-dir", str(self.data), "--host", HOST, "--only", "kafka",
+                "--kafka-port", str(self.port)], {}
+
+    def after_ready(self) -> None:
+        from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        admin = self._admin()
+        try:
+            existing = set(admin.list_topics())
+            missing = [NewTopic(t, num_partitions=n, replication_factor=1)
+                       for t, n in self.topics.items() if t not in existing]
+            for topic in missing:
+                try:
+                    admin.create_topics([topic])
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
+
+
+class Pushgateway(Service):
+    name = "pushgateway"
+    port_var = "CG_PUSHGATEWAY_PORT"
+
+    @property
+    def port(self) -> int:
+        return self.cfg.pushgateway_port
+
+    def probe(self) -> bool:
+        status, body = http_get(f"http://{HOST}:{self.port}/metrics")
+        return status == 200 and "pushgateway_build_info" in body
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        self.data.mkdir(parents=True, exist_ok=True)
+        return [require_binary("prometheus-pushgateway", "prometheus-pushgateway"),
+                f"--web.listen-address={HOST}:{self.port}", f"--persistence.file={self.data / 'metrics.db'}",
+                "--persistence.interval=30s"], {}
+
+
+class Prometheus(Service):
+    name = "prometheus"
+    port_var = "CG_PROMETHEUS_PORT"
+
+    @property
+    def port(self) -> int:
+        return self.cfg.prometheus_port
+
+    @property
+    def config_file(self) -> pathlib.Path:
+        return self.cfg.state_dir / "prometheus" / "prometheus.yml"
+
+    def probe(self) -> bool:
+        status, body = http_get(f"http://{HOST}:{self.port}/api/v1/status/buildinfo")
+        return status == 200 and '"success"' in body
+
+    def prepare(self) -> None:
+        self.write_config()
+
+    def write_config(self, api_metrics_url: str | None = None) -> None:
+        """Render monitoring/prometheus/prometheus.yml with this stack's ports (and the API's /metrics)."""
+        template = (ROOT / "monitoring" / "prometheus" / "prometheus.yml").read_text()
+        rendered = template.replace("${PUSHGATEWAY}", f"{HOST}:{self.cfg.pushgateway_port}")
+        rendered = rendered.replace("${RULES_DIR}", str(ROOT / "monitoring" / "prometheus" / "rules"))
+        self.config_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(rendered)
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        self.data.mkdir(parents=True, exist_ok=True)
+        return [require_binary("prometheus", "prometheus"), f"--config.file={self.config_file}",
+                f"--storage.tsdb.path={self.data}", f"--web.listen-address={HOST}:{self.port}",
+                "--web.enable-lifecycle", "--storage.tsdb.retention.time=2d"], {}
+
+
+class LocalStack(Service):
+    """LocalStack in host mode (no Docker), with our Lambda runtime executor plugin."""
+
+    name = "localstack"
+    port_var = "CG_LOCALSTACK_PORT"
+    start_timeout = 90.0
+
+    @property
+    def port(self) -> int:
+        return self.cfg.localstack_port
+
+    def probe(self) -> bool:
+        status, body = http_get(f"http://{HOST}:{self.port}/_localstack/health")
+        return status == 200 and '"services"' in body
+
+    def prepare(self) -> None:
+        from devstack.install import ensure_localstack_venv
+
+        ensure_localstack_venv(self.cfg)
+        self.data.mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        env = {
+            "GATEWAY_LISTEN": f"{HOST}:{self.port}",
+            # the default server binds 0.0.0.0 whatever GATEWAY_LISTEN says
+            "GATEWAY_SERVER": "hypercorn",
+            "DNS_ADDRESS": "0",
+            "LOCALSTACK_VOLUME_DIR": str(self.data),
+            "LAMBDA_RUNTIME_EXECUTOR": self.cfg.lambda_executor,
+            "CG_LAMBDA_PYTHON": str(self.cfg.app_python),
+            "CG_STATE_DIR": str(self.cfg.state_dir),
+            # no traffic off this machine: no analytics, no certificate download
+            "DISABLE_EVENTS": "1",
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+            "SKIP_INFRA_DOWNLOADS": "1",
+            "PERSISTENCE": "0",
+        }
+        python = self.cfg.localstack_venv / "bin" / "python"
+        return [str(python), "-m", "localstack.runtime.main"], env
+
+
+class Bridge(Service):
+    """The MSK event-source stand-in: Kafka topics -> Lambda Invoke, in the aws:kafka event shape."""
+
+    name = "msk-bridge"
+    port_var = ""
+
+    @property
+    def port(self) -> int:
+        return 0
+
+    def state(self) -> str:
+        pid = self.own_pid()
+        return f"running (pid {pid}, started by ./dev)" if pid else "stopped"
+
+    def ensure(self) -> str:
+        pid = self.own_pid()
+        if pid is not None:
+            return f"reused (pid {pid})"
+        env = {**self.cfg.app_env(), "PYTHONUNBUFFERED": "1"}
+        env.pop("CG_DB_PASSWORD", None)  # the bridge never needs database credentials
+        pid = process.spawn(
+            [str(self.cfg.app_python), str(ROOT / "localstack" / "msk_bridge" / "bridge.py"),
+             "--config", str(ROOT / "localstack" / "msk_bridge" / "mappings.json")],
+            pidfile=self.pidfile, logfile=self.logfile, env=env, cwd=ROOT,
+        )
+        process.wait_until(lambda: True, timeout=1, what=self.name, pid=pid, logfile=self.logfile)
+        return f"started (pid {pid})"
+
+
+BASE_SERVICES = (MariaDB, Redis, Kafka, Pushgateway, Prometheus)
+ALL_SERVICES = (*BASE_SERVICES, LocalStack)
+
+
+def stack_json(cfg: StackConfig) -> dict:
+    path = cfg.state_dir / "stack.json"
+    return json.loads(path.read_text()) if path.exists() else {}
