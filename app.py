@@ -8,17 +8,22 @@ from chalice import Chalice, ConvertToMiddleware
 
 from chalicelib.http import register_error_handling
 from chalicelib.observability import logger
+from chalicelib.ratelimit import register_rate_limiting
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="clustergenie", configure_logs=False)
 app.experimental_feature_flags.update({"BLUEPRINTS"})
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
 register_error_handling(app)
+register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope
 
 # --- REST API (function `api`, behind API Gateway), one blueprint per resource ----------------------
 from chalicelib.api.clusters import bp as clusters_bp  # noqa: E402
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
+from chalicelib.api.observability import bp as observability_bp  # noqa: E402
+
+app.register_blueprint(observability_bp, url_prefix="/api/v1")
 
 
 # --- SQS job queue -> job_worker -----------------------------------------------------------------------

@@ -35,6 +35,10 @@ class Settings:
     jobs_dlq_name: str
     pushgateway_url: str
     max_body_bytes: int
+    # Rate limiter: how long a warm container trusts its cached limiter config, and which limiters
+    # deny (rather than admit) requests while Redis is unreachable.
+    ratelimit_config_ttl_seconds: float
+    ratelimit_fail_closed: frozenset[str]
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -55,6 +59,10 @@ class Settings:
             jobs_dlq_name=_env("CG_JOBS_DLQ", "clustergenie-jobs-dlq"),
             pushgateway_url=_env("CG_PUSHGATEWAY_URL", "http://127.0.0.1:9091"),
             max_body_bytes=int(_env("CG_MAX_BODY_BYTES", "65536")),
+            ratelimit_config_ttl_seconds=float(_env("CG_RATELIMIT_CONFIG_TTL", "5")),
+            ratelimit_fail_closed=frozenset(
+                n.strip() for n in _env("CG_RATELIMIT_FAIL_CLOSED", "").split(",") if n.strip()
+            ),
         )
 
 
