@@ -1,0 +1,1 @@
+"""A LocalStack Lambda runtime executor that runs Python handlers as local processes (no Docker)."""

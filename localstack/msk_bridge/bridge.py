@@ -1,0 +1,450 @@
+"""MSK bridge: plays the part of Lambda's managed Kafka poller where there is no MSK event source.
+
+Free LocalStack has no MSK event source mapping, so locally this process does what AWS does for an
+`AWS::Lambda::EventSourceMapping` on an MSK cluster: for each mapping it runs a consumer group on the
+topic, gathers batches (batch size, batching window), invokes the function synchronously through the
+Lambda Invoke API with the `aws:kafka` event, commits the offsets only after a successful invocation,
+retries failures with exponential backoff, and after the last retry sends an on-failure record to an
+SQS queue and commits, so that one bad batch does not block its partitions forever.
+
+Plain Kafka only (kafka-python): the same code would consume from MSK. Run from the repo root:
+
+    .venv/bin/python localstack/msk_bridge/bridge.py --config localstack/msk_bridge/mappings.json
+
+Environment: CG_KAFKA_BOOTSTRAP (default 127.0.0.1:19092), AWS_ENDPOINT_URL (default
+http://127.0.0.1:$CG_LOCALSTACK_PORT, port 4566), AWS_DEFAULT_REGION (us-east-1). Logs are JSON lines on
+stdout. SIGTERM/SIGINT stop it after the batch in flight.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import datetime
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+DEFAULT_EVENT_SOURCE_ARN = (
+    "arn:aws:kafka:{region}:000000000000:cluster/clustergenie-local/00000000-0000-0000-0000-000000000000-1"
+)
+# kafka-python's ConsumerRecord.timestamp_type: 0 = CreateTime, 1 = LogAppendTime.
+TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
+
+_log_lock = threading.Lock()
+
+
+def log(level: str, msg: str, **fields: Any) -> None:
+    """One structured log line (JSON) on stdout."""
+    line = {
+        "ts": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": "msk_bridge",
+        "msg": msg,
+        **fields,
+    }
+    with _log_lock:
+        sys.stdout.write(json.dumps(line, default=str) + "\n")
+        sys.stdout.flush()
+
+
+# --- configuration ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Mapping:
+    """One event source mapping: a topic feeding a function, with AWS's knobs for MSK mappings."""
+
+    topic: str
+    function_name: str
+    consumer_group: str
+    batch_size: int = 100
+    maximum_batching_window_seconds: float = 0.5
+    starting_position: str = "TRIM_HORIZON"  # or LATEST
+    maximum_retry_attempts: int = 3
+    on_failure_queue: str | None = None
+    retry_backoff_seconds: float = 1.0
+    retry_backoff_max_seconds: float = 30.0
+    event_source_arn: str | None = None
+    enabled: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Mapping":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known - {"name", "comment"}
+        if unknown:
+            raise ValueError(f"unknown mapping keys: {sorted(unknown)}")
+        mapping = cls(**{k: v for k, v in data.items() if k in known})
+        if mapping.starting_position not in ("TRIM_HORIZON", "LATEST"):
+            raise ValueError(f"starting_position must be TRIM_HORIZON or LATEST, not {mapping.starting_position!r}")
+        if not 1 <= mapping.batch_size <= 10000:
+            raise ValueError("batch_size must be between 1 and 10000")
+        if mapping.maximum_retry_attempts < 0:
+            raise ValueError("maximum_retry_attempts must be >= 0")
+        return mapping
+
+
+def load_mappings(path: str) -> list[Mapping]:
+    """The enabled mappings of a JSON config file: {"mappings": [{topic, function_name, ...}, ...]}."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    return [m for m in (Mapping.from_dict(item) for item in data["mappings"]) if m.enabled]
+
+
+# --- event shapes (pure functions: unit-tested without Kafka or AWS) ---------------------------------------
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def record_to_msk(record: Any) -> dict[str, Any]:
+    """One kafka-python ConsumerRecord as an `aws:kafka` event record.
+
+    key and value are base64; a null key or value is left out, as Lambda does. Header values are lists
+    of byte values (0-255) under the header's name.
+    """
+    item: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "timestampType": TIMESTAMP_TYPES.get(record.timestamp_type, "CREATE_TIME"),
+    }
+    if record.key is not None:
+        item["key"] = _b64(record.key)
+    if record.value is not None:
+        item["value"] = _b64(record.value)
+    item["headers"] = [{name: list(value or b"")} for name, value in (record.headers or [])]
+    return item
+
+
+def build_msk_event(records: Iterable[Any], event_source_arn: str, bootstrap_servers: str) -> dict[str, Any]:
+    """The `aws:kafka` event Lambda delivers for an MSK mapping: records grouped by "topic-partition"."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        grouped.setdefault(f"{record.topic}-{record.partition}", []).append(record_to_msk(record))
+    return {
+        "eventSource": "aws:kafka",
+        "eventSourceArn": event_source_arn,
+        "bootstrapServers": bootstrap_servers,
+        "records": grouped,
+    }
+
+
+def _iso_ms(timestamp_ms: int | None) -> str | None:
+    if timestamp_ms is None or timestamp_ms < 0:
+        return None
+    moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_failure_records(
+    records: Sequence[Any],
+    *,
+    function_arn: str,
+    bootstrap_servers: str,
+    attempts: int,
+    error: dict[str, Any],
+    condition: str = "RetryAttemptsExhausted",
+    now: datetime.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Lambda's on-failure invocation records for a Kafka batch, one per topic-partition in the batch.
+
+    `error` is {"statusCode", "functionError", "payload"}; the function's error document is kept under
+    responseContext.errorPayload (AWS only says "functionError" there) so the failure is explainable.
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    by_partition: dict[tuple[str, int], list[Any]] = {}
+    for record in records:
+        by_partition.setdefault((record.topic, record.partition), []).append(record)
+    out = []
+    for (topic, partition), items in sorted(by_partition.items()):
+        items.sort(key=lambda r: r.offset)
+        out.append(
+            {
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()),
+                    "functionArn": function_arn,
+                    "condition": condition,
+                    "approximateInvokeCount": attempts,
+                },
+                "responseContext": {
+                    "statusCode": error.get("statusCode"),
+                    "executedVersion": "$LATEST",
+                    "functionError": error.get("functionError"),
+                    "errorPayload": error.get("payload"),
+                },
+                "version": "1.0",
+                "timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "KafkaBatchInfo": {
+                    "batchSize": len(items),
+                    "topic": topic,
+                    "partition": partition,
+                    "approximateArrivalOfFirstRecord": _iso_ms(items[0].timestamp),
+                    "approximateArrivalOfLastRecord": _iso_ms(items[-1].timestamp),
+                    "startOffset": items[0].offset,
+                    "endOffset": items[-1].offset,
+                    "bootstrapServers": bootstrap_servers,
+                },
+            }
+        )
+    return out
+
+
+def next_offsets(records: Iterable[Any]) -> dict[tuple[str, int], int]:
+    """The offsets to commit after a batch: last offset + 1 per topic-partition."""
+    result: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        result[key] = max(result.get(key, -1), record.offset + 1)
+    return result
+
+
+def backoff_delays(base: float, cap: float) -> Iterable[float]:
+    """Exponential backoff: base, 2*base, 4*base, ... capped at `cap`."""
+    delay = base
+    while True:
+        yield min(delay, cap)
+        delay *= 2
+
+
+# --- the poller ------------------------------------------------------------------------------------------
+class InvokeError(Exception):
+    """The Invoke API itself failed (LocalStack down, function not deployed yet): not the function's fault."""
+
+
+class MappingWorker(threading.Thread):
+    """One mapping: a consumer in the group, batching, invoking, committing, retrying, dead-lettering."""
+
+    def __init__(self, mapping: Mapping, bootstrap: str, region: str, stop: threading.Event) -> None:
+        super().__init__(name=f"mapping-{mapping.topic}->{mapping.function_name}", daemon=True)
+        self.mapping = mapping
+        self.bootstrap = bootstrap
+        self.region = region
+        self.stop_event = stop
+        self.event_source_arn = mapping.event_source_arn or DEFAULT_EVENT_SOURCE_ARN.format(region=region)
+        self._lambda = None
+        self._sqs = None
+        self._failure_queue_url: str | None = None
+
+    # AWS clients, created lazily; no client-side retries: this loop does its own.
+    def _client(self, service: str, read_timeout: int):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            service,
+            region_name=self.region,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=3, read_timeout=read_timeout),
+        )
+
+    @property
+    def lambda_client(self):
+        if self._lambda is None:
+            # Longer than any function timeout (15 min max): the invoke is synchronous.
+            self._lambda = self._client("lambda", read_timeout=910)
+        return self._lambda
+
+    @property
+    def sqs(self):
+        if self._sqs is None:
+            self._sqs = self._client("sqs", read_timeout=10)
+        return self._sqs
+
+    def _consumer(self):
+        from kafka import KafkaConsumer
+
+        return KafkaConsumer(
+            self.mapping.topic,
+            bootstrap_servers=self.bootstrap.split(","),
+            group_id=self.mapping.consumer_group,
+            client_id=f"msk-bridge-{self.mapping.function_name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if self.mapping.starting_position == "TRIM_HORIZON" else "latest",
+            max_poll_records=self.mapping.batch_size,
+            # Retries with backoff happen between polls: allow for them before the group evicts us.
+            max_poll_interval_ms=900_000,
+        )
+
+    def run(self) -> None:
+        log("INFO", "mapping starting", topic=self.mapping.topic, function=self.mapping.function_name,
+            group=self.mapping.consumer_group, bootstrap=self.bootstrap)
+        consumer = None
+        delays = backoff_delays(1.0, 30.0)
+        while not self.stop_event.is_set():
+            try:
+                consumer = self._consumer()
+                self._loop(consumer)
+            except Exception as exc:  # noqa: BLE001 - the broker may be down: reconnect with backoff
+                delay = next(delays)
+                log("ERROR", "consumer failed, reconnecting", topic=self.mapping.topic, error=repr(exc), retry_in_s=delay)
+                self.stop_event.wait(delay)
+            finally:
+                if consumer is not None:
+                    try:
+                        consumer.close(autocommit=False)
+                    except Exception:  # noqa: BLE001
+                        pass
+                    consumer = None
+        log("INFO", "mapping stopped", topic=self.mapping.topic, function=self.mapping.function_name)
+
+    def _poll_batch(self, consumer) -> list[Any]:
+        """Up to batch_size records, waiting at most the batching window once the first record is in."""
+        batch: list[Any] = []
+        window_end: float | None = None
+        while not self.stop_event.is_set() and len(batch) < self.mapping.batch_size:
+            if window_end is None:
+                timeout_ms = 1000  # idle: wake up regularly to notice a stop request
+            else:
+                remaining = window_end - time.monotonic()
+                if remaining <= 0:
+                    break
+                timeout_ms = max(1, int(remaining * 1000))
+            polled = consumer.poll(timeout_ms=timeout_ms, max_records=self.mapping.batch_size - len(batch))
+            for records in polled.values():
+                batch.extend(records)
+            if batch and window_end is None:
+                window_end = time.monotonic() + self.mapping.maximum_batching_window_seconds
+        return batch
+
+    def _loop(self, consumer) -> None:
+        while not self.stop_event.is_set():
+            batch = self._poll_batch(consumer)
+            if not batch:
+                continue
+            if self._deliver(batch):
+                self._commit(consumer, batch)
+            else:
+                # Stopping mid-retry: leave the offsets alone, the batch is delivered again after restart.
+                return
+
+    def _invoke(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Invoke synchronously; None on success, else the error (statusCode, functionError, payload)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.lambda_client.invoke(
+                FunctionName=self.mapping.function_name,
+                InvocationType="RequestResponse",
+                Payload=json.dumps(event).encode(),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise InvokeError(repr(exc)) from exc
+        body = response["Payload"].read().decode("utf-8", errors="replace")
+        if response.get("FunctionError") or response.get("StatusCode", 200) >= 300:
+            try:
+                payload: Any = json.loads(body)
+            except ValueError:
+                payload = body
+            return {"statusCode": response.get("StatusCode"), "functionError": response.get("FunctionError"), "payload": payload}
+        return None
+
+    def _deliver(self, batch: list[Any]) -> bool:
+        """True once the batch is handled (succeeded, or dead-lettered); False if asked to stop first."""
+        event = build_msk_event(batch, self.event_source_arn, self.bootstrap)
+        offsets = {f"{t}-{p}": o for (t, p), o in next_offsets(batch).items()}
+        attempts = 0
+        function_delays = backoff_delays(self.mapping.retry_backoff_seconds, self.mapping.retry_backoff_max_seconds)
+        api_delays = backoff_delays(1.0, 30.0)
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            try:
+                error = self._invoke(event)
+            except InvokeError as exc:
+                # Not an attempt of the function: wait for LocalStack/the deployment, like a disabled mapping.
+                delay = next(api_delays)
+                log("WARNING", "invoke API unavailable", function=self.mapping.function_name, error=str(exc), retry_in_s=delay)
+                self.stop_event.wait(delay)
+                continue
+            attempts += 1
+            took_ms = round((time.monotonic() - started) * 1000, 1)
+            if error is None:
+                log("INFO", "batch delivered", function=self.mapping.function_name, records=len(batch),
+                    next_offsets=offsets, attempts=attempts, duration_ms=took_ms)
+                return True
+            if attempts > self.mapping.maximum_retry_attempts:
+                log("ERROR", "batch failed after retries", function=self.mapping.function_name, records=len(batch),
+                    next_offsets=offsets, attempts=attempts, error=error)
+                return self._send_to_failure_destination(batch, attempts, error)
+            delay = next(function_delays)
+            log("WARNING", "batch failed, retrying", function=self.mapping.function_name, records=len(batch),
+                attempts=attempts, retry_in_s=delay, error=error)
+            self.stop_event.wait(delay)
+        return False
+
+    def _send_to_failure_destination(self, batch: list[Any], attempts: int, error: dict[str, Any]) -> bool:
+        if not self.mapping.on_failure_queue:
+            log("WARNING", "no on-failure destination: batch dropped", function=self.mapping.function_name,
+                next_offsets={f"{t}-{p}": o for (t, p), o in next_offsets(batch).items()})
+            return True
+        function_arn = f"arn:aws:lambda:{self.region}:000000000000:function:{self.mapping.function_name}"
+        records = build_failure_records(
+            batch, function_arn=function_arn, bootstrap_servers=self.bootstrap, attempts=attempts, error=error
+        )
+        delays = backoff_delays(1.0, 30.0)
+        while not self.stop_event.is_set():
+            try:
+                if self._failure_queue_url is None:
+                    self._failure_queue_url = self.sqs.get_queue_url(QueueName=self.mapping.on_failure_queue)["QueueUrl"]
+                for record in records:
+                    self.sqs.send_message(QueueUrl=self._failure_queue_url, MessageBody=json.dumps(record))
+                log("WARNING", "batch sent to on-failure destination", queue=self.mapping.on_failure_queue,
+                    batches=[r["KafkaBatchInfo"] for r in records])
+                return True
+            except Exception as exc:  # noqa: BLE001 - keep the offsets until the failure is recorded somewhere
+                delay = next(delays)
+                log("ERROR", "on-failure destination unavailable", queue=self.mapping.on_failure_queue,
+                    error=repr(exc), retry_in_s=delay)
+                self.stop_event.wait(delay)
+        return False
+
+    def _commit(self, consumer, batch: list[Any]) -> None:
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in next_offsets(batch).items()}
+        try:
+            consumer.commit(offsets)
+        except Exception as exc:  # noqa: BLE001 - e.g. a rebalance: the batch may be delivered again (at least once)
+            log("WARNING", "offset commit failed", topic=self.mapping.topic, error=repr(exc))
+
+
+def _defaults_from_env() -> None:
+    os.environ.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{os.environ.get('CG_LOCALSTACK_PORT', '4566')}")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+
+
+def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading.Event], None] | None = None) -> int:
+    """Run every mapping of the config until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "mappings.json"))
+    args = parser.parse_args(argv)
+    _defaults_from_env()
+    bootstrap = os.environ.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    region = os.environ["AWS_DEFAULT_REGION"]
+    mappings = load_mappings(args.config)
+    stop = threading.Event()
+
+    def _on_signal(signum, _frame):
+        log("INFO", "stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    (install_signals or (lambda _stop: [signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)]))(stop)
+    log("INFO", "bridge starting", mappings=len(mappings), bootstrap=bootstrap, endpoint=os.environ["AWS_ENDPOINT_URL"])
+    workers = [MappingWorker(m, bootstrap, region, stop) for m in mappings]
+    for worker in workers:
+        worker.start()
+    while not stop.is_set():
+        stop.wait(1.0)
+    for worker in workers:
+        worker.join(timeout=15)
+    log("INFO", "bridge stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

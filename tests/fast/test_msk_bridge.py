@@ -1,0 +1,139 @@
+"""The MSK bridge's event shapes: what a function gets must be what Lambda's MSK poller delivers."""
+from __future__ import annotations
+
+import base64
+import datetime
+import importlib.util
+import json
+import pathlib
+import sys
+
+import pytest
+from kafka.consumer.fetcher import ConsumerRecord
+
+from aws_lambda_powertools.utilities.data_classes import KafkaEvent
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _load_bridge():
+    # `localstack/` is not a package (it must not shadow LocalStack itself): load the module by path.
+    spec = importlib.util.spec_from_file_location("msk_bridge_under_test", ROOT / "localstack" / "msk_bridge" / "bridge.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bridge = _load_bridge()
+ARN = "arn:aws:kafka:us-east-1:000000000000:cluster/test/abc-1"
+
+
+def record(partition: int, offset: int, key: bytes | None = b"c-1", value: bytes | None = b'{"type":"x"}',
+           headers=None, timestamp: int = 1_700_000_000_000, timestamp_type: int = 0, topic: str = "cluster-events"):
+    return ConsumerRecord(
+        topic=topic, partition=partition, leader_epoch=0, offset=offset, timestamp=timestamp,
+        timestamp_type=timestamp_type, key=key, value=value, headers=headers or [], checksum=None,
+        serialized_key_size=len(key or b""), serialized_value_size=len(value or b""), serialized_header_size=0,
+    )
+
+
+def test_event_has_the_msk_envelope():
+    event = bridge.build_msk_event([record(0, 5)], ARN, "127.0.0.1:19092")
+    assert event["eventSource"] == "aws:kafka"
+    assert event["eventSourceArn"] == ARN
+    assert event["bootstrapServers"] == "127.0.0.1:19092"
+    assert list(event["records"]) == ["cluster-events-0"]
+
+
+def test_records_are_grouped_by_topic_partition_and_ordered_by_offset():
+    batch = [record(1, 7), record(0, 3), record(1, 6), record(0, 2)]
+    event = bridge.build_msk_event(batch, ARN, "b:1")
+    assert sorted(event["records"]) == ["cluster-events-0", "cluster-events-1"]
+    assert [r["offset"] for r in event["records"]["cluster-events-0"]] == [2, 3]
+    assert [r["offset"] for r in event["records"]["cluster-events-1"]] == [6, 7]
+
+
+def test_record_fields_match_lambda():
+    item = bridge.record_to_msk(
+        record(2, 42, key=b"cluster-9", value=b'{"a":1}', headers=[("trace-id", b"abc"), ("empty", b"")],
+               timestamp=1545084650987, timestamp_type=1)
+    )
+    assert item == {
+        "topic": "cluster-events",
+        "partition": 2,
+        "offset": 42,
+        "timestamp": 1545084650987,
+        "timestampType": "LOG_APPEND_TIME",
+        "key": base64.b64encode(b"cluster-9").decode(),
+        "value": base64.b64encode(b'{"a":1}').decode(),
+        "headers": [{"trace-id": [97, 98, 99]}, {"empty": []}],
+    }
+    assert bridge.record_to_msk(record(0, 1))["timestampType"] == "CREATE_TIME"
+
+
+def test_null_key_and_value_are_left_out():
+    item = bridge.record_to_msk(record(0, 1, key=None, value=None))
+    assert "key" not in item and "value" not in item
+
+
+def test_event_is_json_and_parses_with_powertools():
+    """The thin handler (and later ones) read the event through powertools: it must understand it."""
+    event = json.loads(json.dumps(bridge.build_msk_event(
+        [record(0, 1, headers=[("h", b"v")]), record(1, 9, key=None)], ARN, "b:1")))
+    parsed = KafkaEvent(event)
+    assert parsed.event_source == "aws:kafka"
+    assert parsed.event_source_arn == ARN
+    items = list(parsed.records)
+    assert [(r.partition, r.offset) for r in items] == [(0, 1), (1, 9)]
+    assert items[0].decoded_key == b"c-1"
+    assert items[0].json_value == {"type": "x"}
+    assert items[0].decoded_headers == {"h": b"v"}
+
+
+def test_next_offsets_are_last_plus_one_per_partition():
+    batch = [record(0, 3), record(0, 5), record(1, 0), record(0, 4)]
+    assert bridge.next_offsets(batch) == {("cluster-events", 0): 6, ("cluster-events", 1): 1}
+
+
+def test_failure_records_carry_offset_range_and_error():
+    now = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    error = {"statusCode": 200, "functionError": "Unhandled",
+             "payload": {"errorType": "ValueError", "errorMessage": "boom"}}
+    out = bridge.build_failure_records(
+        [record(1, 11), record(0, 4), record(1, 10)],
+        function_arn="arn:aws:lambda:us-east-1:000000000000:function:f", bootstrap_servers="b:1",
+        attempts=4, error=error, now=now,
+    )
+    assert [(r["KafkaBatchInfo"]["partition"], r["KafkaBatchInfo"]["startOffset"], r["KafkaBatchInfo"]["endOffset"])
+            for r in out] == [(0, 4, 4), (1, 10, 11)]
+    first = out[1]
+    assert first["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert first["requestContext"]["approximateInvokeCount"] == 4
+    assert first["responseContext"]["functionError"] == "Unhandled"
+    assert first["responseContext"]["errorPayload"]["errorMessage"] == "boom"
+    assert first["KafkaBatchInfo"]["topic"] == "cluster-events"
+    assert first["KafkaBatchInfo"]["batchSize"] == 2
+    assert first["KafkaBatchInfo"]["approximateArrivalOfFirstRecord"] == "2023-11-14T22:13:20.000Z"
+    assert first["timestamp"] == "2025-01-02T03:04:05.000Z"
+    json.dumps(out)
+
+
+def test_backoff_doubles_up_to_the_cap():
+    delays = bridge.backoff_delays(1, 5)
+    assert [next(delays) for _ in range(5)] == [1, 2, 4, 5, 5]
+
+
+def test_shipped_mappings_file_is_valid():
+    mappings = bridge.load_mappings(str(ROOT / "localstack" / "msk_bridge" / "mappings.json"))
+    assert [(m.topic, m.function_name, m.consumer_group, m.on_failure_queue) for m in mappings] == [
+        ("cluster-events", "clustergenie-local-event_handler", "clustergenie-event-handler",
+         "clustergenie-event-handler-failures")
+    ]
+
+
+def test_bad_mapping_is_refused():
+    with pytest.raises(ValueError):
+        bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g", "starting_position": "AT"})
+    with pytest.raises(ValueError):
+        bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g", "typo": 1})
