@@ -19,8 +19,20 @@ register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelop
 
 # --- REST API (function `api`, behind API Gateway), one blueprint per resource ----------------------
 from chalicelib.api.clusters import bp as clusters_bp  # noqa: E402
+from chalicelib.api.diagnosis import bp as diagnosis_bp  # noqa: E402
+from chalicelib.api.droplets import bp as droplets_bp  # noqa: E402
+from chalicelib.api.health import bp as health_bp  # noqa: E402
+from chalicelib.api.jobs import bp as jobs_bp  # noqa: E402
+from chalicelib.api.metrics import bp as metrics_bp  # noqa: E402
+from chalicelib.api.openapi import bp as openapi_bp  # noqa: E402
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
+app.register_blueprint(droplets_bp, url_prefix="/api/v1")
+app.register_blueprint(jobs_bp, url_prefix="/api/v1")
+app.register_blueprint(metrics_bp, url_prefix="/api/v1")
+app.register_blueprint(health_bp, url_prefix="/api/v1")
+app.register_blueprint(diagnosis_bp, url_prefix="/api/v1")
+app.register_blueprint(openapi_bp, url_prefix="/api/v1")
 from chalicelib.api.observability import bp as observability_bp  # noqa: E402
 
 app.register_blueprint(observability_bp, url_prefix="/api/v1")

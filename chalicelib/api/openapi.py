@@ -1,0 +1,160 @@
+"""The OpenAPI 3 document of the API, served at /api/v1/openapi.json.
+
+Schemas come from the pydantic request and response models; paths come from the route table below.
+`tests/fast/test_api_openapi.py` checks that this table and the app's registered routes are the same
+set, so a route cannot be added without being documented. Blueprints owned elsewhere add their own
+operations with `document(...)` at import time.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice import Blueprint
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from chalicelib import models as m
+
+API_PREFIX = "/api/v1"
+_REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # the full path, as registered with Chalice
+    summary: str
+    tag: str
+    response: type[BaseModel] | None  # None: a free-form JSON object
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    notes: str = ""
+    extra_responses: dict[int, str] = field(default_factory=dict)
+
+
+def _v1(path: str) -> str:
+    return API_PREFIX + path
+
+
+_OPERATIONS: list[Operation] = [
+    Operation("POST", _v1("/clusters"), "Create a cluster", "clusters", m.ClusterEnvelope, 201, body=m.CreateClusterRequest),
+    Operation("GET", _v1("/clusters"), "List clusters", "clusters", m.ClusterList),
+    Operation("GET", _v1("/clusters/{cluster_id}"), "Get a cluster", "clusters", m.ClusterEnvelope),
+    Operation("PUT", _v1("/clusters/{cluster_id}"), "Update a cluster (409 when a concurrent update won)", "clusters",
+              m.ClusterEnvelope, body=m.UpdateClusterRequest),
+    Operation("DELETE", _v1("/clusters/{cluster_id}"), "Delete a cluster with its droplets, jobs and metrics",
+              "clusters", m.MessageResponse),
+    Operation("POST", _v1("/droplets"), "Create a droplet", "droplets", m.DropletEnvelope, 201, body=m.CreateDropletRequest),
+    Operation("GET", _v1("/droplets"), "List droplets", "droplets", m.DropletList, query=m.DropletListQuery),
+    Operation("GET", _v1("/droplets/{droplet_id}"), "Get a droplet", "droplets", m.DropletEnvelope),
+    Operation("DELETE", _v1("/droplets/{droplet_id}"), "Delete a droplet", "droplets", m.MessageResponse),
+    Operation("POST", _v1("/jobs"), "Create a job (stored as queued, then enqueued)", "jobs", m.JobEnvelope, 201,
+              body=m.CreateJobRequest, notes="Rate limited by `jobs_create`, per caller (X-User-ID)."),
+    Operation("GET", _v1("/jobs"), "List jobs (paged, sorted on allow-listed columns)", "jobs", m.JobPage,
+              query=m.JobListQuery),
+    Operation("GET", _v1("/jobs/{job_id}"), "Get a job", "jobs", m.JobEnvelope),
+    Operation("GET", _v1("/metrics"), "List stored metric samples", "monitoring", m.MetricPage, query=m.MetricListQuery),
+    Operation("GET", _v1("/health/{cluster_id}"), "Cluster health from the latest samples", "monitoring", m.HealthReport),
+    Operation("POST", _v1("/diagnosis/diagnose"), "Diagnose a cluster", "diagnosis", m.DiagnosisReport,
+              body=m.DiagnoseRequest, notes="Rate limited by `diagnosis`, per cluster."),
+    Operation("GET", _v1("/openapi.json"), "This document", "meta", None),
+]
+
+
+def document(*operations: Operation) -> None:
+    """Add operations to the document (for blueprints defined outside this module)."""
+    _OPERATIONS.extend(operations)
+    openapi_document.cache_clear()
+
+
+def operations() -> list[Operation]:
+    return list(_OPERATIONS)
+
+
+def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    # Query parameters are either present (a value) or absent; "null" has no spelling in a URL.
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) == 1:
+        merged = {k: v for k, v in schema.items() if k != "anyOf"}
+        return {**merged, **options[0]}
+    return schema
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = _non_null(copy.deepcopy(prop))
+        prop.pop("title", None)
+        params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    return params
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0 document for every operation in the route table."""
+    request_models = {op.body for op in _OPERATIONS if op.body}
+    response_models = {op.response for op in _OPERATIONS if op.response} | {m.ErrorResponse}
+    inputs = [(model, "validation") for model in sorted(request_models, key=lambda x: x.__name__)]
+    outputs = [(model, "serialization") for model in sorted(response_models, key=lambda x: x.__name__)]
+    _, defs = models_json_schema(inputs + outputs, ref_template=_REF)
+    schemas = defs.get("$defs", {})
+
+    paths: dict[str, dict[str, Any]] = {}
+    for op in _OPERATIONS:
+        path_params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+            for name in re.findall(r"{(\w+)}", op.path)
+        ]
+        query_params = _query_parameters(op.query) if op.query else []
+        response_schema = _ref(op.response) if op.response else {"type": "object"}
+        entry: dict[str, Any] = {
+            "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path[len(API_PREFIX):].lower()).strip('_')}",
+            "summary": op.summary,
+            "tags": [op.tag],
+            "responses": {
+                str(op.status): {"description": op.summary, "content": _json_content(response_schema)},
+                "default": {"description": "error: `{\"error\": ...}`", "content": _json_content(_ref(m.ErrorResponse))},
+            },
+        }
+        if op.notes:
+            entry["description"] = op.notes
+        if path_params or query_params:
+            entry["parameters"] = path_params + query_params
+        if op.body:
+            entry["requestBody"] = {"required": True, "content": _json_content(_ref(op.body))}
+        paths.setdefault(op.path, {})[op.method.lower()] = entry
+
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ClusterGenie API",
+            "version": "1.0.0",
+            "description": "Cluster management: clusters, droplets, jobs, metrics, health and diagnosis. "
+                           "Errors are `{\"error\": \"...\"}`; 500s also carry a `request_id`.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/openapi.json", methods=["GET"])
+def get_openapi_document():
+    return openapi_document()

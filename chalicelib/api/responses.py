@@ -1,0 +1,16 @@
+"""Turning response models into Chalice responses (the v1 envelopes are the models themselves)."""
+from __future__ import annotations
+
+from chalice import Response
+from pydantic import BaseModel
+
+from chalicelib.http import JSON_HEADERS
+
+
+def ok(body: BaseModel, status_code: int = 200) -> Response:
+    """`body` as JSON (timestamps as ISO-8601 UTC with Z)."""
+    return Response(body=body.model_dump(mode="json"), status_code=status_code, headers=JSON_HEADERS)
+
+
+def created(body: BaseModel) -> Response:
+    return ok(body, status_code=201)

@@ -1,0 +1,86 @@
+"""The JobQueue: how the API hands a stored job to the job worker.
+
+`get_job_queue()` is the single getter; production uses SQS (the `clustergenie-jobs` queue), the fast
+test tier swaps in `InMemoryJobQueue` with `set_job_queue()`. The message carries only the job id and
+trace id: the worker reads the job itself from MySQL, so a message can never disagree with the row.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Protocol
+
+from chalicelib.models.domain import Job
+from chalicelib.settings import get_settings
+
+
+class JobQueue(Protocol):
+    def send(self, job: Job) -> None:
+        """Hand `job` to the worker; raise on failure (the caller marks the job failed)."""
+
+
+def message_for(job: Job) -> dict[str, Any]:
+    """The SQS message for a job: body `{"job_id", "trace_id"}`, attribute `job_type`."""
+    return {
+        "MessageBody": json.dumps({"job_id": job.id, "trace_id": job.trace_id}, separators=(",", ":")),
+        "MessageAttributes": {"job_type": {"DataType": "String", "StringValue": job.type}},
+    }
+
+
+class SqsJobQueue:
+    """The SQS queue named by `settings.jobs_queue_name`; its URL is resolved on first use."""
+
+    def __init__(self, queue_name: str | None = None) -> None:
+        self._queue_name = queue_name or get_settings().jobs_queue_name
+        self._queue_url: str | None = None
+
+    @property
+    def queue_url(self) -> str:
+        if self._queue_url is None:
+            from chalicelib.aws import client
+
+            self._queue_url = client("sqs").get_queue_url(QueueName=self._queue_name)["QueueUrl"]
+        return self._queue_url
+
+    def send(self, job: Job) -> None:
+        from chalicelib.aws import client
+
+        client("sqs").send_message(QueueUrl=self.queue_url, **message_for(job))
+
+
+class InMemoryJobQueue:
+    """Keeps sent messages in a list (the fast test tier). Set `fail_with` to simulate an outage."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.fail_with: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def send(self, job: Job) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        with self._lock:
+            self.messages.append(message_for(job))
+
+    def sent_job_ids(self) -> list[str]:
+        return [json.loads(m["MessageBody"])["job_id"] for m in self.messages]
+
+
+_queue: JobQueue | None = None
+_queue_lock = threading.Lock()
+
+
+def get_job_queue() -> JobQueue:
+    """The process's JobQueue (SQS unless a test installed another)."""
+    global _queue
+    if _queue is None:
+        with _queue_lock:
+            if _queue is None:
+                _queue = SqsJobQueue()
+    return _queue
+
+
+def set_job_queue(queue: JobQueue | None) -> None:
+    """Install `queue` (None restores the SQS default on next use)."""
+    global _queue
+    _queue = queue

@@ -1,0 +1,176 @@
+"""The domain vocabulary (allow-lists) and the response shapes of the v1 API.
+
+Response models double as the OpenAPI schemas (`chalicelib.api.openapi`), so what the document
+promises and what the routes return come from one definition.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+# --- Allow-lists ---------------------------------------------------------------------------------------
+# The original accepted any string; these are the regions and sizes the providers can actually place.
+REGIONS: tuple[str, ...] = (
+    "nyc1", "nyc3", "sfo2", "sfo3", "tor1", "ams3", "lon1", "fra1", "sgp1", "blr1", "syd1",
+)
+DROPLET_SIZES: tuple[str, ...] = (
+    "s-1vcpu-1gb", "s-1vcpu-2gb", "s-2vcpu-2gb", "s-2vcpu-4gb", "s-4vcpu-8gb", "s-8vcpu-16gb",
+)
+PROVIDERS: tuple[str, ...] = ("simulated", "digitalocean", "aws")
+DEFAULT_REGION = "nyc3"
+DEFAULT_SIZE = "s-1vcpu-1gb"
+DEFAULT_IMAGE = "ubuntu-22-04-x64"
+DEFAULT_PROVIDER = "simulated"
+
+ClusterStatus = Literal["healthy", "warning", "critical"]
+DropletStatus = Literal["provisioning", "active", "deleting", "deleted", "error"]
+JobType = Literal["provision", "scale", "diagnose", "monitor"]
+JobStatus = Literal["queued", "processing", "completed", "failed"]
+MetricType = Literal["cpu", "memory", "disk", "network"]
+HealthStatus = Literal["healthy", "warning", "critical", "unknown"]
+
+JOB_TYPES: tuple[str, ...] = JobType.__args__  # type: ignore[attr-defined]
+METRIC_TYPES: tuple[str, ...] = MetricType.__args__  # type: ignore[attr-defined]
+METRIC_UNITS: dict[str, str] = {"cpu": "%", "memory": "%", "disk": "%", "network": "Mbps"}
+
+
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """ISO-8601 in UTC with a `Z` (the database stores naive UTC: the session time zone is +00:00)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+UtcDatetime = Annotated[
+    dt.datetime,
+    PlainSerializer(iso_utc, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]):
+        """Build from a repository row, keeping only the fields this shape exposes."""
+        return cls.model_validate({name: row.get(name) for name in cls.model_fields})
+
+
+# --- Resources -----------------------------------------------------------------------------------------
+class Cluster(_Response):
+    id: str
+    name: str
+    region: str
+    droplets: list[str] = Field(description="ids of the cluster's droplets, derived from the droplets table")
+    status: ClusterStatus
+    last_checked: UtcDatetime | None
+    version: int = Field(description="optimistic-concurrency version; send it back in PUT to update safely")
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class Droplet(_Response):
+    id: str
+    cluster_id: str | None
+    name: str
+    region: str
+    provider: str
+    size: str
+    image: str
+    status: DropletStatus
+    ip_address: str | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class Job(_Response):
+    id: str
+    cluster_id: str
+    type: JobType
+    status: JobStatus
+    trace_id: str
+    progress: int = Field(ge=0, le=100)
+    parameters: dict[str, str]
+    result: Any = None
+    error: str | None
+    version: int
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    started_at: UtcDatetime | None
+    completed_at: UtcDatetime | None
+
+
+class Metric(_Response):
+    id: int
+    cluster_id: str
+    type: MetricType
+    value: float
+    unit: str
+    timestamp: UtcDatetime
+
+
+# --- Envelopes (the v1 wire contract) ------------------------------------------------------------------
+class ClusterEnvelope(_Response):
+    cluster: Cluster
+    message: str
+
+
+class ClusterList(_Response):
+    clusters: list[Cluster]
+
+
+class DropletEnvelope(_Response):
+    droplet: Droplet
+    message: str
+
+
+class DropletList(_Response):
+    droplets: list[Droplet]
+
+
+class JobEnvelope(_Response):
+    job: Job
+    message: str
+
+
+class JobPage(_Response):
+    jobs: list[Job]
+    page: int
+    page_size: int
+    total: int
+
+
+class MetricPage(_Response):
+    metrics: list[Metric]
+    period: Literal["1h"] = "1h"
+    page: int
+    page_size: int
+    total_count: int
+
+
+class HealthReport(_Response):
+    cluster_id: str
+    status: HealthStatus
+    issues: list[str]
+    timestamp: UtcDatetime
+
+
+class DiagnosisReport(_Response):
+    cluster: Cluster
+    insights: list[str]
+    recommendations: list[str]
+
+
+class MessageResponse(_Response):
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    # Open to extra keys: the edge (rate limiter, error middleware) may add context next to `error`.
+    error: str
+    request_id: str | None = Field(default=None, description="present on 500s; quote it when reporting")

@@ -1,0 +1,131 @@
+"""Typed request models: every body and query string is validated here, at the edge.
+
+Bodies are strict (no coercion: `"3"` is not a number) and refuse unknown fields. Query strings arrive
+as text, so their numbers are parsed, but still bounded and allow-listed. Each failure names its field
+(see `chalicelib.http.describe_validation_error`).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from chalicelib.models.domain import (
+    DEFAULT_IMAGE,
+    DEFAULT_PROVIDER,
+    DROPLET_SIZES,
+    PROVIDERS,
+    REGIONS,
+    ClusterStatus,
+    JobType,
+    MetricType,
+)
+
+
+def _one_of(allowed: tuple[str, ...], what: str):
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise PydanticCustomError(
+                f"unknown_{what}", "unknown {what} {value}; expected one of: {allowed}",
+                {"what": what, "value": repr(value[:64]), "allowed": ", ".join(allowed)},
+            )
+        return value
+
+    return check
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+# Ids are ours (`cluster-<uuid4>` ...); the bound keeps absurd input away from the database.
+ResourceId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Region = Annotated[str, AfterValidator(_one_of(REGIONS, "region")), Field(json_schema_extra={"enum": list(REGIONS)})]
+Size = Annotated[str, AfterValidator(_one_of(DROPLET_SIZES, "size")), Field(json_schema_extra={"enum": list(DROPLET_SIZES)})]
+Provider = Annotated[str, AfterValidator(_one_of(PROVIDERS, "provider")), Field(json_schema_extra={"enum": list(PROVIDERS)})]
+Image = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+
+
+class RequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class CreateClusterRequest(RequestBody):
+    name: Name
+    region: Region
+
+
+class UpdateClusterRequest(RequestBody):
+    name: Name | None = None
+    region: Region | None = None
+    status: ClusterStatus | None = None
+    # Optional compare-and-set: when given, the update applies only to this version (else 409).
+    version: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> "UpdateClusterRequest":
+        if self.name is None and self.region is None and self.status is None:
+            raise PydanticCustomError("nothing_to_update", "at least one of name, region, status is required")
+        return self
+
+
+class CreateDropletRequest(RequestBody):
+    name: Name
+    region: Region
+    size: Size
+    image: Image = DEFAULT_IMAGE
+    cluster_id: ResourceId | None = None
+    provider: Provider = DEFAULT_PROVIDER
+
+
+ParameterKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+ParameterValue = Annotated[str, StringConstraints(max_length=1024)]
+
+
+class CreateJobRequest(RequestBody):
+    type: JobType
+    parameters: Annotated[
+        dict[ParameterKey, ParameterValue],
+        Field(max_length=32, json_schema_extra={"required": ["cluster_id"]}),
+    ]
+
+    @field_validator("parameters")
+    @classmethod
+    def _names_a_cluster(cls, parameters: dict[str, str]) -> dict[str, str]:
+        cluster_id = parameters.get("cluster_id", "").strip()
+        if not cluster_id:
+            raise PydanticCustomError("missing_cluster_id", "cluster_id is required (the cluster the job acts on)")
+        if len(cluster_id) > 64:
+            raise PydanticCustomError("cluster_id_too_long", "cluster_id must be at most 64 characters")
+        return {**parameters, "cluster_id": cluster_id}
+
+    @property
+    def cluster_id(self) -> str:
+        return self.parameters["cluster_id"]
+
+
+class DiagnoseRequest(RequestBody):
+    cluster_id: ResourceId
+
+
+class QueryParams(BaseModel):
+    # Query strings are text: numbers are parsed (lax), everything else stays allow-listed.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class JobListQuery(QueryParams):
+    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    page_size: Annotated[int, Field(ge=1, le=100)] = 5
+    sort_by: Literal["created_at", "id", "updated_at", "status", "type", "progress"] = "created_at"
+    sort_dir: Literal["asc", "desc"] = "desc"
+
+
+class DropletListQuery(QueryParams):
+    cluster_id: ResourceId | None = None
+
+
+class MetricListQuery(QueryParams):
+    cluster_id: ResourceId | None = None
+    type: MetricType | None = None
+    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    page_size: Annotated[int, Field(ge=1, le=100)] = 50
+
+

@@ -1,0 +1,39 @@
+"""What every repository shares: id generation and the mapping of MySQL errors to domain errors."""
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import pymysql
+
+from chalicelib.errors import ConflictError, NotFoundError
+
+# MySQL/MariaDB error numbers that are the caller's business, not a server fault.
+ER_NO_REFERENCED_ROW = 1452  # FK child insert whose parent is gone
+ER_DUP_ENTRY = 1062
+ER_LOCK_DEADLOCK = 1213
+ER_LOCK_WAIT_TIMEOUT = 1205
+
+
+def new_id(prefix: str) -> str:
+    """A collision-free id such as `cluster-<uuid4>` (the original built ids from names and seconds)."""
+    return f"{prefix}-{uuid.uuid4()}"
+
+
+@contextlib.contextmanager
+def domain_errors(missing_parent: str = "referenced resource not found") -> Iterator[None]:
+    """Turn the database's refusals into 404/409 instead of letting them surface as 500s."""
+    try:
+        yield
+    except pymysql.err.IntegrityError as exc:
+        code = exc.args[0] if exc.args else None
+        if code == ER_NO_REFERENCED_ROW:
+            raise NotFoundError(missing_parent) from None
+        if code == ER_DUP_ENTRY:
+            raise ConflictError("resource already exists") from None
+        raise
+    except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT):
+            raise ConflictError("concurrent update in progress; retry") from None
+        raise

@@ -1,0 +1,101 @@
+"""Clusters in MySQL. A cluster's droplet list is read from the droplets table (one source of truth)."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import db
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.repositories.base import domain_errors, new_id
+
+_COLUMNS = "id, name, region, status, last_checked, version, created_at, updated_at"
+# Deleted droplets are history, not members.
+_DROPLET_IDS = "SELECT id, cluster_id FROM droplets WHERE cluster_id {cond} AND status <> 'deleted' ORDER BY created_at, id"
+
+
+def _attach_droplets(cur: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not rows:
+        return rows
+    by_id = {row["id"]: row for row in rows}
+    for row in rows:
+        row["droplets"] = []
+    if len(rows) == 1:
+        cur.execute(_DROPLET_IDS.format(cond="= %s"), (rows[0]["id"],))
+    else:
+        cur.execute(_DROPLET_IDS.format(cond="IN (" + ", ".join(["%s"] * len(rows)) + ")"), tuple(by_id))
+    for droplet in cur.fetchall():
+        by_id[droplet["cluster_id"]]["droplets"].append(droplet["id"])
+    return rows
+
+
+class ClusterRepository:
+    """Rows are dicts with the clusters columns plus `droplets` (list of droplet ids)."""
+
+    def create(self, name: str, region: str, status: str = "healthy") -> dict[str, Any]:
+        """Insert a new cluster and return it as stored."""
+        cluster_id = new_id("cluster")
+        with db.transaction() as cur, domain_errors():
+            cur.execute(
+                "INSERT INTO clusters (id, name, region, status) VALUES (%s, %s, %s, %s)",
+                (cluster_id, name, region, status),
+            )
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters WHERE id = %s", (cluster_id,))
+            row = cur.fetchone()
+        row["droplets"] = []
+        return row
+
+    def get(self, cluster_id: str) -> dict[str, Any]:
+        """The cluster with its droplet ids; NotFoundError when missing."""
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters WHERE id = %s", (cluster_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFoundError("Cluster not found")
+            return _attach_droplets(cur, [row])[0]
+
+    def exists(self, cluster_id: str) -> bool:
+        with db.transaction() as cur:
+            cur.execute("SELECT 1 FROM clusters WHERE id = %s", (cluster_id,))
+            return cur.fetchone() is not None
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every cluster, oldest first, with droplet ids."""
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters ORDER BY created_at, id")
+            return _attach_droplets(cur, list(cur.fetchall()))
+
+    def update(self, cluster_id: str, expected_version: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply `changes` (name, region, status, last_checked) only if the row is still at
+        `expected_version`, bumping the version. NotFoundError if missing, ConflictError if a
+        concurrent update won."""
+        allowed = ("name", "region", "status", "last_checked")
+        fields = [f for f in allowed if f in changes]
+        assignments = "".join(f"{f} = %s, " for f in fields)
+        with db.transaction() as cur, domain_errors():
+            cur.execute(
+                f"UPDATE clusters SET {assignments}version = version + 1 WHERE id = %s AND version = %s",
+                (*[changes[f] for f in fields], cluster_id, expected_version),
+            )
+            if cur.rowcount == 0:
+                cur.execute("SELECT version FROM clusters WHERE id = %s", (cluster_id,))
+                current = cur.fetchone()
+                if current is None:
+                    raise NotFoundError("Cluster not found")
+                raise ConflictError(
+                    f"cluster {cluster_id} was modified concurrently (version {current['version']}, "
+                    f"expected {expected_version}); re-read and retry"
+                )
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters WHERE id = %s", (cluster_id,))
+            return _attach_droplets(cur, [cur.fetchone()])[0]
+
+    def delete(self, cluster_id: str) -> None:
+        """Delete the cluster with its metrics, jobs and droplets in one transaction; NotFoundError if missing."""
+        with db.transaction() as cur, domain_errors():
+            # Lock the cluster first so no droplet or job can be attached while we cascade.
+            cur.execute("SELECT id FROM clusters WHERE id = %s FOR UPDATE", (cluster_id,))
+            if cur.fetchone() is None:
+                raise NotFoundError("Cluster not found")
+            # Explicit, child-first deletes: the outcome does not depend on the FK's ON DELETE clause.
+            cur.execute("DELETE FROM metrics WHERE cluster_id = %s", (cluster_id,))
+            cur.execute("DELETE FROM jobs WHERE cluster_id = %s", (cluster_id,))
+            cur.execute("DELETE FROM droplets WHERE cluster_id = %s", (cluster_id,))
+            cur.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))

@@ -1,0 +1,71 @@
+"""Droplets in MySQL."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import db
+from chalicelib.errors import NotFoundError
+from chalicelib.repositories.base import domain_errors, new_id
+
+_COLUMNS = ("id, cluster_id, name, region, provider, size, image, status, ip_address, provider_instance_id, "
+            "version, created_at, updated_at")
+
+
+class DropletRepository:
+    def create(self, *, name: str, region: str, size: str, image: str, provider: str,
+               cluster_id: str | None = None, status: str = "provisioning") -> dict[str, Any]:
+        """Insert a droplet; when `cluster_id` is given the cluster must exist (NotFoundError otherwise)."""
+        droplet_id = new_id("droplet")
+        with db.transaction() as cur, domain_errors("Cluster not found"):
+            if cluster_id is not None:
+                # Share-lock the parent so it cannot be deleted between the check and the insert.
+                cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
+                if cur.fetchone() is None:
+                    raise NotFoundError("Cluster not found")
+            cur.execute(
+                "INSERT INTO droplets (id, cluster_id, name, region, provider, size, image, status) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (droplet_id, cluster_id, name, region, provider, size, image, status),
+            )
+            cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s", (droplet_id,))
+            return cur.fetchone()
+
+    def get(self, droplet_id: str) -> dict[str, Any]:
+        """The droplet; NotFoundError when missing."""
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s", (droplet_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFoundError("Droplet not found")
+        return row
+
+    def list(self, cluster_id: str | None = None) -> list[dict[str, Any]]:
+        """Droplets, oldest first, optionally of one cluster."""
+        with db.transaction() as cur:
+            if cluster_id is None:
+                cur.execute(f"SELECT {_COLUMNS} FROM droplets ORDER BY created_at, id")
+            else:
+                cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE cluster_id = %s ORDER BY created_at, id",
+                            (cluster_id,))
+            return list(cur.fetchall())
+
+    def update(self, droplet_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Set status/ip_address/provider_instance_id (the provisioning pipeline's fields)."""
+        allowed = ("status", "ip_address", "provider_instance_id")
+        fields = [f for f in allowed if f in changes]
+        assignments = "".join(f"{f} = %s, " for f in fields)
+        with db.transaction() as cur:
+            cur.execute(f"UPDATE droplets SET {assignments}version = version + 1 WHERE id = %s",
+                        (*[changes[f] for f in fields], droplet_id))
+            cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s", (droplet_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFoundError("Droplet not found")
+        return row
+
+    def delete(self, droplet_id: str) -> None:
+        """Remove the droplet; NotFoundError when missing."""
+        with db.transaction() as cur:
+            cur.execute("DELETE FROM droplets WHERE id = %s", (droplet_id,))
+            if cur.rowcount == 0:
+                raise NotFoundError("Droplet not found")

@@ -1,0 +1,92 @@
+"""Jobs in MySQL, with optimistic concurrency on every state change."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib import db
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.repositories.base import domain_errors, new_id
+
+_COLUMNS = ("id, cluster_id, type, status, trace_id, progress, parameters, result, error, version, "
+            "created_at, updated_at, started_at, completed_at")
+
+# The only columns a listing may sort on; user input selects a key, never reaches the SQL text.
+SORT_COLUMNS: dict[str, str] = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "id": "id",
+    "status": "status",
+    "type": "type",
+    "progress": "progress",
+}
+_STATE_FIELDS = ("status", "progress", "result", "error", "started_at", "completed_at")
+
+
+def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    # MariaDB's JSON is LONGTEXT on the wire.
+    if row is not None:
+        for key in ("parameters", "result"):
+            if isinstance(row.get(key), (str, bytes)):
+                row[key] = json.loads(row[key])
+    return row
+
+
+class JobRepository:
+    def create(self, *, job_type: str, cluster_id: str, parameters: dict[str, str], trace_id: str) -> dict[str, Any]:
+        """Insert a `queued` job for an existing cluster (NotFoundError otherwise)."""
+        job_id = new_id("job")
+        with db.transaction() as cur, domain_errors("Cluster not found"):
+            cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
+            if cur.fetchone() is None:
+                raise NotFoundError("Cluster not found")
+            cur.execute(
+                "INSERT INTO jobs (id, cluster_id, type, status, trace_id, progress, parameters) "
+                "VALUES (%s, %s, %s, 'queued', %s, 0, %s)",
+                (job_id, cluster_id, job_type, trace_id, json.dumps(parameters, separators=(",", ":"))),
+            )
+            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+            return _decode(cur.fetchone())
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """The job; NotFoundError when missing."""
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+            row = _decode(cur.fetchone())
+        if row is None:
+            raise NotFoundError("Job not found")
+        return row
+
+    def list(self, *, page: int, page_size: int, sort_by: str = "created_at",
+             sort_dir: str = "desc") -> tuple[list[dict[str, Any]], int]:
+        """One page of jobs and the exact total, read in one transaction (one snapshot)."""
+        column = SORT_COLUMNS[sort_by]
+        direction = "ASC" if sort_dir == "asc" else "DESC"
+        # `id` breaks ties so that pages never overlap or skip rows.
+        order = f"{column} {direction}" + ("" if column == "id" else f", id {direction}")
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY {order} LIMIT %s OFFSET %s",
+                        (page_size, (page - 1) * page_size))
+            rows = [_decode(r) for r in cur.fetchall()]
+            cur.execute("SELECT COUNT(*) AS n FROM jobs")
+            total = cur.fetchone()["n"]
+        return rows, int(total)
+
+    def save_state(self, job_id: str, expected_version: int, state: dict[str, Any]) -> dict[str, Any]:
+        """Write the state fields (status, progress, result, error, started_at, completed_at) only if
+        the job is still at `expected_version`, bumping the version. ConflictError if another writer won."""
+        fields = [f for f in _STATE_FIELDS if f in state]
+        values = [json.dumps(state[f]) if f == "result" and state[f] is not None else state[f] for f in fields]
+        assignments = "".join(f"{f} = %s, " for f in fields)
+        with db.transaction() as cur, domain_errors():
+            cur.execute(
+                f"UPDATE jobs SET {assignments}version = version + 1 WHERE id = %s AND version = %s",
+                (*values, job_id, expected_version),
+            )
+            if cur.rowcount == 0:
+                cur.execute("SELECT version FROM jobs WHERE id = %s", (job_id,))
+                if cur.fetchone() is None:
+                    raise NotFoundError("Job not found")
+                raise ConflictError(f"job {job_id} was modified concurrently; re-read and retry")
+            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+            return _decode(cur.fetchone())

@@ -1,0 +1,58 @@
+"""Metrics in MySQL: listing, the latest sample per type, and recording samples."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from chalicelib import db
+from chalicelib.models.domain import METRIC_TYPES
+from chalicelib.repositories.base import domain_errors
+
+_COLUMNS = "id, cluster_id, type, value, unit, timestamp"
+
+# One backwards lookup on idx_metrics_cluster_type_ts per type, in a single round trip.
+_LATEST_PER_TYPE = " UNION ALL ".join(
+    f"(SELECT {_COLUMNS} FROM metrics WHERE cluster_id = %s AND type = '{t}' ORDER BY timestamp DESC, id DESC LIMIT 1)"
+    for t in METRIC_TYPES
+)
+
+
+class MetricRepository:
+    def list(self, *, cluster_id: str | None, metric_type: str | None, page: int,
+             page_size: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of samples, newest first, filtered by cluster and/or type, with the exact total."""
+        conditions, args = [], []
+        if cluster_id is not None:
+            conditions.append("cluster_id = %s")
+            args.append(cluster_id)
+        if metric_type is not None:
+            conditions.append("type = %s")
+            args.append(metric_type)
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        with db.transaction() as cur:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM metrics {where} ORDER BY timestamp DESC, id DESC LIMIT %s OFFSET %s",
+                (*args, page_size, (page - 1) * page_size),
+            )
+            rows = list(cur.fetchall())
+            cur.execute(f"SELECT COUNT(*) AS n FROM metrics {where}", tuple(args))
+            total = cur.fetchone()["n"]
+        return rows, int(total)
+
+    def latest_per_type(self, cluster_id: str) -> dict[str, dict[str, Any]]:
+        """The most recent sample of each metric type the cluster has reported (absent types are absent)."""
+        with db.transaction() as cur:
+            cur.execute(_LATEST_PER_TYPE, (cluster_id,) * len(METRIC_TYPES))
+            return {row["type"]: row for row in cur.fetchall()}
+
+    def record(self, *, cluster_id: str, metric_type: str, value: float, unit: str,
+               timestamp: dt.datetime) -> int:
+        """Store one sample and return its id (NotFoundError if the cluster is gone)."""
+        if timestamp.tzinfo is not None:
+            timestamp = timestamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        with db.transaction() as cur, domain_errors("Cluster not found"):
+            cur.execute(
+                "INSERT INTO metrics (cluster_id, type, value, unit, timestamp) VALUES (%s, %s, %s, %s, %s)",
+                (cluster_id, metric_type, value, unit, timestamp),
+            )
+            return int(cur.lastrowid)

@@ -1,0 +1,1 @@
+"""Domain services: the logic between the thin routes and the repositories."""

@@ -1,0 +1,77 @@
+"""JobService: create (store, then enqueue), read, list, and move jobs through the status machine."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.errors import ConflictError, ServiceUnavailableError
+from chalicelib.jobs_queue import JobQueue, get_job_queue
+from chalicelib.models.domain import Job
+from chalicelib.models.requests import CreateJobRequest, JobListQuery
+from chalicelib.observability import logger
+from chalicelib.repositories import JobRepository
+from chalicelib.services import job_state
+
+# A lost optimistic race is retried against the fresh row: the status machine re-checks it.
+_TRANSITION_ATTEMPTS = 3
+
+
+class JobService:
+    def __init__(self, jobs: JobRepository | None = None,
+                 queue: Callable[[], JobQueue] = get_job_queue) -> None:
+        self.jobs = jobs or JobRepository()
+        self._queue = queue
+
+    def create(self, request: CreateJobRequest, caller: str = "anonymous") -> Job:
+        """Store the job as `queued` with a fresh trace id, then hand it to the JobQueue.
+
+        NotFoundError if the cluster does not exist. If the queue refuses the job, the job is marked
+        `failed` ("enqueue failed: ...") and ServiceUnavailableError (503) is raised: a job that no
+        worker will ever see must not stay `queued`.
+        """
+        job = Job.from_row(self.jobs.create(
+            job_type=request.type, cluster_id=request.cluster_id,
+            parameters=request.parameters, trace_id=str(uuid.uuid4()),
+        ))
+        log = {"job_id": job.id, "trace_id": job.trace_id, "job_type": job.type,
+               "cluster_id": job.cluster_id, "caller": caller}
+        try:
+            self._queue().send(job)
+        except Exception as exc:  # any queue failure: boto errors, timeouts, misconfiguration
+            logger.exception("job enqueue failed", extra=log)
+            self.transition(job.id, "failed", error=f"enqueue failed: {type(exc).__name__}: {exc}")
+            raise ServiceUnavailableError(f"job queue unavailable; job {job.id} was marked failed, retry later") from None
+        logger.info("job queued", extra=log)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        """The job; NotFoundError when missing."""
+        return Job.from_row(self.jobs.get(job_id))
+
+    def list(self, query: JobListQuery) -> tuple[list[Job], int]:
+        """One page of jobs (sorted on an allow-listed column) and the exact total."""
+        rows, total = self.jobs.list(page=query.page, page_size=query.page_size,
+                                     sort_by=query.sort_by, sort_dir=query.sort_dir)
+        return [Job.from_row(row) for row in rows], total
+
+    def transition(self, job_id: str, new_status: str, progress: int | None = None,
+                   result: Any = None, error: str | None = None) -> Job:
+        """Move the job to `new_status` (optionally reporting progress, a result or an error).
+
+        Illegal moves and decreasing progress raise IllegalTransition (409) and change nothing;
+        NotFoundError if the job is missing. Concurrent writers are serialised by the job's version.
+        """
+        for attempt in range(_TRANSITION_ATTEMPTS):
+            row = self.jobs.get(job_id)
+            state = job_state.next_state(row, new_status, progress=progress, result=result, error=error)
+            try:
+                job = Job.from_row(self.jobs.save_state(job_id, row["version"], state))
+            except ConflictError:
+                if attempt == _TRANSITION_ATTEMPTS - 1:
+                    raise
+                continue
+            logger.info("job transition", extra={"job_id": job_id, "trace_id": job.trace_id,
+                                                 "from": row["status"], "to": job.status, "progress": job.progress})
+            return job
+        raise AssertionError("unreachable")
