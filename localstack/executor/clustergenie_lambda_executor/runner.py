@@ -47,9 +47,29 @@ def recv_frame(sock: socket.socket) -> dict | None:
     return None if body is None else json.loads(body)
 
 
+def _user_traceback(exc: BaseException):
+    """The exception's traceback without this runner's own frames (the AWS runtime hides its frames too)."""
+    tb = exc.__traceback__
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(__file__):
+        tb = tb.tb_next
+    return tb
+
+
+def max_memory_used_kb() -> int:
+    """Peak RSS of this process. VmHWM, because ru_maxrss survives exec and reports LocalStack's own peak."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def error_payload(exc: BaseException, error_type: str | None = None, message: str | None = None) -> dict:
     """The error document of the AWS Python runtime: errorMessage, errorType, requestId, stackTrace."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = traceback.extract_tb(_user_traceback(exc))
     return {
         "errorMessage": message if message is not None else str(exc),
         "errorType": error_type or type(exc).__name__,
@@ -156,9 +176,9 @@ def main() -> int:
             err["requestId"] = request_id
             # The AWS runtime logs the error document too.
             print(f"[ERROR] {err['errorType']}: {err['errorMessage']}", file=sys.stderr)
-            traceback.print_exception(exc, file=sys.stderr)
+            traceback.print_exception(type(exc), exc, _user_traceback(exc), file=sys.stderr)
             response = {"type": "result", "ok": False, "error": err}
-        response["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        response["max_rss_kb"] = max_memory_used_kb()
         flush_output(request_id)
         send_frame(sock, response)
 
