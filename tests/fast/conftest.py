@@ -1,0 +1,123 @@
+"""Fixtures of the fast tier: the real MariaDB test database, Redis db 15, an in-memory JobQueue.
+
+API tests use `client` (a chalice.test.Client over the real app) and start from empty tables.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# `.venv/bin/pytest` (unlike `python -m pytest`) does not put the repository root on sys.path.
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from chalicelib import db
+from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
+
+TABLES = ("metrics", "jobs", "droplets", "clusters")  # children first
+
+
+def truncate_tables() -> None:
+    with db.transaction() as cur:
+        for table in TABLES:
+            cur.execute(f"DELETE FROM {table}")
+
+
+def table_snapshot() -> dict[str, tuple[int, Any]]:
+    """Row count and content checksum of every core table (to prove a refused request wrote nothing)."""
+    snapshot = {}
+    with db.transaction() as cur:
+        for table in TABLES:
+            cur.execute(f"SELECT COUNT(*) AS n FROM {table}")
+            count = cur.fetchone()["n"]
+            cur.execute(f"CHECKSUM TABLE {table}")
+            snapshot[table] = (count, cur.fetchone()["Checksum"])
+    return snapshot
+
+
+@pytest.fixture
+def snapshot():
+    """`snapshot()` -> {table: (rows, checksum)}; equal before and after means nothing was written."""
+    return table_snapshot
+
+
+@pytest.fixture
+def clean_db() -> Iterator[None]:
+    db.reset_connection()
+    truncate_tables()
+    yield
+
+
+@pytest.fixture
+def job_queue() -> Iterator[InMemoryJobQueue]:
+    queue = InMemoryJobQueue()
+    set_job_queue(queue)
+    yield queue
+    set_job_queue(None)
+
+
+@pytest.fixture
+def fresh_rate_limits() -> None:
+    # Tests create more jobs than the `jobs_create` bucket holds; each test starts with full buckets.
+    from chalicelib.redis_client import get_redis
+
+    get_redis().flushdb()
+
+
+@pytest.fixture
+def app(clean_db, job_queue, fresh_rate_limits):  # noqa: ANN001 - fixtures
+    from app import app as chalice_app
+
+    return chalice_app
+
+
+class ApiClient:
+    """A thin JSON wrapper over chalice.test.Client's HTTP client."""
+
+    def __init__(self, http) -> None:  # noqa: ANN001
+        self.http = http
+
+    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | str | None = None,
+                headers: dict[str, str] | None = None):
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        if raw is None and body is not None:
+            raw = json.dumps(body)
+        response = self.http.request(method, path, headers=headers, body=raw if raw is not None else b"")
+        response.json = json.loads(response.body) if response.body else None
+        return response
+
+    def get(self, path: str, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path: str, body: Any = None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def delete(self, path: str, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def client(app) -> Iterator[ApiClient]:  # noqa: ANN001
+    from chalice.test import Client
+
+    with Client(app) as test_client:
+        yield ApiClient(test_client.http)
+
+
+@pytest.fixture
+def make_cluster(client):  # noqa: ANN001
+    def make(name: str = "web", region: str = "nyc3") -> dict[str, Any]:
+        response = client.post("/api/v1/clusters", {"name": name, "region": region})
+        assert response.status_code == 201, response.body
+        return response.json["cluster"]
+
+    return make
