@@ -21,6 +21,10 @@ from chalicelib.settings import get_settings
 MAX_CACHED_CONFIGS = 10_000
 # While Redis is down every request fails the same way; one log line per limiter per interval says it.
 FAILURE_LOG_INTERVAL_SECONDS = 5.0
+# After a failed round trip, decisions skip Redis for this long. A dead Redis costs the shared client's
+# connect timeout and retries (seconds) per call; paying that on every request would turn an outage
+# into a slow API. One request per interval and container probes Redis again.
+REDIS_RETRY_AFTER_FAILURE_SECONDS = 2.0
 
 
 class LimiterManager:
@@ -29,7 +33,9 @@ class LimiterManager:
     Config is cached per warm container for `config_ttl` seconds, so a change made through the config
     API (or directly in Redis) is seen within that time without a Redis read per request. When Redis is
     unreachable a limiter admits (fail-open, the default) or denies (fail-closed, for names listed in
-    `fail_closed`); either way the failure is logged and counted, and never surfaces as a 500.
+    `fail_closed`); either way the failure is logged and counted, and never surfaces as a 500. After a
+    failure, decisions skip Redis for REDIS_RETRY_AFTER_FAILURE_SECONDS so an outage does not slow
+    every request down.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class LimiterManager:
         self._configs: dict[tuple[str, str], tuple[LimiterConfig, float]] = {}
         self._lock = threading.Lock()
         self._last_failure_log: dict[str, float] = {}
+        self._skip_redis_until = float("-inf")
 
     @property
     def client(self) -> redis.Redis:
@@ -94,9 +101,12 @@ class LimiterManager:
     def allow(self, name: str, scope: Scope | str, n: int = 1) -> Decision:
         """Decide one request against limiter `name` in `scope`, recording the metrics."""
         scope = scope if isinstance(scope, Scope) else Scope.parse(scope)
+        if self._clock() < self._skip_redis_until:
+            return self._without_redis(name, scope, None)
         try:
             decision = self.get_or_create(name, scope).allow(n)
         except redis.RedisError as exc:
+            self._skip_redis_until = self._clock() + REDIS_RETRY_AFTER_FAILURE_SECONDS
             return self._without_redis(name, scope, exc)
         metrics.record_available(name, scope, decision.remaining)
         if not decision.allowed:
@@ -114,7 +124,7 @@ class LimiterManager:
         metrics.record_available(name, scope, available)
         return available, LimiterConfig(bucket.refill_rate, bucket.capacity)
 
-    def _without_redis(self, name: str, scope: Scope, exc: redis.RedisError) -> Decision:
+    def _without_redis(self, name: str, scope: Scope, exc: redis.RedisError | None) -> Decision:
         fail_open = name not in self.fail_closed
         metrics.record_store_failure(name, fail_open)
         self._log_failure(name, exc)
@@ -124,14 +134,14 @@ class LimiterManager:
         return Decision(allowed=fail_open, remaining=0.0, retry_after=0.0 if fail_open else 1.0,
                         limit=config.capacity, degraded=True)
 
-    def _log_failure(self, name: str, exc: Exception) -> None:
+    def _log_failure(self, name: str, exc: Exception | None) -> None:
         now = self._clock()
         if now - self._last_failure_log.get(name, float("-inf")) >= FAILURE_LOG_INTERVAL_SECONDS:
             self._last_failure_log[name] = now
             logger.warning(
                 "rate limiter store unreachable",
                 extra={"limiter": name, "policy": "fail-closed" if name in self.fail_closed else "fail-open",
-                       "error": type(exc).__name__},
+                       "error": type(exc).__name__ if exc is not None else "recent failure, not retried yet"},
             )
 
 
