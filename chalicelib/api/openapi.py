@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import models as m
+from chalicelib.http import JSON_HEADERS
 
 API_PREFIX = "/api/v1"
 _REF = "#/components/schemas/{model}"
@@ -32,6 +33,7 @@ class Operation:
     response: type[BaseModel] | None  # None: a free-form JSON object
     status: int = 200
     body: type[BaseModel] | None = None
+    free_form_body: bool = False  # a JSON object body with no published schema
     query: type[BaseModel] | None = None
     notes: str = ""
     extra_responses: dict[int, str] = field(default_factory=dict)
@@ -63,6 +65,16 @@ _OPERATIONS: list[Operation] = [
     Operation("POST", _v1("/diagnosis/diagnose"), "Diagnose a cluster", "diagnosis", m.DiagnosisReport,
               body=m.DiagnoseRequest, notes="Rate limited by `diagnosis`, per cluster."),
     Operation("GET", _v1("/openapi.json"), "This document", "meta", None),
+    # The rate limiter's blueprint (chalicelib/api/observability.py) documents its shapes loosely here
+    # until it publishes models of its own through `document(...)`.
+    Operation("GET", _v1("/observability/ratelimit"), "A rate-limit bucket's state", "observability", None),
+    Operation("POST", _v1("/observability/ratelimit/config"), "Store a limiter config override", "observability",
+              None, free_form_body=True),
+    Operation("GET", _v1("/observability/ratelimit/config"), "Get a limiter config override", "observability", None),
+    Operation("DELETE", _v1("/observability/ratelimit/config"), "Delete a limiter config override",
+              "observability", None),
+    Operation("GET", _v1("/observability/ratelimit/config/list"), "List limiter config overrides",
+              "observability", None),
 ]
 
 
@@ -137,6 +149,8 @@ def openapi_document() -> dict[str, Any]:
             entry["parameters"] = path_params + query_params
         if op.body:
             entry["requestBody"] = {"required": True, "content": _json_content(_ref(op.body))}
+        elif op.free_form_body:
+            entry["requestBody"] = {"required": True, "content": _json_content({"type": "object"})}
         paths.setdefault(op.path, {})[op.method.lower()] = entry
 
     return {
@@ -157,4 +171,4 @@ bp = Blueprint(__name__)
 
 @bp.route("/openapi.json", methods=["GET"])
 def get_openapi_document():
-    return openapi_document()
+    return Response(body=openapi_document(), headers=JSON_HEADERS)
