@@ -1,0 +1,169 @@
+"""The deployed app on LocalStack, driven through its real triggers.
+
+Each test goes through one wiring of the target topology: API Gateway -> api, SQS -> job_worker
+(with the DLQ after maxReceiveCount), Kafka -> the MSK bridge -> event_handler, Lambda Invoke ->
+metrics_exporter -> Pushgateway, and the EventBridge schedule that fires the exporter.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.localstack
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+    """Poll until predicate() returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_get(url: str, timeout: float = 60) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_api_answers_through_api_gateway(stack):
+    status, body = http_get(f"{stack['api_url'].rstrip('/')}/api/v1/clusters")
+    assert status == 200, body[:500]
+    assert isinstance(json.loads(body), dict)
+
+
+@pytest.fixture()
+def queued_job(app_db, unique):
+    """A cluster and a queued job written straight into the deployed app's database."""
+    cluster_id, job_id = f"{unique}-c", f"{unique}-j"
+    with app_db.cursor() as cur:
+        cur.execute("INSERT INTO clusters (id, name, region) VALUES (%s, %s, %s)", (cluster_id, unique, "nyc1"))
+        cur.execute(
+            "INSERT INTO jobs (id, cluster_id, type, status, trace_id, parameters) VALUES (%s, %s, %s, %s, %s, %s)",
+            (job_id, cluster_id, "diagnose", "queued", unique, json.dumps({})),
+        )
+    yield job_id
+    with app_db.cursor() as cur:
+        cur.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))  # cascades to the job
+
+
+def test_sqs_message_is_processed_by_the_worker(stack, aws, app_db, queued_job, unique):
+    aws("sqs").send_message(
+        QueueUrl=stack["queues"]["jobs"], MessageBody=json.dumps({"job_id": queued_job, "trace_id": unique})
+    )
+
+    def job_status():
+        with app_db.cursor() as cur:
+            cur.execute("SELECT status, progress FROM jobs WHERE id = %s", (queued_job,))
+            row = cur.fetchone()
+        return row if row and row["status"] == "completed" else None
+
+    row = wait_for(job_status, timeout=60, what=f"job {queued_job} to be completed by job_worker")
+    assert row["progress"] == 100
+
+
+@pytest.fixture()
+def fast_redelivery(stack, aws):
+    """A 1 s visibility timeout on the jobs queue for the test, so maxReceiveCount is reached quickly."""
+    sqs = aws("sqs")
+    url = stack["queues"]["jobs"]
+    before = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"])["Attributes"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    yield json.loads(before["RedrivePolicy"])
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": before["VisibilityTimeout"]})
+
+
+def test_failing_message_ends_in_the_dlq(stack, aws, fast_redelivery, unique):
+    sqs = aws("sqs")
+    assert fast_redelivery["deadLetterTargetArn"].endswith(":clustergenie-jobs-dlq")
+    max_receive = int(fast_redelivery["maxReceiveCount"])
+    body = f"not json {unique}"  # the worker can never process it
+    sqs.send_message(QueueUrl=stack["queues"]["jobs"], MessageBody=body)
+    dlq = stack["queues"]["jobs_dlq"]
+
+    def find_in_dlq():
+        messages = sqs.receive_message(
+            QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0,
+            AttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
+        return next((m for m in messages if m["Body"] == body), None)
+
+    message = wait_for(find_in_dlq, timeout=90, what="the failing message to be dead-lettered")
+    # It was received (and failed) maxReceiveCount times on the jobs queue before moving.
+    assert int(message["Attributes"]["ApproximateReceiveCount"]) >= max_receive
+    sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_kafka_event_reaches_the_event_handler_through_the_bridge(function_env, app_redis, unique):
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=function_env.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092").split(","))
+    event = {"type": "localstack.test", "cluster_id": unique, "id": str(uuid.uuid4())}
+    metadata = producer.send(
+        function_env.get("CG_EVENTS_TOPIC", "cluster-events"),
+        key=unique.encode(), value=json.dumps(event).encode(), headers=[("trace-id", unique.encode())],
+    ).get(timeout=30)
+    producer.close()
+
+    def received():
+        for item in app_redis.lrange("event_handler:received", 0, 199):
+            data = json.loads(item)
+            if data.get("key") == unique:
+                return data
+        return None
+
+    data = wait_for(received, timeout=60, what="event_handler to record the event (is the MSK bridge running?)")
+    assert data["topic"] == metadata.topic
+    assert data["partition"] == metadata.partition
+    assert data["offset"] == metadata.offset
+    assert data["type"] == "localstack.test"
+
+
+def scheduled_event(region: str) -> dict:
+    """The event EventBridge sends a scheduled target (Chalice's @app.schedule parses it)."""
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "000000000000", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": region,
+        "resources": [f"arn:aws:events:{region}:000000000000:rule/clustergenie-local-metrics_exporter-event"],
+        "detail": {},
+    }
+
+
+def test_metrics_exporter_pushes_its_gauge(stack, aws, function_env):
+    before = time.time()
+    response = aws("lambda").invoke(
+        FunctionName=stack["functions"]["metrics_exporter"],
+        Payload=json.dumps(scheduled_event(stack.get("region", "us-east-1"))).encode(),
+    )
+    payload = response["Payload"].read()
+    assert "FunctionError" not in response, payload[:1000]
+
+    status, body = http_get(f"{function_env['CG_PUSHGATEWAY_URL'].rstrip('/')}/metrics", timeout=10)
+    assert status == 200
+    samples = [
+        line for line in body.decode().splitlines()
+        if line.startswith("clustergenie_exporter_last_success_timestamp_seconds")
+    ]
+    assert samples, "the exporter's gauge is not on the pushgateway"
+    assert max(float(line.rsplit(" ", 1)[1]) for line in samples) >= before - 1
+
+
+def test_exporter_is_scheduled_every_minute(stack, aws):
+    events = aws("events")
+    function_arn = aws("lambda").get_function_configuration(FunctionName=stack["functions"]["metrics_exporter"])[
+        "FunctionArn"
+    ]
+    rules = events.list_rule_names_by_target(TargetArn=function_arn)["RuleNames"]
+    assert rules, "no EventBridge rule targets the metrics exporter"
+    expressions = {events.describe_rule(Name=name)["ScheduleExpression"] for name in rules}
+    assert "rate(1 minute)" in expressions
