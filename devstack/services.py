@@ -55,6 +55,10 @@ class Service:
         return self.cfg.run_dir / f"{self.name}.pid"
 
     @property
+    def portfile(self) -> pathlib.Path:
+        return self.cfg.run_dir / f"{self.name}.port"
+
+    @property
     def logfile(self) -> pathlib.Path:
         return self.cfg.log_dir / f"{self.name}.log"
 
@@ -82,6 +86,12 @@ class Service:
     def ensure(self) -> str:
         pid = self.own_pid()
         if pid is not None:
+            running_port = self.portfile.read_text().strip() if self.portfile.exists() else str(self.port)
+            if running_port != str(self.port):
+                raise StackError(
+                    f"{self.name} started by ./dev (pid {pid}) listens on port {running_port}, but "
+                    f"{self.port_var}={self.port}; run ./dev down first to move it"
+                )
             process.wait_until(self._safe_probe, timeout=self.start_timeout, what=self.name, pid=pid,
                                logfile=self.logfile)
             self.after_ready()
@@ -97,6 +107,7 @@ class Service:
         self.prepare()
         argv, env = self.command()
         pid = process.spawn(argv, pidfile=self.pidfile, logfile=self.logfile, env=env, cwd=self.cfg.state_dir)
+        self.portfile.write_text(str(self.port))
         process.wait_until(self._safe_probe, timeout=self.start_timeout, what=self.name, pid=pid,
                            logfile=self.logfile)
         self.after_ready()
@@ -125,7 +136,8 @@ class MariaDB(Service):
         import pymysql
 
         return pymysql.connect(host=HOST, port=self.port, user=self.cfg.mysql_admin_user,
-                               password=self.cfg.mysql_admin_password, connect_timeout=2, autocommit=True)
+                               password=self.cfg.mysql_admin_password, connect_timeout=2, read_timeout=5,
+                               write_timeout=5, autocommit=True)
 
     def probe(self) -> bool:
         import pymysql
