@@ -12,7 +12,8 @@ class Decision:
     `remaining` is the token count left after the decision (fractional: buckets refill continuously),
     `retry_after` the seconds until the requested tokens will be available (0 when allowed), and
     `limit` the bucket's capacity. `degraded` marks a decision taken by policy because the bucket's
-    store was unreachable (fail-open or fail-closed), not by counting tokens.
+    store was unreachable (fail-open or fail-closed), not by counting tokens. `at` is the Redis server
+    time (Unix seconds) a Redis bucket decided at: the one clock all instances share.
     """
 
     allowed: bool
@@ -20,6 +21,7 @@ class Decision:
     retry_after: float
     limit: int
     degraded: bool = False
+    at: float | None = None
 
     def headers(self) -> dict[str, str]:
         """The HTTP headers a client sees: X-RateLimit-* always, Retry-After (whole seconds, rounded up) on denial."""

@@ -14,14 +14,15 @@ from redis.commands.core import Script
 from chalicelib.ratelimit.decision import Decision, check_request
 
 # KEYS[1]: the bucket. ARGV: refill_rate (tokens/s), capacity, n (0 = peek: report, change nothing).
-# Returns {allowed, tokens left, seconds until n tokens}; numbers go back as strings because Redis
-# truncates Lua numbers to integers in replies.
+# Returns {allowed, tokens left, seconds until n tokens, server time}; numbers go back as strings
+# because Redis truncates Lua numbers to integers in replies.
 TOKEN_BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local at = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1])
 local last = tonumber(state[2])
@@ -33,16 +34,16 @@ local elapsed = now - last
 if elapsed < 0 then elapsed = 0 end
 tokens = math.min(capacity, tokens + elapsed * rate)
 if n == 0 then
-  return {1, tostring(tokens), '0'}
+  return {1, tostring(tokens), '0', at}
 end
 if tokens < n then
   -- A denial changes nothing: the stored state already implies today's count.
-  return {0, tostring(tokens), tostring((n - tokens) / rate)}
+  return {0, tostring(tokens), tostring((n - tokens) / rate), at}
 end
 tokens = tokens - n
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-return {1, tostring(tokens), '0'}
+return {1, tostring(tokens), '0', at}
 """
 
 
@@ -76,10 +77,12 @@ class RedisTokenBucket:
         """Take `n` tokens if they are there. Raises ValueError when `n` exceeds the capacity, and
         redis.RedisError when Redis cannot be reached (the manager applies the fail-open/closed policy)."""
         check_request(n, self.capacity)
-        allowed, tokens, retry = self._script(keys=[self.key], args=[self.refill_rate, self.capacity, n], client=self._client)
-        return Decision(bool(int(allowed)), float(tokens), float(retry), self.capacity)
+        allowed, tokens, retry, at = self._script(
+            keys=[self.key], args=[self.refill_rate, self.capacity, n], client=self._client
+        )
+        return Decision(bool(int(allowed)), float(tokens), float(retry), self.capacity, at=float(at))
 
     def available(self) -> float:
         """Tokens available now, without taking any."""
-        _, tokens, _ = self._script(keys=[self.key], args=[self.refill_rate, self.capacity, 0], client=self._client)
+        _, tokens, _, _ = self._script(keys=[self.key], args=[self.refill_rate, self.capacity, 0], client=self._client)
         return float(tokens)
