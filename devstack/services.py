@@ -224,8 +224,9 @@ class Kafka(Service):
     def _admin(self):
         from kafka import KafkaAdminClient
 
+        # Short timeouts: a port that does not speak Kafka must fail the probe in seconds, not minutes.
         return KafkaAdminClient(bootstrap_servers=f"{HOST}:{self.port}", request_timeout_ms=5000,
-                                client_id="clustergenie-dev")
+                                api_version_auto_timeout_ms=2000, client_id="clustergenie-dev")
 
     def probe(self) -> bool:
         admin = self._admin()

@@ -1,0 +1,41 @@
+"""The `./dev` tooling: a port held by something else is a clear error naming the port and its variable."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from devstack.config import StackConfig
+from devstack.process import StackError
+from devstack.services import Kafka, MariaDB, Pushgateway, Redis
+
+
+@pytest.fixture
+def squatter():
+    """A plain TCP listener that speaks no protocol, standing in for an unrelated program."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.mark.parametrize(
+    ("service_cls", "var"),
+    [(Pushgateway, "CG_PUSHGATEWAY_PORT"), (Redis, "CG_REDIS_PORT"), (MariaDB, "CG_MYSQL_PORT"), (Kafka, "CG_KAFKA_PORT")],
+)
+def test_port_taken_by_something_else_names_port_and_variable(service_cls, var, squatter, monkeypatch, tmp_path):
+    monkeypatch.setenv("CG_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv(var, str(squatter))
+    service = service_cls(StackConfig.from_env())
+    with pytest.raises(StackError) as err:
+        service.ensure()
+    assert str(squatter) in str(err.value)
+    assert var in str(err.value)
+    assert not service.pidfile.exists()  # nothing was started
+
+
+def test_bad_port_value_is_refused(monkeypatch):
+    monkeypatch.setenv("CG_REDIS_PORT", "sixty")
+    with pytest.raises(SystemExit, match="CG_REDIS_PORT"):
+        StackConfig.from_env()
