@@ -340,6 +340,9 @@ class LocalStack(Service):
             # the default server binds 0.0.0.0 whatever GATEWAY_LISTEN says
             "GATEWAY_SERVER": "hypercorn",
             "DNS_ADDRESS": "0",
+            # queue URLs as http://127.0.0.1:<port>/queue/... (no public DNS name to resolve)
+            "SQS_ENDPOINT_STRATEGY": "path",
+            "LOCALSTACK_HOST": f"{HOST}:{self.port}",
             "LOCALSTACK_VOLUME_DIR": str(self.data),
             "LAMBDA_RUNTIME_EXECUTOR": self.cfg.lambda_executor,
             "CG_LAMBDA_PYTHON": str(self.cfg.app_python),
