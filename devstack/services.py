@@ -226,7 +226,7 @@ class Kafka(Service):
 
         # Short timeouts: a port that does not speak Kafka must fail the probe in seconds, not minutes.
         return KafkaAdminClient(bootstrap_servers=f"{HOST}:{self.port}", request_timeout_ms=5000,
-                                api_version_auto_timeout_ms=2000, client_id="clustergenie-dev")
+                                bootstrap_timeout_ms=3000, client_id="clustergenie-dev")
 
     def probe(self) -> bool:
         admin = self._admin()

@@ -35,6 +35,12 @@ def test_port_taken_by_something_else_names_port_and_variable(service_cls, var, 
     assert not service.pidfile.exists()  # nothing was started
 
 
+@pytest.mark.parametrize("service_cls", [Pushgateway, Redis, MariaDB, Kafka])
+def test_probe_recognises_the_running_service(service_cls):
+    """The other half of the clash check: the real server on its port is recognised (and so reused)."""
+    assert service_cls(StackConfig.from_env()).probe() is True
+
+
 def test_bad_port_value_is_refused(monkeypatch):
     monkeypatch.setenv("CG_REDIS_PORT", "sixty")
     with pytest.raises(SystemExit, match="CG_REDIS_PORT"):
