@@ -274,6 +274,9 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):
         self._env = self._child_env(env_vars)
         with self._invoke_lock:
             self._init_error = self._spawn(timeout=float(config.LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT))
+        if self._stopped:
+            # LocalStack gave up on this environment (startup timeout, deletion): report a failed start.
+            raise LambdaRuntimeException(f"Execution environment {self.id} was stopped during startup")
         if self._init_error is not None:
             # As on AWS, an init error is reported by the invocation (and init is retried on the next one).
             LOG.warning("Init of %s failed: %s", self._function_name, self._init_error.get("errorMessage"))
