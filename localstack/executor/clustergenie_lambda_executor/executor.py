@@ -328,12 +328,12 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):
             return True, _error_bytes("Runtime.Unavailable", "Execution environment stopped", request_id), 0
         if self._init_error is not None:
             error, self._init_error = self._init_error, None
-            return True, json.dumps(error).encode(), 0
+            return True, json.dumps({**error, "requestId": request_id}).encode(), 0
         if not self._alive():
             # The previous invocation crashed or timed out: a fresh init, paid by this invocation (as on AWS).
             init_error = self._spawn(timeout=timeout)
             if init_error is not None:
-                return True, json.dumps(init_error).encode(), 0
+                return True, json.dumps({**init_error, "requestId": request_id}).encode(), 0
         deadline_s = time.time() + timeout - (time.monotonic() - started)
         request = {
             "type": "invoke",
