@@ -1,14 +1,17 @@
 """The one MySQL access helper.
 
 A single pymysql connection per warm container, created lazily and reused across invocations.
-Before each unit of work it is pinged (with reconnect), so a connection dropped by the server
-(wait_timeout, failover, a restarted MariaDB) is replaced instead of failing the request.
+Before each unit of work it is checked, so a connection dropped by the server (wait_timeout, KILL,
+failover, a restarted MariaDB) is replaced instead of failing the request: a local poll of the socket
+every time (free), and a real ping (one round trip) when the connection has been idle for a while.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import select
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,17 +54,41 @@ def connect(settings: Settings | None = None) -> pymysql.connections.Connection:
     )
 
 
+# A connection idle longer than this is pinged before use (a frozen Lambda container may come back to
+# a connection the network silently dropped). A busy connection is only checked locally (below).
+IDLE_PING_SECONDS = 10.0
+_last_used = 0.0
+
+
+def _closed_by_server(conn: pymysql.connections.Connection) -> bool:
+    """True when the server has spoken unasked, i.e. closed the link (KILL, wait_timeout, restart).
+
+    Between commands a healthy connection has nothing to read, so a zero-timeout poll of the socket
+    detects a server-side close without the round trip of a ping.
+    """
+    sock = getattr(conn, "_sock", None)
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 def get_connection() -> pymysql.connections.Connection:
     """The warm container's connection, (re)connected when needed."""
-    global _connection
+    global _connection, _last_used
     with _lock:
+        now = time.monotonic()
         if _connection is None or not _connection.open:
             _connection = connect()
-        else:
+        elif now - _last_used > IDLE_PING_SECONDS or _closed_by_server(_connection):
             try:
                 _connection.ping(reconnect=True)
             except pymysql.err.Error:
                 _connection = connect()
+        _last_used = now
         return _connection
 
 

@@ -9,7 +9,8 @@ from chalicelib.http import JSON_HEADERS
 
 def ok(body: BaseModel, status_code: int = 200) -> Response:
     """`body` as JSON (timestamps as ISO-8601 UTC with Z)."""
-    return Response(body=body.model_dump(mode="json"), status_code=status_code, headers=JSON_HEADERS)
+    # Serialised by pydantic-core in one pass; Chalice passes a str body through untouched.
+    return Response(body=body.model_dump_json(), status_code=status_code, headers=JSON_HEADERS)
 
 
 def created(body: BaseModel) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+import time
 
 import pytest
 
@@ -232,6 +233,42 @@ def test_a_dropped_database_connection_is_reconnected(client, make_cluster):
             cur.execute("KILL %s", (victim,))
     finally:
         killer.close()
+    wait_until_gone(victim)
     response = client.get(f"/api/v1/clusters/{cluster['id']}")
     assert response.status_code == 200 and response.json["cluster"]["id"] == cluster["id"]
+    assert db.get_connection().thread_id() != victim
+
+
+def wait_until_gone(thread_id: int, timeout: float = 5.0) -> None:
+    # KILL returns before the server has closed the victim's socket; the drop is what we test.
+    observer = db.connect()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with observer.cursor() as cur:
+                cur.execute("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,))
+                if cur.fetchone()["n"] == 0:
+                    return
+            observer.commit()
+            time.sleep(0.01)
+        raise AssertionError(f"connection {thread_id} still alive after KILL")
+    finally:
+        observer.close()
+
+
+def test_an_idle_connection_is_pinged_and_replaced_when_dead(client, make_cluster, monkeypatch):
+    cluster = make_cluster()
+    conn = db.get_connection()
+    victim = conn.thread_id()
+    # A link that died silently: the socket looks quiet, only a ping can tell.
+    monkeypatch.setattr(db, "_closed_by_server", lambda c: False)
+    killer = db.connect()
+    try:
+        with killer.cursor() as cur:
+            cur.execute("KILL %s", (victim,))
+    finally:
+        killer.close()
+    wait_until_gone(victim)
+    monkeypatch.setattr(db, "_last_used", time.monotonic() - db.IDLE_PING_SECONDS - 1)
+    assert client.get(f"/api/v1/clusters/{cluster['id']}").status_code == 200
     assert db.get_connection().thread_id() != victim

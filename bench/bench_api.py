@@ -1,0 +1,163 @@
+"""Warm in-process latency of the core API against the same SQL run bare with pymysql.
+
+    .venv/bin/python bench/bench_api.py [--calls 2000] [--db clustergenie_test]
+
+For each route it times `--calls` requests through chalice.test.Client (routing, middleware, error
+mapping, rate-limit table lookup, validation, services, repositories, serialisation; real MariaDB) and,
+interleaved call by call, the same statements executed on a bare pymysql connection. It prints p50/p99
+of both, their difference (what the app adds) and their ratio. Everything it creates is deleted at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def load_stack_env(db_name: str, log_level: str) -> None:
+    env_file = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local")) / "stack.env"
+    for line in env_file.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            os.environ.setdefault(key, value)
+    os.environ["CG_DB_NAME"] = db_name
+    os.environ.setdefault("CG_ENVIRONMENT", "bench")
+    os.environ.setdefault("CG_LOG_LEVEL", log_level)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def run(calls: int, warmup: int) -> list[dict]:
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import db
+    from chalicelib.repositories import ClusterRepository, DropletRepository, JobRepository
+
+    marker = f"bench-{uuid.uuid4().hex[:8]}"
+    clusters, droplets, jobs = ClusterRepository(), DropletRepository(), JobRepository()
+    cluster = clusters.create(marker, "nyc3")
+    for i in range(3):
+        droplets.create(name=f"{marker}-{i}", region="nyc3", size="s-1vcpu-1gb", image="ubuntu-22-04-x64",
+                        provider="simulated", cluster_id=cluster["id"])
+    for _ in range(200):
+        jobs.create(job_type="monitor", cluster_id=cluster["id"], parameters={"cluster_id": cluster["id"]},
+                    trace_id=str(uuid.uuid4()))
+
+    bare = db.connect()  # same server, same session settings, no app around it
+    cur = bare.cursor()
+
+    def bare_get_cluster() -> None:
+        cur.execute("SELECT id, name, region, status, last_checked, version, created_at, updated_at "
+                    "FROM clusters WHERE id = %s", (cluster["id"],))
+        cur.fetchone()
+        cur.execute("SELECT id, cluster_id FROM droplets WHERE cluster_id = %s AND status <> 'deleted' "
+                    "ORDER BY created_at, id", (cluster["id"],))
+        cur.fetchall()
+        bare.commit()
+
+    def bare_list_jobs() -> None:
+        cur.execute("SELECT id, cluster_id, type, status, trace_id, progress, parameters, result, error, version, "
+                    "created_at, updated_at, started_at, completed_at FROM jobs "
+                    "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s", (50, 0))
+        cur.fetchall()
+        cur.execute("SELECT COUNT(*) AS n FROM jobs")
+        cur.fetchone()
+        bare.commit()
+
+    def bare_create_cluster() -> None:
+        new_id = f"cluster-{uuid.uuid4()}"
+        cur.execute("INSERT INTO clusters (id, name, region, status) VALUES (%s, %s, %s, %s)",
+                    (new_id, marker, "nyc3", "healthy"))
+        cur.execute("SELECT id, name, region, status, last_checked, version, created_at, updated_at "
+                    "FROM clusters WHERE id = %s", (new_id,))
+        cur.fetchone()
+        bare.commit()
+
+    create_body = json.dumps({"name": marker, "region": "nyc3"}).encode()
+    results = []
+    try:
+        with Client(app) as client:
+            http = client.http
+            json_headers = {"Content-Type": "application/json"}
+
+            def app_get_cluster() -> None:
+                assert http.get(f"/api/v1/clusters/{cluster['id']}").status_code == 200
+
+            def app_list_jobs() -> None:
+                assert http.get("/api/v1/jobs?page_size=50").status_code == 200
+
+            def app_create_cluster() -> None:
+                assert http.post("/api/v1/clusters", headers=json_headers, body=create_body).status_code == 201
+
+            cases = [
+                ("GET /api/v1/clusters/{id}", app_get_cluster, bare_get_cluster),
+                ("GET /api/v1/jobs?page_size=50", app_list_jobs, bare_list_jobs),
+                ("POST /api/v1/clusters", app_create_cluster, bare_create_cluster),
+            ]
+            for name, via_app, via_bare in cases:
+                for _ in range(warmup):
+                    via_app()
+                    via_bare()
+                app_ms, bare_ms = [], []
+                for _ in range(calls):  # interleaved, so drift (caches, background load) hits both alike
+                    t0 = time.perf_counter_ns()
+                    via_app()
+                    t1 = time.perf_counter_ns()
+                    via_bare()
+                    t2 = time.perf_counter_ns()
+                    app_ms.append((t1 - t0) / 1e6)
+                    bare_ms.append((t2 - t1) / 1e6)
+                results.append({
+                    "route": name, "calls": calls,
+                    "app_p50": statistics.median(app_ms), "app_p99": percentile(app_ms, 99),
+                    "bare_p50": statistics.median(bare_ms), "bare_p99": percentile(bare_ms, 99),
+                })
+    finally:
+        cur.close()
+        bare.close()
+        with db.transaction() as c:
+            c.execute("SELECT id FROM clusters WHERE name = %s", (marker,))
+            ids = [row["id"] for row in c.fetchall()]
+        for cluster_id in ids:
+            clusters.delete(cluster_id)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--db", default="clustergenie_test", help="database to use (its bench rows are removed)")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="app log level; INFO adds one JSON line per POST to the timing")
+    args = parser.parse_args()
+    if args.calls < 2000:
+        parser.error("--calls must be at least 2000")
+    load_stack_env(args.db, args.log_level)
+    results = run(args.calls, args.warmup)
+    header = f"{'route':32} {'calls':>6} {'app p50':>9} {'bare p50':>9} {'added p50':>10} {'ratio':>6} " \
+             f"{'app p99':>9} {'bare p99':>9} {'added p99':>10}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r['route']:32} {r['calls']:>6} {r['app_p50']:>8.3f}m {r['bare_p50']:>8.3f}m "
+              f"{r['app_p50'] - r['bare_p50']:>9.3f}m {r['app_p50'] / r['bare_p50']:>5.2f}x "
+              f"{r['app_p99']:>8.3f}m {r['bare_p99']:>8.3f}m {r['app_p99'] - r['bare_p99']:>9.3f}m")
+    print("(milliseconds; 'added' = app minus bare SQL; goal: added p50 < 1 ms)")
+
+
+if __name__ == "__main__":
+    main()
