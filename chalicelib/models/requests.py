@@ -114,7 +114,8 @@ class QueryParams(BaseModel):
 class JobListQuery(QueryParams):
     page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, Field(ge=1, le=100)] = 5
-    sort_by: Literal["created_at", "id", "updated_at", "status", "type", "progress"] = "created_at"
+    # The contract's two sort keys, both backed by an index (idx_jobs_created, the primary key).
+    sort_by: Literal["created_at", "id"] = "created_at"
     sort_dir: Literal["asc", "desc"] = "desc"
 
 

@@ -12,14 +12,7 @@ _COLUMNS = ("id, cluster_id, type, status, trace_id, progress, parameters, resul
             "created_at, updated_at, started_at, completed_at")
 
 # The only columns a listing may sort on; user input selects a key, never reaches the SQL text.
-SORT_COLUMNS: dict[str, str] = {
-    "created_at": "created_at",
-    "updated_at": "updated_at",
-    "id": "id",
-    "status": "status",
-    "type": "type",
-    "progress": "progress",
-}
+SORT_COLUMNS: dict[str, str] = {"created_at": "created_at", "id": "id"}
 _STATE_FIELDS = ("status", "progress", "result", "error", "started_at", "completed_at")
 
 

@@ -10,9 +10,12 @@ from chalicelib.repositories.base import domain_errors
 
 _COLUMNS = "id, cluster_id, type, value, unit, timestamp"
 
-# One backwards lookup on idx_metrics_cluster_type_ts per type, in a single round trip.
+# One backwards lookup on idx_metrics_cluster_type_ts per type, in a single round trip. The index is
+# forced: on small or skewed tables the optimiser may prefer (cluster_id, timestamp) and scan a cluster's
+# whole history instead.
 _LATEST_PER_TYPE = " UNION ALL ".join(
-    f"(SELECT {_COLUMNS} FROM metrics WHERE cluster_id = %s AND type = '{t}' ORDER BY timestamp DESC, id DESC LIMIT 1)"
+    f"(SELECT {_COLUMNS} FROM metrics FORCE INDEX (idx_metrics_cluster_type_ts) "
+    f"WHERE cluster_id = %s AND type = '{t}' ORDER BY timestamp DESC, id DESC LIMIT 1)"
     for t in METRIC_TYPES
 )
 

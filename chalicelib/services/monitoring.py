@@ -40,13 +40,14 @@ class MonitoringService:
 
     def health(self, cluster_id: str) -> HealthReport:
         """Health from the latest sample of each type. The worst rule wins (critical over warning),
-        whatever order the samples come in. No samples at all: `unknown` (nothing is invented).
+        whatever order the samples come in. No cpu, memory or disk sample: `unknown` (nothing is invented).
         NotFoundError when the cluster is missing."""
         if not self.clusters.exists(cluster_id):
             raise NotFoundError("Cluster not found")
         latest = self.metrics.latest_per_type(cluster_id)
         now = dt.datetime.now(dt.timezone.utc)
-        if not latest:
+        if not any(rule.metric_type in latest for rule in HEALTH_RULES):
+            # Nothing the rules can judge (no samples, or only network): say so, invent nothing.
             return HealthReport(cluster_id=cluster_id, status="unknown", issues=[], timestamp=now)
         status, issues = "healthy", []
         for rule in HEALTH_RULES:

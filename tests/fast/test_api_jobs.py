@@ -67,6 +67,7 @@ def test_list_jobs_pages_sorts_and_counts_exactly(client, make_cluster):
         ("sort_by=drop%20table", "sort_by"),
         ("sort_by=created_at;DROP TABLE jobs", "sort_by"),
         ("sort_dir=sideways", "sort_dir"),
+        ("sort_by=progress", "sort_by"),
         ("limit=5", "limit"),
     ],
 )

@@ -61,7 +61,8 @@ def test_health_without_metrics_is_unknown_and_invents_nothing(client, make_clus
         ({"memory": 86}, "critical", ["High memory usage detected"]),
         ({"disk": 91}, "critical", ["Low disk space"]),
         ({"cpu": 95, "memory": 90}, "critical", ["High CPU usage detected", "High memory usage detected"]),
-        ({"network": 1000}, "healthy", []),
+        ({"network": 1000}, "unknown", []),                             # nothing the rules judge
+        ({"cpu": 10, "network": 1000}, "healthy", []),
     ],
 )
 def test_health_follows_the_original_thresholds(client, make_cluster, samples, status, issues):
@@ -118,3 +119,14 @@ def test_diagnosis_rejects_bad_input(client, snapshot, body, field, status):
     response = client.post("/api/v1/diagnosis/diagnose", body)
     assert response.status_code == status and field in response.json["error"]
     assert snapshot() == before
+
+
+def test_latest_sample_per_type_is_an_index_lookup_not_a_scan():
+    from chalicelib import db
+    from chalicelib.repositories.metrics import _LATEST_PER_TYPE
+
+    plan = db.query("EXPLAIN " + _LATEST_PER_TYPE, ("cluster-x",) * 4)
+    lookups = [row for row in plan if row["table"] == "metrics"]
+    assert len(lookups) == 4
+    assert all(row["key"] == "idx_metrics_cluster_type_ts" and row["type"] == "ref" for row in lookups), plan
+    assert not any("filesort" in (row.get("Extra") or "") for row in lookups), plan
