@@ -13,37 +13,27 @@ from redis.commands.core import Script
 
 from chalicelib.ratelimit.decision import Decision, check_request
 
-# KEYS[1]: the bucket. ARGV: refill_rate (tokens/s), capacity, n (0 = peek: report, change nothing).
-# Returns {allowed, tokens left, seconds until n tokens, server time}; numbers go back as strings
-# because Redis truncates Lua numbers to integers in replies.
+# KEYS[1]: the bucket, a hash {tokens, ts (server time, microseconds)}.
+# ARGV: refill_rate (tokens/s), capacity, n (0 = peek: report, change nothing).
+# Returns one string "<allowed 0|1> <tokens left> <server time, us>": a single bulk reply is the
+# cheapest for the client to parse, and Redis would truncate Lua numbers in a reply to integers.
 TOKEN_BUCKET_LUA = """
-local rate = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
+local rate, capacity, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local at = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+local now = t[1] * 1000000 + t[2]
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local last = tonumber(state[2])
-if tokens == nil or last == nil then
-  tokens = capacity
-  last = now
+local tokens, last = tonumber(state[1]) or capacity, tonumber(state[2]) or now
+if now > last then
+  tokens = math.min(capacity, tokens + (now - last) * rate / 1000000)
 end
-local elapsed = now - last
-if elapsed < 0 then elapsed = 0 end
-tokens = math.min(capacity, tokens + elapsed * rate)
-if n == 0 then
-  return {1, tostring(tokens), '0', at}
-end
-if tokens < n then
-  -- A denial changes nothing: the stored state already implies today's count.
-  return {0, tostring(tokens), tostring((n - tokens) / rate), at}
+if n == 0 or tokens < n then
+  -- A peek or a denial changes nothing: the stored state already implies today's count.
+  return string.format('0 %.17g %d', tokens, now)
 end
 tokens = tokens - n
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-return {1, tostring(tokens), '0', at}
+return string.format('1 %.17g %d', tokens, now)
 """
 
 
@@ -72,17 +62,23 @@ class RedisTokenBucket:
         self.capacity = int(capacity)
         self._script = _token_bucket_script(client)
         self._client = client
+        # Encoded once: every decision sends the same arguments.
+        self._rate_arg, self._capacity_arg = repr(self.refill_rate), str(self.capacity)
 
     def allow(self, n: int = 1) -> Decision:
         """Take `n` tokens if they are there. Raises ValueError when `n` exceeds the capacity, and
         redis.RedisError when Redis cannot be reached (the manager applies the fail-open/closed policy)."""
         check_request(n, self.capacity)
-        allowed, tokens, retry, at = self._script(
-            keys=[self.key], args=[self.refill_rate, self.capacity, n], client=self._client
-        )
-        return Decision(bool(int(allowed)), float(tokens), float(retry), self.capacity, at=float(at))
+        allowed, tokens, at = self._run(n)
+        if allowed == "1":
+            return Decision(True, float(tokens), 0.0, self.capacity, at=int(at) / 1e6)
+        left = float(tokens)
+        return Decision(False, left, (n - left) / self.refill_rate, self.capacity, at=int(at) / 1e6)
 
     def available(self) -> float:
         """Tokens available now, without taking any."""
-        _, tokens, _, _ = self._script(keys=[self.key], args=[self.refill_rate, self.capacity, 0], client=self._client)
-        return float(tokens)
+        return float(self._run(0)[1])
+
+    def _run(self, n: int) -> list[str]:
+        reply = self._script(keys=[self.key], args=[self._rate_arg, self._capacity_arg, n], client=self._client)
+        return (reply.decode() if isinstance(reply, bytes) else reply).split(" ")

@@ -185,7 +185,7 @@ def test_redis_bucket_long_idle_caps_at_capacity(r, cleanup):
     bucket = RedisTokenBucket(r, key, refill_rate=1, capacity=4)
     bucket.allow(4)
     # Pretend the bucket was last touched a day ago (the server clock is the only clock the script reads).
-    r.hset(key, "ts", float(r.time()[0]) - 86_400)
+    r.hset(key, "ts", (r.time()[0] - 86_400) * 1_000_000)  # microseconds, as the script stores it
     assert bucket.available() == 4
     assert [bucket.allow().allowed for _ in range(5)] == [True, True, True, True, False]
 
