@@ -24,6 +24,7 @@ from chalicelib.api.droplets import bp as droplets_bp  # noqa: E402
 from chalicelib.api.health import bp as health_bp  # noqa: E402
 from chalicelib.api.jobs import bp as jobs_bp  # noqa: E402
 from chalicelib.api.metrics import bp as metrics_bp  # noqa: E402
+from chalicelib.api.observability import bp as observability_bp  # noqa: E402
 from chalicelib.api.openapi import bp as openapi_bp  # noqa: E402
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
@@ -32,10 +33,8 @@ app.register_blueprint(jobs_bp, url_prefix="/api/v1")
 app.register_blueprint(metrics_bp, url_prefix="/api/v1")
 app.register_blueprint(health_bp, url_prefix="/api/v1")
 app.register_blueprint(diagnosis_bp, url_prefix="/api/v1")
-app.register_blueprint(openapi_bp, url_prefix="/api/v1")
-from chalicelib.api.observability import bp as observability_bp  # noqa: E402
-
 app.register_blueprint(observability_bp, url_prefix="/api/v1")
+app.register_blueprint(openapi_bp, url_prefix="/api/v1")
 
 
 # --- SQS job queue -> job_worker -----------------------------------------------------------------------
@@ -43,7 +42,7 @@ app.register_blueprint(observability_bp, url_prefix="/api/v1")
 def job_worker(event):
     from chalicelib.functions.job_worker import handle_batch
 
-    return handle_batch(event.to_dict(), app.lambda_context)
+    return handle_batch(event.to_dict(), event.context)
 
 
 # --- Kafka cluster-events -> event_handler (MSK event source on AWS, the bridge locally) ---------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 import shutil
 import subprocess
 
@@ -14,9 +15,11 @@ EXECUTOR_DIR = ROOT / "localstack" / "executor"
 
 
 def find_python313() -> str:
-    candidates = [shutil.which("python3.13"), *sorted(glob.glob("/root/.pyenv/versions/3.13*/bin/python3.13"))]
+    # Real interpreters first: a pyenv shim exists even when its version is not selected, and then fails.
+    candidates = [*sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3.13"))),
+                  *sorted(glob.glob("/root/.pyenv/versions/3.13*/bin/python3.13")), shutil.which("python3.13")]
     for candidate in candidates:
-        if candidate:
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
             return candidate
     raise StackError("LocalStack needs Python 3.13 (python3.13 on PATH or under pyenv); none was found")
 
