@@ -121,7 +121,7 @@ class LimiterManager:
         except redis.RedisError as exc:
             self._log_failure(name, exc)
             raise ServiceUnavailableError("rate limiter store unavailable") from None
-        metrics.record_available(name, scope, available)
+        # No metric here: the status route takes any name, and labels must stay bounded.
         return available, LimiterConfig(bucket.refill_rate, bucket.capacity)
 
     def _without_redis(self, name: str, scope: Scope, exc: redis.RedisError | None) -> Decision:
