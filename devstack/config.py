@@ -85,8 +85,13 @@ class StackConfig:
         return f"http://{HOST}:{self.localstack_port}"
 
     def db_password(self) -> str:
-        """The app user's password: generated once per state dir, never committed or logged."""
-        path = self.state_dir / "db_password"
+        """The app user's password: generated once per machine, never committed or logged.
+
+        It is kept per machine, not per checkout, because the database user lives in a MariaDB that
+        several checkouts (a clone under CI, a second worktree) may share: a per-checkout password would
+        make each checkout's bootstrap lock the others out.
+        """
+        path = pathlib.Path(os.environ.get("CG_DB_PASSWORD_FILE", pathlib.Path.home() / ".config" / "clustergenie" / "db_password"))
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(18))
