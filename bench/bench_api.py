@@ -1,6 +1,6 @@
 """Warm in-process latency of the core API against the same SQL run bare with pymysql.
 
-    .venv/bin/python bench/bench_api.py [--calls 2000] [--db clustergenie_test]
+    .venv/bin/python bench/bench_api.py [--calls 2000] [--db clustergenie]
 
 For each route it times `--calls` requests through chalice.test.Client (routing, middleware, error
 mapping, rate-limit table lookup, validation, services, repositories, serialisation; real MariaDB) and,
@@ -45,6 +45,8 @@ def run(calls: int, warmup: int) -> list[dict]:
     from app import app
     from chalicelib import db
     from chalicelib.repositories import ClusterRepository, DropletRepository, JobRepository
+    from chalicelib.repositories import clusters as cluster_sql
+    from chalicelib.repositories import jobs as job_sql
 
     marker = f"bench-{uuid.uuid4().hex[:8]}"
     clusters, droplets, jobs = ClusterRepository(), DropletRepository(), JobRepository()
@@ -59,19 +61,16 @@ def run(calls: int, warmup: int) -> list[dict]:
     bare = db.connect()  # same server, same session settings, no app around it
     cur = bare.cursor()
 
+    # The statements the repositories run, taken from them, so "bare" is the same SQL without the app.
     def bare_get_cluster() -> None:
-        cur.execute("SELECT id, name, region, status, last_checked, version, created_at, updated_at "
-                    "FROM clusters WHERE id = %s", (cluster["id"],))
+        cur.execute(f"SELECT {cluster_sql._COLUMNS} FROM clusters WHERE id = %s", (cluster["id"],))
         cur.fetchone()
-        cur.execute("SELECT id, cluster_id FROM droplets WHERE cluster_id = %s AND status <> 'deleted' "
-                    "ORDER BY created_at, id", (cluster["id"],))
+        cur.execute(cluster_sql._DROPLET_IDS.format(cond="= %s"), (cluster["id"],))
         cur.fetchall()
         bare.commit()
 
     def bare_list_jobs() -> None:
-        cur.execute("SELECT id, cluster_id, type, status, trace_id, progress, parameters, result, error, version, "
-                    "created_at, updated_at, started_at, completed_at FROM jobs "
-                    "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s", (50, 0))
+        cur.execute(job_sql.page_sql("created_at", "desc"), (50, 0))
         cur.fetchall()
         cur.execute("SELECT COUNT(*) AS n FROM jobs")
         cur.fetchone()
@@ -81,8 +80,7 @@ def run(calls: int, warmup: int) -> list[dict]:
         new_id = f"cluster-{uuid.uuid4()}"
         cur.execute("INSERT INTO clusters (id, name, region, status) VALUES (%s, %s, %s, %s)",
                     (new_id, marker, "nyc3", "healthy"))
-        cur.execute("SELECT id, name, region, status, last_checked, version, created_at, updated_at "
-                    "FROM clusters WHERE id = %s", (new_id,))
+        cur.execute(f"SELECT {cluster_sql._COLUMNS} FROM clusters WHERE id = %s", (new_id,))
         cur.fetchone()
         bare.commit()
 
@@ -140,7 +138,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--db", default="clustergenie_test", help="database to use (its bench rows are removed)")
+    # Not the test database: test runs truncate it, which would pull the rows out from under a run.
+    parser.add_argument("--db", default="clustergenie", help="database to use (the rows the bench adds are removed)")
     parser.add_argument("--log-level", default="WARNING",
                         help="app log level; INFO adds one JSON line per POST to the timing")
     args = parser.parse_args()

@@ -6,9 +6,9 @@ promises and what the routes return come from one definition.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Json
 
 # --- Allow-lists ---------------------------------------------------------------------------------------
 # The original accepted any string; these are the regions and sizes the providers can actually place.
@@ -37,29 +37,28 @@ METRIC_UNITS: dict[str, str] = {"cpu": "%", "memory": "%", "disk": "%", "network
 
 
 def iso_utc(value: dt.datetime | None) -> str | None:
-    """ISO-8601 in UTC with a `Z` (the database stores naive UTC: the session time zone is +00:00)."""
+    """ISO-8601 in UTC with a `Z`, as the API writes timestamps (naive values are taken as UTC)."""
     if value is None:
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-UtcDatetime = Annotated[
-    dt.datetime,
-    PlainSerializer(iso_utc, return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
+# Timezone-aware, so that pydantic-core prints it as ISO-8601 with a `Z`; a naive value is a bug
+# (repositories select timestamps as UTC text, see `repositories.base.utc_text`) and is refused.
+UtcDatetime = AwareDatetime
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Row columns the shape does not expose are dropped (in pydantic-core, no Python per row); the
+    # published schema still promises no other keys.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"additionalProperties": False})
 
     @classmethod
     def from_row(cls, row: dict[str, Any]):
         """Build from a repository row, keeping only the fields this shape exposes."""
-        # model_validate (pydantic-core) is several times faster than the pure-Python model_construct.
-        return cls.model_validate({name: row.get(name) for name in cls.model_fields})
+        return cls.model_validate(row)
 
 
 # --- Resources -----------------------------------------------------------------------------------------
@@ -96,8 +95,9 @@ class Job(_Response):
     status: JobStatus
     trace_id: str
     progress: int = Field(ge=0, le=100)
-    parameters: dict[str, str]
-    result: Any = None
+    # JSON columns arrive as text and are parsed by pydantic-core.
+    parameters: Json[dict[str, str]]
+    result: Json[Any] | None = None
     error: str | None
     version: int
     created_at: UtcDatetime

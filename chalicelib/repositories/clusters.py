@@ -5,11 +5,12 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import domain_errors, new_id
+from chalicelib.repositories.base import domain_errors, new_id, utc_text
 
-_COLUMNS = "id, name, region, status, last_checked, version, created_at, updated_at"
+_COLUMNS = ", ".join(["id", "name", "region", "status", utc_text("last_checked"), "version",
+                      utc_text("created_at"), utc_text("updated_at")])
 # Deleted droplets are history, not members.
-_DROPLET_IDS = "SELECT id, cluster_id FROM droplets WHERE cluster_id {cond} AND status <> 'deleted' ORDER BY created_at, id"
+_DROPLET_IDS = "SELECT id, cluster_id FROM droplets WHERE cluster_id {cond} AND status <> 'deleted' ORDER BY droplets.created_at, droplets.id"
 
 
 def _attach_droplets(cur: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,7 +61,7 @@ class ClusterRepository:
     def list(self) -> list[dict[str, Any]]:
         """Every cluster, oldest first, with droplet ids."""
         with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM clusters ORDER BY created_at, id")
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters ORDER BY clusters.created_at, clusters.id")
             return _attach_droplets(cur, list(cur.fetchall()))
 
     def update(self, cluster_id: str, expected_version: int, changes: dict[str, Any]) -> dict[str, Any]:

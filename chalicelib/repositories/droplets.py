@@ -5,10 +5,10 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import NotFoundError
-from chalicelib.repositories.base import domain_errors, new_id
+from chalicelib.repositories.base import domain_errors, new_id, utc_text
 
-_COLUMNS = ("id, cluster_id, name, region, provider, size, image, status, ip_address, provider_instance_id, "
-            "version, created_at, updated_at")
+_COLUMNS = ", ".join(["id", "cluster_id", "name", "region", "provider", "size", "image", "status", "ip_address",
+                      "provider_instance_id", "version", utc_text("created_at"), utc_text("updated_at")])
 
 
 class DropletRepository:
@@ -43,9 +43,9 @@ class DropletRepository:
         """Droplets, oldest first, optionally of one cluster."""
         with db.transaction() as cur:
             if cluster_id is None:
-                cur.execute(f"SELECT {_COLUMNS} FROM droplets ORDER BY created_at, id")
+                cur.execute(f"SELECT {_COLUMNS} FROM droplets ORDER BY droplets.created_at, droplets.id")
             else:
-                cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE cluster_id = %s ORDER BY created_at, id",
+                cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE cluster_id = %s ORDER BY droplets.created_at, droplets.id",
                             (cluster_id,))
             return list(cur.fetchall())
 

@@ -1,4 +1,8 @@
-"""Jobs in MySQL, with optimistic concurrency on every state change."""
+"""Jobs in MySQL, with optimistic concurrency on every state change.
+
+Rows carry `parameters` and `result` as JSON text (MariaDB's JSON is LONGTEXT on the wire); the `Job`
+model parses them.
+"""
 from __future__ import annotations
 
 import json
@@ -6,23 +10,24 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import domain_errors, new_id
+from chalicelib.repositories.base import domain_errors, new_id, utc_text
 
-_COLUMNS = ("id, cluster_id, type, status, trace_id, progress, parameters, result, error, version, "
-            "created_at, updated_at, started_at, completed_at")
+_COLUMNS = ", ".join(["id", "cluster_id", "type", "status", "trace_id", "progress", "parameters", "result", "error",
+                      "version", utc_text("created_at"), utc_text("updated_at"), utc_text("started_at"),
+                      utc_text("completed_at")])
 
 # The only columns a listing may sort on; user input selects a key, never reaches the SQL text.
-SORT_COLUMNS: dict[str, str] = {"created_at": "created_at", "id": "id"}
+SORT_COLUMNS: dict[str, str] = {"created_at": "jobs.created_at", "id": "jobs.id"}
 _STATE_FIELDS = ("status", "progress", "result", "error", "started_at", "completed_at")
 
 
-def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    # MariaDB's JSON is LONGTEXT on the wire.
-    if row is not None:
-        for key in ("parameters", "result"):
-            if isinstance(row.get(key), (str, bytes)):
-                row[key] = json.loads(row[key])
-    return row
+def page_sql(sort_by: str, sort_dir: str) -> str:
+    """The statement for one page of jobs (args: limit, offset); it reads idx_jobs_created or the primary key."""
+    column = SORT_COLUMNS[sort_by]
+    direction = "ASC" if sort_dir == "asc" else "DESC"
+    # `id` breaks ties so that pages never overlap or skip rows.
+    order = f"{column} {direction}" + ("" if column == "jobs.id" else f", jobs.id {direction}")
+    return f"SELECT {_COLUMNS} FROM jobs ORDER BY {order} LIMIT %s OFFSET %s"
 
 
 class JobRepository:
@@ -39,13 +44,13 @@ class JobRepository:
                 (job_id, cluster_id, job_type, trace_id, json.dumps(parameters, separators=(",", ":"))),
             )
             cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
-            return _decode(cur.fetchone())
+            return cur.fetchone()
 
     def get(self, job_id: str) -> dict[str, Any]:
         """The job; NotFoundError when missing."""
         with db.transaction() as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
-            row = _decode(cur.fetchone())
+            row = cur.fetchone()
         if row is None:
             raise NotFoundError("Job not found")
         return row
@@ -53,14 +58,9 @@ class JobRepository:
     def list(self, *, page: int, page_size: int, sort_by: str = "created_at",
              sort_dir: str = "desc") -> tuple[list[dict[str, Any]], int]:
         """One page of jobs and the exact total, read in one transaction (one snapshot)."""
-        column = SORT_COLUMNS[sort_by]
-        direction = "ASC" if sort_dir == "asc" else "DESC"
-        # `id` breaks ties so that pages never overlap or skip rows.
-        order = f"{column} {direction}" + ("" if column == "id" else f", id {direction}")
         with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY {order} LIMIT %s OFFSET %s",
-                        (page_size, (page - 1) * page_size))
-            rows = [_decode(r) for r in cur.fetchall()]
+            cur.execute(page_sql(sort_by, sort_dir), (page_size, (page - 1) * page_size))
+            rows = list(cur.fetchall())
             cur.execute("SELECT COUNT(*) AS n FROM jobs")
             total = cur.fetchone()["n"]
         return rows, int(total)
@@ -82,4 +82,4 @@ class JobRepository:
                     raise NotFoundError("Job not found")
                 raise ConflictError(f"job {job_id} was modified concurrently; re-read and retry")
             cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
-            return _decode(cur.fetchone())
+            return cur.fetchone()

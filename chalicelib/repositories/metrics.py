@@ -6,16 +6,16 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.models.domain import METRIC_TYPES
-from chalicelib.repositories.base import domain_errors
+from chalicelib.repositories.base import domain_errors, utc_text
 
-_COLUMNS = "id, cluster_id, type, value, unit, timestamp"
+_COLUMNS = ", ".join(["id", "cluster_id", "type", "value", "unit", utc_text("timestamp")])
 
 # One backwards lookup on idx_metrics_cluster_type_ts per type, in a single round trip. The index is
 # forced: on small or skewed tables the optimiser may prefer (cluster_id, timestamp) and scan a cluster's
 # whole history instead.
 _LATEST_PER_TYPE = " UNION ALL ".join(
     f"(SELECT {_COLUMNS} FROM metrics FORCE INDEX (idx_metrics_cluster_type_ts) "
-    f"WHERE cluster_id = %s AND type = '{t}' ORDER BY timestamp DESC, id DESC LIMIT 1)"
+    f"WHERE cluster_id = %s AND type = '{t}' ORDER BY metrics.timestamp DESC, metrics.id DESC LIMIT 1)"
     for t in METRIC_TYPES
 )
 
@@ -34,7 +34,7 @@ class MetricRepository:
         where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
         with db.transaction() as cur:
             cur.execute(
-                f"SELECT {_COLUMNS} FROM metrics {where} ORDER BY timestamp DESC, id DESC LIMIT %s OFFSET %s",
+                f"SELECT {_COLUMNS} FROM metrics {where} ORDER BY metrics.timestamp DESC, metrics.id DESC LIMIT %s OFFSET %s",
                 (*args, page_size, (page - 1) * page_size),
             )
             rows = list(cur.fetchall())

@@ -226,3 +226,13 @@ def test_sqs_job_queue_resolves_its_url_lazily_and_sends_the_reference(monkeypat
     assert sent["QueueUrl"].endswith("/clustergenie-jobs")
     assert json.loads(sent["MessageBody"]) == {"job_id": job.id, "trace_id": job.trace_id}
     assert sent["MessageAttributes"]["job_type"]["StringValue"] == job.type
+
+
+@pytest.mark.parametrize("sort_by", ["created_at", "id"])
+@pytest.mark.parametrize("sort_dir", ["asc", "desc"])
+def test_every_job_listing_order_reads_an_index(sort_by, sort_dir):
+    from chalicelib import db
+    from chalicelib.repositories.jobs import page_sql
+
+    [plan] = db.query("EXPLAIN " + page_sql(sort_by, sort_dir), (50, 0))
+    assert plan["key"] in ("idx_jobs_created", "PRIMARY") and "filesort" not in (plan["Extra"] or ""), plan
