@@ -24,9 +24,14 @@ local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens, last = tonumber(state[1]) or capacity, tonumber(state[2]) or now
-if now > last then
-  tokens = math.min(capacity, tokens + (now - last) * rate / 1000000)
+if now < last then
+  -- The clock went backwards (failover to a server behind this one): refill from now on, rather
+  -- than not at all until the clock catches up. Rare, so the extra write costs nothing in practice.
+  last = now
+  redis.call('HSET', KEYS[1], 'ts', now)
 end
+-- Capped even with no time elapsed: the capacity may just have been lowered.
+tokens = math.min(capacity, tokens + (now - last) * rate / 1000000)
 if n == 0 or tokens < n then
   -- A peek or a denial changes nothing: the stored state already implies today's count.
   return string.format('0 %.17g %d', tokens, now)

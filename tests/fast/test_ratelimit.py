@@ -681,3 +681,16 @@ def test_observability_routes_answer_503_not_500_when_redis_is_down(api, monkeyp
     assert api.http.get("/api/v1/observability/ratelimit?name=diagnosis").status_code == 503
     assert api.http.get("/api/v1/observability/ratelimit/config/list").status_code == 503
     assert post_config(api, name="diagnosis", capacity=3).status_code == 503
+
+
+def test_redis_bucket_lowered_capacity_applies_at_once_and_a_clock_stepping_back_does_not_stall_it(r, cleanup):
+    key = bucket_key(unique(), "global")
+    cleanup.append(key)
+    RedisTokenBucket(r, key, refill_rate=1, capacity=10).allow()
+    assert RedisTokenBucket(r, key, refill_rate=1, capacity=3).available() == 3
+    # State written by a server whose clock ran an hour ahead (e.g. before a failover).
+    r.hset(key, mapping={"tokens": 0, "ts": (r.time()[0] + 3600) * 1_000_000})
+    bucket = RedisTokenBucket(r, key, refill_rate=100, capacity=10)
+    assert not bucket.allow().allowed
+    time.sleep(0.05)
+    assert bucket.allow().allowed  # refill restarted from the server's present, not an hour later
