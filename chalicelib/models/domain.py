@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Json
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Json, TypeAdapter
 
 # --- Allow-lists ---------------------------------------------------------------------------------------
 # The original accepted any string; these are the regions and sizes the providers can actually place.
@@ -50,6 +50,9 @@ def iso_utc(value: dt.datetime | None) -> str | None:
 UtcDatetime = AwareDatetime
 
 
+_ROWS_ADAPTERS: dict[type, TypeAdapter] = {}
+
+
 class _Response(BaseModel):
     # Row columns the shape does not expose are dropped (in pydantic-core, no Python per row); the
     # published schema still promises no other keys.
@@ -59,6 +62,14 @@ class _Response(BaseModel):
     def from_row(cls, row: dict[str, Any]):
         """Build from a repository row, keeping only the fields this shape exposes."""
         return cls.model_validate(row)
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> list:
+        """`from_row` for a whole listing, in one pydantic-core call."""
+        adapter = _ROWS_ADAPTERS.get(cls)
+        if adapter is None:
+            adapter = _ROWS_ADAPTERS[cls] = TypeAdapter(list[cls])
+        return adapter.validate_python(rows)
 
 
 # --- Resources -----------------------------------------------------------------------------------------

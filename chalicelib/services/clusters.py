@@ -22,7 +22,7 @@ class ClusterService:
         return Cluster.from_row(self.clusters.get(cluster_id))
 
     def list(self) -> list[Cluster]:
-        return [Cluster.from_row(row) for row in self.clusters.list()]
+        return Cluster.from_rows(self.clusters.list())
 
     def update(self, cluster_id: str, request: UpdateClusterRequest) -> Cluster:
         """Apply the given fields. With `request.version` the update is a compare-and-set against it;

@@ -53,7 +53,7 @@ class JobService:
         """One page of jobs (sorted on an allow-listed column) and the exact total."""
         rows, total = self.jobs.list(page=query.page, page_size=query.page_size,
                                      sort_by=query.sort_by, sort_dir=query.sort_dir)
-        return [Job.from_row(row) for row in rows], total
+        return Job.from_rows(rows), total
 
     def transition(self, job_id: str, new_status: str, progress: int | None = None,
                    result: Any = None, error: str | None = None) -> Job:

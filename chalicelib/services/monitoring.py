@@ -36,7 +36,7 @@ class MonitoringService:
         """A page of samples, newest first, and the exact total count."""
         rows, total = self.metrics.list(cluster_id=query.cluster_id, metric_type=query.type,
                                         page=query.page, page_size=query.page_size)
-        return [Metric.from_row(row) for row in rows], total
+        return Metric.from_rows(rows), total
 
     def health(self, cluster_id: str) -> HealthReport:
         """Health from the latest sample of each type. The worst rule wins (critical over warning),

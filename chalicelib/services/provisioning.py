@@ -25,7 +25,7 @@ class ProvisioningService:
         return Droplet.from_row(self.droplets.get(droplet_id))
 
     def list(self, cluster_id: str | None = None) -> list[Droplet]:
-        return [Droplet.from_row(row) for row in self.droplets.list(cluster_id)]
+        return Droplet.from_rows(self.droplets.list(cluster_id))
 
     def delete(self, droplet_id: str) -> None:
         """Remove the droplet record; NotFoundError when missing."""
