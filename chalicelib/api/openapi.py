@@ -36,27 +36,51 @@ class Operation:
     free_form_body: bool = False  # a JSON object body with no published schema
     query: type[BaseModel] | None = None
     notes: str = ""
-    extra_responses: dict[int, str] = field(default_factory=dict)
+    # OpenAPI links from the success response to the operations that take what it returned.
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _v1(path: str) -> str:
     return API_PREFIX + path
 
 
+_CLUSTER_ID = "$response.body#/cluster/id"
+_CLUSTER_LINKS = {
+    "GetCluster": {"operationId": "get_clusters_cluster_id", "parameters": {"cluster_id": _CLUSTER_ID}},
+    "UpdateCluster": {"operationId": "put_clusters_cluster_id", "parameters": {"cluster_id": _CLUSTER_ID}},
+    "DeleteCluster": {"operationId": "delete_clusters_cluster_id", "parameters": {"cluster_id": _CLUSTER_ID}},
+    "ClusterHealth": {"operationId": "get_health_cluster_id", "parameters": {"cluster_id": _CLUSTER_ID}},
+    "ClusterDroplets": {"operationId": "get_droplets", "parameters": {"cluster_id": _CLUSTER_ID}},
+    "ClusterMetrics": {"operationId": "get_metrics", "parameters": {"cluster_id": _CLUSTER_ID}},
+    "DiagnoseCluster": {"operationId": "post_diagnosis_diagnose", "requestBody": {"cluster_id": _CLUSTER_ID}},
+    "CreateDropletInCluster": {"operationId": "post_droplets", "requestBody": {
+        "name": "linked", "region": "nyc3", "size": "s-1vcpu-1gb", "cluster_id": _CLUSTER_ID}},
+    "CreateJobForCluster": {"operationId": "post_jobs", "requestBody": {
+        "type": "monitor", "parameters": {"cluster_id": _CLUSTER_ID}}},
+}
+_DROPLET_LINKS = {
+    "GetDroplet": {"operationId": "get_droplets_droplet_id", "parameters": {"droplet_id": "$response.body#/droplet/id"}},
+    "DeleteDroplet": {"operationId": "delete_droplets_droplet_id",
+                      "parameters": {"droplet_id": "$response.body#/droplet/id"}},
+}
+_JOB_LINKS = {"GetJob": {"operationId": "get_jobs_job_id", "parameters": {"job_id": "$response.body#/job/id"}}}
+
 _OPERATIONS: list[Operation] = [
-    Operation("POST", _v1("/clusters"), "Create a cluster", "clusters", m.ClusterEnvelope, 201, body=m.CreateClusterRequest),
+    Operation("POST", _v1("/clusters"), "Create a cluster", "clusters", m.ClusterEnvelope, 201, body=m.CreateClusterRequest,
+              links=_CLUSTER_LINKS),
     Operation("GET", _v1("/clusters"), "List clusters", "clusters", m.ClusterList),
     Operation("GET", _v1("/clusters/{cluster_id}"), "Get a cluster", "clusters", m.ClusterEnvelope),
     Operation("PUT", _v1("/clusters/{cluster_id}"), "Update a cluster (409 when a concurrent update won)", "clusters",
               m.ClusterEnvelope, body=m.UpdateClusterRequest),
     Operation("DELETE", _v1("/clusters/{cluster_id}"), "Delete a cluster with its droplets, jobs and metrics",
               "clusters", m.MessageResponse),
-    Operation("POST", _v1("/droplets"), "Create a droplet", "droplets", m.DropletEnvelope, 201, body=m.CreateDropletRequest),
+    Operation("POST", _v1("/droplets"), "Create a droplet", "droplets", m.DropletEnvelope, 201, body=m.CreateDropletRequest,
+              links=_DROPLET_LINKS),
     Operation("GET", _v1("/droplets"), "List droplets", "droplets", m.DropletList, query=m.DropletListQuery),
     Operation("GET", _v1("/droplets/{droplet_id}"), "Get a droplet", "droplets", m.DropletEnvelope),
     Operation("DELETE", _v1("/droplets/{droplet_id}"), "Delete a droplet", "droplets", m.MessageResponse),
     Operation("POST", _v1("/jobs"), "Create a job (stored as queued, then enqueued)", "jobs", m.JobEnvelope, 201,
-              body=m.CreateJobRequest, notes="Rate limited by `jobs_create`, per caller (X-User-ID)."),
+              body=m.CreateJobRequest, notes="Rate limited by `jobs_create`, per caller (X-User-ID).", links=_JOB_LINKS),
     Operation("GET", _v1("/jobs"), "List jobs (paged, sorted on allow-listed columns)", "jobs", m.JobPage,
               query=m.JobListQuery),
     Operation("GET", _v1("/jobs/{job_id}"), "Get a job", "jobs", m.JobEnvelope),
@@ -139,7 +163,8 @@ def openapi_document() -> dict[str, Any]:
             "summary": op.summary,
             "tags": [op.tag],
             "responses": {
-                str(op.status): {"description": op.summary, "content": _json_content(response_schema)},
+                str(op.status): {"description": op.summary, "content": _json_content(response_schema),
+                                 **({"links": op.links} if op.links else {})},
                 "default": {"description": "error: `{\"error\": ...}`", "content": _json_content(_ref(m.ErrorResponse))},
             },
         }
