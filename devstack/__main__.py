@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -61,6 +62,13 @@ def _deployment_alive(cfg: StackConfig, stack: dict) -> bool:
 
 
 def deploy(cfg: StackConfig) -> dict:
+    """Deploy when the code changed, one deployer at a time (concurrent `./dev test` runs share LocalStack)."""
+    with open(cfg.run_dir / "deploy.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _deploy_locked(cfg)
+
+
+def _deploy_locked(cfg: StackConfig) -> dict:
     stamp = cfg.state_dir / "deploy.stamp"
     fingerprint = _deploy_fingerprint()
     stack = stack_json(cfg)
