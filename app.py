@@ -7,6 +7,7 @@ pay for another's dependencies.
 from chalice import Chalice, ConvertToMiddleware
 
 from chalicelib.http import register_error_handling
+from chalicelib.metrics.middleware import register_metrics
 from chalicelib.observability import logger
 from chalicelib.ratelimit import register_rate_limiting
 from chalicelib.settings import get_settings
@@ -14,6 +15,7 @@ from chalicelib.settings import get_settings
 app = Chalice(app_name="clustergenie", configure_logs=False)
 app.experimental_feature_flags.update({"BLUEPRINTS"})
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+register_metrics(app)  # outside error handling: records the status the client gets; flushes every function
 register_error_handling(app)
 register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope
 
@@ -26,6 +28,7 @@ from chalicelib.api.jobs import bp as jobs_bp  # noqa: E402
 from chalicelib.api.metrics import bp as metrics_bp  # noqa: E402
 from chalicelib.api.observability import bp as observability_bp  # noqa: E402
 from chalicelib.api.openapi import bp as openapi_bp  # noqa: E402
+from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
 app.register_blueprint(droplets_bp, url_prefix="/api/v1")
@@ -35,6 +38,7 @@ app.register_blueprint(health_bp, url_prefix="/api/v1")
 app.register_blueprint(diagnosis_bp, url_prefix="/api/v1")
 app.register_blueprint(observability_bp, url_prefix="/api/v1")
 app.register_blueprint(openapi_bp, url_prefix="/api/v1")
+app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 
 
 # --- SQS job queue -> job_worker -----------------------------------------------------------------------

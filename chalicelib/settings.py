@@ -39,6 +39,11 @@ class Settings:
     # deny (rather than admit) requests while Redis is unreachable.
     ratelimit_config_ttl_seconds: float
     ratelimit_fail_closed: frozenset[str]
+    # Observability (issue 7): aggregated metrics on/off (off only for the overhead bench), log lines
+    # also produced to Kafka, and Loki's push API when configured.
+    metrics_enabled: bool = True
+    logs_to_kafka: bool = True
+    loki_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -63,6 +68,9 @@ class Settings:
             ratelimit_fail_closed=frozenset(
                 n.strip() for n in _env("CG_RATELIMIT_FAIL_CLOSED", "").split(",") if n.strip()
             ),
+            metrics_enabled=_env("CG_METRICS_ENABLED", "1").lower() not in ("0", "false", "no", "off"),
+            logs_to_kafka=_env("CG_LOGS_TO_KAFKA", "1").lower() not in ("0", "false", "no", "off"),
+            loki_url=os.environ.get("LOKI_URL") or None,
         )
 
 

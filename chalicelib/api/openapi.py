@@ -38,6 +38,7 @@ class Operation:
     notes: str = ""
     # OpenAPI links from the success response to the operations that take what it returned.
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    content_type: str = "application/json"  # of the success response; anything else is documented as text
 
 
 def _v1(path: str) -> str:
@@ -140,6 +141,12 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return params
 
 
+def _operation_id(op: Operation) -> str:
+    # Routes outside /api/v1 (GET /metrics) get a `root_` prefix, distinct from the v1 ones.
+    path = op.path[len(API_PREFIX):] if op.path.startswith(API_PREFIX) else "/root" + op.path
+    return f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}"
+
+
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0 document for every operation in the route table."""
@@ -159,11 +166,13 @@ def openapi_document() -> dict[str, Any]:
         query_params = _query_parameters(op.query) if op.query else []
         response_schema = _ref(op.response) if op.response else {"type": "object"}
         entry: dict[str, Any] = {
-            "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path[len(API_PREFIX):].lower()).strip('_')}",
+            "operationId": _operation_id(op),
             "summary": op.summary,
             "tags": [op.tag],
             "responses": {
-                str(op.status): {"description": op.summary, "content": _json_content(response_schema),
+                str(op.status): {"description": op.summary,
+                                 "content": _json_content(response_schema) if op.content_type == "application/json"
+                                 else {op.content_type: {"schema": {"type": "string"}}},
                                  **({"links": op.links} if op.links else {})},
                 "default": {"description": "error: `{\"error\": ...}`", "content": _json_content(_ref(m.ErrorResponse))},
             },

@@ -1,8 +1,9 @@
 """Prometheus metrics of the rate limiter, behind small recording functions.
 
-Metric recording goes only through `record_exceeded`, `record_available` and `record_store_failure`,
-so that aggregating across Lambda instances later (a push or a shared registry) changes this module
-alone.
+Metric recording goes only through `record_exceeded`, `record_available` and `record_store_failure`.
+Each records twice: into this process's prometheus_client registry (the instance's own view, used by
+the rate-limit tests) and into `chalicelib.metrics`, the aggregate across Lambda instances that
+GET /metrics serves.
 
 Label cardinality stays bounded however many users call us:
 - the counter's `scope_type` label is only `global`, `user` or `cluster`;
@@ -16,6 +17,7 @@ import threading
 
 from prometheus_client import Counter, Gauge
 
+from chalicelib import metrics as aggregated
 from chalicelib.ratelimit.config import Scope
 
 MAX_CLUSTER_SERIES = 100
@@ -59,13 +61,18 @@ def gauge_scope_label(scope: Scope) -> str:
 def record_exceeded(name: str, scope: Scope) -> None:
     """Count one denial."""
     RATE_LIMIT_EXCEEDED.labels(name=name, scope_type=scope.type).inc()
+    aggregated.inc(aggregated.RATE_LIMIT_EXCEEDED, (name, scope.type))
 
 
 def record_available(name: str, scope: Scope, tokens: float) -> None:
     """Publish a bucket's token count after a decision or a status read."""
-    AVAILABLE_TOKENS.labels(name=name, scope=gauge_scope_label(scope)).set(tokens)
+    label = gauge_scope_label(scope)
+    AVAILABLE_TOKENS.labels(name=name, scope=label).set(tokens)
+    aggregated.set_gauge(aggregated.RATE_LIMIT_AVAILABLE, (name, label), tokens)
 
 
 def record_store_failure(name: str, fail_open: bool) -> None:
     """Count one decision taken without Redis."""
-    STORE_FAILURES.labels(name=name, policy="open" if fail_open else "closed").inc()
+    policy = "open" if fail_open else "closed"
+    STORE_FAILURES.labels(name=name, policy=policy).inc()
+    aggregated.inc(aggregated.RATE_LIMIT_STORE_FAILURES, (name, policy))

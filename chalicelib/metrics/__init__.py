@@ -1,0 +1,220 @@
+"""Application metrics that add up across Lambda instances.
+
+Prometheus cannot scrape short-lived function instances one by one, and each instance's in-process
+registry would only count what that one instance saw. So every instance *records* into a small
+process-local buffer keyed by series (bounded by label cardinality, not by traffic) and *flushes* it to
+Redis once at the end of each invocation: one MULTI/EXEC pipeline, `HINCRBY` for counts, `HINCRBYFLOAT`
+for sums, `HSET` for gauges. Redis adds the increments of all instances atomically; the one reader,
+`GET /metrics` (`chalicelib.metrics.exposition`), renders the hashes as the Prometheus exposition.
+
+- Histograms store one count per bucket (not cumulative) plus `_sum` and `_count`; the reader
+  accumulates them.
+- When Redis is unreachable the buffer is kept and retried at the next invocation (it stays bounded by
+  the number of series), so a blip delays counts instead of losing them; flushes are skipped for
+  `RETRY_AFTER_SECONDS` after a failure so an outage does not slow every request.
+- `CG_METRICS_ENABLED=0` turns recording and flushing into no-ops (the overhead bench compares both).
+
+Recording functions are the only API the rest of the code uses: `observe_http`, `observe_job`,
+`count_event`, `inc`, `observe`, `set_gauge`, and `flush`.
+"""
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+from chalicelib.settings import get_settings
+
+COUNTS_KEY = "metrics:counts"  # counters, histogram buckets and counts: HINCRBY / HINCRBYFLOAT
+GAUGES_KEY = "metrics:gauges"  # gauges: HSET (the latest value written by any instance)
+RETRY_AFTER_SECONDS = 2.0
+SEP = "\t"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    help: str
+    kind: str  # counter | gauge | histogram
+    labelnames: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def _family(name: str, help_: str, kind: str, labelnames: tuple[str, ...], buckets: tuple[float, ...] = ()) -> Family:
+    family = Family(name, help_, kind, labelnames, buckets)
+    FAMILIES[name] = family
+    return family
+
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+HTTP_REQUESTS = _family("clustergenie_http_requests_total", "HTTP requests by route template and status.",
+                        "counter", ("method", "route", "status"))
+HTTP_DURATION = _family("clustergenie_http_request_duration_seconds", "HTTP request latency inside the function.",
+                        "histogram", ("method", "route"), LATENCY_BUCKETS)
+JOB_DURATION = _family("clustergenie_job_duration_seconds",
+                       "Job processing time by job type and outcome (completed|failed|retried); _count counts jobs.",
+                       "histogram", ("type", "outcome"), JOB_BUCKETS)
+EVENTS_HANDLED = _family("clustergenie_events_handled_total", "Kafka cluster events handled, by type and outcome.",
+                         "counter", ("type", "outcome"))
+RATE_LIMIT_EXCEEDED = _family("clustergenie_rate_limit_exceeded_total", "Requests denied by a rate limiter.",
+                              "counter", ("name", "scope_type"))
+RATE_LIMIT_AVAILABLE = _family("clustergenie_rate_limit_available_tokens",
+                               "Tokens left in a rate-limit bucket after its latest decision (any instance).",
+                               "gauge", ("name", "scope"))
+RATE_LIMIT_STORE_FAILURES = _family("clustergenie_rate_limit_store_failures_total",
+                                    "Rate-limit decisions taken by policy because Redis was unreachable.",
+                                    "counter", ("name", "policy"))
+EXPORTER_RUNS = _family("clustergenie_exporter_runs_total", "Metrics exporter runs by outcome (ok|push_failed|error).",
+                        "counter", ("outcome",))
+LOG_LINES_DROPPED = _family("clustergenie_log_lines_dropped_total",
+                            "Log lines not shipped to Kafka (queue full or broker unreachable).", "counter", ("reason",))
+
+
+class _Buffer:
+    """Pending increments of this instance since its last successful flush."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ints: dict[str, int] = {}
+        self.floats: dict[str, float] = {}
+        self.gauges: dict[str, float] = {}
+        self.retry_at = 0.0
+
+    def take(self) -> tuple[dict[str, int], dict[str, float], dict[str, float]]:
+        with self.lock:
+            taken = (self.ints, self.floats, self.gauges)
+            self.ints, self.floats, self.gauges = {}, {}, {}
+            return taken
+
+    def give_back(self, ints: dict[str, int], floats: dict[str, float], gauges: dict[str, float]) -> None:
+        with self.lock:
+            for k, v in ints.items():
+                self.ints[k] = self.ints.get(k, 0) + v
+            for k, v in floats.items():
+                self.floats[k] = self.floats.get(k, 0.0) + v
+            for k, v in gauges.items():
+                self.gauges.setdefault(k, v)  # a newer value recorded meanwhile wins
+
+
+_buffer = _Buffer()
+
+
+@functools.lru_cache(maxsize=4096)
+def field(name: str, suffix: str, labels: tuple[str, ...]) -> str:
+    """The Redis hash field of one sample: `<family>\\t<suffix>\\t<json label values>` (cached)."""
+    return f"{name}{SEP}{suffix}{SEP}{json.dumps(labels, separators=(',', ':'))}"
+
+
+def enabled() -> bool:
+    return get_settings().metrics_enabled
+
+
+def inc(family: Family, labels: tuple[str, ...], amount: int = 1) -> None:
+    """Add `amount` to a counter series."""
+    if not enabled():
+        return
+    key = field(family.name, "", labels)
+    with _buffer.lock:
+        _buffer.ints[key] = _buffer.ints.get(key, 0) + amount
+
+
+def observe(family: Family, labels: tuple[str, ...], value: float) -> None:
+    """Record one observation in a histogram series."""
+    if not enabled():
+        return
+    i = bisect.bisect_left(family.buckets, value)
+    le = repr(family.buckets[i]) if i < len(family.buckets) else "+Inf"
+    bucket, count, total = field(family.name, le, labels), field(family.name, "count", labels), field(family.name, "sum", labels)
+    b = _buffer
+    with b.lock:
+        b.ints[bucket] = b.ints.get(bucket, 0) + 1
+        b.ints[count] = b.ints.get(count, 0) + 1
+        b.floats[total] = b.floats.get(total, 0.0) + value
+
+
+def set_gauge(family: Family, labels: tuple[str, ...], value: float) -> None:
+    """Set a gauge series (the latest value any instance wrote is what the reader sees)."""
+    if not enabled():
+        return
+    key = field(family.name, "", labels)
+    with _buffer.lock:
+        _buffer.gauges[key] = value
+
+
+def observe_http(method: str, route: str, status: int, seconds: float) -> None:
+    inc(HTTP_REQUESTS, (method, route, str(status)))
+    observe(HTTP_DURATION, (method, route), seconds)
+
+
+def observe_job(job_type: str, outcome: str, seconds: float) -> None:
+    """One job processed by the worker: `outcome` is completed, failed or retried."""
+    observe(JOB_DURATION, (job_type, outcome), seconds)
+
+
+def count_event(event_type: str, outcome: str = "handled") -> None:
+    """One Kafka event handled: `outcome` is handled, ignored or dead_lettered."""
+    inc(EVENTS_HANDLED, (event_type, outcome))
+
+
+@functools.lru_cache(maxsize=1)
+def _redis():
+    """Its own client, without redis-py's retries: a flush is one attempt, and a dead Redis costs at most
+    one short timeout every RETRY_AFTER_SECONDS, never the shared client's seconds of backoff."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=0.5, socket_timeout=0.5,
+                                retry=Retry(NoBackoff(), 0), health_check_interval=30, decode_responses=True)
+
+
+def flush() -> bool:
+    """Send this instance's pending increments to Redis in one round trip; True when nothing is left.
+
+    Never raises: on failure the increments are kept for the next invocation.
+    """
+    if not enabled():
+        return True
+    now = time.monotonic()
+    if now < _buffer.retry_at:
+        return False
+    ints, floats, gauges = _buffer.take()
+    if not (ints or floats or gauges):
+        return True
+    try:
+        pipe = _redis().pipeline(transaction=True)
+        for key, value in ints.items():
+            pipe.hincrby(COUNTS_KEY, key, value)
+        for key, value in floats.items():
+            pipe.hincrbyfloat(COUNTS_KEY, key, value)
+        if gauges:
+            pipe.hset(GAUGES_KEY, mapping=gauges)
+        pipe.execute()
+        return True
+    except Exception as exc:  # noqa: BLE001 - metrics must never fail the invocation
+        _buffer.give_back(ints, floats, gauges)
+        _buffer.retry_at = now + RETRY_AFTER_SECONDS
+        from chalicelib.observability import logger
+
+        logger.warning("metrics flush failed; kept for the next invocation", extra={"error": repr(exc)})
+        return False
+
+
+def pending() -> int:
+    """Number of series waiting to be flushed (tests and the bench use it)."""
+    with _buffer.lock:
+        return len(_buffer.ints) + len(_buffer.floats) + len(_buffer.gauges)
+
+
+def reset_buffer() -> None:
+    """Drop what this process has not flushed (tests)."""
+    _buffer.take()
+    _buffer.retry_at = 0.0

@@ -1,0 +1,141 @@
+"""The one reader of the aggregated metrics: renders Redis' hashes (plus scrape-time readings) as the
+Prometheus text exposition, through prometheus_client's custom-collector API.
+
+Scrape-time readings are facts other stores already hold, read once per scrape instead of being
+counted by every instance: jobs by status (one GROUP BY on the `(status, updated_at)` index) and the
+depth of the jobs dead-letter queue (SQS `GetQueueAttributes`). A reading that fails is left out and
+counted in `clustergenie_metrics_scrape_errors_total{source}`; the rest of the page is still served.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from chalicelib import metrics
+from chalicelib.metrics import COUNTS_KEY, FAMILIES, GAUGES_KEY, SEP, Family
+
+JOB_STATUSES = ("queued", "processing", "completed", "failed")
+
+
+def _parse(raw: dict[str, str]) -> dict[str, dict[tuple[str, ...], dict[str, float]]]:
+    """{family: {label values: {suffix: value}}} from a hash's fields."""
+    out: dict[str, dict[tuple[str, ...], dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for key, value in raw.items():
+        try:
+            name, suffix, labels = key.split(SEP, 2)
+            out[name][tuple(json.loads(labels))][suffix] = float(value)
+        except ValueError:
+            continue  # a field this version does not understand
+    return out
+
+
+def _histogram(family: Family, series: dict[tuple[str, ...], dict[str, float]]) -> Metric:
+    metric = HistogramMetricFamily(family.name, family.help, labels=family.labelnames)
+    for labels, samples in sorted(series.items()):
+        running, buckets = 0.0, []
+        for bound in (*[repr(b) for b in family.buckets], "+Inf"):
+            running += samples.get(bound, 0.0)
+            buckets.append((bound, running))
+        metric.add_metric(list(labels), buckets, samples.get("sum", 0.0))
+    return metric
+
+
+class AggregatedCollector:
+    """Every family in `chalicelib.metrics.FAMILIES`, as summed by Redis over all instances."""
+
+    def __init__(self, redis_client: Any) -> None:
+        self.redis = redis_client
+
+    def collect(self) -> Iterator[Metric]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(COUNTS_KEY)
+        pipe.hgetall(GAUGES_KEY)
+        counts, gauges = (_parse(raw) for raw in pipe.execute())
+        for family in FAMILIES.values():
+            if family.kind == "histogram":
+                yield _histogram(family, counts.get(family.name, {}))
+                continue
+            source = gauges if family.kind == "gauge" else counts
+            cls = GaugeMetricFamily if family.kind == "gauge" else CounterMetricFamily
+            metric = cls(family.name, family.help, labels=family.labelnames)
+            for labels, samples in sorted(source.get(family.name, {}).items()):
+                metric.add_metric(list(labels), samples.get("", 0.0))
+            yield metric
+
+
+class ScrapeTimeCollector:
+    """Readings taken at scrape: jobs by status and the DLQ depth."""
+
+    def __init__(self, jobs_by_status=None, dlq_depth=None) -> None:  # noqa: ANN001 - injectable for tests
+        self.jobs_by_status = jobs_by_status or read_jobs_by_status
+        self.dlq_depth = dlq_depth or read_dlq_depth
+
+    def collect(self) -> Iterator[Metric]:
+        errors = CounterMetricFamily("clustergenie_metrics_scrape_errors",
+                                     "Scrape-time readings that failed during this scrape.", labels=["source"])
+        jobs = GaugeMetricFamily("clustergenie_jobs", "Jobs by status (read from the database at scrape).",
+                                 labels=["status"])
+        try:
+            counts = self.jobs_by_status()
+            for status in sorted(set(JOB_STATUSES) | set(counts)):
+                jobs.add_metric([status], counts.get(status, 0))
+            yield jobs
+        except Exception as exc:  # noqa: BLE001 - one failed reading must not cost the whole page
+            _log_failure("jobs", exc)
+            errors.add_metric(["jobs"], 1)
+        try:
+            depth = self.dlq_depth()
+            dlq = GaugeMetricFamily("clustergenie_jobs_dlq_messages",
+                                    "Messages in the jobs dead-letter queue (SQS, read at scrape).")
+            dlq.add_metric([], depth)
+            yield dlq
+        except Exception as exc:  # noqa: BLE001
+            _log_failure("dlq", exc)
+            errors.add_metric(["dlq"], 1)
+        yield errors
+
+
+def _log_failure(source: str, exc: Exception) -> None:
+    from chalicelib.observability import logger
+
+    logger.warning("metrics scrape reading failed", extra={"source": source, "error": repr(exc)})
+
+
+def read_jobs_by_status() -> dict[str, int]:
+    from chalicelib import db
+
+    rows = db.query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+    return {row["status"]: int(row["n"]) for row in rows}
+
+
+_dlq_url: str | None = None
+
+
+def read_dlq_depth() -> int:
+    global _dlq_url
+    from chalicelib.aws import client
+    from chalicelib.settings import get_settings
+
+    sqs = client("sqs")
+    if _dlq_url is None:
+        _dlq_url = sqs.get_queue_url(QueueName=get_settings().jobs_dlq_name)["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=_dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def render(collectors: Iterable[Any] | None = None) -> bytes:
+    """The exposition text of the aggregated metrics (flushing this instance's own pending ones first)."""
+    metrics.flush()
+    registry = CollectorRegistry(auto_describe=False)
+    if collectors is None:
+        from chalicelib.redis_client import get_redis
+
+        collectors = (AggregatedCollector(get_redis()), ScrapeTimeCollector())
+    for collector in collectors:
+        registry.register(collector)
+    return generate_latest(registry)

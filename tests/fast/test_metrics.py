@@ -1,0 +1,131 @@
+"""Aggregated metrics (chalicelib.metrics): counts add up across instances, GET /metrics serves them."""
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from chalicelib import metrics
+from chalicelib.metrics import exposition
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(text: str, metric: str, **labels: str) -> float | None:
+    return samples(text).get((metric, tuple(sorted(labels.items()))))
+
+
+@pytest.fixture
+def fresh_metrics(fresh_rate_limits):  # noqa: ANN001 - flushes the Redis db
+    metrics.reset_buffer()
+    yield
+    metrics.reset_buffer()
+
+
+def render_without_scrape_readings() -> str:
+    from chalicelib.redis_client import get_redis
+
+    return exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
+
+
+def _instance(n: int) -> None:
+    # A fresh "Lambda instance": its own buffer and Redis connection; one flush per invocation.
+    metrics._redis.cache_clear()
+    metrics.reset_buffer()
+    for i in range(n):
+        metrics.observe_job("provision", "completed", 0.02 * (i % 7))
+        metrics.count_event("cluster.telemetry")
+        if i % 10 == 9:
+            assert metrics.flush()
+    assert metrics.flush()
+
+
+def test_counts_from_concurrent_instances_add_up_exactly(fresh_metrics):
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_instance, args=(200,)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    text = render_without_scrape_readings()
+    assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="completed") == 1600
+    assert value(text, "clustergenie_job_duration_seconds_bucket", type="provision", outcome="completed", le="+Inf") == 1600
+    assert value(text, "clustergenie_events_handled_total", type="cluster.telemetry", outcome="handled") == 1600
+    # Cumulative buckets: 0.0 observations are in every bucket; 0.12 only from le=0.5 up.
+    assert value(text, "clustergenie_job_duration_seconds_bucket", type="provision", outcome="completed", le="0.01") < \
+        value(text, "clustergenie_job_duration_seconds_bucket", type="provision", outcome="completed", le="0.5")
+
+
+def test_http_requests_are_counted_by_route_template_and_status(client, make_cluster, fresh_metrics):
+    cluster = make_cluster()
+    client.get(f"/api/v1/clusters/{cluster['id']}")
+    client.get("/api/v1/clusters/cluster-missing")
+    response = client.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = response.body.decode()
+    route = "/api/v1/clusters/{cluster_id}"
+    assert value(text, "clustergenie_http_requests_total", method="GET", route=route, status="200") == 1
+    assert value(text, "clustergenie_http_requests_total", method="GET", route=route, status="404") == 1
+    assert value(text, "clustergenie_http_request_duration_seconds_count", method="GET", route=route) == 2
+    assert value(text, "clustergenie_http_requests_total", method="POST", route="/api/v1/clusters", status="201") == 1
+    # Jobs by status are read from the database at scrape, every status present.
+    assert value(text, "clustergenie_jobs", status="queued") == 0
+
+
+def test_rate_limit_denials_reach_the_aggregate(client, fresh_metrics):
+    for _ in range(6):
+        client.post("/api/v1/jobs", {"type": "monitor", "parameters": {}}, headers={"X-User-ID": "metrics-test"})
+    text = render_without_scrape_readings()
+    assert value(text, "clustergenie_rate_limit_exceeded_total", name="jobs_create", scope_type="user") >= 1
+    assert value(text, "clustergenie_http_requests_total", method="POST", route="/api/v1/jobs", status="429") >= 1
+
+
+def test_scrape_readings_are_served_and_a_failing_one_is_counted(fresh_metrics):
+    def broken() -> int:
+        raise ConnectionError("sqs down")
+
+    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: {"failed": 3}, dlq_depth=lambda: 4)
+    text = exposition.render([collector]).decode()
+    assert value(text, "clustergenie_jobs", status="failed") == 3
+    assert value(text, "clustergenie_jobs", status="processing") == 0
+    assert value(text, "clustergenie_jobs_dlq_messages") == 4
+    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=dict, dlq_depth=broken)]).decode()
+    assert value(text, "clustergenie_jobs_dlq_messages") is None
+    assert value(text, "clustergenie_metrics_scrape_errors_total", source="dlq") == 1
+
+
+def test_unreachable_redis_keeps_the_increments_for_the_next_flush(fresh_metrics, monkeypatch):
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    real = metrics._redis
+    dead = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    monkeypatch.setattr(metrics, "_redis", lambda: dead)
+    metrics.count_event("cluster.scaled")
+    assert metrics.flush() is False  # no exception: the invocation goes on
+    metrics.count_event("cluster.scaled")
+    monkeypatch.setattr(metrics, "_redis", real)
+    assert metrics.flush() is False  # still inside the retry pause
+    metrics._buffer.retry_at = 0.0
+    assert metrics.flush() is True
+    text = render_without_scrape_readings()
+    assert value(text, "clustergenie_events_handled_total", type="cluster.scaled", outcome="handled") == 2
+
+
+def test_switched_off_records_nothing(fresh_metrics, monkeypatch):
+    import dataclasses
+
+    from chalicelib import settings
+
+    off = dataclasses.replace(settings.get_settings(), metrics_enabled=False)
+    monkeypatch.setattr(metrics, "get_settings", lambda: off)
+    metrics.count_event("cluster.scaled")
+    metrics.observe_http("GET", "/x", 200, 0.001)
+    assert metrics.pending() == 0
