@@ -28,6 +28,9 @@ from chalicelib.api.jobs import bp as jobs_bp  # noqa: E402
 from chalicelib.api.metrics import bp as metrics_bp  # noqa: E402
 from chalicelib.api.observability import bp as observability_bp  # noqa: E402
 from chalicelib.api.openapi import bp as openapi_bp  # noqa: E402
+from chalicelib.api.hello import bp as hello_bp  # noqa: E402 - control plane (issue 8)
+from chalicelib.api.scheduling import bp as scheduling_bp  # noqa: E402 - control plane (issue 8)
+from chalicelib.api.billing import bp as billing_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
@@ -38,6 +41,9 @@ app.register_blueprint(health_bp, url_prefix="/api/v1")
 app.register_blueprint(diagnosis_bp, url_prefix="/api/v1")
 app.register_blueprint(observability_bp, url_prefix="/api/v1")
 app.register_blueprint(openapi_bp, url_prefix="/api/v1")
+app.register_blueprint(hello_bp, url_prefix="/api/v1")
+app.register_blueprint(scheduling_bp, url_prefix="/api/v1")
+app.register_blueprint(billing_bp, url_prefix="/api/v1")
 app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 
 

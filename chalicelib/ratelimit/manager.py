@@ -17,8 +17,8 @@ from chalicelib.ratelimit.redis_bucket import RedisTokenBucket, bucket_key
 from chalicelib.redis_client import get_redis
 from chalicelib.settings import get_settings
 
-# Bounds the per-container config cache: one entry per (limiter, scope) seen, and users are unbounded.
-MAX_CACHED_CONFIGS = 10_000
+# Bounds the per-container bucket cache: one entry per (limiter, scope) seen, and users are unbounded.
+MAX_CACHED_BUCKETS = 10_000
 # While Redis is down every request fails the same way; one log line per limiter per interval says it.
 FAILURE_LOG_INTERVAL_SECONDS = 5.0
 # After a failed round trip, decisions skip Redis for this long. A dead Redis costs the shared client's
@@ -51,7 +51,8 @@ class LimiterManager:
         self.config_ttl = settings.ratelimit_config_ttl_seconds if config_ttl is None else config_ttl
         self.fail_closed = frozenset(settings.ratelimit_fail_closed if fail_closed is None else fail_closed)
         self._clock = clock
-        self._configs: dict[tuple[str, str], tuple[LimiterConfig, float]] = {}
+        # (name, scope) -> (bucket built from the config read at that time, when to read the config again)
+        self._buckets: dict[tuple[str, str], tuple[RedisTokenBucket, float]] = {}
         self._lock = threading.Lock()
         self._last_failure_log: dict[str, float] = {}
         self._skip_redis_until = float("-inf")
@@ -64,12 +65,15 @@ class LimiterManager:
     def store(self) -> ConfigStore:
         return ConfigStore(self.client)
 
-    def config(self, name: str, scope: Scope) -> LimiterConfig:
-        """The effective config of a limiter for a scope, from the cache while it is fresh.
-        Raises redis.RedisError only when Redis is unreachable and nothing is cached."""
+    def get_or_create(self, name: str, scope: Scope | str) -> RedisTokenBucket:
+        """The bucket of limiter `name` for `scope` (a Scope or `global`/`user:<id>`/`cluster:<id>`),
+        built from the effective config and kept while that config is fresh. A bucket is a handle on
+        Redis state, so creating one costs only the config read. Raises redis.RedisError only when
+        Redis is unreachable and nothing is cached."""
+        scope = scope if isinstance(scope, Scope) else Scope.parse(scope)
         cache_key = (name, str(scope))
         now = self._clock()
-        cached = self._configs.get(cache_key)
+        cached = self._buckets.get(cache_key)
         if cached is not None and cached[1] > now:
             return cached[0]
         try:
@@ -78,25 +82,27 @@ class LimiterManager:
             if cached is not None:
                 return cached[0]  # a stale config beats none while Redis is away
             raise
+        if cached is not None and (cached[0].refill_rate, cached[0].capacity) == (config.refill_rate, config.capacity):
+            bucket = cached[0]
+        else:
+            bucket = RedisTokenBucket(self.client, bucket_key(name, str(scope)), config.refill_rate, config.capacity)
         with self._lock:
-            self._configs.pop(cache_key, None)
-            self._configs[cache_key] = (config, now + self.config_ttl)
-            while len(self._configs) > MAX_CACHED_CONFIGS:
-                self._configs.pop(next(iter(self._configs)))  # oldest insertion first
-        return config
+            self._buckets.pop(cache_key, None)
+            self._buckets[cache_key] = (bucket, now + self.config_ttl)
+            while len(self._buckets) > MAX_CACHED_BUCKETS:
+                self._buckets.pop(next(iter(self._buckets)))  # oldest insertion first
+        return bucket
+
+    def config(self, name: str, scope: Scope | str) -> LimiterConfig:
+        """The effective config of a limiter for a scope (cached like the bucket)."""
+        bucket = self.get_or_create(name, scope)
+        return LimiterConfig(bucket.refill_rate, bucket.capacity)
 
     def forget(self, name: str) -> None:
         """Drop this container's cached config of a limiter (all scopes: a global change affects them all)."""
         with self._lock:
-            for key in [k for k in self._configs if k[0] == name]:
-                del self._configs[key]
-
-    def get_or_create(self, name: str, scope: Scope | str) -> RedisTokenBucket:
-        """The bucket of limiter `name` for `scope` (a Scope or `global`/`user:<id>`/`cluster:<id>`).
-        Buckets are cheap handles on Redis state, so "create" costs no round trip."""
-        scope = scope if isinstance(scope, Scope) else Scope.parse(scope)
-        config = self.config(name, scope)
-        return RedisTokenBucket(self.client, bucket_key(name, str(scope)), config.refill_rate, config.capacity)
+            for key in [k for k in self._buckets if k[0] == name]:
+                del self._buckets[key]
 
     def allow(self, name: str, scope: Scope | str, n: int = 1) -> Decision:
         """Decide one request against limiter `name` in `scope`, recording the metrics."""
@@ -128,11 +134,11 @@ class LimiterManager:
         fail_open = name not in self.fail_closed
         metrics.record_store_failure(name, fail_open)
         self._log_failure(name, exc)
-        cached = self._configs.get((name, str(scope)))
-        config = cached[0] if cached is not None else default_config(name)
+        cached = self._buckets.get((name, str(scope)))
+        capacity = cached[0].capacity if cached is not None else default_config(name).capacity
         # Retry-After 1 s on a fail-closed denial: Redis outages are short or need a human anyway.
         return Decision(allowed=fail_open, remaining=0.0, retry_after=0.0 if fail_open else 1.0,
-                        limit=config.capacity, degraded=True)
+                        limit=capacity, degraded=True)
 
     def _log_failure(self, name: str, exc: Exception | None) -> None:
         now = self._clock()

@@ -49,6 +49,12 @@ def _token_bucket_script(client: redis.Redis) -> Script:
     return client.register_script(TOKEN_BUCKET_LUA)
 
 
+def _resp_command(*parts: str) -> bytes:
+    """A command in the Redis wire protocol (RESP): an array of bulk strings."""
+    encoded = [part.encode() for part in parts]
+    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(e), e) for e in encoded)
+
+
 def bucket_key(name: str, scope: str) -> str:
     """The Redis key holding a bucket's state, e.g. `limiter:jobs_create:user:alice`."""
     return f"limiter:{name}:{scope}"
@@ -69,6 +75,9 @@ class RedisTokenBucket:
         self._client = client
         # Encoded once: every decision sends the same arguments.
         self._rate_arg, self._capacity_arg = repr(self.refill_rate), str(self.capacity)
+        self._take_one = _resp_command(
+            "EVALSHA", self._script.sha, "1", key, self._rate_arg, self._capacity_arg, "1"
+        )
 
     def allow(self, n: int = 1) -> Decision:
         """Take `n` tokens if they are there. Raises ValueError when `n` exceeds the capacity, and
@@ -85,12 +94,34 @@ class RedisTokenBucket:
         return float(self._run(0)[1])
 
     def _run(self, n: int) -> list[str]:
-        # EVALSHA directly rather than through Script.__call__: this is the hot path, and the wrapper's
-        # per-call work (pipeline checks, argument copies) is measurable against a ~100 us round trip.
-        try:
-            reply = self._client.evalsha(self._script.sha, 1, self.key, self._rate_arg, self._capacity_arg, n)
-        except NoScriptError:
-            # The server lost its scripts (restart, failover, SCRIPT FLUSH): load the source once more.
-            self._script.sha = self._client.script_load(self._script.script)
-            reply = self._client.evalsha(self._script.sha, 1, self.key, self._rate_arg, self._capacity_arg, n)
+        reply = self._take_one_prepacked() if n == 1 else None
+        if reply is None:
+            try:
+                reply = self._client.evalsha(self._script.sha, 1, self.key, self._rate_arg, self._capacity_arg, n)
+            except NoScriptError:
+                # The server lost its scripts (restart, failover, SCRIPT FLUSH): load the source again.
+                self._client.script_load(self._script.script)
+                reply = self._client.evalsha(self._script.sha, 1, self.key, self._rate_arg, self._capacity_arg, n)
         return (reply.decode() if isinstance(reply, bytes) else reply).split(" ")
+
+    def _take_one_prepacked(self) -> str | bytes | None:
+        """The common decision (n=1) as a command encoded once per bucket, sent on a pooled connection.
+
+        redis-py's generic command path (argument encoding, retry and instrumentation wrappers) costs
+        more client time than Redis spends running the script; skipping it brings a decision close to
+        the cost of a PING (docs/benchmarks.md). Anything unusual (a broken connection, NOSCRIPT)
+        returns None, and the caller takes the ordinary path with its retries and script reload.
+        """
+        pool = self._client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([self._take_one])
+            return conn.read_response()
+        except NoScriptError:
+            self._client.script_load(self._script.script)
+            return None
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            conn.disconnect()
+            return None
+        finally:
+            pool.release(conn)

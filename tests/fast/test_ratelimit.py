@@ -206,25 +206,34 @@ def test_redis_bucket_peek_consumes_nothing_and_writes_nothing(r, cleanup):
     assert not r.exists(key)
 
 
-def test_redis_bucket_is_one_round_trip_and_survives_noscript(r, cleanup):
-    key = bucket_key(unique(), "global")
-    cleanup.append(key)
-    bucket = RedisTokenBucket(r, key, refill_rate=1, capacity=5)
+def test_redis_bucket_is_one_round_trip_and_survives_noscript(throwaway_redis, monkeypatch):
+    client, _ = throwaway_redis  # a server of our own, so SCRIPT FLUSH touches nobody else
+    bucket = RedisTokenBucket(client, bucket_key(unique(), "global"), refill_rate=1, capacity=10)
     bucket.allow()  # script known to the server from here on
-    commands = []
-    real_execute = r.execute_command
-    r.execute_command = lambda *args, **kw: commands.append(args[0]) or real_execute(*args, **kw)
-    try:
-        bucket.allow()
-        assert commands == ["EVALSHA"]
-        # A server that lost its scripts (restart, SCRIPT FLUSH) answers NOSCRIPT; the source is reloaded.
-        good_sha, bucket._script.sha = bucket._script.sha, "0" * 40
-        commands.clear()
-        assert bucket.allow().allowed
-        assert commands == ["EVALSHA", "SCRIPT LOAD", "EVALSHA"]
-        assert bucket._script.sha == good_sha
-    finally:
-        del r.execute_command
+    sent = []
+    connection = client.connection_pool.get_connection()
+    client.connection_pool.release(connection)
+    connection_class = type(connection)
+    real_send = connection_class.send_packed_command
+
+    def spy(self, command, check_health=True):
+        wire = b"".join(command) if isinstance(command, (list, tuple)) else command
+        sent.append(wire.split(b"\r\n")[2].decode().upper())  # the command's name
+        return real_send(self, command, check_health)
+
+    monkeypatch.setattr(connection_class, "send_packed_command", spy)
+    assert bucket.allow().allowed
+    assert bucket.allow(2).allowed  # the general path, for n other than 1
+    assert sent == ["EVALSHA", "EVALSHA"]
+    # A server that lost its scripts (restart, failover, SCRIPT FLUSH) answers NOSCRIPT: reload, retry.
+    client.script_flush()
+    sent.clear()
+    assert bucket.allow().allowed
+    assert sent == ["EVALSHA", "SCRIPT", "EVALSHA"]
+    client.script_flush()
+    sent.clear()
+    assert bucket.allow(2).allowed
+    assert sent == ["EVALSHA", "SCRIPT", "EVALSHA"]
 
 
 # --- LimiterManager: scopes, config lookup, config cache -------------------------------------------

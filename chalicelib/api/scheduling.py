@@ -1,0 +1,40 @@
+"""/api/v1/providers (the scheduling catalogue) and /api/v1/schedule."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api.openapi import Operation, document
+from chalicelib.api.responses import ok
+from chalicelib.http import parse_body
+from chalicelib.models.control_plane import (
+    Provider, ProviderList, ProviderRequest, ScheduleDecision, ScheduleRequest,
+)
+from chalicelib.services.scheduling import SchedulingService
+
+bp = Blueprint(__name__)
+service = SchedulingService()
+
+document(
+    Operation("GET", "/api/v1/providers", "List the scheduling catalogue", "scheduling", ProviderList),
+    Operation("POST", "/api/v1/providers", "Create or replace a catalogue provider", "scheduling", Provider,
+              body=ProviderRequest),
+    Operation("POST", "/api/v1/schedule", "Choose a provider and region for a cluster, with the reasons",
+              "scheduling", ScheduleDecision, body=ScheduleRequest,
+              notes="409 when no provider is eligible (all avoided or without capacity)."),
+)
+
+
+@bp.route("/providers", methods=["GET"])
+def list_providers():
+    return ok(ProviderList(service.list_providers()))
+
+
+@bp.route("/providers", methods=["POST"])
+def put_provider():
+    return ok(service.put_provider(parse_body(bp.current_request, ProviderRequest)))
+
+
+@bp.route("/schedule", methods=["POST"])
+def schedule():
+    return ok(service.schedule(parse_body(bp.current_request, ScheduleRequest)))
+
