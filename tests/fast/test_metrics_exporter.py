@@ -1,0 +1,97 @@
+"""metrics_exporter against the real MariaDB test database and the real Pushgateway."""
+from __future__ import annotations
+
+import dataclasses
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from chalicelib import db, metrics
+from chalicelib.functions import metrics_exporter
+
+
+@pytest.fixture
+def exporter(clean_db, fresh_rate_limits, monkeypatch):  # noqa: ANN001
+    """The exporter pushing into a group of its own, deleted afterwards (the dev stack's group is left alone)."""
+    monkeypatch.setattr(metrics_exporter, "GROUPING_KEY", {"instance": "fast-test-obs"})
+    metrics.reset_buffer()
+    yield metrics_exporter
+    url = f"{metrics_exporter.get_settings().pushgateway_url}/metrics/job/{metrics_exporter.PUSH_JOB}/instance/fast-test-obs"
+    urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+
+
+def pushed() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"{metrics_exporter.get_settings().pushgateway_url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("job", "instance")))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.labels.get("instance") == "fast-test-obs"}
+
+
+def add_cluster(cluster_id: str, samples: dict[str, list[float]], droplets: dict[str, int]) -> None:
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO clusters (id, name, region) VALUES (%s, %s, 'nyc3')", (cluster_id, cluster_id + "-name"))
+        for metric_type, values in samples.items():
+            for i, value in enumerate(values):  # the last one is the newest
+                cur.execute("INSERT INTO metrics (cluster_id, type, value, unit, timestamp) VALUES "
+                            "(%s, %s, %s, '%%', UTC_TIMESTAMP(6) - INTERVAL %s SECOND)",
+                            (cluster_id, metric_type, value, len(values) - i))
+        n = 0
+        for status, count in droplets.items():
+            for _ in range(count):
+                n += 1
+                cur.execute("INSERT INTO droplets (id, cluster_id, name, region, size, image, status) "
+                            "VALUES (%s, %s, 'd', 'nyc3', 's', 'i', %s)", (f"{cluster_id}-d{n}", cluster_id, status))
+
+
+def test_latest_value_health_and_droplets_are_pushed_and_deleted_clusters_disappear(exporter):
+    add_cluster("c-hot", {"cpu": [10.0, 95.0], "memory": [99.0, 20.0]}, {"active": 2, "provisioning": 1})
+    add_cluster("c-quiet", {}, {})
+    result = exporter.export()
+    assert result["pushed"] is True and result["clusters"] == 2
+    got = pushed()
+    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+                                                ("type", "cpu"), ("unit", "%")))] == 95.0
+    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+                                                ("type", "memory"), ("unit", "%")))] == 20.0
+    assert got[("clustergenie_cluster_health", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+                                                ("status", "warning")))] == 1
+    assert got[("clustergenie_cluster_health", (("cluster_id", "c-quiet"), ("cluster_name", "c-quiet-name"),
+                                                ("status", "unknown")))] == 1
+    assert got[("clustergenie_cluster_droplets", (("cluster_id", "c-hot"), ("status", "active")))] == 2
+    assert got[("clustergenie_clusters", ())] == 2
+    assert got[("clustergenie_exporter_last_success_timestamp_seconds", ())] > 0
+
+    with db.transaction() as cur:
+        cur.execute("DELETE FROM clusters WHERE id = 'c-hot'")
+    exporter.export()
+    assert not [key for key in pushed() if ("cluster_id", "c-hot") in key[1]]
+    assert pushed()[("clustergenie_clusters", ())] == 1
+
+
+def test_unreachable_pushgateway_is_logged_and_counted_and_the_next_run_catches_up(exporter, monkeypatch):
+    from chalicelib.metrics import exposition
+    from chalicelib.redis_client import get_redis
+
+    add_cluster("c-1", {"cpu": [50.0]}, {})
+    real = metrics_exporter.get_settings()
+    monkeypatch.setattr(metrics_exporter, "get_settings", lambda: dataclasses.replace(real, pushgateway_url="http://127.0.0.1:1"))
+    assert exporter.export() == {"pushed": False, "error": "pushgateway", "clusters": 1, "samples": 1}
+    monkeypatch.setattr(metrics_exporter, "get_settings", lambda: real)
+    assert exporter.export()["pushed"] is True
+    assert pushed()[("clustergenie_clusters", ())] == 1
+    text = exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
+    assert 'clustergenie_exporter_runs_total{outcome="push_failed"} 1.0' in text
+    assert 'clustergenie_exporter_runs_total{outcome="ok"} 1.0' in text
+
+
+def test_latest_lookup_is_an_index_lookup_per_cluster_and_type(clean_db):
+    with db.transaction() as cur:
+        cur.execute("EXPLAIN " + metrics_exporter.LATEST_SQL)
+        plan = cur.fetchall()
+    lookups = [row for row in plan if row["table"] == "mm"]
+    assert lookups and lookups[0]["key"] == "idx_metrics_cluster_type_ts"
+    assert lookups[0]["type"] == "ref" and "DEPENDENT" in lookups[0]["select_type"]
+    joined = [row for row in plan if row["table"] == "m"]
+    assert joined and joined[0]["key"] == "PRIMARY"
