@@ -19,7 +19,7 @@ import time
 from devstack import process
 from devstack.config import ROOT, StackConfig
 from devstack.process import StackError
-from devstack.services import ALL_SERVICES, BASE_SERVICES, Bridge, http_get, stack_json
+from devstack.services import ALL_SERVICES, BASE_SERVICES, Bridge, Prometheus, http_get, stack_json
 
 DEPLOY_INPUTS = ("app.py", "chalicelib", "requirements.txt", ".chalice/config.json", "infra/deploy_local.py")
 
@@ -104,6 +104,9 @@ def cmd_up(cfg: StackConfig) -> None:
     started = time.monotonic()
     ensure_services(cfg, ALL_SERVICES)
     stack = deploy(cfg)
+    prometheus = Prometheus(cfg)  # now that the API has a URL, Prometheus scrapes its /metrics too
+    prometheus.write_config(stack["api_url"].rstrip("/") + "/metrics")
+    say(f"{'prometheus':<12} {prometheus.reload()}")
     say(f"{'msk-bridge':<12} {Bridge(cfg).ensure()}")
     check_api(stack)
     say(f"stack up in {time.monotonic() - started:.1f}s")

@@ -11,6 +11,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 
 from devstack import process
@@ -299,12 +300,36 @@ class Prometheus(Service):
         self.write_config()
 
     def write_config(self, api_metrics_url: str | None = None) -> None:
-        """Render monitoring/prometheus/prometheus.yml with this stack's ports (and the API's /metrics)."""
+        """Render monitoring/prometheus/prometheus.yml with this stack's ports and the API's /metrics
+        (given, else the one of the deployment recorded in stack.json; the API job is left out without one)."""
         template = (ROOT / "monitoring" / "prometheus" / "prometheus.yml").read_text()
         rendered = template.replace("${PUSHGATEWAY}", f"{HOST}:{self.cfg.pushgateway_port}")
         rendered = rendered.replace("${RULES_DIR}", str(ROOT / "monitoring" / "prometheus" / "rules"))
+        api_metrics_url = api_metrics_url or self._deployed_api_metrics_url()
+        if api_metrics_url:
+            parsed = urllib.parse.urlsplit(api_metrics_url)
+            rendered = rendered.replace("${API_HOST}", parsed.netloc).replace("${API_METRICS_PATH}", parsed.path)
+        else:
+            head, _, rest = rendered.partition("  # BEGIN api")
+            rendered = head + rest.partition("  # END api\n")[2]
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(rendered)
+
+    def _deployed_api_metrics_url(self) -> str | None:
+        try:
+            api_url = json.loads((self.cfg.state_dir / "stack.json").read_text())["api_url"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return api_url.rstrip("/") + "/metrics"
+
+    def reload(self) -> str:
+        """Make a running Prometheus read its rendered config again (lifecycle API); says how it went."""
+        request = urllib.request.Request(f"http://{HOST}:{self.port}/-/reload", method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - only 127.0.0.1 URLs
+        except OSError as exc:  # a reused Prometheus without --web.enable-lifecycle, or a bad config
+            return f"config not reloaded ({exc})"
+        return "config reloaded (scrapes the API's /metrics)"
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         self.data.mkdir(parents=True, exist_ok=True)

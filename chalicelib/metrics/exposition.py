@@ -2,7 +2,7 @@
 Prometheus text exposition, through prometheus_client's custom-collector API.
 
 Scrape-time readings are facts other stores already hold, read once per scrape instead of being
-counted by every instance: jobs by status (one GROUP BY on the `(status, updated_at)` index) and the
+counted by every instance: jobs by status and the age of the stalest `processing` job (both on the `(status, updated_at)` index) and the
 depth of the jobs dead-letter queue (SQS `GetQueueAttributes`). A reading that fails is left out and
 counted in `clustergenie_metrics_scrape_errors_total{source}`; the rest of the page is still served.
 """
@@ -81,10 +81,14 @@ class ScrapeTimeCollector:
         jobs = GaugeMetricFamily("clustergenie_jobs", "Jobs by status (read from the database at scrape).",
                                  labels=["status"])
         try:
-            counts = self.jobs_by_status()
+            counts, oldest = self.jobs_by_status()
             for status in sorted(set(JOB_STATUSES) | set(counts)):
                 jobs.add_metric([status], counts.get(status, 0))
             yield jobs
+            age = GaugeMetricFamily("clustergenie_jobs_oldest_processing_seconds",
+                                    "Age of the least recently updated job in `processing` (0 when none).")
+            age.add_metric([], oldest)
+            yield age
         except Exception as exc:  # noqa: BLE001 - one failed reading must not cost the whole page
             _log_failure("jobs", exc)
             errors.add_metric(["jobs"], 1)
@@ -106,11 +110,18 @@ def _log_failure(source: str, exc: Exception) -> None:
     logger.warning("metrics scrape reading failed", extra={"source": source, "error": repr(exc)})
 
 
-def read_jobs_by_status() -> dict[str, int]:
+def read_jobs_by_status() -> tuple[dict[str, int], float]:
+    """Jobs by status, and how long the stalest `processing` job has not moved: both read on the
+    `(status, updated_at)` index."""
     from chalicelib import db
 
-    rows = db.query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-    return {row["status"]: int(row["n"]) for row in rows}
+    with db.transaction() as cur:
+        cur.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        counts = {row["status"]: int(row["n"]) for row in cur.fetchall()}
+        cur.execute("SELECT TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), UTC_TIMESTAMP(6)) AS age "
+                    "FROM jobs WHERE status = 'processing'")
+        age = cur.fetchone()["age"]
+    return counts, max(0.0, float(age or 0) / 1e6)
 
 
 _dlq_url: str | None = None

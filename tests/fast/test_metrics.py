@@ -90,12 +90,13 @@ def test_scrape_readings_are_served_and_a_failing_one_is_counted(fresh_metrics):
     def broken() -> int:
         raise ConnectionError("sqs down")
 
-    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: {"failed": 3}, dlq_depth=lambda: 4)
+    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({"failed": 3}, 42.0), dlq_depth=lambda: 4)
     text = exposition.render([collector]).decode()
     assert value(text, "clustergenie_jobs", status="failed") == 3
     assert value(text, "clustergenie_jobs", status="processing") == 0
     assert value(text, "clustergenie_jobs_dlq_messages") == 4
-    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=dict, dlq_depth=broken)]).decode()
+    assert value(text, "clustergenie_jobs_oldest_processing_seconds") == 42.0
+    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=broken)]).decode()
     assert value(text, "clustergenie_jobs_dlq_messages") is None
     assert value(text, "clustergenie_metrics_scrape_errors_total", source="dlq") == 1
 
