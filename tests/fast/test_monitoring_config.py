@@ -56,3 +56,52 @@ def test_rendered_prometheus_config_is_valid_and_scrapes_what_it_should(tmp_path
     else:
         assert jobs["clustergenie_api"]["metrics_path"] == "/_aws/execute-api/abc123/api/metrics"
         assert jobs["clustergenie_api"]["static_configs"] == [{"targets": ["127.0.0.1:4566"]}]
+
+
+DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
+
+
+def dashboard_queries(path: pathlib.Path) -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every target of every panel, with template variables set to "All"."""
+    dashboard = json.loads(path.read_text())
+    variables = {v["name"]: v.get("allValue", ".*") for v in dashboard.get("templating", {}).get("list", [])}
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for name, value in variables.items():
+                expr = expr.replace(f"${name}", value)
+            queries.append((panel["title"], expr))
+    return queries
+
+
+def test_dashboards_cover_overview_jobs_rate_limiting_and_clusters_and_use_the_provisioned_datasource():
+    assert {p.stem for p in DASHBOARDS} == {"overview", "jobs", "rate-limiting", "clusters"}
+    datasources = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    uid = datasources["datasources"][0]["uid"]
+    provider = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "dashboards" / "clustergenie.yml").read_text())
+    assert provider["providers"][0]["type"] == "file"
+    uids = set()
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        uids.add(dashboard["uid"])
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == uid, (path.name, panel["title"])
+            assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), (path.name, panel["title"])
+    assert len(uids) == len(DASHBOARDS)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_dashboard_query_is_valid_promql(path):
+    import urllib.parse
+    import urllib.request
+
+    port = StackConfig.from_env().prometheus_port
+    for title, expr in dashboard_queries(path):
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read())
+        assert body["status"] == "success", f"{path.name} / {title}: {body.get('error')}"
