@@ -131,19 +131,18 @@ def delete_ratelimit_config() -> dict[str, Any]:
 
 @bp.route("/observability/ratelimit/config/list", methods=["GET"])
 def list_ratelimit_configs() -> dict[str, Any]:
-    """Stored overrides, optionally filtered by name and scope: `{count, items: [{key, name, scope, config}]}`.
-    Uses SCAN, never KEYS; at most MAX_LISTED_CONFIGS items."""
+    """Stored overrides, optionally filtered by `name`, `scope_type` and `scope_id` (a scope type alone
+    lists every user or every cluster): `{count, items: [{key, name, scope, config}]}`. Uses SCAN,
+    never KEYS; at most MAX_LISTED_CONFIGS items."""
     ref = parse_query(bp.current_request, LimiterRef)
-    pattern = f"{CONFIG_KEY_PREFIX}*"
-    if ref.name:
-        name = validate_name(ref.name)
-        if ref.scope_type:
-            pattern = escape_glob(config_key(name, Scope.of(ref.scope_type, ref.scope_id)))
+    name_part = validate_name(ref.name) if ref.name else "*"  # a valid name has no glob characters
+    scope_part = "*"
+    if ref.scope_type:
+        if ref.scope_type in ("user", "cluster") and not ref.scope_id:
+            scope_part = f"{ref.scope_type}:*"  # every override of that scope type
         else:
-            pattern = f"{escape_glob(CONFIG_KEY_PREFIX + name)}:*"
-    elif ref.scope_type:
-        scope = Scope.of(ref.scope_type, ref.scope_id)
-        pattern = f"{escape_glob(CONFIG_KEY_PREFIX)}*:{escape_glob(str(scope))}"
+            scope_part = escape_glob(str(Scope.of(ref.scope_type, ref.scope_id)))
+    pattern = f"{CONFIG_KEY_PREFIX}{name_part}:{scope_part}"
     items = []
     for key, stored in get_limiter_manager().store.scan(pattern, limit=MAX_LISTED_CONFIGS):
         parts = split_config_key(key)

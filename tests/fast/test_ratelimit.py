@@ -595,6 +595,11 @@ def test_config_routes_save_get_list_and_delete(api, r, cleanup):
     assert [(item["name"], item["scope"]) for item in listed["items"]] == [(name, "global"), (name, "user:alice")]
     only_alice = api.http.get(f"/api/v1/observability/ratelimit/config/list?name={name}&scope_type=user&scope_id=alice")
     assert [item["key"] for item in only_alice.json_body["items"]] == [key]
+    every_user = api.http.get(f"/api/v1/observability/ratelimit/config/list?name={name}&scope_type=user")
+    assert [item["key"] for item in every_user.json_body["items"]] == [key]
+    only_global = api.http.get(f"/api/v1/observability/ratelimit/config/list?name={name}&scope_type=global")
+    assert [item["scope"] for item in only_global.json_body["items"]] == ["global"]
+    assert api.http.get("/api/v1/observability/ratelimit/config/list?scope_type=tenant").status_code == 400
 
     deleted = api.http.delete("/api/v1/observability/ratelimit/config", headers=JSON, body=json.dumps({"key": key}))
     assert deleted.json_body == {"ok": True, "deleted": key}
