@@ -31,6 +31,7 @@ from chalicelib.api.openapi import bp as openapi_bp  # noqa: E402
 from chalicelib.api.hello import bp as hello_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.scheduling import bp as scheduling_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.billing import bp as billing_bp  # noqa: E402 - control plane (issue 8)
+from chalicelib.api.autoscaling import bp as autoscaling_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
@@ -44,6 +45,7 @@ app.register_blueprint(openapi_bp, url_prefix="/api/v1")
 app.register_blueprint(hello_bp, url_prefix="/api/v1")
 app.register_blueprint(scheduling_bp, url_prefix="/api/v1")
 app.register_blueprint(billing_bp, url_prefix="/api/v1")
+app.register_blueprint(autoscaling_bp, url_prefix="/api/v1")
 app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 
 
@@ -69,3 +71,11 @@ def metrics_exporter(event):
     from chalicelib.functions.metrics_exporter import export
 
     return export()
+
+
+# --- EventBridge schedule -> autoscaler (enabled policies -> scale jobs) -------------------------------
+@app.schedule("rate(1 minute)", name="autoscaler")
+def autoscaler(event):
+    from chalicelib.functions.autoscaler import run
+
+    return run()
