@@ -4,7 +4,7 @@ The job-queue view (`/observability/workerpool`) belongs in this blueprint too; 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from chalice import Blueprint
@@ -22,9 +22,19 @@ from chalicelib.ratelimit.config import (
     split_config_key,
     validate_name,
 )
-from chalicelib.ratelimit.manager import get_limiter_manager
+
+if TYPE_CHECKING:
+    from chalicelib.ratelimit.manager import LimiterManager
 
 bp = Blueprint(__name__)
+
+
+def get_limiter_manager() -> "LimiterManager":
+    """This container's limiter manager, imported on first use so that importing app.py does not
+    load the Redis client library into functions that serve no HTTP."""
+    from chalicelib.ratelimit.manager import get_limiter_manager as container_manager
+
+    return container_manager()
 
 # A listing is for people and dashboards; past this many entries, filter by name or scope.
 MAX_LISTED_CONFIGS = 1000

@@ -1,20 +1,19 @@
-"""Limiter configuration: scopes, defaults, and the Redis hashes that override them.
+"""Limiter configuration: scopes, defaults, bounds and the layout of the Redis hashes that override them.
 
 A limiter is named (`diagnosis`, `jobs_create`, ...) and scoped (`global`, `user:<id>`,
 `cluster:<id>`). Its refill rate and capacity come from the hash `limiter_config:<name>:<scope>`,
 then from `limiter_config:<name>:global`, then from the built-in defaults: the v1 contract's lookup
 order, applied field by field because v1 clients may store only one of the two fields.
+`config_store.ConfigStore` reads and writes those hashes; this module needs no Redis client, so the
+route table and the API models can use it without loading one.
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterator
 
-import redis
-
-from chalicelib.errors import ServiceUnavailableError, ValidationError
+from chalicelib.errors import ValidationError
 from chalicelib.observability import logger
 
 SCOPE_TYPES = ("global", "user", "cluster")
@@ -96,8 +95,8 @@ def config_key(name: str, scope: Scope) -> str:
     return f"{CONFIG_KEY_PREFIX}{name}:{scope}"
 
 
-def _parse_stored(key: str, fields: dict[str, str]) -> tuple[float | None, int | None]:
-    """Read a stored hash leniently: a field someone wrote by hand that breaks the bounds is ignored
+def parse_stored(key: str, fields: dict[str, str]) -> tuple[float | None, int | None]:
+    """(refill_rate, capacity) of a stored hash, None for a field absent or invalid. Read leniently: a field someone wrote by hand that breaks the bounds is ignored
     (and logged), so the lookup falls through to the next level instead of failing every request."""
     rate = capacity = None
     try:
@@ -116,85 +115,9 @@ def _parse_stored(key: str, fields: dict[str, str]) -> tuple[float | None, int |
     return rate, capacity
 
 
-def _unavailable(exc: redis.RedisError) -> ServiceUnavailableError:
-    logger.warning("limiter config store unavailable", extra={"error": type(exc).__name__})
-    return ServiceUnavailableError("rate limit config store unavailable")
-
-
-class ConfigStore:
-    """Reads and writes limiter config hashes. One place knows their layout."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-
-    def resolve(self, name: str, scope: Scope) -> LimiterConfig:
-        """The effective config: scope hash, then global hash, then defaults; one round trip.
-        Raises redis.RedisError when Redis is unreachable (the caller decides what that means)."""
-        keys = [config_key(name, scope)]
-        if scope != GLOBAL:
-            keys.append(config_key(name, GLOBAL))
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(key)
-        levels = [_parse_stored(key, fields) for key, fields in zip(keys, pipe.execute())]
-        default = default_config(name)
-        rate = next((r for r, _ in levels if r is not None), default.refill_rate)
-        capacity = next((c for _, c in levels if c is not None), default.capacity)
-        return LimiterConfig(rate, capacity)
-
-    def get(self, name: str, scope: Scope) -> dict[str, float | int] | None:
-        """The stored override for exactly this scope (no fallback), or None."""
-        key = config_key(name, scope)
-        try:
-            fields = self._client.hgetall(key)
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
-        if not fields:
-            return None
-        return _stored_view(key, fields)
-
-    def save(self, name: str, scope: Scope, refill_rate: float | None, capacity: int | None) -> dict[str, float | int]:
-        """Store the given fields (either or both) and return the stored override."""
-        key = config_key(name, scope)
-        mapping: dict[str, str] = {}
-        if refill_rate is not None:
-            mapping["refill_rate"] = repr(float(refill_rate))
-        if capacity is not None:
-            mapping["capacity"] = str(int(capacity))
-        try:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hset(key, mapping=mapping)
-            pipe.hgetall(key)
-            _, fields = pipe.execute()
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
-        return _stored_view(key, fields)
-
-    def delete(self, key: str) -> bool:
-        """Delete one config hash; True when it existed."""
-        try:
-            return bool(self._client.delete(key))
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
-
-    def scan(self, pattern: str, limit: int = 1000) -> Iterator[tuple[str, dict[str, float | int]]]:
-        """(key, stored override) for up to `limit` config hashes matching `pattern`, via SCAN (never KEYS,
-        which blocks Redis for the whole keyspace)."""
-        try:
-            seen = 0
-            for key in self._client.scan_iter(match=pattern, count=200, _type="hash"):
-                fields = self._client.hgetall(key)
-                if fields:
-                    yield key, _stored_view(key, fields)
-                    seen += 1
-                    if seen >= limit:
-                        return
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
-
-
-def _stored_view(key: str, fields: dict[str, str]) -> dict[str, float | int]:
-    rate, capacity = _parse_stored(key, fields)
+def stored_view(key: str, fields: dict[str, str]) -> dict[str, float | int]:
+    """A stored hash as the API shows it: its valid fields as JSON numbers."""
+    rate, capacity = parse_stored(key, fields)
     view: dict[str, float | int] = {}
     if rate is not None:
         view["refill_rate"] = rate

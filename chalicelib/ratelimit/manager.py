@@ -11,7 +11,8 @@ import redis
 from chalicelib.errors import ServiceUnavailableError
 from chalicelib.observability import logger
 from chalicelib.ratelimit import metrics
-from chalicelib.ratelimit.config import ConfigStore, LimiterConfig, Scope, default_config
+from chalicelib.ratelimit.config import LimiterConfig, Scope, default_config
+from chalicelib.ratelimit.config_store import ConfigStore
 from chalicelib.ratelimit.decision import Decision
 from chalicelib.ratelimit.redis_bucket import RedisTokenBucket, bucket_key
 from chalicelib.redis_client import get_redis

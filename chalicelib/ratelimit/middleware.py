@@ -1,20 +1,30 @@
 """The HTTP middleware that applies the route table to every API request."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from chalice import Chalice
 from chalice.app import Request
 
 from chalicelib.errors import ClusterGenieError, RateLimitedError, ServiceUnavailableError
-from chalicelib.ratelimit.manager import LimiterManager, get_limiter_manager
 from chalicelib.ratelimit.routes import LIMITED_ROUTES, LimitedRoute
+
+if TYPE_CHECKING:
+    from chalicelib.ratelimit.manager import LimiterManager
+
+
+def _container_manager() -> "LimiterManager":
+    # Imported on the first limited request: the Redis client library then loads only in the function
+    # that serves HTTP, not in every function that imports app.py.
+    from chalicelib.ratelimit.manager import get_limiter_manager
+
+    return get_limiter_manager()
 
 
 def register_rate_limiting(
     app: Chalice,
     routes: Iterable[LimitedRoute] = LIMITED_ROUTES,
-    manager: Callable[[], LimiterManager] = get_limiter_manager,
+    manager: Callable[[], "LimiterManager"] = _container_manager,
 ) -> None:
     """Limit the routes of `routes` by method and route template.
 

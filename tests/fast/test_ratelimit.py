@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import functools
 import json
+import pathlib
 import socket
 import subprocess
+import sys
 import time
 import uuid
 
@@ -708,3 +710,13 @@ def test_redis_bucket_lowered_capacity_applies_at_once_and_a_clock_stepping_back
     assert not bucket.allow().allowed
     time.sleep(0.05)
     assert bucket.allow().allowed  # refill restarted from the server's present, not an hour later
+
+
+def test_registering_the_middleware_and_routes_does_not_load_redis_or_prometheus():
+    # app.py is imported by every function; only the one serving HTTP should pay for these.
+    code = ("import sys, chalicelib.ratelimit.middleware, chalicelib.api.observability; "
+            "print(sorted({'redis', 'prometheus_client'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(pathlib.Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

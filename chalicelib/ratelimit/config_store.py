@@ -1,0 +1,87 @@
+"""Where limiter config lives: the `limiter_config:<name>:<scope>` hashes in Redis."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import redis
+
+from chalicelib.errors import ServiceUnavailableError
+from chalicelib.observability import logger
+from chalicelib.ratelimit.config import GLOBAL, LimiterConfig, Scope, config_key, default_config, parse_stored, stored_view
+
+
+def _unavailable(exc: redis.RedisError) -> ServiceUnavailableError:
+    logger.warning("limiter config store unavailable", extra={"error": type(exc).__name__})
+    return ServiceUnavailableError("rate limit config store unavailable")
+
+
+class ConfigStore:
+    """Reads and writes limiter config hashes. One place knows their layout."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def resolve(self, name: str, scope: Scope) -> LimiterConfig:
+        """The effective config: scope hash, then global hash, then defaults; one round trip.
+        Raises redis.RedisError when Redis is unreachable (the caller decides what that means)."""
+        keys = [config_key(name, scope)]
+        if scope != GLOBAL:
+            keys.append(config_key(name, GLOBAL))
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        levels = [parse_stored(key, fields) for key, fields in zip(keys, pipe.execute())]
+        default = default_config(name)
+        rate = next((r for r, _ in levels if r is not None), default.refill_rate)
+        capacity = next((c for _, c in levels if c is not None), default.capacity)
+        return LimiterConfig(rate, capacity)
+
+    def get(self, name: str, scope: Scope) -> dict[str, float | int] | None:
+        """The stored override for exactly this scope (no fallback), or None."""
+        key = config_key(name, scope)
+        try:
+            fields = self._client.hgetall(key)
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from None
+        if not fields:
+            return None
+        return stored_view(key, fields)
+
+    def save(self, name: str, scope: Scope, refill_rate: float | None, capacity: int | None) -> dict[str, float | int]:
+        """Store the given fields (either or both) and return the stored override."""
+        key = config_key(name, scope)
+        mapping: dict[str, str] = {}
+        if refill_rate is not None:
+            mapping["refill_rate"] = repr(float(refill_rate))
+        if capacity is not None:
+            mapping["capacity"] = str(int(capacity))
+        try:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(key, mapping=mapping)
+            pipe.hgetall(key)
+            _, fields = pipe.execute()
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from None
+        return stored_view(key, fields)
+
+    def delete(self, key: str) -> bool:
+        """Delete one config hash; True when it existed."""
+        try:
+            return bool(self._client.delete(key))
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from None
+
+    def scan(self, pattern: str, limit: int = 1000) -> Iterator[tuple[str, dict[str, float | int]]]:
+        """(key, stored override) for up to `limit` config hashes matching `pattern`, via SCAN (never KEYS,
+        which blocks Redis for the whole keyspace)."""
+        try:
+            seen = 0
+            for key in self._client.scan_iter(match=pattern, count=200, _type="hash"):
+                fields = self._client.hgetall(key)
+                if fields:
+                    yield key, stored_view(key, fields)
+                    seen += 1
+                    if seen >= limit:
+                        return
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from None
