@@ -7,6 +7,7 @@ pay for another's dependencies.
 from chalice import Chalice, ConvertToMiddleware
 
 from chalicelib.http import register_error_handling
+from chalicelib.logs.context import register_log_context
 from chalicelib.metrics.middleware import register_metrics
 from chalicelib.observability import logger
 from chalicelib.ratelimit import register_rate_limiting
@@ -15,6 +16,7 @@ from chalicelib.settings import get_settings
 app = Chalice(app_name="clustergenie", configure_logs=False)
 app.experimental_feature_flags.update({"BLUEPRINTS"})
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+register_log_context(app)  # function, request_id (+ trace/job/cluster ids) on every line, after the clear above
 register_metrics(app)  # outside error handling: records the status the client gets; flushes every function
 register_error_handling(app)
 register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope
@@ -33,6 +35,7 @@ from chalicelib.api.scheduling import bp as scheduling_bp  # noqa: E402 - contro
 from chalicelib.api.billing import bp as billing_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.autoscaling import bp as autoscaling_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
+from chalicelib.api.job_logs import bp as job_logs_bp  # noqa: E402
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
 app.register_blueprint(droplets_bp, url_prefix="/api/v1")
@@ -47,6 +50,7 @@ app.register_blueprint(scheduling_bp, url_prefix="/api/v1")
 app.register_blueprint(billing_bp, url_prefix="/api/v1")
 app.register_blueprint(autoscaling_bp, url_prefix="/api/v1")
 app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
+app.register_blueprint(job_logs_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/logs
 
 
 # --- SQS job queue -> job_worker -----------------------------------------------------------------------
@@ -71,6 +75,14 @@ def metrics_exporter(event):
     from chalicelib.functions.metrics_exporter import export
 
     return export()
+
+
+# --- Kafka logs.clustergenie -> log_consumer (MSK event source on AWS, the bridge locally) -------------
+@app.lambda_function(name="log_consumer")
+def log_consumer(event, context):
+    from chalicelib.functions.log_consumer import handle_kafka_batch
+
+    return handle_kafka_batch(event, context)
 
 
 # --- EventBridge schedule -> autoscaler (enabled policies -> scale jobs) -------------------------------

@@ -42,7 +42,7 @@ class Settings:
     # Observability (issue 7): aggregated metrics on/off (off only for the overhead bench), log lines
     # also produced to Kafka, and Loki's push API when configured.
     metrics_enabled: bool = True
-    logs_to_kafka: bool = True
+    logs_to_kafka: bool = False
     loki_url: str | None = None
 
     @classmethod
@@ -69,7 +69,7 @@ class Settings:
                 n.strip() for n in _env("CG_RATELIMIT_FAIL_CLOSED", "").split(",") if n.strip()
             ),
             metrics_enabled=_env("CG_METRICS_ENABLED", "1").lower() not in ("0", "false", "no", "off"),
-            logs_to_kafka=_env("CG_LOGS_TO_KAFKA", "1").lower() not in ("0", "false", "no", "off"),
+            logs_to_kafka=_env("CG_LOGS_TO_KAFKA", "0").lower() not in ("0", "false", "no", "off"),
             loki_url=os.environ.get("LOKI_URL") or None,
         )
 

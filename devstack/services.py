@@ -396,10 +396,19 @@ class Bridge(Service):
         pid = self.own_pid()
         return f"running (pid {pid}, started by ./dev)" if pid else "stopped"
 
+    @property
+    def mappings(self) -> pathlib.Path:
+        return ROOT / "localstack" / "msk_bridge" / "mappings.json"
+
     def ensure(self) -> str:
         pid = self.own_pid()
+        stamp = self.cfg.run_dir / f"{self.name}.mappings"
+        mappings = self.mappings.read_text()
         if pid is not None:
-            return f"reused (pid {pid})"
+            if stamp.exists() and stamp.read_text() == mappings:
+                return f"reused (pid {pid})"
+            self.stop()  # started with other mappings (e.g. a topic was added): restart to consume them
+        stamp.write_text(mappings)
         env = {**self.cfg.app_env(), "PYTHONUNBUFFERED": "1"}
         env.pop("CG_DB_PASSWORD", None)  # the bridge never needs database credentials
         pid = process.spawn(

@@ -128,7 +128,8 @@ def test_shipped_mappings_file_is_valid():
     mappings = bridge.load_mappings(str(ROOT / "localstack" / "msk_bridge" / "mappings.json"))
     assert [(m.topic, m.function_name, m.consumer_group, m.on_failure_queue) for m in mappings] == [
         ("cluster-events", "clustergenie-local-event_handler", "clustergenie-event-handler",
-         "clustergenie-event-handler-failures")
+         "clustergenie-event-handler-failures"),
+        ("logs.clustergenie", "clustergenie-local-log_consumer", "clustergenie-log-consumer", None),
     ]
 
 

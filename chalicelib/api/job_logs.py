@@ -1,0 +1,33 @@
+"""GET /api/v1/jobs/{job_id}/logs: one job's log lines from every function, in time order."""
+from __future__ import annotations
+
+import json
+
+from chalice import Blueprint, Response
+
+from chalicelib import db
+from chalicelib.api.openapi import Operation, document
+from chalicelib.errors import NotFoundError
+from chalicelib.http import JSON_HEADERS
+from chalicelib.logs.store import MAX_LINES, LogStore
+
+bp = Blueprint(__name__)
+store = LogStore()
+
+document(Operation("GET", "/api/v1/jobs/{job_id}/logs", "A job's log lines from the API, the worker and the event "
+                   "handler, oldest first (at most 1000)", "jobs", None))
+
+
+@bp.route("/jobs/{job_id}/logs", methods=["GET"])
+def get_job_logs(job_id: str):
+    lines = store.for_job(job_id, MAX_LINES + 1)
+    if not lines and db.query_one("SELECT 1 AS one FROM jobs WHERE id = %s", (job_id,)) is None:
+        raise NotFoundError("Job not found")
+    truncated = len(lines) > MAX_LINES
+    for line in lines[:MAX_LINES]:
+        try:
+            line["line"] = json.loads(line["line"])
+        except ValueError:
+            pass
+    body = {"job_id": job_id, "lines": lines[:MAX_LINES], "count": min(len(lines), MAX_LINES), "truncated": truncated}
+    return Response(body=body, headers=JSON_HEADERS)

@@ -1,0 +1,66 @@
+"""Correlation keys on every log line of every function.
+
+The Powertools logger (cleared at each invocation by `inject_lambda_context`) gets `function` (the
+logical name: api, job_worker, ...) and `request_id` (API Gateway's request id for HTTP, the Lambda
+request id otherwise) here; HTTP requests also get `trace_id` from an `X-Trace-Id` header and `job_id`
+/ `cluster_id` from the route's path parameters. Job-level keys in the worker and the event handler
+come from their messages (`logger.append_keys(job_id=..., trace_id=..., cluster_id=...)`).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+from chalice import Chalice
+
+from chalicelib.observability import logger
+from chalicelib.settings import get_settings
+
+CORRELATION_PARAMS = ("job_id", "cluster_id")
+
+
+@functools.lru_cache(maxsize=8)
+def logical_function_name(deployed: str) -> str:
+    """`clustergenie-local-job_worker` -> `job_worker`; the API function (`clustergenie-local`) -> `api`."""
+    prefix = f"{get_settings().service}-{get_settings().environment}"
+    if deployed == prefix or deployed in ("api_handler", ""):
+        return "api"
+    return deployed[len(prefix) + 1:] if deployed.startswith(prefix + "-") else deployed
+
+
+def _context(event):  # noqa: ANN001, ANN202
+    return getattr(event, "lambda_context", None) or getattr(event, "context", None)
+
+
+def register_log_context(app: Chalice) -> None:
+    """Register right after the Powertools middleware (which clears the keys at each invocation)."""
+
+    @app.middleware("all")
+    def bind_function(event, get_response):  # noqa: ANN001 - Chalice's middleware signature
+        context = _context(event)
+        deployed = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        keys = {"function": logical_function_name(deployed)}
+        request_id = getattr(context, "aws_request_id", None)
+        if request_id and not hasattr(event, "lambda_context"):  # HTTP binds API Gateway's id below
+            keys["request_id"] = request_id
+        logger.append_keys(**keys)
+        return get_response(event)
+
+    @app.middleware("http")
+    def bind_request(event, get_response):  # noqa: ANN001
+        keys = {"request_id": (event.context or {}).get("requestId") or getattr(event.lambda_context, "aws_request_id", None)}
+        trace = (event.headers or {}).get("x-trace-id")
+        if trace:
+            keys["trace_id"] = trace[:64]
+        for name in CORRELATION_PARAMS:
+            value = (event.uri_params or {}).get(name)
+            if value:
+                keys[name] = value[:64]
+        logger.append_keys(**keys)
+        started = time.perf_counter()
+        response = get_response(event)
+        logger.debug("request handled", extra={"method": event.method, "route": event.path,
+                                               "status": response.status_code,
+                                               "ms": round((time.perf_counter() - started) * 1000, 3)})
+        return response

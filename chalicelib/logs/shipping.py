@@ -1,0 +1,137 @@
+"""Log lines also produced to Kafka (`logs.clustergenie`), never at the request's expense.
+
+`KafkaLogShipper` is a logging handler on the Powertools logger: `emit` formats the line with the
+same formatter as stdout (same JSON, same keys) and puts it on a bounded in-memory queue without
+waiting; a daemon thread drains the queue in batches into a kafka-python producer. When the queue is
+full (the broker is slow or down) the line is dropped and counted
+(`clustergenie_log_lines_dropped_total{reason}`); the stdout line (CloudWatch on AWS) is still written.
+The producer is created in the sender thread, so kafka-python is imported, and the broker contacted,
+only off the request path; after a failure the thread backs off (1 s, doubling to 30 s).
+
+Trade-off: a Lambda container is frozen between invocations, so lines queued at the very end of an
+invocation leave at the next thaw (or are lost with the container). Logs are best-effort telemetry;
+the stdout copy is the complete one.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+QUEUE_SIZE = 10_000
+BATCH = 500
+
+
+class KafkaLogShipper(logging.Handler):
+    def __init__(self, bootstrap: str, topic: str, maxsize: int = QUEUE_SIZE) -> None:
+        super().__init__()
+        self.bootstrap, self.topic = bootstrap, topic
+        self.queue: queue.Queue[tuple[bytes | None, bytes]] = queue.Queue(maxsize)
+        self.sent = 0
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._producer: Any = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+        try:
+            line = self.format(record)
+            job_id = getattr(record, "job_id", None)
+            self.queue.put_nowait((job_id.encode() if isinstance(job_id, str) else None, line.encode()))
+        except queue.Full:
+            _dropped("queue_full")
+        except Exception:  # noqa: BLE001 - logging must never fail the caller
+            _dropped("format")
+
+    def _start(self) -> None:
+        with self._thread_lock:
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._run, name="kafka-log-shipper", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                producer = self._get_producer()
+                for key, value in batch:
+                    producer.send(self.topic, key=key, value=value).add_errback(_on_send_error)
+                producer.flush(timeout=10)
+                self.sent += len(batch)
+                backoff = 1.0
+            except Exception:  # noqa: BLE001 - broker unreachable: drop this batch, back off
+                _dropped("broker_unreachable", len(batch))
+                self._close_producer()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _get_producer(self) -> Any:
+        if self._producer is None:
+            from kafka import KafkaProducer
+
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=20,
+                                           max_block_ms=3000, request_timeout_ms=5000, retries=2,
+                                           client_id="clustergenie-log-shipper")
+        return self._producer
+
+    def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=1)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until the queue is empty (tests, benches); True when it emptied in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.queue.empty():
+                time.sleep(0.2)  # the last batch is in flight
+                return self.queue.empty()
+            time.sleep(0.05)
+        return False
+
+
+def _on_send_error(exc: BaseException) -> None:
+    _dropped("send_failed")
+
+
+def _dropped(reason: str, n: int = 1) -> None:
+    from chalicelib import metrics
+
+    metrics.inc(metrics.LOG_LINES_DROPPED, (reason,), n)
+
+
+_shipper: KafkaLogShipper | None = None
+
+
+def attach(powertools_logger: Any, bootstrap: str, topic: str) -> KafkaLogShipper:
+    """Add the shipper to the Powertools logger (once), sharing its JSON formatter."""
+    global _shipper
+    if _shipper is None:
+        _shipper = KafkaLogShipper(bootstrap, topic)
+        _shipper.setFormatter(powertools_logger.registered_formatter)
+        powertools_logger.addHandler(_shipper)
+    return _shipper
+
+
+def detach(powertools_logger: Any) -> None:
+    """Stop shipping from this process (the log consumer must not feed its own input)."""
+    global _shipper
+    if _shipper is not None:
+        powertools_logger.removeHandler(_shipper)
+        _shipper = None
+
+
+def get_shipper() -> KafkaLogShipper | None:
+    return _shipper

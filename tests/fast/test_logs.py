@@ -1,0 +1,175 @@
+"""Logs: JSON lines with correlation keys, shipped to Kafka without blocking, stored by the log consumer,
+read back per job; Loki gets them when LOKI_URL is set."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import http.server
+import json
+import logging
+import threading
+import time
+import uuid
+
+import pytest
+
+from chalicelib import db, metrics
+from chalicelib.functions import log_consumer
+from chalicelib.logs.shipping import KafkaLogShipper
+from chalicelib.observability import logger
+
+
+def line(function: str, ts: str, message: str, **keys: str) -> str:
+    return json.dumps({"level": "INFO", "message": message, "timestamp": ts, "service": "clustergenie",
+                       "environment": "test", "function": function, "request_id": f"req-{function}", **keys})
+
+
+def kafka_event(lines: list[str], topic: str = "logs.clustergenie", partition: int = 0, first_offset: int = 0) -> dict:
+    return {"eventSource": "aws:kafka", "records": {f"{topic}-{partition}": [
+        {"topic": topic, "partition": partition, "offset": first_offset + i, "timestamp": 0, "timestampType": "CREATE_TIME",
+         "key": None, "value": base64.b64encode(text.encode()).decode(), "headers": []}
+        for i, text in enumerate(lines)]}}
+
+
+@pytest.fixture
+def clean_logs(clean_db):  # noqa: ANN001
+    with db.transaction() as cur:
+        cur.execute("DELETE FROM log_lines")
+
+
+def test_a_jobs_lines_from_every_function_come_back_in_time_order(client, make_cluster, clean_logs):
+    cluster = make_cluster()
+    job = client.post("/api/v1/jobs", {"type": "monitor", "parameters": {"cluster_id": cluster["id"]}}).json["job"]
+    job_id = job["id"]
+    lines = [
+        line("event_handler", "2026-01-01 10:00:02,500+0000", "event handled", job_id=job_id, trace_id="t1"),
+        line("api", "2026-01-01 10:00:00,100+0000", "job queued", job_id=job_id, trace_id="t1"),
+        line("job_worker", "2026-01-01 10:00:01,000+0000", "job processed", job_id=job_id, trace_id="t1"),
+        line("job_worker", "2026-01-01 10:00:01,000+0000", "another job", job_id="job-other"),
+        "not json at all",
+    ]
+    assert log_consumer.handle_kafka_batch(kafka_event(lines), None) == {"received": 5, "stored": 5}
+    # Redelivery of the same records (same topic:partition:offset) stores nothing twice.
+    assert log_consumer.handle_kafka_batch(kafka_event(lines), None) == {"received": 5, "stored": 0}
+
+    response = client.get(f"/api/v1/jobs/{job_id}/logs")
+    assert response.status_code == 200
+    got = response.json["lines"]
+    assert [(x["function"], x["message"]) for x in got] == [
+        ("api", "job queued"), ("job_worker", "job processed"), ("event_handler", "event handled")]
+    assert got[0]["ts"] == "2026-01-01 10:00:00.100000Z" and got[0]["line"]["trace_id"] == "t1"
+    assert client.get("/api/v1/jobs/job-missing/logs").status_code == 404
+
+
+class Lines(logging.Handler):
+    """The JSON lines exactly as the logger's stdout handler formats them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_every_line_carries_the_correlation_keys(client, make_cluster):
+    cluster = make_cluster()
+    captured = Lines()
+    captured.setFormatter(logger.registered_formatter)
+    logger.addHandler(captured)
+    try:
+        logger.info("probe")  # outside an invocation: service, environment, level, timestamp still there
+        client.post("/api/v1/jobs", {"type": "monitor", "parameters": {"cluster_id": cluster["id"]}},
+                    headers={"X-Trace-Id": "trace-from-client"})
+    finally:
+        logger.removeHandler(captured)
+    records = captured.lines
+    for key in ("service", "environment", "level", "timestamp"):
+        assert all(key in r for r in records), key
+    queued = [r for r in records if r["message"] == "job queued"]
+    assert queued, records
+    record = queued[0]
+    assert record["function"] == "api" and record["request_id"]
+    assert record["job_id"].startswith("job-") and record["trace_id"]
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"logs-test-{uuid.uuid4().hex[:8]}"
+
+
+def test_lines_are_produced_to_kafka_with_the_same_json(topic):
+    from kafka import KafkaConsumer
+
+    from chalicelib.settings import get_settings
+
+    bootstrap = get_settings().kafka_bootstrap
+    shipper = KafkaLogShipper(bootstrap, topic)
+    shipper.setFormatter(logger.registered_formatter)
+    logger.addHandler(shipper)
+    try:
+        logger.append_keys(job_id="job-shipped")
+        for i in range(20):
+            logger.info("shipped line", extra={"n": i})
+        logger.remove_keys(["job_id"])
+        assert shipper.drain(20)
+    finally:
+        logger.removeHandler(shipper)
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=5000, group_id=None)
+    values = [json.loads(m.value) for m in consumer]
+    consumer.close()
+    assert [v["n"] for v in values] == list(range(20))
+    assert all(v["job_id"] == "job-shipped" and v["service"] == "clustergenie" for v in values)
+
+
+def test_a_dead_broker_never_blocks_logging_and_drops_are_counted(fresh_rate_limits):
+    metrics.reset_buffer()
+    shipper = KafkaLogShipper("127.0.0.1:1", "logs.clustergenie", maxsize=100)
+    shipper.setFormatter(logger.registered_formatter)
+    quiet = logging.getLogger("shipper-test")
+    quiet.propagate = False
+    quiet.setLevel(logging.INFO)
+    quiet.addHandler(shipper)
+    started = time.perf_counter()
+    for i in range(2000):
+        quiet.info("line %d", i)
+    elapsed = time.perf_counter() - started
+    quiet.removeHandler(shipper)
+    assert elapsed < 1.0  # 2000 lines, not one wait on the broker
+    assert metrics.flush()
+    from chalicelib.metrics import exposition
+    from chalicelib.redis_client import get_redis
+
+    text = exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
+    dropped = [x for x in text.splitlines() if x.startswith('clustergenie_log_lines_dropped_total{reason="queue_full"}')]
+    assert dropped and float(dropped[0].split()[-1]) >= 1800
+
+
+def test_lines_are_pushed_to_loki_when_configured(clean_logs, monkeypatch):
+    pushes: list[dict] = []
+
+    class Loki(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            pushes.append({"path": self.path, "body": json.loads(self.rfile.read(int(self.headers["Content-Length"])))})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):  # noqa: ANN002
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Loki)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    real = log_consumer.get_settings()
+    monkeypatch.setattr(log_consumer, "get_settings",
+                        lambda: dataclasses.replace(real, loki_url=f"http://127.0.0.1:{server.server_port}"))
+    try:
+        log_consumer.handle_kafka_batch(kafka_event([
+            line("job_worker", "2026-01-01 10:00:01,000+0000", "job processed", job_id="job-loki")], first_offset=10_000), None)
+    finally:
+        server.shutdown()
+    assert pushes and pushes[0]["path"] == "/loki/api/v1/push"
+    stream = pushes[0]["body"]["streams"][0]
+    assert stream["stream"] == {"service": "clustergenie", "environment": "test", "level": "INFO", "function": "job_worker"}
+    assert json.loads(stream["values"][0][1])["job_id"] == "job-loki"
+    assert stream["values"][0][0] == str(1767261601 * 10**9)
