@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.responses import created, ok
-from chalicelib.http import caller_id, parse_body, parse_query
+from chalicelib.http import caller_id, parse_body, parse_query, request_id
 from chalicelib.models import CreateJobRequest, JobEnvelope, JobListQuery, JobPage
 from chalicelib.services.jobs import JobService
 
@@ -15,7 +15,8 @@ service = JobService()
 @bp.route("/jobs", methods=["POST"])
 def create_job():
     request = bp.current_request
-    job = service.create(parse_body(request, CreateJobRequest), caller=caller_id(request))
+    job = service.create(parse_body(request, CreateJobRequest), caller=caller_id(request),
+                         correlation_id=request_id(request))
     return created(JobEnvelope(job=job, message="Job created successfully"))
 
 

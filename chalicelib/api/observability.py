@@ -1,7 +1,4 @@
-"""Observability routes: rate-limiter state and the persisted limiter config (v1 contract).
-
-The job-queue view (`/observability/workerpool`) belongs in this blueprint too; it comes with its own issue.
-"""
+"""Observability routes: rate-limiter state, the persisted limiter config and the job queue (v1 contract)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -160,3 +157,11 @@ def list_ratelimit_configs() -> dict[str, Any]:
             items.append({"key": key, "name": parts[0], "scope": parts[1], "config": stored})
     items.sort(key=lambda item: item["key"])
     return {"count": len(items), "items": items}
+
+
+@bp.route("/observability/workerpool", methods=["GET"])
+def workerpool_status() -> dict[str, Any]:
+    """The job queue (visible, in flight, dead-lettered) and jobs by status, in place of the worker pool."""
+    from chalicelib.services.workerpool import workerpool_status as status
+
+    return status()

@@ -100,6 +100,11 @@ _OPERATIONS: list[Operation] = [
               "observability", None),
     Operation("GET", _v1("/observability/ratelimit/config/list"), "List limiter config overrides",
               "observability", None),
+    Operation("GET", _v1("/observability/workerpool"), "The job queue and jobs by status (the serverless worker pool)",
+              "observability", None,
+              notes="`{queue_name, dlq_name, queue_length (visible), active_workers (in flight), queue_delayed, "
+                    "dlq_depth, queue_error, jobs_by_status}`; queue figures are null with `queue_error` set "
+                    "when SQS cannot be asked."),
 ]
 
 

@@ -3,6 +3,15 @@
 One record handler per message, partial batch failures reported through `batchItemFailures`
 (the event source mapping has ReportBatchItemFailures on), so one bad message is retried and, after
 `maxReceiveCount`, dead-lettered without holding back the rest of the batch.
+
+What each message leads to:
+- malformed body: the record fails (retried, then dead-lettered; it can never succeed);
+- a job that does not exist (deleted with its cluster): logged and acknowledged;
+- a job already `completed` or `failed`: acknowledged without work;
+- otherwise the job runs once, guarded by Powertools idempotency keyed on the job id (Redis), so a
+  duplicate delivery while or after it runs does no second piece of work. A job that cannot succeed
+  ends `failed` with its reason and is acknowledged; an outage (an unexpected exception) leaves the
+  message to be retried.
 """
 from __future__ import annotations
 
@@ -11,11 +20,30 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 
-from chalicelib import db
+from chalicelib.errors import NotFoundError
+from chalicelib.events import get_event_publisher
 from chalicelib.observability import logger
+from chalicelib.redis_client import get_redis
+from chalicelib.services.job_runner import JobFailed, JobRun, run_job
+from chalicelib.services.job_state import FINAL_STATUSES
+from chalicelib.services.jobs import JobService
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is reported like any other (all ids in batchItemFailures) instead of
+# raising: SQS retries exactly those messages either way, and the function's error metric stays for crashes.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+# A finished job's idempotency record outlives any redelivery SQS makes (retention is at most 14 days,
+# but a redelivery of a finished job is also caught by its final status, so a day is plenty).
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+idempotency_config = IdempotencyConfig(event_key_jmespath="job_id", raise_on_no_idempotency_key=True,
+                                       expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
+# Keys are `idempotency:job_worker#<md5 of the job id>` in the shared Redis.
+persistence = CachePersistenceLayer(client=get_redis())
+
+jobs = JobService()
 
 
 class MalformedJobMessage(ValueError):
@@ -23,28 +51,68 @@ class MalformedJobMessage(ValueError):
 
 
 def parse_message(record: SQSRecord) -> dict[str, str]:
+    """`{job_id, trace_id, correlation_id}` from the record (the SQS message id correlates the events)."""
     try:
         body = json.loads(record.body)
-    except ValueError:
+    except (TypeError, ValueError):
         raise MalformedJobMessage(f"message {record.message_id} is not JSON") from None
-    if not isinstance(body, dict) or not isinstance(body.get("job_id"), str):
+    if not isinstance(body, dict) or not isinstance(body.get("job_id"), str) or not body["job_id"]:
         raise MalformedJobMessage(f"message {record.message_id} has no job_id")
-    return {"job_id": body["job_id"], "trace_id": str(body.get("trace_id", ""))}
+    return {"job_id": body["job_id"], "trace_id": str(body.get("trace_id") or ""),
+            "correlation_id": record.message_id}
 
 
-def record_handler(record: SQSRecord) -> None:
+@idempotent_function(data_keyword_argument="message", persistence_store=persistence, config=idempotency_config,
+                     key_prefix="idempotency:job_worker")
+def process_job(message: dict[str, str]) -> dict[str, str]:
+    """Run the referenced job to `completed` or `failed`, at most once per job id."""
+    try:
+        job = jobs.get(message["job_id"])
+    except NotFoundError:
+        logger.warning("job not found; message acknowledged")
+        return {"job_id": message["job_id"], "outcome": "missing"}
+    if job.status in FINAL_STATUSES:
+        logger.info("job already finished; message acknowledged", extra={"status": job.status})
+        return {"job_id": job.id, "outcome": job.status}
+    if job.status == "queued":
+        job = jobs.transition(job.id, "processing", progress=5)
+    else:  # `processing`: an earlier delivery crashed mid-job; the runners resume from their checkpoint
+        logger.warning("resuming a job left in processing", extra={"progress": job.progress})
+    run = JobRun(job, jobs, correlation_id=message["correlation_id"])
+    run.emit("job_started", f"{job.type} job started")
+    try:
+        result = run_job(run)
+    except JobFailed as exc:
+        run.job = jobs.transition(job.id, "failed", error=str(exc))
+        logger.warning("job failed", extra={"reason": str(exc)})
+        run.emit("job_failed", str(exc), {"error": str(exc)})
+        return {"job_id": job.id, "outcome": "failed"}
+    run.job = jobs.transition(job.id, "completed", result=result)
+    logger.info("job completed")
+    run.emit("job_completed", f"{job.type} job completed", {"result": result})
+    return {"job_id": job.id, "outcome": "completed"}
+
+
+def record_handler(record: SQSRecord) -> dict[str, str]:
     message = parse_message(record)
     logger.append_keys(job_id=message["job_id"], trace_id=message["trace_id"])
-    with db.transaction() as cur:
-        cur.execute(
-            "UPDATE jobs SET status='completed', progress=100, completed_at=UTC_TIMESTAMP(6), version=version+1 "
-            "WHERE id=%s AND status IN ('queued', 'processing')",
-            (message["job_id"],),
-        )
-        changed = cur.rowcount
-    logger.info("job processed", extra={"changed": changed})
-    logger.remove_keys(["job_id", "trace_id"])
+    try:
+        return process_job(message=message)
+    finally:
+        logger.remove_keys(["job_id", "trace_id"])
 
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    """Process an SQS batch; failed records are returned in `batchItemFailures`."""
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        # An in-progress idempotency record expires when this invocation would have timed out, so a
+        # redelivery after a killed worker can run the job again.
+        idempotency_config.register_lambda_context(context)
+    try:
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+    finally:
+        try:
+            get_event_publisher().flush()
+        except Exception:  # the jobs' state is committed; lost events are counted by the publisher's log
+            logger.exception("event flush failed")

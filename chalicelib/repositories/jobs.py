@@ -65,6 +65,12 @@ class JobRepository:
             total = cur.fetchone()["n"]
         return rows, int(total)
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many jobs are in each status (statuses with none are absent)."""
+        with db.transaction() as cur:
+            cur.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+            return {row["status"]: int(row["n"]) for row in cur.fetchall()}
+
     def save_state(self, job_id: str, expected_version: int, state: dict[str, Any]) -> dict[str, Any]:
         """Write the state fields (status, progress, result, error, started_at, completed_at) only if
         the job is still at `expected_version`, bumping the version. ConflictError if another writer won."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.errors import ConflictError, ServiceUnavailableError
+from chalicelib.events import envelope, get_event_publisher
 from chalicelib.jobs_queue import JobQueue, get_job_queue
 from chalicelib.models.domain import Job
 from chalicelib.models.requests import CreateJobRequest, JobListQuery
@@ -23,8 +24,9 @@ class JobService:
         self.jobs = jobs or JobRepository()
         self._queue = queue
 
-    def create(self, request: CreateJobRequest, caller: str = "anonymous") -> Job:
-        """Store the job as `queued` with a fresh trace id, then hand it to the JobQueue.
+    def create(self, request: CreateJobRequest, caller: str = "anonymous", correlation_id: str | None = None) -> Job:
+        """Store the job as `queued` with a fresh trace id, hand it to the JobQueue, then publish
+        `job_requested` (with `correlation_id`, the id of the request that asked for the job).
 
         NotFoundError if the cluster does not exist. If the queue refuses the job, the job is marked
         `failed` ("enqueue failed: ...") and ServiceUnavailableError (503) is raised: a job that no
@@ -43,6 +45,13 @@ class JobService:
             self.transition(job.id, "failed", error=f"enqueue failed: {type(exc).__name__}: {exc}")
             raise ServiceUnavailableError(f"job queue unavailable; job {job.id} was marked failed, retry later") from None
         logger.info("job queued", extra=log)
+        # The job is queued and will run: an event that cannot be published is logged and counted,
+        # never turned into a failed request (the client would retry and queue the job twice).
+        get_event_publisher().publish_best_effort(envelope(
+            "job_requested", job_id=job.id, job_type=job.type, cluster_id=job.cluster_id, progress=job.progress,
+            message="job queued", trace_id=job.trace_id, correlation_id=correlation_id,
+            payload={"parameters": job.parameters, "caller": caller},
+        ))
         return job
 
     def get(self, job_id: str) -> Job:

@@ -1,0 +1,109 @@
+"""The one EventPublisher: v1 envelopes to the `cluster-events` topic (kafka-python).
+
+The producer is created lazily, once per warm container, and reused. Events are keyed by `cluster_id`,
+so a cluster's events stay ordered within one partition. `acks=all`: an event counts as published only
+once every in-sync replica has it. Callers `flush()` before their handler returns, because a frozen
+Lambda container would otherwise sit on unsent events.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from typing import Any
+
+from prometheus_client import Counter
+
+from chalicelib.observability import logger
+from chalicelib.settings import get_settings
+
+JOB_EVENT_TYPES = frozenset({"job_requested", "job_started", "job_progress", "droplet_created",
+                             "job_completed", "job_failed"})
+
+PUBLISH_FAILURES = Counter(
+    "clustergenie_event_publish_failures_total",
+    "Events that could not be handed to the broker (the work they describe went ahead).",
+    ["type"],
+)
+
+
+def envelope(event_type: str, *, job_id: str | None, job_type: str | None, cluster_id: str | None,
+             progress: int | None, message: str, trace_id: str | None, correlation_id: str | None,
+             payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The v1 event envelope (../shared/reference/api-v1.md), with an ISO-8601 UTC timestamp."""
+    return {
+        "type": event_type, "job_id": job_id, "job_type": job_type, "cluster_id": cluster_id,
+        "progress": progress, "message": message,
+        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "trace_id": trace_id, "correlation_id": correlation_id, "payload": payload or {},
+    }
+
+
+class EventPublisher:
+    """Publishes envelopes to `settings.events_topic`; the producer connects on first use."""
+
+    def __init__(self, bootstrap: str | None = None, topic: str | None = None) -> None:
+        settings = get_settings()
+        self.bootstrap = bootstrap or settings.kafka_bootstrap
+        self.topic = topic or settings.events_topic
+        self._producer: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def producer(self) -> Any:
+        if self._producer is None:
+            with self._lock:
+                if self._producer is None:
+                    from kafka import KafkaProducer
+
+                    self._producer = KafkaProducer(
+                        bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, retries=3,
+                        max_block_ms=5000, request_timeout_ms=10000,
+                        key_serializer=lambda k: k.encode() if k is not None else None,
+                        value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode(),
+                    )
+        return self._producer
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Queue one envelope for sending (keyed by its cluster_id). Raises if the broker is unreachable."""
+        self.producer.send(self.topic, key=event.get("cluster_id"), value=event)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every queued event is acknowledged (or raise after `timeout` seconds)."""
+        if self._producer is not None:
+            self._producer.flush(timeout=timeout)
+
+    def publish_best_effort(self, event: dict[str, Any], *, flush: bool = True) -> bool:
+        """Publish (and flush, unless the caller flushes later); on failure log and count instead of
+        raising. For callers whose work is already committed (a queued job, a job's new state) and must
+        not be reported as failed, or redone, because of the event."""
+        try:
+            self.publish(event)
+            if flush:
+                self.flush()
+            return True
+        except Exception:  # broker down, timeout, serialisation: the event is lost, the work is not
+            PUBLISH_FAILURES.labels(type=event["type"]).inc()
+            logger.exception("event publish failed", extra={"event_type": event["type"], "job_id": event.get("job_id"),
+                                                            "trace_id": event.get("trace_id")})
+            return False
+
+
+_publisher: EventPublisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def get_event_publisher() -> EventPublisher:
+    """The warm container's EventPublisher."""
+    global _publisher
+    if _publisher is None:
+        with _publisher_lock:
+            if _publisher is None:
+                _publisher = EventPublisher()
+    return _publisher
+
+
+def set_event_publisher(publisher: EventPublisher | None) -> None:
+    """Install `publisher` (tests); None restores the default on next use."""
+    global _publisher
+    _publisher = publisher

@@ -1,0 +1,199 @@
+"""The work of each job type, run by the job worker once a job is `processing`.
+
+Each runner gets a JobRun (the job, progress reporting, events) and returns the job's result, or raises
+JobFailed when the job cannot succeed (bad parameters, a provider refusal): the worker then marks the
+job `failed` with that reason and acknowledges the message. Any other exception is an outage (database,
+broker): the message is retried and, after maxReceiveCount, dead-lettered.
+
+Runners are safe to re-run after a crash: what they created is recorded in the job's `result` as they
+go, and a retry resumes from it instead of creating a second droplet.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.events import envelope, get_event_publisher
+from chalicelib.models.domain import (
+    DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_REGION, DEFAULT_SIZE, DROPLET_SIZES, REGIONS, Droplet, Job,
+)
+from chalicelib.observability import logger
+from chalicelib.providers import ProviderError, get_provider
+from chalicelib.repositories import DropletRepository
+from chalicelib.services.jobs import JobService
+
+# Scale bounds when the job does not name its own.
+DEFAULT_MIN_REPLICAS = 1
+DEFAULT_MAX_REPLICAS = 10
+LIVE_DROPLET_STATUSES = frozenset({"provisioning", "active"})
+
+
+class JobFailed(Exception):
+    """The job cannot succeed; the message is the reason stored in the job's `error`."""
+
+
+class JobRun:
+    """One execution of one job: progress goes to the database first, then out as an event."""
+
+    def __init__(self, job: Job, jobs: JobService, correlation_id: str | None) -> None:
+        self.job = job
+        self.jobs = jobs
+        self.correlation_id = correlation_id
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return self.job.parameters
+
+    @property
+    def checkpoint(self) -> dict[str, Any]:
+        """What an earlier, interrupted run of this job recorded (empty on a first run)."""
+        return self.job.result if isinstance(self.job.result, dict) else {}
+
+    def emit(self, event_type: str, message: str, payload: dict[str, Any] | None = None) -> None:
+        """Publish an event about this job. The database already holds the state it describes, so a
+        broker outage is logged and counted, never a reason to redo the job."""
+        get_event_publisher().publish_best_effort(envelope(
+            event_type, job_id=self.job.id, job_type=self.job.type, cluster_id=self.job.cluster_id,
+            progress=self.job.progress, message=message, trace_id=self.job.trace_id,
+            correlation_id=self.correlation_id, payload=payload,
+        ), flush=False)
+
+    def progress(self, progress: int, message: str, checkpoint: dict[str, Any] | None = None) -> None:
+        """Record progress (never decreasing) and, optionally, a checkpoint; then emit job_progress."""
+        result = {**self.checkpoint, **checkpoint} if checkpoint else None
+        self.job = self.jobs.transition(self.job.id, "processing", progress=max(progress, self.job.progress),
+                                        result=result)
+        self.emit("job_progress", message)
+
+
+def _parameter(run: JobRun, name: str, default: str, allowed: tuple[str, ...] | None = None) -> str:
+    value = run.parameters.get(name) or default
+    if allowed is not None and value not in allowed:
+        raise JobFailed(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _int_parameter(run: JobRun, name: str, default: int | None) -> int | None:
+    raw = run.parameters.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise JobFailed(f"{name}: {raw!r} is not an integer") from None
+
+
+def _launch(run: JobRun, droplets: DropletRepository, droplet: dict[str, Any]) -> dict[str, Any]:
+    """Start the recorded droplet on its provider: `active` with an address, or `error` and JobFailed."""
+    try:
+        instance = get_provider(droplet["provider"]).launch(droplet)
+    except ProviderError as exc:
+        droplets.update(droplet["id"], {"status": "error"})
+        raise JobFailed(f"provider {droplet['provider']} failed to launch {droplet['id']}: {exc}") from None
+    droplet = droplets.update(droplet["id"], {"status": "active", "ip_address": instance.ip_address,
+                                              "provider_instance_id": instance.instance_id})
+    logger.info("droplet active", extra={"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]})
+    run.emit("droplet_created", f"droplet {droplet['id']} is active",
+             {"droplet": Droplet.from_row(droplet).model_dump(mode="json")})
+    return droplet
+
+
+def _new_droplet(run: JobRun, droplets: DropletRepository, name: str) -> dict[str, Any]:
+    return droplets.create(
+        name=name, cluster_id=run.job.cluster_id,
+        region=_parameter(run, "region", DEFAULT_REGION, REGIONS),
+        size=_parameter(run, "size", DEFAULT_SIZE, DROPLET_SIZES),
+        image=_parameter(run, "image", DEFAULT_IMAGE),
+        provider=_parameter(run, "provider", DEFAULT_PROVIDER),
+    )
+
+
+def provision(run: JobRun) -> dict[str, Any]:
+    """Create one droplet in the job's cluster (region nyc3, size s-1vcpu-1gb unless the parameters say)."""
+    droplets = DropletRepository()
+    if "droplet_id" in run.checkpoint:  # a retry after a crash: finish the droplet already recorded
+        droplet = droplets.get(run.checkpoint["droplet_id"])
+    else:
+        droplet = _new_droplet(run, droplets, run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
+        run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
+    if droplet["status"] != "active":
+        droplet = _launch(run, droplets, droplet)
+    run.progress(90, f"droplet {droplet['id']} is active")
+    return {"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]}
+
+
+def scale(run: JobRun) -> dict[str, Any]:
+    """Add or remove droplets of the job's cluster to reach `replicas` (or the current count plus
+    `delta`, default 1), within `min_replicas`..`max_replicas`. Scale-down removes the newest first."""
+    droplets = DropletRepository()
+    live = [d for d in droplets.list(run.job.cluster_id) if d["status"] in LIVE_DROPLET_STATUSES]
+    target = run.checkpoint.get("target")
+    if target is None:  # fixed once, so that a retry does not apply `delta` twice
+        low = _int_parameter(run, "min_replicas", DEFAULT_MIN_REPLICAS)
+        high = _int_parameter(run, "max_replicas", DEFAULT_MAX_REPLICAS)
+        target = _int_parameter(run, "replicas", None)
+        if target is None:
+            target = len(live) + _int_parameter(run, "delta", 1)
+        if not low <= target <= high:
+            raise JobFailed(f"scale target {target} is outside the bounds {low}..{high}")
+        run.progress(10, f"scaling from {len(live)} to {target} droplets", {"target": target})
+    changes = max(1, abs(target - len(live)))
+    added, removed = [], []
+    while len(live) < target:
+        droplet = _launch(run, droplets, _new_droplet(run, droplets, f"droplet-{run.job.id[4:12]}-{len(live) + 1}"))
+        live.append(droplet)
+        added.append(droplet["id"])
+        run.progress(10 + 80 * len(added) // changes, f"added droplet {droplet['id']}")
+    surplus = sorted(live, key=lambda d: (str(d["created_at"]), d["id"]), reverse=True)[:max(0, len(live) - target)]
+    for droplet in surplus:  # newest first, and only of this cluster (the original took any cluster's first)
+        try:
+            get_provider(droplet["provider"]).terminate(droplet)
+        except ProviderError as exc:
+            raise JobFailed(f"provider {droplet['provider']} failed to terminate {droplet['id']}: {exc}") from None
+        droplets.delete(droplet["id"])
+        removed.append(droplet["id"])
+        run.progress(10 + 80 * len(removed) // changes, f"removed droplet {droplet['id']}")
+    return {"target": target, "added": added, "removed": removed}
+
+
+def diagnose(run: JobRun) -> dict[str, Any]:
+    """The cluster's diagnosis report, stored as the job's result."""
+    from chalicelib.services.diagnosis import DiagnosisService
+
+    report = DiagnosisService().diagnose(run.job.cluster_id).model_dump(mode="json")
+    run.progress(80, "diagnosis done")
+    return report
+
+
+def monitor(run: JobRun) -> dict[str, Any]:
+    """A metrics snapshot: the mean utilisation of the cluster's active droplets, one sample per type.
+    A cluster with no active droplet records nothing (nothing is invented)."""
+    from chalicelib.services.monitoring import MonitoringService
+
+    active = [d for d in DropletRepository().list(run.job.cluster_id) if d["status"] == "active"]
+    samples: dict[str, list[float]] = {}
+    for droplet in active:
+        try:
+            for metric_type, value in get_provider(droplet["provider"]).utilisation(droplet).items():
+                samples.setdefault(metric_type, []).append(value)
+        except ProviderError as exc:
+            raise JobFailed(f"provider {droplet['provider']} could not report {droplet['id']}: {exc}") from None
+    snapshot = {t: round(sum(v) / len(v), 2) for t, v in samples.items()}
+    monitoring = MonitoringService()
+    for metric_type, value in snapshot.items():
+        monitoring.record(run.job.cluster_id, metric_type, value)
+    run.progress(80, f"recorded {len(snapshot)} metrics from {len(active)} droplets")
+    return {"droplets": len(active), "metrics": snapshot}
+
+
+RUNNERS: dict[str, Callable[[JobRun], dict[str, Any]]] = {
+    "provision": provision, "scale": scale, "diagnose": diagnose, "monitor": monitor,
+}
+
+
+def run_job(run: JobRun) -> dict[str, Any]:
+    """Do the job's work and return its result (JobFailed when it cannot succeed)."""
+    runner = RUNNERS.get(run.job.type)
+    if runner is None:
+        raise JobFailed(f"unknown job type {run.job.type!r}")
+    return runner(run)

@@ -1,0 +1,287 @@
+"""The job worker, through the real app's `job_worker` function (chalice.test.Client's Lambda invoke),
+against the real MariaDB, Redis (idempotency records) and the Kafka broker (events read back)."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from chalicelib import db
+from chalicelib.providers import ProviderError, set_provider
+from chalicelib.providers.simulated import SimulatedProvider
+from chalicelib.settings import get_settings
+
+
+@pytest.fixture
+def worker(app):  # noqa: ANN001
+    """`deliver([bodies])` -> the batch response; each body is one SQS message to the job_worker."""
+    from chalice.test import Client
+
+    with Client(app) as test_client:
+        def deliver(bodies: list[str]) -> dict[str, Any]:
+            event = test_client.events.generate_sqs_event(message_bodies=bodies,
+                                                          queue_name=get_settings().jobs_queue_name)
+            for record in event["Records"]:  # SQS gives every delivery its own id; the generator does not
+                record["messageId"] = str(uuid.uuid4())
+            return test_client.lambda_.invoke("job_worker", event).payload
+
+        yield deliver
+
+
+@pytest.fixture
+def events():
+    """`read(job_id, until_type)`: the events of a job on cluster-events produced during this test, in
+    order, read by a fresh consumer group from the offsets the topic had when the test started."""
+    settings = get_settings()
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"test-{uuid.uuid4()}",
+                             enable_auto_commit=False, consumer_timeout_ms=500)
+    partitions = [TopicPartition(settings.events_topic, p)
+                  for p in consumer.partitions_for_topic(settings.events_topic)]
+    start = consumer.end_offsets(partitions)
+    consumer.assign(partitions)
+
+    def read(job_id: str, until_type: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+        for tp in partitions:
+            consumer.seek(tp, start[tp])
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                for message in batch:
+                    event = json.loads(message.value)
+                    if event.get("job_id") == job_id:
+                        found.append(event)
+            if any(e["type"] == until_type for e in found):
+                return found
+        raise AssertionError(f"no {until_type} for {job_id}; got {[e['type'] for e in found]}")
+
+    yield read
+    consumer.close()
+
+
+@pytest.fixture
+def submit(client, job_queue):  # noqa: ANN001
+    """`submit(type, **parameters)` -> (job, SQS message body) through POST /api/v1/jobs."""
+    def submit_job(job_type: str, **parameters: str) -> tuple[dict[str, Any], str]:
+        response = client.post("/api/v1/jobs", {"type": job_type, "parameters": parameters})
+        assert response.status_code == 201, response.body
+        job = response.json["job"]
+        [body] = [m["MessageBody"] for m in job_queue.messages if json.loads(m["MessageBody"])["job_id"] == job["id"]]
+        return job, body
+
+    return submit_job
+
+
+def job_row(client, job_id: str) -> dict[str, Any]:  # noqa: ANN001
+    response = client.get(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200
+    return response.json["job"]
+
+
+def droplets_of(cluster_id: str) -> list[dict[str, Any]]:
+    return db.query("SELECT * FROM droplets WHERE cluster_id = %s ORDER BY created_at, id", (cluster_id,))
+
+
+class FailingProvider(SimulatedProvider):
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def launch(self, droplet):  # noqa: ANN001
+        raise self.error
+
+
+@pytest.fixture
+def provider_failure():
+    def install(error: Exception) -> None:
+        set_provider("simulated", FailingProvider(error))
+
+    yield install
+    set_provider("simulated", None)
+
+
+def test_provision_job_completes_with_one_active_droplet_and_its_events_in_order(client, make_cluster, submit,
+                                                                                 worker, events):
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"])
+    assert worker([body]) == {"batchItemFailures": []}
+
+    done = job_row(client, job["id"])
+    assert done["status"] == "completed" and done["progress"] == 100 and done["completed_at"]
+    [droplet] = droplets_of(cluster["id"])
+    assert droplet["status"] == "active" and droplet["region"] == "nyc3" and droplet["size"] == "s-1vcpu-1gb"
+    assert droplet["ip_address"].startswith("10.") and droplet["provider_instance_id"].startswith("sim-")
+    assert done["result"]["droplet_id"] == droplet["id"]
+
+    seen = events(job["id"], "job_completed")
+    types = [e["type"] for e in seen]
+    assert types[0] == "job_requested" and types[1] == "job_started" and types[-1] == "job_completed"
+    assert "droplet_created" in types and "job_progress" in types
+    progress = [e["progress"] for e in seen]
+    assert progress == sorted(progress) and progress[-1] == 100
+    for event in seen:
+        assert set(event) == {"type", "job_id", "job_type", "cluster_id", "progress", "message", "timestamp",
+                              "trace_id", "correlation_id", "payload"}
+        assert event["trace_id"] == job["trace_id"] and event["cluster_id"] == cluster["id"]
+        assert event["job_type"] == "provision" and event["correlation_id"]
+    created = next(e for e in seen if e["type"] == "droplet_created")
+    assert created["payload"]["droplet"]["id"] == droplet["id"]
+
+
+def test_provision_honours_region_and_size_parameters(client, make_cluster, submit, worker):
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"], region="ams3", size="s-2vcpu-4gb", name="db-1")
+    worker([body])
+    [droplet] = droplets_of(cluster["id"])
+    assert (droplet["region"], droplet["size"], droplet["name"]) == ("ams3", "s-2vcpu-4gb", "db-1")
+
+
+def test_duplicate_delivery_runs_the_job_once(client, make_cluster, submit, worker):
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"])
+    assert worker([body, body]) == {"batchItemFailures": []}  # both copies in one batch
+    assert worker([body]) == {"batchItemFailures": []}  # and a redelivery later
+    assert len(droplets_of(cluster["id"])) == 1
+    assert job_row(client, job["id"])["status"] == "completed"
+
+
+def test_a_finished_job_is_acknowledged_without_work(client, make_cluster, submit, worker):
+    from chalicelib.redis_client import get_redis
+
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"])
+    worker([body])
+    before = job_row(client, job["id"])
+    get_redis().flushdb()  # even without its idempotency record, the final status stops a rerun
+    assert worker([body]) == {"batchItemFailures": []}
+    assert job_row(client, job["id"]) == before and len(droplets_of(cluster["id"])) == 1
+
+
+def test_a_message_for_a_missing_job_is_acknowledged(worker):
+    body = json.dumps({"job_id": "job-does-not-exist", "trace_id": "t"})
+    assert worker([body]) == {"batchItemFailures": []}
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", json.dumps({"trace_id": "t"}), json.dumps({"job_id": 7})])
+def test_a_malformed_message_is_reported_failed_and_the_rest_of_the_batch_completes(client, make_cluster, submit,
+                                                                                 worker, body):
+    cluster = make_cluster()
+    job, good = submit("diagnose", cluster_id=cluster["id"])
+    response = worker([body, good])
+    assert len(response["batchItemFailures"]) == 1
+    assert job_row(client, job["id"])["status"] == "completed"
+
+
+def test_a_provider_refusal_fails_the_job_with_the_reason(client, make_cluster, submit, worker, events,
+                                                          provider_failure):
+    cluster = make_cluster()
+    provider_failure(ProviderError("no capacity in nyc3"))
+    job, body = submit("provision", cluster_id=cluster["id"])
+    assert worker([body]) == {"batchItemFailures": []}  # acknowledged: retrying cannot help
+    failed = job_row(client, job["id"])
+    assert failed["status"] == "failed" and "no capacity in nyc3" in failed["error"] and failed["completed_at"]
+    [droplet] = droplets_of(cluster["id"])
+    assert droplet["status"] == "error"
+    seen = events(job["id"], "job_failed")
+    assert "no capacity in nyc3" in seen[-1]["payload"]["error"]
+
+
+def test_an_outage_mid_job_is_retried_and_the_retry_resumes_with_the_same_droplet(client, make_cluster, submit,
+                                                                                 worker, provider_failure):
+    cluster = make_cluster()
+    provider_failure(ConnectionError("provider API unreachable"))
+    job, body = submit("provision", cluster_id=cluster["id"])
+    assert len(worker([body])["batchItemFailures"]) == 1  # left for SQS to redeliver
+    assert job_row(client, job["id"])["status"] == "processing"
+    set_provider("simulated", None)
+    assert worker([body]) == {"batchItemFailures": []}
+    assert job_row(client, job["id"])["status"] == "completed"
+    [droplet] = droplets_of(cluster["id"])
+    assert droplet["status"] == "active"
+
+
+def test_bad_parameters_fail_the_job(client, make_cluster, submit, worker):
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"], region="mars1")
+    worker([body])
+    failed = job_row(client, job["id"])
+    assert failed["status"] == "failed" and "region" in failed["error"]
+    assert droplets_of(cluster["id"]) == []
+
+
+def test_scale_up_to_replicas_then_down_by_delta_touches_only_that_cluster(client, make_cluster, submit, worker):
+    cluster, other = make_cluster("web"), make_cluster("other")
+    _, body = submit("provision", cluster_id=other["id"])
+    worker([body])
+    job, body = submit("scale", cluster_id=cluster["id"], replicas="3")
+    worker([body])
+    done = job_row(client, job["id"])
+    assert done["status"] == "completed" and len(done["result"]["added"]) == 3
+    assert [d["status"] for d in droplets_of(cluster["id"])] == ["active"] * 3
+
+    newest = droplets_of(cluster["id"])[-1]["id"]
+    job, body = submit("scale", cluster_id=cluster["id"], delta="-1")
+    worker([body])
+    done = job_row(client, job["id"])
+    assert done["status"] == "completed" and done["result"]["removed"] == [newest]
+    assert len(droplets_of(cluster["id"])) == 2 and len(droplets_of(other["id"])) == 1
+
+
+def test_scale_outside_the_bounds_fails_the_job(client, make_cluster, submit, worker):
+    cluster = make_cluster()
+    job, body = submit("scale", cluster_id=cluster["id"], replicas="4", max_replicas="3")
+    worker([body])
+    failed = job_row(client, job["id"])
+    assert failed["status"] == "failed" and "outside the bounds 1..3" in failed["error"]
+    job, body = submit("scale", cluster_id=cluster["id"], delta="-1")  # 0 droplets - 1
+    worker([body])
+    assert job_row(client, job["id"])["status"] == "failed"
+
+
+def test_diagnose_stores_the_report_as_the_result(client, make_cluster, submit, worker):
+    cluster = make_cluster()
+    job, body = submit("diagnose", cluster_id=cluster["id"])
+    worker([body])
+    done = job_row(client, job["id"])
+    assert done["status"] == "completed"
+    assert done["result"]["cluster"]["id"] == cluster["id"]
+    assert "Create initial droplet to get the cluster running" in done["result"]["recommendations"]
+
+
+def test_monitor_records_a_metrics_snapshot_of_the_active_droplets(client, make_cluster, submit, worker):
+    cluster = make_cluster()
+    job, body = submit("monitor", cluster_id=cluster["id"])
+    worker([body])
+    assert job_row(client, job["id"])["result"] == {"droplets": 0, "metrics": {}}  # nothing invented
+
+    _, body = submit("provision", cluster_id=cluster["id"])
+    worker([body])
+    job, body = submit("monitor", cluster_id=cluster["id"])
+    worker([body])
+    done = job_row(client, job["id"])
+    assert done["status"] == "completed" and set(done["result"]["metrics"]) == {"cpu", "memory", "disk", "network"}
+    stored = client.get(f"/api/v1/metrics?cluster_id={cluster['id']}").json
+    assert stored["total_count"] == 4
+
+
+def test_job_requested_is_published_after_the_job_is_queued(client, make_cluster, submit, events):
+    cluster = make_cluster()
+    job, _ = submit("diagnose", cluster_id=cluster["id"])
+    [requested] = events(job["id"], "job_requested")
+    assert requested["progress"] == 0 and requested["payload"]["parameters"]["cluster_id"] == cluster["id"]
+
+
+def test_an_unreachable_broker_does_not_fail_a_queued_job(client, make_cluster, job_queue):
+    from chalicelib.events import EventPublisher, set_event_publisher
+
+    cluster = make_cluster()
+    set_event_publisher(EventPublisher(bootstrap="127.0.0.1:1"))  # nothing listens there
+    try:
+        response = client.post("/api/v1/jobs", {"type": "diagnose", "parameters": {"cluster_id": cluster["id"]}})
+    finally:
+        set_event_publisher(None)
+    assert response.status_code == 201
+    assert response.json["job"]["id"] in job_queue.sent_job_ids()
