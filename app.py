@@ -34,6 +34,7 @@ from chalicelib.api.hello import bp as hello_bp  # noqa: E402 - control plane (i
 from chalicelib.api.scheduling import bp as scheduling_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.billing import bp as billing_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.autoscaling import bp as autoscaling_bp  # noqa: E402 - control plane (issue 8)
+from chalicelib.api.deployments import bp as deployments_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
 from chalicelib.api.job_logs import bp as job_logs_bp  # noqa: E402
 
@@ -49,6 +50,7 @@ app.register_blueprint(hello_bp, url_prefix="/api/v1")
 app.register_blueprint(scheduling_bp, url_prefix="/api/v1")
 app.register_blueprint(billing_bp, url_prefix="/api/v1")
 app.register_blueprint(autoscaling_bp, url_prefix="/api/v1")
+app.register_blueprint(deployments_bp, url_prefix="/api/v1")
 app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 app.register_blueprint(job_logs_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/logs
 

@@ -1,13 +1,13 @@
-"""/api/v1/providers (the scheduling catalogue) and /api/v1/schedule."""
+"""/api/v1/providers (the scheduling catalogue), /api/v1/schedule and /api/v1/migrations."""
 from __future__ import annotations
 
 from chalice import Blueprint
 
 from chalicelib.api.openapi import Operation, document
 from chalicelib.api.responses import ok
-from chalicelib.http import parse_body
+from chalicelib.http import caller_id, parse_body
 from chalicelib.models.control_plane import (
-    Provider, ProviderList, ProviderRequest, ScheduleDecision, ScheduleRequest,
+    MigrationAccepted, MigrationRequest, Provider, ProviderList, ProviderRequest, ScheduleDecision, ScheduleRequest,
 )
 from chalicelib.services.scheduling import SchedulingService
 
@@ -21,6 +21,9 @@ document(
     Operation("POST", "/api/v1/schedule", "Choose a provider and region for a cluster, with the reasons",
               "scheduling", ScheduleDecision, body=ScheduleRequest,
               notes="409 when no provider is eligible (all avoided or without capacity)."),
+    Operation("POST", "/api/v1/migrations", "Move a droplet to another provider (as a job)", "scheduling",
+              MigrationAccepted, body=MigrationRequest,
+              notes="404: droplet or provider missing; 409: droplet not active, already there, or no capacity."),
 )
 
 
@@ -38,3 +41,10 @@ def put_provider():
 def schedule():
     return ok(service.schedule(parse_body(bp.current_request, ScheduleRequest)))
 
+
+@bp.route("/migrations", methods=["POST"])
+def migrate_droplet():
+    from chalicelib.services.droplet_migration import DropletMigrationService
+
+    request = bp.current_request
+    return ok(DropletMigrationService().start(parse_body(request, MigrationRequest), caller=caller_id(request)))

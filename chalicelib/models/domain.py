@@ -26,12 +26,15 @@ DEFAULT_PROVIDER = "simulated"
 
 ClusterStatus = Literal["healthy", "warning", "critical"]
 DropletStatus = Literal["provisioning", "active", "deleting", "deleted", "error"]
-JobType = Literal["provision", "scale", "diagnose", "monitor"]
+# The v1 contract's job types: the only ones a client may create (POST /jobs).
+ClientJobType = Literal["provision", "scale", "diagnose", "monitor"]
+# Plus the control plane's own jobs (issue 8): droplet migrations and deployment steps.
+JobType = Literal["provision", "scale", "diagnose", "monitor", "migrate", "deploy"]
 JobStatus = Literal["queued", "processing", "completed", "failed"]
 MetricType = Literal["cpu", "memory", "disk", "network"]
 HealthStatus = Literal["healthy", "warning", "critical", "unknown"]
 
-JOB_TYPES: tuple[str, ...] = JobType.__args__  # type: ignore[attr-defined]
+JOB_TYPES: tuple[str, ...] = ClientJobType.__args__  # type: ignore[attr-defined]
 METRIC_TYPES: tuple[str, ...] = MetricType.__args__  # type: ignore[attr-defined]
 METRIC_UNITS: dict[str, str] = {"cpu": "%", "memory": "%", "disk": "%", "network": "Mbps"}
 

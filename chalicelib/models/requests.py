@@ -17,8 +17,8 @@ from chalicelib.models.domain import (
     DROPLET_SIZES,
     PROVIDERS,
     REGIONS,
+    ClientJobType,
     ClusterStatus,
-    JobType,
     MetricType,
 )
 
@@ -81,7 +81,7 @@ ParameterValue = Annotated[str, StringConstraints(max_length=1024)]
 
 
 class CreateJobRequest(RequestBody):
-    type: JobType
+    type: ClientJobType
     parameters: Annotated[
         dict[ParameterKey, ParameterValue],
         Field(max_length=32, json_schema_extra={"required": ["cluster_id"]}),

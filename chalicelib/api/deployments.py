@@ -1,0 +1,44 @@
+"""/api/v1/deployments"""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api.openapi import Operation, document
+from chalicelib.api.responses import ok
+from chalicelib.http import caller_id, parse_body, parse_query
+from chalicelib.models.control_plane import Deployment, DeploymentList, DeploymentListQuery, StartDeploymentRequest
+from chalicelib.services.deployments import DeploymentService
+
+bp = Blueprint(__name__)
+service = DeploymentService()
+
+document(
+    Operation("POST", "/api/v1/deployments/start", "Start a deployment (its steps run as a job)", "deployments",
+              Deployment, body=StartDeploymentRequest),
+    Operation("GET", "/api/v1/deployments", "List a cluster's deployments, newest first", "deployments",
+              DeploymentList, query=DeploymentListQuery),
+    Operation("GET", "/api/v1/deployments/{deployment_id}", "Get a deployment with its log", "deployments", Deployment),
+    Operation("POST", "/api/v1/deployments/{deployment_id}/rollback", "Reverse a finished deployment's steps (as a job)",
+              "deployments", Deployment, notes="409 unless the deployment succeeded or failed."),
+)
+
+
+@bp.route("/deployments/start", methods=["POST"])
+def start_deployment():
+    request = bp.current_request
+    return ok(service.start(parse_body(request, StartDeploymentRequest), caller=caller_id(request)))
+
+
+@bp.route("/deployments", methods=["GET"])
+def list_deployments():
+    return ok(DeploymentList(service.list(parse_query(bp.current_request, DeploymentListQuery).cluster_id)))
+
+
+@bp.route("/deployments/{deployment_id}", methods=["GET"])
+def get_deployment(deployment_id: str):
+    return ok(service.get(deployment_id))
+
+
+@bp.route("/deployments/{deployment_id}/rollback", methods=["POST"])
+def rollback_deployment(deployment_id: str):
+    return ok(service.request_rollback(deployment_id, caller=caller_id(bp.current_request)))
