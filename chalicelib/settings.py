@@ -39,6 +39,11 @@ class Settings:
     # deny (rather than admit) requests while Redis is unreachable.
     ratelimit_config_ttl_seconds: float
     ratelimit_fail_closed: frozenset[str]
+    # Event pipeline (issue 5): where malformed records go, how long a handled event is remembered
+    # (replays within it change nothing), and the per-cluster scale cool-down.
+    events_dlq_topic: str
+    event_dedup_ttl_seconds: int
+    scale_cooldown_seconds: int
     # Observability (issue 7): aggregated metrics on/off (off only for the overhead bench), log lines
     # also produced to Kafka, and Loki's push API when configured.
     metrics_enabled: bool = True
@@ -68,6 +73,9 @@ class Settings:
             ratelimit_fail_closed=frozenset(
                 n.strip() for n in _env("CG_RATELIMIT_FAIL_CLOSED", "").split(",") if n.strip()
             ),
+            events_dlq_topic=_env("CG_EVENTS_DLQ_TOPIC", "cluster-events.dlq"),
+            event_dedup_ttl_seconds=int(_env("CG_EVENT_DEDUP_TTL", str(7 * 24 * 3600))),
+            scale_cooldown_seconds=int(_env("CG_SCALE_COOLDOWN", "300")),
             metrics_enabled=_env("CG_METRICS_ENABLED", "1").lower() not in ("0", "false", "no", "off"),
             logs_to_kafka=_env("CG_LOGS_TO_KAFKA", "0").lower() not in ("0", "false", "no", "off"),
             loki_url=os.environ.get("LOKI_URL") or None,

@@ -58,6 +58,15 @@ class ClusterRepository:
             cur.execute("SELECT 1 FROM clusters WHERE id = %s", (cluster_id,))
             return cur.fetchone() is not None
 
+    def existing(self, cluster_ids: set[str]) -> set[str]:
+        """Those of `cluster_ids` that exist, in one query."""
+        if not cluster_ids:
+            return set()
+        with db.transaction() as cur:
+            cur.execute("SELECT id FROM clusters WHERE id IN (" + ", ".join(["%s"] * len(cluster_ids)) + ")",
+                        tuple(cluster_ids))
+            return {row["id"] for row in cur.fetchall()}
+
     def list(self) -> list[dict[str, Any]]:
         """Every cluster, oldest first, with droplet ids."""
         with db.transaction() as cur:

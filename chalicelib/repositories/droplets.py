@@ -30,6 +30,21 @@ class DropletRepository:
             cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s", (droplet_id,))
             return cur.fetchone()
 
+    def insert_if_absent(self, *, droplet_id: str, cluster_id: str, name: str, region: str, size: str,
+                         image: str, provider: str, status: str, ip_address: str | None) -> bool:
+        """Insert a droplet under a known id (one announced by an event) unless a row with that id
+        exists; True if inserted. NotFoundError if the cluster is missing. Idempotent."""
+        with db.transaction() as cur, domain_errors("Cluster not found"):
+            cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
+            if cur.fetchone() is None:
+                raise NotFoundError("Cluster not found")
+            cur.execute(
+                "INSERT INTO droplets (id, cluster_id, name, region, provider, size, image, status, ip_address) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
+                (droplet_id, cluster_id, name, region, provider, size, image, status, ip_address),
+            )
+            return cur.rowcount == 1
+
     def get(self, droplet_id: str) -> dict[str, Any]:
         """The droplet; NotFoundError when missing."""
         with db.transaction() as cur:

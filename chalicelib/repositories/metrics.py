@@ -59,3 +59,13 @@ class MetricRepository:
                 (cluster_id, metric_type, value, unit, timestamp),
             )
             return int(cur.lastrowid)
+
+    def record_many(self, samples: list[tuple[str, str, float, str, dt.datetime]]) -> None:
+        """Store (cluster_id, type, value, unit, timestamp) samples, of any clusters, in one transaction
+        (NotFoundError, and nothing stored, if one of the clusters is gone)."""
+        rows = [(c, t, v, u, ts.astimezone(dt.timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts)
+                for c, t, v, u, ts in samples]
+        with db.transaction() as cur, domain_errors("Cluster not found"):
+            cur.executemany(
+                "INSERT INTO metrics (cluster_id, type, value, unit, timestamp) VALUES (%s, %s, %s, %s, %s)", rows
+            )

@@ -186,8 +186,31 @@ def monitor(run: JobRun) -> dict[str, Any]:
     return {"droplets": len(active), "metrics": snapshot}
 
 
+def migrate(run: JobRun) -> dict[str, Any]:
+    """Move a droplet to another provider: the replacement first, then the old one retired (issue 8,
+    `services/droplet_migration.py`); the replacement's id is checkpointed before it is launched."""
+    from chalicelib.services.droplet_migration import DropletMigrationService, MigrationFailed
+
+    try:
+        return DropletMigrationService(provider_for=get_provider).run_job(
+            run.parameters, run.checkpoint, record=lambda checkpoint: run.progress(30, "replacement recorded", checkpoint))
+    except MigrationFailed as exc:
+        raise JobFailed(str(exc)) from None
+
+
+def deploy(run: JobRun) -> dict[str, Any]:
+    """Run a deployment's steps, or reverse them (issue 8, `services/deployments.py`)."""
+    from chalicelib.services.deployments import DeploymentFailed, DeploymentService
+
+    try:
+        return DeploymentService().run_job(run.parameters)
+    except DeploymentFailed as exc:
+        raise JobFailed(str(exc)) from None
+
+
 RUNNERS: dict[str, Callable[[JobRun], dict[str, Any]]] = {
     "provision": provision, "scale": scale, "diagnose": diagnose, "monitor": monitor,
+    "migrate": migrate, "deploy": deploy,
 }
 
 

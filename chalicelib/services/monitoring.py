@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from chalicelib.errors import NotFoundError, ValidationError
+from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.models.domain import METRIC_UNITS, HealthReport, Metric
 from chalicelib.models.requests import MetricListQuery
 from chalicelib.repositories import ClusterRepository, MetricRepository
@@ -65,3 +65,33 @@ class MonitoringService:
         return self.metrics.record(cluster_id=cluster_id, metric_type=metric_type, value=float(value),
                                    unit=METRIC_UNITS[metric_type],
                                    timestamp=timestamp or dt.datetime.now(dt.timezone.utc))
+
+    def record_many(self, samples: list[tuple[str, str, float, dt.datetime | None]]) -> None:
+        """Store real samples (cluster_id, type, value, timestamp or None for now) in one transaction;
+        NotFoundError (nothing stored) if a cluster is missing."""
+        now = dt.datetime.now(dt.timezone.utc)
+        for _, metric_type, _, _ in samples:
+            if metric_type not in METRIC_UNITS:
+                raise ValidationError(f"type: unknown metric type {metric_type!r}")
+        self.metrics.record_many([(c, t, float(v), METRIC_UNITS[t], ts or now) for c, t, v, ts in samples])
+
+    def existing_clusters(self, cluster_ids: set[str]) -> set[str]:
+        """Those of `cluster_ids` that exist (one query)."""
+        return self.clusters.existing(cluster_ids)
+
+    def refresh_cluster_health(self, cluster_id: str) -> HealthReport:
+        """Evaluate health (the rules above) and store it on the cluster: `status` (unless `unknown`) and
+        `last_checked`. Retries a lost optimistic race; NotFoundError when the cluster is missing."""
+        report = self.health(cluster_id)
+        for attempt in range(3):
+            row = self.clusters.get(cluster_id)
+            changes: dict = {"last_checked": report.timestamp.astimezone(dt.timezone.utc).replace(tzinfo=None)}
+            if report.status != "unknown":
+                changes["status"] = report.status
+            try:
+                self.clusters.update(cluster_id, row["version"], changes)
+                return report
+            except ConflictError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")

@@ -108,25 +108,22 @@ def test_kafka_event_reaches_the_event_handler_through_the_bridge(function_env, 
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=function_env.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092").split(","))
-    event = {"type": "localstack.test", "cluster_id": unique, "id": str(uuid.uuid4())}
+    job_id = f"job-{uuid.uuid4()}"
+    event = {"type": "job_progress", "job_id": job_id, "job_type": "monitor", "cluster_id": unique, "progress": 42,
+             "message": "", "timestamp": "2026-01-01T00:00:00Z", "trace_id": None, "correlation_id": None, "payload": {}}
     metadata = producer.send(
         function_env.get("CG_EVENTS_TOPIC", "cluster-events"),
         key=unique.encode(), value=json.dumps(event).encode(), headers=[("trace-id", unique.encode())],
     ).get(timeout=30)
     producer.close()
 
-    def received():
-        for item in app_redis.lrange("event_handler:received", 0, 199):
-            data = json.loads(item)
-            if data.get("key") == unique:
-                return data
-        return None
+    def read_model():
+        return app_redis.hgetall(f"events:job:{job_id}") or None
 
-    data = wait_for(received, timeout=60, what="event_handler to record the event (is the MSK bridge running?)")
-    assert data["topic"] == metadata.topic
-    assert data["partition"] == metadata.partition
-    assert data["offset"] == metadata.offset
-    assert data["type"] == "localstack.test"
+    data = wait_for(read_model, timeout=60, what="event_handler to apply the event (is the MSK bridge running?)")
+    assert (data["status"], data["progress"], data["cluster_id"]) == ("processing", "42", unique)
+    # Applied under the record's own coordinates (it has no event id).
+    assert app_redis.get(f"events:seen:{metadata.topic}:{metadata.partition}:{metadata.offset}") == "d"
 
 
 def scheduled_event(region: str) -> dict:

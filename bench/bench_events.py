@@ -1,0 +1,180 @@
+"""Event pipeline throughput: in-process, end to end through the MSK bridge on LocalStack, and the ceiling.
+
+    .venv/bin/python bench/bench_events.py [--events 2000] [--db clustergenie] [--skip-e2e]
+
+1. In-process: the event_handler function (`handle_kafka_batch`) called with `aws:kafka` batches of 100
+   built by the bridge's own shape builder, against the real MariaDB, Redis and Kafka (dead letters),
+   for a job-events-only stream, a telemetry-only stream and the mixed stream.
+2. End to end: the mixed stream produced to `cluster-events`; timed from the first send until the bridge's
+   consumer group has committed every partition's end offset (the deployed function on LocalStack applies
+   them; needs `./dev up`).
+3. Ceiling: a bare kafka-python consumer reading the very records of step 2 from the broker.
+
+Ratios are printed against the ceiling. Clusters it creates are deleted at the end (with their rows).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import random
+import sys
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BRIDGE_GROUP = "clustergenie-event-handler"
+
+
+def load_stack_env(db_name: str) -> None:
+    env_file = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local")) / "stack.env"
+    for line in env_file.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            os.environ.setdefault(key, value)
+    os.environ["CG_DB_NAME"] = db_name
+    os.environ.setdefault("CG_ENVIRONMENT", "bench")
+    os.environ.setdefault("CG_LOG_LEVEL", "WARNING")
+
+
+def load_bridge():
+    spec = importlib.util.spec_from_file_location("msk_bridge_bench", ROOT / "localstack" / "msk_bridge" / "bridge.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def envelope(event_type: str, cluster_id: str, **fields) -> dict:
+    return {"type": event_type, "job_id": None, "job_type": None, "cluster_id": cluster_id, "progress": None,
+            "message": "", "timestamp": "2026-01-01T00:00:00Z", "trace_id": None, "correlation_id": None,
+            "payload": {}, **fields}
+
+
+def stream(kind: str, clusters: list[str], n: int, seed: int = 1) -> list[tuple[str, bytes]]:
+    """(key, value) pairs: `jobs`, `telemetry`, or `mixed` (40% job events, 50% telemetry, 5% droplets,
+    5% malformed)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        c = clusters[i % len(clusters)]
+        roll = {"jobs": 0.1, "telemetry": 0.5}.get(kind, rng.random())
+        if roll < 0.4:
+            event = envelope("job_progress", c, job_id=f"job-{i // 5}-{seed}", progress=min(100, i % 5 * 20))
+        elif roll < 0.9:
+            event = envelope("telemetry", c, payload={"cpu": rng.uniform(5, 70), "memory": rng.uniform(5, 70),
+                                                      "disk": rng.uniform(5, 70)})
+        elif roll < 0.95:
+            event = envelope("droplet_created", c, payload={"droplet": {"id": f"droplet-{uuid.uuid4()}"}})
+        else:
+            out.append((c, b"{not json"))
+            continue
+        out.append((c, json.dumps(event).encode()))
+    return out
+
+
+class Record:
+    """The fields of a kafka-python ConsumerRecord the bridge's builder reads."""
+
+    def __init__(self, topic, partition, offset, key, value):
+        self.topic, self.partition, self.offset, self.key, self.value = topic, partition, offset, key, value
+        self.timestamp, self.timestamp_type, self.headers = 1_700_000_000_000, 0, []
+
+
+class Context:
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def in_process(kind: str, clusters: list[str], n: int, bridge) -> float:
+    from chalicelib.functions.event_handler import handle_kafka_batch
+
+    topic = f"bench-{uuid.uuid4().hex[:8]}"  # fresh ledger keys: nothing is a duplicate
+    records = [Record(topic, i % 3, i // 3, k.encode(), v) for i, (k, v) in enumerate(stream(kind, clusters, n))]
+    batches = [bridge.build_msk_event(records[i:i + 100], "arn:aws:kafka:bench", "127.0.0.1:19092")
+               for i in range(0, len(records), 100)]
+    started = time.perf_counter()
+    for event in batches:
+        handle_kafka_batch(event, Context())
+    return n / (time.perf_counter() - started)
+
+
+def end_to_end(clusters: list[str], n: int) -> tuple[float, float]:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from chalicelib.settings import get_settings
+
+    settings = get_settings()
+    topic = settings.events_topic
+    records = stream("mixed", clusters, n, seed=2)
+    group = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=BRIDGE_GROUP, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in sorted(group.partitions_for_topic(topic))]
+    start = group.end_offsets(partitions)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    started = time.perf_counter()
+    for key, value in records:
+        producer.send(topic, key=key.encode(), value=value)
+    producer.flush(60)
+    end = group.end_offsets(partitions)
+    deadline = time.monotonic() + 600
+    while any((group.committed(tp) or 0) < end[tp] for tp in partitions):
+        if time.monotonic() > deadline:
+            raise SystemExit("the bridge did not catch up within 600 s (is ./dev up running?)")
+        time.sleep(0.05)
+    e2e = n / (time.perf_counter() - started)
+    group.close()
+
+    bare = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, max_poll_records=500)
+    bare.assign(partitions)
+    for tp in partitions:
+        bare.seek(tp, start[tp])
+    got, started = 0, time.perf_counter()
+    while any(bare.position(tp) < end[tp] for tp in partitions):
+        for tp, batch in bare.poll(timeout_ms=200).items():
+            got += sum(1 for r in batch if r.offset < end[tp])
+    ceiling = got / (time.perf_counter() - started)
+    bare.close()
+    return e2e, ceiling
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--db", default="clustergenie")
+    parser.add_argument("--skip-e2e", action="store_true")
+    args = parser.parse_args()
+    load_stack_env(args.db)
+    bridge = load_bridge()
+
+    from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
+    from chalicelib.repositories import ClusterRepository
+
+    set_job_queue(InMemoryJobQueue())  # the bench stream has no threshold alerts; never queue for real
+    repo = ClusterRepository()
+    clusters = [repo.create(f"bench-events-{n}", "nyc3")["id"] for n in range(20)]
+    try:
+        rates = {kind: in_process(kind, clusters, args.events, bridge) for kind in ("jobs", "telemetry", "mixed")}
+        e2e = ceiling = None
+        if not args.skip_e2e:
+            e2e, ceiling = end_to_end(clusters, args.events)
+    finally:
+        for cluster_id in clusters:
+            repo.delete(cluster_id)
+    print(f"events per run: {args.events}, batch 100, 20 clusters")
+    for kind, rate in rates.items():
+        line = f"in-process {kind:<10} {rate:9.0f} events/s"
+        if ceiling:
+            line += f"   {rate / ceiling:6.3f} of the ceiling"
+        print(line)
+    if e2e is not None:
+        print(f"end to end (bridge + LocalStack, mixed) {e2e:9.0f} events/s   {e2e / ceiling:6.3f} of the ceiling")
+        print(f"ceiling (bare kafka-python consumer)    {ceiling:9.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""One `aws:kafka` batch through the pipeline: decode, claim, apply or dead-letter, mark, count.
+
+Records are decoded with Powertools' Kafka data classes (base64 key/value/headers) and validated into typed
+events (`model.parse_event`). Records are applied in offset order within each topic-partition. A malformed
+record (bad base64, bad JSON, missing fields, wrong types, no value) is counted, logged with its topic,
+partition and offset, and dead-lettered; it never fails the batch. A transient failure while applying a
+valid event (database, Redis or broker down) fails the invocation: the claims not yet applied are released
+and the event source retries the batch, whose already-applied events are then skipped as duplicates.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
+from pydantic import ValidationError
+
+from chalicelib.event_pipeline.counters import BatchCounts
+from chalicelib.event_pipeline.dead_letters import get_dead_letters
+from chalicelib.event_pipeline.handler import EventHandler
+from chalicelib.event_pipeline.ledger import EventLedger
+from chalicelib.event_pipeline.model import Envelope, malformed_reason, parse_event
+from chalicelib.observability import logger
+
+
+@dataclass(frozen=True)
+class Decoded:
+    record: KafkaEventRecord
+    key: str  # idempotency key
+    event: Envelope | None = None
+    reason: str | None = None  # why malformed
+    error: str | None = None
+
+
+def _record_key(record: KafkaEventRecord) -> str:
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
+def decode(record: KafkaEventRecord) -> Decoded:
+    """The record as a typed event, or as a malformed record with its reason."""
+    if record.get("value") is None:
+        return Decoded(record, _record_key(record), reason="missing_value", error="record has no value")
+    try:
+        raw = record.decoded_value
+    except (binascii.Error, ValueError, TypeError) as exc:
+        return Decoded(record, _record_key(record), reason="bad_base64", error=str(exc))
+    try:
+        event = parse_event(raw)
+    except ValidationError as exc:
+        return Decoded(record, _record_key(record), reason=malformed_reason(exc),
+                       error=exc.errors(include_url=False, include_input=False).__repr__()[:1000])
+    return Decoded(record, f"id:{event.id}" if event.id else _record_key(record), event=event)
+
+
+def _dead_letter(item: Decoded) -> dict[str, Any]:
+    record = item.record
+    try:
+        cluster_key = record.decoded_key.decode("utf-8") if record.key else None
+    except (binascii.Error, ValueError):
+        cluster_key = None
+    return {
+        "type": "dead_letter", "reason": item.reason, "error": item.error, "cluster_id": cluster_key,
+        "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                   "timestamp": record.timestamp},
+        "key": record.get("key"), "value": record.get("value"), "headers": record.get("headers") or [],
+    }
+
+
+class BatchProcessor:
+    def __init__(self, redis: Any, handler: EventHandler, ledger: EventLedger, dead_letters: Any = None) -> None:
+        self.redis = redis
+        self.handler = handler
+        self.ledger = ledger
+        self._dead_letters = dead_letters
+
+    @property
+    def dead_letters(self):
+        return self._dead_letters or get_dead_letters()
+
+    def process(self, event: dict[str, Any], remaining_ms: int | None = None) -> dict[str, int]:
+        """Apply a batch; returns {records, applied, duplicates, malformed}. Raises on a transient failure."""
+        items = [decode(record) for record in KafkaEvent(event).records]
+        if not items:
+            return {"records": 0, "applied": 0, "duplicates": 0, "malformed": 0}
+        # An in-progress claim lives as long as this invocation may: a crash frees it by then.
+        claim_ttl = math.ceil((remaining_ms or 60_000) / 1000)
+        claimed = self.ledger.claim([i.key for i in items], claim_ttl)
+        counts = BatchCounts()
+        applied = malformed = 0
+        letters: list[Decoded] = []
+        try:
+            for item, ok in zip(items, claimed):
+                if not ok:
+                    counts.duplicate()
+                elif item.event is None:
+                    letters.append(item)
+                else:
+                    self.handler.apply(item.event, item.key, counts)
+                    applied += 1
+            self.handler.flush(counts)
+            if letters:
+                for item in letters:
+                    self.dead_letters.send(_dead_letter(item))
+                self.dead_letters.flush()
+                for item in letters:
+                    counts.malformed(item.reason)
+                    logger.warning("malformed record dead-lettered", extra={
+                        "topic": item.record.topic, "partition": item.record.partition,
+                        "offset": item.record.offset, "reason": item.reason, "error": item.error})
+                self.ledger.done([i.key for i in letters])
+                malformed = len(letters)
+        except BaseException:
+            # Give back what was not applied (claims still in progress); applied events keep their mark.
+            self.handler.discard()
+            self.ledger.release([i.key for i, ok in zip(items, claimed) if ok])
+            raise
+        finally:
+            counts.write(self.redis)
+        return {"records": len(items), "applied": applied, "duplicates": len(items) - applied - malformed,
+                "malformed": malformed}
+
+
+_processor: BatchProcessor | None = None
+
+
+def get_batch_processor() -> BatchProcessor:
+    """The warm container's processor (Redis client, ledger, handler built once)."""
+    global _processor
+    if _processor is None:
+        from chalicelib.redis_client import get_redis
+        from chalicelib.settings import get_settings
+
+        settings = get_settings()
+        redis = get_redis()
+        ledger = EventLedger(redis, settings.event_dedup_ttl_seconds)
+        _processor = BatchProcessor(redis, EventHandler(redis, ledger, scale_cooldown_seconds=settings.scale_cooldown_seconds), ledger)
+    return _processor
+
+
+def reset_batch_processor() -> None:
+    """Forget the cached processor (tests that change settings)."""
+    global _processor
+    _processor = None

@@ -1,0 +1,252 @@
+"""EventHandler: one small function per event type, each idempotent given the ledger's claim.
+
+- `job_*`: the job's read model in Redis, `events:job:<job_id>` (hash: status, progress, last_event_type,
+  last_event_at, cluster_id), updated by one Lua script so that progress never goes back and a final
+  status (completed/failed) is never overwritten by a late non-final event; a batch's job events are
+  written in one MULTI together with their "applied" marks (`flush`).
+- `droplet_created`: a cluster's `droplets` list is derived from the droplets table, so "add the droplet
+  to its cluster" means: insert the announced droplet (under its own id) if the table lacks it; a droplet
+  already there (the worker that emitted the event created it) is left alone.
+- `telemetry`: metrics rows, then the cluster's health status and `last_checked`, by MonitoringService's
+  rules (no thresholds here). Deferred to `flush` (end of batch, or before a threshold alert): all rows of
+  the batch in one transaction, each cluster's health once.
+- `metric_threshold_exceeded`: at most one scale decision per cluster per cool-down
+  (`events:scale_cooldown:<cluster_id>`, SET NX EX): the cluster's enabled autoscaling policies decide
+  through the autoscaler's hook (issue 8) when it has any; otherwise a scale-up by one droplet, created
+  through JobService (stored and queued like any job).
+- anything else: counted and skipped.
+
+A valid event about a cluster that does not exist is skipped (`cluster_not_found`), not retried: no retry
+can make it apply.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.errors import NotFoundError
+from chalicelib.event_pipeline import model
+from chalicelib.event_pipeline.counters import BatchCounts
+from chalicelib.event_pipeline.ledger import EventLedger
+from chalicelib.models.domain import (DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_REGION, DEFAULT_SIZE,
+                                      DROPLET_SIZES, PROVIDERS, REGIONS)
+from chalicelib.observability import logger
+
+JOB_KEY = "events:job:"
+COOLDOWN_KEY = "events:scale_cooldown:"
+READ_MODEL_TTL_SECONDS = 7 * 24 * 3600
+_STATUS_OF = {"job_requested": "queued", "job_started": "processing", "job_progress": "processing",
+              "job_completed": "completed", "job_failed": "failed"}
+_DROPLET_STATUSES = ("provisioning", "active", "deleting", "deleted", "error")
+
+# KEYS[1] job hash; ARGV: status, progress (-1 = none), event type, event time (fixed-width UTC text),
+# cluster id, ttl.
+_JOB_READ_MODEL = """
+local cur = redis.call('HMGET', KEYS[1], 'status', 'progress', 'last_event_at')
+local final = {completed = true, failed = true}
+if not (cur[1] and final[cur[1]]) then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1])
+end
+local progress = tonumber(ARGV[2])
+if progress >= 0 and (not cur[2] or progress > tonumber(cur[2])) then
+  redis.call('HSET', KEYS[1], 'progress', progress)
+end
+if not cur[3] or ARGV[4] >= cur[3] then
+  redis.call('HSET', KEYS[1], 'last_event_type', ARGV[3], 'last_event_at', ARGV[4])
+end
+redis.call('HSET', KEYS[1], 'cluster_id', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventHandler:
+    """Applies one typed event. `apply` returns after the event's effect and its ledger mark are stored."""
+
+    def __init__(self, redis: Any, ledger: EventLedger, *, scale_cooldown_seconds: int,
+                 monitoring: Any = None, droplets: Any = None, jobs: Any = None,
+                 autoscaler_hook: Callable[[str], dict[str, Any]] | None = None) -> None:
+        self.redis = redis
+        self.ledger = ledger
+        self.scale_cooldown = scale_cooldown_seconds
+        self._monitoring, self._droplets, self._jobs = monitoring, droplets, jobs
+        self._autoscaler_hook = autoscaler_hook
+        self._telemetry: list[tuple[model.TelemetryEvent, str]] = []
+        self._job_events: list[tuple[model.JobEvent, str]] = []
+        self._job_script = redis.register_script(_JOB_READ_MODEL)
+        self._handlers: dict[str, Callable[[Any, str, BatchCounts], None]] = {
+            **{t: self.on_job_event for t in model.JOB_EVENT_TYPES},
+            model.DROPLET_CREATED: self.on_droplet_created,
+            model.TELEMETRY_TYPE: self.on_telemetry,
+            model.THRESHOLD_EXCEEDED: self.on_threshold_exceeded,
+        }
+
+    # Services are built on first use: a batch of job events never loads the database layer.
+    @property
+    def monitoring(self):
+        if self._monitoring is None:
+            from chalicelib.services.monitoring import MonitoringService
+
+            self._monitoring = MonitoringService()
+        return self._monitoring
+
+    @property
+    def droplets(self):
+        if self._droplets is None:
+            from chalicelib.repositories import DropletRepository
+
+            self._droplets = DropletRepository()
+        return self._droplets
+
+    @property
+    def autoscaler_hook(self) -> Callable[[str], dict[str, Any]]:
+        if self._autoscaler_hook is None:
+            from chalicelib.functions.autoscaler import on_threshold_exceeded
+
+            self._autoscaler_hook = on_threshold_exceeded
+        return self._autoscaler_hook
+
+    @property
+    def jobs(self):
+        if self._jobs is None:
+            from chalicelib.services.jobs import JobService
+
+            self._jobs = JobService()
+        return self._jobs
+
+    def apply(self, event: model.Envelope, key: str, counts: BatchCounts) -> None:
+        """Apply (job and telemetry events: defer until `flush`) one event claimed under `key`."""
+        handler = self._handlers.get(event.type, self.on_unknown)
+        handler(event, key, counts)
+
+    # --- one function per type ---------------------------------------------------------------------------
+    def on_job_event(self, event: model.JobEvent, key: str, counts: BatchCounts) -> None:
+        # Deferred to `flush`: the batch's job events and their ledger marks go in one MULTI round trip.
+        self._job_events.append((event, key))
+
+    def _flush_job_events(self, counts: BatchCounts) -> None:
+        pending, self._job_events = self._job_events, []
+        if not pending:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for event, _ in pending:
+            progress = 100 if event.type == "job_completed" else (-1 if event.progress is None else event.progress)
+            self._job_script(keys=[JOB_KEY + event.job_id],
+                             args=[_STATUS_OF[event.type], progress, event.type, _utc_text(event.timestamp),
+                                   event.cluster_id, READ_MODEL_TTL_SECONDS], client=pipe)
+        self.ledger.done([key for _, key in pending], pipe=pipe)
+        pipe.execute()
+        for event, _ in pending:
+            counts.processed(event.type)
+
+    def on_droplet_created(self, event: model.DropletCreatedEvent, key: str, counts: BatchCounts) -> None:
+        info = event.payload.droplet
+        try:
+            inserted = self.droplets.insert_if_absent(
+                droplet_id=info.id, cluster_id=event.cluster_id, name=info.name or info.id,
+                region=info.region if info.region in REGIONS else DEFAULT_REGION,
+                size=info.size if info.size in DROPLET_SIZES else DEFAULT_SIZE,
+                image=info.image or DEFAULT_IMAGE,
+                provider=info.provider if info.provider in PROVIDERS else DEFAULT_PROVIDER,
+                status=info.status if info.status in _DROPLET_STATUSES else "active",
+                ip_address=info.ip_address,
+            )
+        except NotFoundError:
+            return self._skip(event, key, counts, "cluster_not_found")
+        self.ledger.done([key])
+        counts.processed(event.type)
+        if not inserted:
+            logger.debug("droplet already listed", extra={"droplet_id": info.id, "cluster_id": event.cluster_id})
+
+    def on_telemetry(self, event: model.TelemetryEvent, key: str, counts: BatchCounts) -> None:
+        # Deferred: a batch's telemetry is stored in one transaction and each cluster's health evaluated
+        # once (`flush`), instead of a commit and a health evaluation per event.
+        self._telemetry.append((event, key))
+
+    def flush(self, counts: BatchCounts) -> None:
+        """Apply the deferred work: job read models, then telemetry."""
+        self._flush_job_events(counts)
+        self._flush_telemetry(counts)
+
+    def _flush_telemetry(self, counts: BatchCounts) -> None:
+        """Metrics rows of the deferred telemetry, their ledger marks, then each cluster's health."""
+        pending, self._telemetry = self._telemetry, []
+        if not pending:
+            return
+        existing = self.monitoring.existing_clusters({event.cluster_id for event, _ in pending})
+        for event, key in pending:
+            if event.cluster_id not in existing:
+                self._skip(event, key, counts, "cluster_not_found")
+        pending = [(event, key) for event, key in pending if event.cluster_id in existing]
+        if not pending:
+            return
+        try:
+            self.monitoring.record_many([(event.cluster_id, s.type, s.value, s.timestamp or event.timestamp)
+                                         for event, _ in pending for s in event.payload.samples()])
+        except NotFoundError:  # a cluster deleted meanwhile: fall back to one event at a time
+            for item in pending:
+                self._telemetry = [item]
+                self._flush_telemetry(counts)
+            return
+        self.ledger.done([key for _, key in pending])  # the rows are in: never insert them again
+        for event, _ in pending:
+            counts.processed(event.type)
+        for cluster_id in dict.fromkeys(event.cluster_id for event, _ in pending):
+            try:
+                self.monitoring.refresh_cluster_health(cluster_id)
+            except NotFoundError:
+                pass  # deleted after its rows were stored (and cascaded away with them)
+
+    def on_threshold_exceeded(self, event: model.ThresholdEvent, key: str, counts: BatchCounts) -> None:
+        self.flush(counts)  # the policies read the latest metrics: the batch's earlier telemetry first
+        cooldown = COOLDOWN_KEY + event.cluster_id
+        if not self.redis.set(cooldown, key, nx=True, ex=self.scale_cooldown):
+            counts.skipped("scale_cooldown")
+            self.ledger.done([key])
+            return
+        try:
+            job_id = self._scale_for_alert(event)
+        except NotFoundError:
+            self.redis.delete(cooldown)
+            return self._skip(event, key, counts, "cluster_not_found")
+        except Exception:
+            self.redis.delete(cooldown)  # no job was queued: the retry must be allowed to create it
+            raise
+        self.ledger.done([key])
+        counts.processed(event.type)
+        logger.info("threshold alert handled",
+                    extra={"cluster_id": event.cluster_id, "job_id": job_id, "event_key": key})
+
+    def _scale_for_alert(self, event: model.ThresholdEvent) -> str | None:
+        """The cluster's autoscaling policies decide when it has enabled ones (the autoscaler's own path,
+        cool-down and claim); otherwise a bare scale-up by one droplet. Returns the job id, if any."""
+        result = self.autoscaler_hook(event.cluster_id)
+        if result["evaluated"]:
+            actions = result.get("actions") or []
+            return actions[0].get("job_id") if actions else None
+        from chalicelib.models.requests import CreateJobRequest
+
+        payload = event.payload
+        parameters = {"cluster_id": event.cluster_id, "delta": "1", "reason": model.THRESHOLD_EXCEEDED,
+                      **{k: str(payload[k])[:1024] for k in ("metric", "value", "threshold") if k in payload}}
+        job = self.jobs.create(CreateJobRequest.model_validate({"type": "scale", "parameters": parameters}),
+                               caller="event_handler")
+        return job.id
+
+    def discard(self) -> None:
+        """Forget deferred work (the batch failed; its claims are being released)."""
+        self._telemetry, self._job_events = [], []
+
+    def on_unknown(self, event: model.Envelope, key: str, counts: BatchCounts) -> None:
+        self._skip(event, key, counts, "unknown_type")
+
+    def _skip(self, event: model.Envelope, key: str, counts: BatchCounts, reason: str) -> None:
+        self.ledger.done([key])
+        counts.skipped(reason)
+        logger.info("event skipped", extra={"reason": reason, "event_type": event.type,
+                                            "cluster_id": event.cluster_id, "event_key": key})

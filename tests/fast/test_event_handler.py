@@ -1,0 +1,332 @@
+"""The event_handler function: MSK-shaped batches in, read models, rows, jobs and dead letters out."""
+from __future__ import annotations
+
+import base64
+import json
+import types
+import uuid
+
+import pytest
+
+from msk_events import batch_of, envelope, kafka_record, msk_event
+
+from chalicelib.event_pipeline import batch as batch_module
+from chalicelib.event_pipeline.counters import COUNTS_KEY
+from chalicelib.event_pipeline.dead_letters import InMemoryDeadLetters, set_dead_letters
+from chalicelib.redis_client import get_redis
+from chalicelib.repositories import ClusterRepository, DropletRepository
+
+
+class Context:
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+@pytest.fixture
+def handle(clean_db, job_queue, fresh_rate_limits):  # noqa: ANN001 - fixtures
+    """handle(event) runs the deployed handler function in-process."""
+    from app import app  # noqa: F401 - the function is wired in app.py
+    from chalicelib.functions.event_handler import handle_kafka_batch
+
+    batch_module.reset_batch_processor()
+    return lambda event: handle_kafka_batch(event, Context())
+
+
+@pytest.fixture
+def dead_letters():
+    sink = InMemoryDeadLetters()
+    set_dead_letters(sink)
+    yield sink
+    set_dead_letters(None)
+
+
+@pytest.fixture
+def cluster():
+    return ClusterRepository().create(name="events", region="nyc3")
+
+
+def counts() -> dict[str, int]:
+    return {k: int(v) for k, v in get_redis().hgetall(COUNTS_KEY).items()}
+
+
+def metric_rows(cluster_id: str) -> list[dict]:
+    from chalicelib import db
+
+    return db.query("SELECT type, value FROM metrics WHERE cluster_id = %s ORDER BY id", (cluster_id,))
+
+
+# --- one test per event type ------------------------------------------------------------------------------
+@pytest.mark.parametrize("event_type,progress,status", [
+    ("job_requested", 0, "queued"), ("job_started", 5, "processing"), ("job_progress", 40, "processing"),
+    ("job_completed", 100, "completed"), ("job_failed", 40, "failed"),
+])
+def test_job_event_updates_the_read_model(handle, dead_letters, cluster, event_type, progress, status):
+    job_id = f"job-{uuid.uuid4()}"
+    previous = envelope("job_progress", cluster["id"], job_id=job_id, progress=40, timestamp="2026-01-01T00:00:00Z")
+    event = envelope(event_type, cluster["id"], job_id=job_id, progress=progress if event_type != "job_completed" else None,
+                     timestamp="2026-01-01T00:00:05Z")
+    assert handle(batch_of([previous, event])) == {"records": 2, "applied": 2, "duplicates": 0, "malformed": 0}
+    model = get_redis().hgetall(f"events:job:{job_id}")
+    assert model["status"] == status
+    assert int(model["progress"]) == max(40, progress)  # progress never goes back
+    assert model["last_event_type"] == event_type
+    assert model["last_event_at"] == "2026-01-01T00:00:05.000000Z"
+    assert model["cluster_id"] == cluster["id"]
+    assert counts()[f"processed:{event_type}"] == (2 if event_type == "job_progress" else 1)
+
+
+def test_final_job_status_survives_a_late_progress_event(handle, dead_letters, cluster):
+    job_id = f"job-{uuid.uuid4()}"
+    handle(batch_of([envelope("job_completed", cluster["id"], job_id=job_id, timestamp="2026-01-01T00:00:09Z"),
+                     envelope("job_progress", cluster["id"], job_id=job_id, progress=50, timestamp="2026-01-01T00:00:01Z")]))
+    model = get_redis().hgetall(f"events:job:{job_id}")
+    assert (model["status"], model["progress"], model["last_event_type"]) == ("completed", "100", "job_completed")
+
+
+def test_droplet_created_adds_the_droplet_to_its_cluster_once(handle, dead_letters, cluster, client):
+    droplet = {"id": f"droplet-{uuid.uuid4()}", "name": "web-1", "region": "fra1", "size": "s-2vcpu-2gb",
+               "image": "ubuntu-22-04-x64", "provider": "simulated", "status": "active", "ip_address": "10.0.0.7"}
+    created = envelope("droplet_created", cluster["id"], payload={"droplet": droplet})
+    handle(batch_of([created]))
+    # The same announcement again at another offset (a producer retry): still listed once.
+    handle(msk_event([kafka_record(created, 1)]))
+    listed = client.get(f"/api/v1/clusters/{cluster['id']}").json["cluster"]["droplets"]
+    assert listed == [droplet["id"]]
+    row = DropletRepository().get(droplet["id"])
+    assert (row["region"], row["size"], row["status"], row["ip_address"]) == ("fra1", "s-2vcpu-2gb", "active", "10.0.0.7")
+
+
+def test_droplet_created_for_a_droplet_already_stored_changes_nothing(handle, dead_letters, cluster, snapshot):
+    existing = DropletRepository().create(name="w", region="nyc3", size="s-1vcpu-1gb", image="ubuntu-22-04-x64",
+                                          provider="simulated", cluster_id=cluster["id"], status="active")
+    before = snapshot()
+    handle(batch_of([envelope("droplet_created", cluster["id"], payload={"droplet": {"id": existing["id"], "status": "error"}})]))
+    assert snapshot() == before
+    assert counts()["processed:droplet_created"] == 1
+
+
+def test_telemetry_metrics_list_persists_rows_and_sets_health(handle, dead_letters, cluster):
+    event = envelope("telemetry", cluster["id"], payload={"metrics": [
+        {"type": "cpu", "value": 50.0}, {"type": "memory", "value": 90.0},
+        {"type": "disk", "value": 10, "timestamp": "2026-01-01T00:00:00Z"}]})
+    handle(batch_of([event]))
+    assert metric_rows(cluster["id"]) == [{"type": "cpu", "value": 50.0}, {"type": "memory", "value": 90.0},
+                                          {"type": "disk", "value": 10.0}]
+    stored = ClusterRepository().get(cluster["id"])
+    assert stored["status"] == "critical"  # memory > 85, MonitoringService's rule
+    assert stored["last_checked"] is not None
+
+
+def test_telemetry_flat_keys_persist_rows_and_set_health(handle, dead_letters, cluster):
+    handle(batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 85, "memory": 20, "disk": 30, "network": 120})]))
+    assert sorted(r["type"] for r in metric_rows(cluster["id"])) == ["cpu", "disk", "memory", "network"]
+    assert ClusterRepository().get(cluster["id"])["status"] == "warning"  # cpu > 80
+
+
+def test_threshold_burst_creates_one_scale_job(handle, dead_letters, cluster, job_queue):
+    alert = lambda i: envelope("metric_threshold_exceeded", cluster["id"], payload={"metric": "cpu", "value": 95 + i % 3})  # noqa: E731
+    handle(batch_of([alert(i) for i in range(30)]))
+    handle(batch_of([alert(i) for i in range(20)], start=30))  # the burst goes on in the next batch
+    from chalicelib import db
+
+    jobs = db.query("SELECT id, type, parameters FROM jobs WHERE cluster_id = %s", (cluster["id"],))
+    assert [j["type"] for j in jobs] == ["scale"]
+    assert json.loads(jobs[0]["parameters"])["reason"] == "metric_threshold_exceeded"
+    assert job_queue.sent_job_ids() == [jobs[0]["id"]]  # queued like any job
+    assert counts()["processed:metric_threshold_exceeded"] == 1
+    assert counts()["skipped:scale_cooldown"] == 49
+
+
+def test_threshold_burst_on_a_cluster_with_a_policy_lets_the_policy_decide(handle, dead_letters, client, make_cluster, job_queue):
+    cluster_id = make_cluster()["id"]
+    for n in range(2):
+        DropletRepository().create(name=f"d{n}", region="nyc3", size="s-1vcpu-1gb", image="ubuntu-22-04-x64",
+                                   provider="simulated", cluster_id=cluster_id, status="active")
+    created = client.post("/api/v1/autoscaling/policies", {"name": "cpu-high", "type": "metrics", "min_replicas": 1,
+                                                           "max_replicas": 4, "metric_type": "cpu", "metric_trigger": 80,
+                                                           "cluster_id": cluster_id})
+    assert created.status_code == 201, created.json
+    handle(batch_of([envelope("telemetry", cluster_id, payload={"cpu": 93}),
+                     *[envelope("metric_threshold_exceeded", cluster_id, payload={"metric": "cpu"}) for _ in range(10)]]))
+    from chalicelib import db
+
+    [job] = db.query("SELECT type, parameters FROM jobs WHERE cluster_id = %s", (cluster_id,))
+    assert json.loads(job["parameters"])["replicas"] == "3"  # the policy's target, not a bare +1
+    assert counts()["processed:metric_threshold_exceeded"] == 1
+
+
+def test_unknown_type_is_counted_and_skipped(handle, dead_letters, cluster, snapshot):
+    before = snapshot()
+    result = handle(batch_of([envelope("cluster_renamed", cluster["id"])]))
+    assert result["applied"] == 1 and not dead_letters.letters
+    assert snapshot() == before
+    assert counts() == {"skipped:unknown_type": 1}
+
+
+def test_event_about_a_missing_cluster_is_skipped(handle, dead_letters):
+    handle(batch_of([envelope("telemetry", "cluster-nope", payload={"cpu": 1}),
+                     envelope("droplet_created", "cluster-nope", payload={"droplet": {"id": "droplet-x1"}}),
+                     envelope("metric_threshold_exceeded", "cluster-nope")]))
+    assert counts() == {"skipped:cluster_not_found": 3}
+    assert not get_redis().exists("events:scale_cooldown:cluster-nope")  # a later real alert may scale
+
+
+# --- malformed records: one test per class --------------------------------------------------------------
+def _with_raw_value(valid: dict, raw_b64: str | None) -> dict:
+    """A batch: valid event, the malformed record, valid event, all on partition 0."""
+    event = batch_of([valid, {"placeholder": True}, valid])
+    record = event["records"]["cluster-events-0"][1]
+    if raw_b64 is None:
+        record.pop("value")
+    else:
+        record["value"] = raw_b64
+    return event
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@pytest.mark.parametrize("reason,raw_b64", [
+    ("bad_base64", "abc"),
+    ("bad_json", _b64(b'{"type": "telemetry", ')),
+    ("bad_json", _b64(b"\xff\xfe not utf-8")),
+    ("missing_field", _b64(json.dumps({"type": "job_progress", "cluster_id": "c", "timestamp": "2026-01-01T00:00:00Z"}).encode())),
+    ("missing_field", _b64(json.dumps({"cluster_id": "c", "timestamp": "2026-01-01T00:00:00Z"}).encode())),
+    ("wrong_type", _b64(json.dumps({"type": "job_progress", "job_id": "j", "cluster_id": "c", "progress": "50",
+                                    "timestamp": "2026-01-01T00:00:00Z"}).encode())),
+    ("wrong_type", _b64(json.dumps({"type": "telemetry", "cluster_id": "c", "timestamp": "yesterday",
+                                    "payload": {"cpu": 1}}).encode())),
+    ("wrong_type", _b64(json.dumps([1, 2, 3]).encode())),
+    ("missing_value", None),
+], ids=["bad_base64", "bad_json", "bad_utf8", "missing_job_id", "missing_type", "string_progress", "bad_timestamp",
+        "not_an_object", "missing_value"])
+def test_malformed_record_is_dead_lettered_without_blocking_the_partition(handle, dead_letters, cluster, reason, raw_b64):
+    job_id = f"job-{uuid.uuid4()}"
+    valid = envelope("job_progress", cluster["id"], job_id=job_id, progress=10)
+    event = _with_raw_value(valid, raw_b64)
+    result = handle(event)
+    assert result == {"records": 3, "applied": 2, "duplicates": 0, "malformed": 1}
+    assert get_redis().hget(f"events:job:{job_id}", "progress") == "10"
+    [letter] = dead_letters.letters
+    assert letter["reason"] == reason
+    assert letter["source"] == {"topic": "cluster-events", "partition": 0, "offset": 1, "timestamp": 1_700_000_000_000}
+    assert letter["value"] == raw_b64  # the record as delivered, for inspection or replay
+    assert counts()[f"malformed:{reason}"] == 1
+    # Redelivered (same offsets): nothing is dead-lettered twice.
+    assert handle(event)["duplicates"] == 3
+    assert len(dead_letters.letters) == 1
+
+
+# --- delivery semantics -----------------------------------------------------------------------------------
+def _mixed(cluster_id: str) -> list[dict]:
+    job_id = f"job-{uuid.uuid4()}"
+    return [
+        envelope("job_started", cluster_id, job_id=job_id, progress=0),
+        envelope("telemetry", cluster_id, payload={"cpu": 30, "memory": 30, "disk": 30}),
+        envelope("droplet_created", cluster_id, payload={"droplet": {"id": f"droplet-{uuid.uuid4()}"}}),
+        envelope("metric_threshold_exceeded", cluster_id, payload={"metric": "cpu"}),
+        envelope("job_completed", cluster_id, job_id=job_id),
+        envelope("mystery", cluster_id),
+    ]
+
+
+def test_replaying_a_batch_changes_nothing(handle, dead_letters, cluster, snapshot, job_queue):
+    event = batch_of(_mixed(cluster["id"]))
+    event["records"]["cluster-events-0"].append({**event["records"]["cluster-events-0"][0], "offset": 6, "value": "abc"})
+    handle(event)
+    before, redis_before, sent = snapshot(), counts(), list(job_queue.messages)
+    result = handle(event)
+    assert result == {"records": 7, "applied": 0, "duplicates": 7, "malformed": 0}
+    assert snapshot() == before
+    assert job_queue.messages == sent and len(dead_letters.letters) == 1
+    assert counts() == {**redis_before, "duplicate": 7}
+
+
+def test_an_event_id_makes_copies_at_other_offsets_duplicates(handle, dead_letters, cluster):
+    event = envelope("telemetry", cluster["id"], id=str(uuid.uuid4()), payload={"cpu": 10})
+    handle(msk_event([kafka_record(event, 0), kafka_record(event, 1), kafka_record(event, 0, partition=1)]))
+    assert len(metric_rows(cluster["id"])) == 1
+
+
+def test_transient_failure_fails_the_batch_and_the_retry_applies_each_event_once(handle, dead_letters, cluster, monkeypatch):
+    job_id = f"job-{uuid.uuid4()}"
+    events = [envelope("job_progress", cluster["id"], job_id=job_id, progress=10),
+              *[envelope("telemetry", cluster["id"], payload={"cpu": i}) for i in range(4)],
+              envelope("job_progress", cluster["id"], job_id=job_id, progress=20)]
+    processor = batch_module.get_batch_processor()
+    real = processor.handler.monitoring.record_many
+    calls = {"n": 0}
+
+    def flaky(samples):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("database went away")
+        return real(samples)
+
+    monkeypatch.setattr(processor.handler.monitoring, "record_many", flaky)
+    with pytest.raises(ConnectionError):
+        handle(batch_of(events))
+    assert metric_rows(cluster["id"]) == []
+    assert get_redis().hget(f"events:job:{job_id}", "progress") == "20"  # applied before the failure
+    result = handle(batch_of(events))  # the event source retries the whole batch
+    assert result == {"records": 6, "applied": 4, "duplicates": 2, "malformed": 0}
+    assert [r["value"] for r in metric_rows(cluster["id"])] == [0.0, 1.0, 2.0, 3.0]
+    assert counts()["processed:job_progress"] == 2 and counts()["processed:telemetry"] == 4
+
+
+def test_telemetry_of_a_batch_is_applied_together_and_health_once_per_cluster(handle, dead_letters, cluster, monkeypatch):
+    other = ClusterRepository().create(name="other", region="nyc3")
+    processor = batch_module.get_batch_processor()
+    refreshed = []
+    real = processor.handler.monitoring.refresh_cluster_health
+    monkeypatch.setattr(processor.handler.monitoring, "refresh_cluster_health",
+                        lambda cid: refreshed.append(cid) or real(cid))
+    handle(batch_of([envelope("telemetry", c["id"], payload={"cpu": 10 + i}) for i in range(10) for c in (cluster, other)]))
+    assert sorted(refreshed) == sorted([cluster["id"], other["id"]])
+    assert len(metric_rows(cluster["id"])) == len(metric_rows(other["id"])) == 10
+
+
+def test_a_batch_in_flight_elsewhere_is_retried_not_skipped(handle, dead_letters, cluster):
+    from chalicelib.event_pipeline.ledger import EventsInFlight
+
+    event = batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 1})])
+    get_redis().set("events:seen:cluster-events:0:0", "p", ex=30)  # another invocation holds it
+    with pytest.raises(EventsInFlight):
+        handle(event)
+    get_redis().delete("events:seen:cluster-events:0:0")
+    assert handle(event)["applied"] == 1
+
+
+def test_dead_letters_reach_the_kafka_topic(handle, cluster):
+    """The real destination: the `cluster-events.dlq` topic, read back with a plain consumer."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from chalicelib.event_pipeline.dead_letters import KafkaDeadLetters
+    from chalicelib.settings import get_settings
+
+    settings = get_settings()
+    set_dead_letters(KafkaDeadLetters())
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+        partitions = [TopicPartition(settings.events_dlq_topic, p)
+                      for p in consumer.partitions_for_topic(settings.events_dlq_topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_end()
+        start = {tp: consumer.position(tp) for tp in partitions}
+        marker = f"c-{uuid.uuid4().hex}"
+        event = msk_event([kafka_record(b"not json", 7, key=marker)])
+        handle(event)
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        found = []
+        for _ in range(20):
+            for records in consumer.poll(timeout_ms=500).values():
+                found += [json.loads(r.value) for r in records if r.key == marker.encode()]
+            if found:
+                break
+        consumer.close()
+    finally:
+        set_dead_letters(None)
+    assert [(f["reason"], f["source"]["offset"], base64.b64decode(f["value"])) for f in found] == [("bad_json", 7, b"not json")]
