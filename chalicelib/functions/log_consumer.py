@@ -27,12 +27,16 @@ store = LogStore()
 
 
 def decode(event: dict[str, Any]) -> list[tuple[str, str]]:
-    """(source, line) of every record of an `aws:kafka` event, in partition order."""
+    """(source, line) of every line of every record of an `aws:kafka` event, in partition order.
+
+    A record holds one or more JSON lines joined by newlines (the shipper sends a batch per record);
+    a line's source is `topic:partition:offset:index`."""
     out = []
     for records in (event.get("records") or {}).values():
         for record in records:
             value = base64.b64decode(record.get("value") or b"").decode("utf-8", "replace")
-            out.append((f"{record['topic']}:{record['partition']}:{record['offset']}", value))
+            where = f"{record['topic']}:{record['partition']}:{record['offset']}"
+            out.extend((f"{where}:{i}", line) for i, line in enumerate(value.split("\n")) if line.strip())
     return out
 
 

@@ -2,7 +2,8 @@
 
 `KafkaLogShipper` is a logging handler on the Powertools logger: `emit` formats the line with the
 same formatter as stdout (same JSON, same keys) and puts it on a bounded in-memory queue without
-waiting; a daemon thread drains the queue in batches into a kafka-python producer. When the queue is
+waiting; a daemon thread drains the queue in batches into a kafka-python producer, one Kafka record
+per batch (JSON lines joined by newlines, at most 256 KiB). When the queue is
 full (the broker is slow or down) the line is dropped and counted
 (`clustergenie_log_lines_dropped_total{reason}`); the stdout line (CloudWatch on AWS) is still written.
 The producer is created in the sender thread, so kafka-python is imported, and the broker contacted,
@@ -22,6 +23,7 @@ from typing import Any
 
 QUEUE_SIZE = 10_000
 BATCH = 500
+MAX_RECORD_BYTES = 256 * 1024
 
 
 class KafkaLogShipper(logging.Handler):
@@ -63,8 +65,8 @@ class KafkaLogShipper(logging.Handler):
                     break
             try:
                 producer = self._get_producer()
-                for key, value in batch:
-                    producer.send(self.topic, key=key, value=value).add_errback(_on_send_error)
+                for value in pack(batch):
+                    producer.send(self.topic, value=value).add_errback(_on_send_error, value.count(b"\n") + 1)
                 producer.flush(timeout=10)
                 self.sent += len(batch)
                 backoff = 1.0
@@ -102,8 +104,24 @@ class KafkaLogShipper(logging.Handler):
         return False
 
 
-def _on_send_error(exc: BaseException) -> None:
-    _dropped("send_failed")
+def pack(batch: list[tuple[bytes | None, bytes]]) -> list[bytes]:
+    """Lines joined by newlines into Kafka records of at most MAX_RECORD_BYTES (a JSON line holds no raw
+    newline): one record per batch, not per line, keeps the sender's Python work (and so its share of
+    the GIL the request thread needs) small."""
+    records, current, size = [], [], 0
+    for _, line in batch:
+        if current and size + len(line) + 1 > MAX_RECORD_BYTES:
+            records.append(b"\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        records.append(b"\n".join(current))
+    return records
+
+
+def _on_send_error(exc: BaseException, lines: int = 1) -> None:
+    _dropped("send_failed", lines)
 
 
 def _dropped(reason: str, n: int = 1) -> None:

@@ -3,8 +3,8 @@
 Prometheus cannot scrape short-lived function instances one by one, and each instance's in-process
 registry would only count what that one instance saw. So every instance *records* into a small
 process-local buffer keyed by series (bounded by label cardinality, not by traffic) and *flushes* it to
-Redis once at the end of each invocation: one MULTI/EXEC pipeline, `HINCRBY` for counts, `HINCRBYFLOAT`
-for sums, `HSET` for gauges. Redis adds the increments of all instances atomically; the one reader,
+Redis once at the end of each invocation: one EVALSHA of a small script that applies `HINCRBY` for
+counts, `HINCRBYFLOAT` for sums and `HSET` for gauges atomically. Redis adds the increments of all instances atomically; the one reader,
 `GET /metrics` (`chalicelib.metrics.exposition`), renders the hashes as the Prometheus exposition.
 
 - Histograms store one count per bucket (not cumulative) plus `_sum` and `_count`; the reader
@@ -164,6 +164,25 @@ def count_event(event_type: str, outcome: str = "handled") -> None:
     inc(EVENTS_HANDLED, (event_type, outcome))
 
 
+# One script call applies a whole flush atomically: a single command (no MULTI/EXEC around a pipeline),
+# so the client packs and parses one request and one reply.
+FLUSH_LUA = """
+local i = 2
+for _ = 1, tonumber(ARGV[1]) do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+return 1
+"""
+
+
+@functools.lru_cache(maxsize=4)
+def _flush_script(client):  # noqa: ANN001, ANN202
+    """EVALSHA on `client`, loading the script on NOSCRIPT (redis-py's Script)."""
+    return client.register_script(FLUSH_LUA)
+
+
 @functools.lru_cache(maxsize=1)
 def _redis():
     """Its own client, without redis-py's retries: a flush is one attempt, and a dead Redis costs at most
@@ -190,14 +209,16 @@ def flush() -> bool:
     if not (ints or floats or gauges):
         return True
     try:
-        pipe = _redis().pipeline(transaction=True)
+        args: list[str | int | float] = [len(ints)]
         for key, value in ints.items():
-            pipe.hincrby(COUNTS_KEY, key, value)
+            args += (key, value)
+        args.append(len(floats))
         for key, value in floats.items():
-            pipe.hincrbyfloat(COUNTS_KEY, key, value)
-        if gauges:
-            pipe.hset(GAUGES_KEY, mapping=gauges)
-        pipe.execute()
+            args += (key, repr(value))
+        args.append(len(gauges))
+        for key, value in gauges.items():
+            args += (key, repr(float(value)))
+        _flush_script(_redis())(keys=[COUNTS_KEY, GAUGES_KEY], args=args)
         return True
     except Exception as exc:  # noqa: BLE001 - metrics must never fail the invocation
         _buffer.give_back(ints, floats, gauges)

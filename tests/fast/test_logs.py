@@ -48,9 +48,11 @@ def test_a_jobs_lines_from_every_function_come_back_in_time_order(client, make_c
         line("job_worker", "2026-01-01 10:00:01,000+0000", "another job", job_id="job-other"),
         "not json at all",
     ]
-    assert log_consumer.handle_kafka_batch(kafka_event(lines), None) == {"received": 5, "stored": 5}
-    # Redelivery of the same records (same topic:partition:offset) stores nothing twice.
-    assert log_consumer.handle_kafka_batch(kafka_event(lines), None) == {"received": 5, "stored": 0}
+    # Two records: four lines, then a batch of two lines in one record (as the shipper packs them).
+    event = kafka_event(lines[:3] + ["\n".join(lines[3:])])
+    assert log_consumer.handle_kafka_batch(event, None) == {"received": 5, "stored": 5}
+    # Redelivery of the same records (same topic:partition:offset:line) stores nothing twice.
+    assert log_consumer.handle_kafka_batch(event, None) == {"received": 5, "stored": 0}
 
     response = client.get(f"/api/v1/jobs/{job_id}/logs")
     assert response.status_code == 200
@@ -117,7 +119,7 @@ def test_lines_are_produced_to_kafka_with_the_same_json(topic):
         logger.removeHandler(shipper)
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              consumer_timeout_ms=5000, group_id=None)
-    values = [json.loads(m.value) for m in consumer]
+    values = [json.loads(text) for m in consumer for text in m.value.split(b"\n")]
     consumer.close()
     assert [v["n"] for v in values] == list(range(20))
     assert all(v["job_id"] == "job-shipped" and v["service"] == "clustergenie" for v in values)

@@ -1,0 +1,143 @@
+"""What metrics and logging add to a warm API call: the same call with them on and off, in the same run.
+
+    .venv/bin/python bench/bench_observability_overhead.py [--calls 3000] [--chunk 100] [--db clustergenie_test]
+
+"On" is the deployed configuration: the metrics middlewares (request timing by route and status, and
+the end-of-invocation flush to Redis: one MULTI/EXEC round trip), the log-context middlewares
+(function, request_id, trace/job/cluster ids) and the Kafka log shipper on the logger (real broker).
+"Off" removes exactly those from the same app object (`CG_METRICS_ENABLED=0`, shipper detached,
+middlewares filtered out), so routing, the error mapping, the rate limiter and the route are the same.
+Calls alternate between the two in chunks of `--chunk`, so drift in the machine's load hits both.
+
+Routes: GET /api/v1/clusters/{id} (writes no log line at INFO) and POST /api/v1/droplets (one INFO line,
+so one line shipped). Also timed: one `logger.info` with and without the shipper.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import statistics
+import sys
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+OURS = {"flush_metrics", "http_metrics", "bind_function", "bind_request"}
+
+
+def load_stack_env(db_name: str) -> None:
+    env_file = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local")) / "stack.env"
+    for line in env_file.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            os.environ.setdefault(key, value)
+    os.environ["CG_ENVIRONMENT"] = "bench"
+    os.environ["CG_DB_NAME"] = db_name
+    os.environ["CG_LOGS_TO_KAFKA"] = "1"
+    os.environ["CG_METRICS_ENABLED"] = "1"
+    os.environ["CG_LOGS_TOPIC"] = "logs.bench"  # not the topic the log consumer reads
+    os.environ["CG_REDIS_URL"] = os.environ["CG_REDIS_URL"].rsplit("/", 1)[0] + "/13"
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--chunk", type=int, default=100)
+    parser.add_argument("--db", default="clustergenie_test", help="a migrated database (the fast tier's by default)")
+    args = parser.parse_args()
+    load_stack_env(args.db)
+
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import settings as settings_module
+    from chalicelib.logs import shipping
+    from chalicelib.observability import logger
+
+    # stdout JSON lines go to /dev/null: the terminal is not what we measure (same for both sides).
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, shipping.KafkaLogShipper):
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
+    shipper = shipping.get_shipper()
+    assert shipper is not None
+    on_settings = settings_module.get_settings()
+    off_settings = dataclasses.replace(on_settings, metrics_enabled=False)
+    all_middleware = list(app.middleware_handlers)
+    assert {getattr(f, "__name__", "") for f, _ in all_middleware} >= OURS
+    bare_middleware = [(f, t) for f, t in all_middleware if getattr(f, "__name__", "") not in OURS]
+
+    def switch(on: bool) -> None:
+        settings_module.get_settings.cache_clear()
+        os.environ["CG_METRICS_ENABLED"] = "1" if on else "0"
+        assert settings_module.get_settings().metrics_enabled is on
+        app.middleware_handlers[:] = all_middleware if on else bare_middleware
+        if on and shipper not in logger.handlers:
+            logger.addHandler(shipper)
+        if not on:
+            logger.removeHandler(shipper)
+
+    with Client(app) as client:
+        headers = {"Content-Type": "application/json"}
+        created = client.http.post("/api/v1/clusters", headers=headers,
+                                   body=json.dumps({"name": "bench-obs", "region": "nyc3"}))
+        cluster_id = json.loads(created.body)["cluster"]["id"]
+        droplet_body = json.dumps({"name": "b", "region": "nyc3", "size": "s-1vcpu-1gb", "cluster_id": cluster_id})
+        routes = {
+            "GET /api/v1/clusters/{id}": lambda: client.http.get(f"/api/v1/clusters/{cluster_id}"),
+            "POST /api/v1/droplets": lambda: client.http.post("/api/v1/droplets", headers=headers, body=droplet_body),
+        }
+        try:
+            for name, call in routes.items():
+                times: dict[bool, list[float]] = {True: [], False: []}
+                for on in (True, False):  # warm both paths
+                    switch(on)
+                    for _ in range(50):
+                        call()
+                done = 0
+                while done < args.calls:
+                    for on in (True, False):
+                        switch(on)
+                        for _ in range(args.chunk):
+                            started = time.perf_counter()
+                            response = call()
+                            times[on].append(time.perf_counter() - started)
+                            assert response.status_code < 300, response.body
+                    done += args.chunk
+                on_p50, off_p50 = statistics.median(times[True]) * 1e3, statistics.median(times[False]) * 1e3
+                print(f"{name:<28} on p50 {on_p50:.3f} ms p99 {percentile(times[True], 99) * 1e3:.3f} | "
+                      f"off p50 {off_p50:.3f} ms p99 {percentile(times[False], 99) * 1e3:.3f} | "
+                      f"added p50 {on_p50 - off_p50:+.3f} ms ({len(times[True])} calls each)", flush=True)
+        finally:
+            switch(True)
+            client.http.delete(f"/api/v1/clusters/{cluster_id}")
+
+    # One log line: formatted to stdout (devnull) alone, and also queued for Kafka.
+    for on in (False, True):
+        switch(on)
+        samples = []
+        for i in range(5000):
+            started = time.perf_counter()
+            logger.info("bench line", extra={"job_id": f"job-{i}"})
+            samples.append(time.perf_counter() - started)
+        print(f"logger.info with{'' if on else 'out'} the Kafka shipper: p50 {statistics.median(samples) * 1e6:.1f} µs")
+    shipper.drain(30)
+    from chalicelib import metrics
+
+    metrics.flush()
+    print(f"lines shipped by the shipper: {shipper.sent}; run id {uuid.uuid4().hex[:6]}")
+
+
+if __name__ == "__main__":
+    main()
