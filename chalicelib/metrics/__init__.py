@@ -14,8 +14,10 @@ counts, `HINCRBYFLOAT` for sums and `HSET` for gauges atomically. Redis adds the
   `RETRY_AFTER_SECONDS` after a failure so an outage does not slow every request.
 - `CG_METRICS_ENABLED=0` turns recording and flushing into no-ops (the overhead bench compares both).
 
-Recording functions are the only API the rest of the code uses: `observe_http`, `observe_job`,
-`count_event`, `inc`, `observe`, `set_gauge`, and `flush`.
+Recording functions are the only API the rest of the code uses: `observe_http`, `observe_job`, `inc`,
+`observe`, `set_gauge`, and `flush`. (Events handled are not recorded here: the event pipeline already
+sums them per batch in the Redis hash `events:counts`, which the reader serves as
+`clustergenie_events_handled_total`.)
 """
 from __future__ import annotations
 
@@ -62,8 +64,6 @@ HTTP_DURATION = _family("clustergenie_http_request_duration_seconds", "HTTP requ
 JOB_DURATION = _family("clustergenie_job_duration_seconds",
                        "Job processing time by job type and outcome (completed|failed|retried); _count counts jobs.",
                        "histogram", ("type", "outcome"), JOB_BUCKETS)
-EVENTS_HANDLED = _family("clustergenie_events_handled_total", "Kafka cluster events handled, by type and outcome.",
-                         "counter", ("type", "outcome"))
 RATE_LIMIT_EXCEEDED = _family("clustergenie_rate_limit_exceeded_total", "Requests denied by a rate limiter.",
                               "counter", ("name", "scope_type"))
 RATE_LIMIT_AVAILABLE = _family("clustergenie_rate_limit_available_tokens",
@@ -157,11 +157,6 @@ def observe_http(method: str, route: str, status: int, seconds: float) -> None:
 def observe_job(job_type: str, outcome: str, seconds: float) -> None:
     """One job processed by the worker: `outcome` is completed, failed or retried."""
     observe(JOB_DURATION, (job_type, outcome), seconds)
-
-
-def count_event(event_type: str, outcome: str = "handled") -> None:
-    """One Kafka event handled: `outcome` is handled, ignored or dead_lettered."""
-    inc(EVENTS_HANDLED, (event_type, outcome))
 
 
 # One script call applies a whole flush atomically: a single command (no MULTI/EXEC around a pipeline),

@@ -38,7 +38,7 @@ def _instance(n: int) -> None:
     metrics.reset_buffer()
     for i in range(n):
         metrics.observe_job("provision", "completed", 0.02 * (i % 7))
-        metrics.count_event("cluster.telemetry")
+        metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
         if i % 10 == 9:
             assert metrics.flush()
     assert metrics.flush()
@@ -55,7 +55,7 @@ def test_counts_from_concurrent_instances_add_up_exactly(fresh_metrics):
     text = render_without_scrape_readings()
     assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="completed") == 1600
     assert value(text, "clustergenie_job_duration_seconds_bucket", type="provision", outcome="completed", le="+Inf") == 1600
-    assert value(text, "clustergenie_events_handled_total", type="cluster.telemetry", outcome="handled") == 1600
+    assert value(text, "clustergenie_exporter_runs_total", outcome="ok") == 1600
     # Cumulative buckets: 0.0 observations are in every bucket; 0.12 only from le=0.5 up.
     assert value(text, "clustergenie_job_duration_seconds_bucket", type="provision", outcome="completed", le="0.01") < \
         value(text, "clustergenie_job_duration_seconds_bucket", type="provision", outcome="completed", le="0.5")
@@ -90,13 +90,18 @@ def test_scrape_readings_are_served_and_a_failing_one_is_counted(fresh_metrics):
     def broken() -> int:
         raise ConnectionError("sqs down")
 
-    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({"failed": 3}, 42.0), dlq_depth=lambda: 4)
+    events = {"processed:job_completed": "7", "skipped:unknown_type": "2", "duplicate": "1"}
+    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({"failed": 3}, 42.0), dlq_depth=lambda: 4,
+                                               event_counts=lambda: events)
     text = exposition.render([collector]).decode()
     assert value(text, "clustergenie_jobs", status="failed") == 3
     assert value(text, "clustergenie_jobs", status="processing") == 0
     assert value(text, "clustergenie_jobs_dlq_messages") == 4
     assert value(text, "clustergenie_jobs_oldest_processing_seconds") == 42.0
-    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=broken)]).decode()
+    assert value(text, "clustergenie_events_handled_total", type="job_completed", outcome="processed", reason="") == 7
+    assert value(text, "clustergenie_events_handled_total", type="", outcome="skipped", reason="unknown_type") == 2
+    assert value(text, "clustergenie_events_handled_total", type="", outcome="duplicate", reason="") == 1
+    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=broken, event_counts=dict)]).decode()
     assert value(text, "clustergenie_jobs_dlq_messages") is None
     assert value(text, "clustergenie_metrics_scrape_errors_total", source="dlq") == 1
 
@@ -109,15 +114,15 @@ def test_unreachable_redis_keeps_the_increments_for_the_next_flush(fresh_metrics
     real = metrics._redis
     dead = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     monkeypatch.setattr(metrics, "_redis", lambda: dead)
-    metrics.count_event("cluster.scaled")
+    metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
     assert metrics.flush() is False  # no exception: the invocation goes on
-    metrics.count_event("cluster.scaled")
+    metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
     monkeypatch.setattr(metrics, "_redis", real)
     assert metrics.flush() is False  # still inside the retry pause
     metrics._buffer.retry_at = 0.0
     assert metrics.flush() is True
     text = render_without_scrape_readings()
-    assert value(text, "clustergenie_events_handled_total", type="cluster.scaled", outcome="handled") == 2
+    assert value(text, "clustergenie_exporter_runs_total", outcome="ok") == 2
 
 
 def test_switched_off_records_nothing(fresh_metrics, monkeypatch):
@@ -127,6 +132,6 @@ def test_switched_off_records_nothing(fresh_metrics, monkeypatch):
 
     off = dataclasses.replace(settings.get_settings(), metrics_enabled=False)
     monkeypatch.setattr(metrics, "get_settings", lambda: off)
-    metrics.count_event("cluster.scaled")
+    metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
     metrics.observe_http("GET", "/x", 200, 0.001)
     assert metrics.pending() == 0
