@@ -16,6 +16,7 @@ What each message leads to:
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -23,6 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 
+from chalicelib import metrics
 from chalicelib.errors import NotFoundError
 from chalicelib.events import get_event_publisher
 from chalicelib.observability import logger
@@ -78,6 +80,7 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
         job = jobs.transition(job.id, "processing", progress=5)
     else:  # `processing`: an earlier delivery crashed mid-job; the runners resume from their checkpoint
         logger.warning("resuming a job left in processing", extra={"progress": job.progress})
+    started = time.perf_counter()
     run = JobRun(job, jobs, correlation_id=message["correlation_id"])
     run.emit("job_started", f"{job.type} job started")
     try:
@@ -85,10 +88,12 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
     except JobFailed as exc:
         run.job = jobs.transition(job.id, "failed", error=str(exc))
         logger.warning("job failed", extra={"reason": str(exc)})
+        metrics.observe_job(job.type, "failed", time.perf_counter() - started)
         run.emit("job_failed", str(exc), {"error": str(exc)})
         return {"job_id": job.id, "outcome": "failed"}
     run.job = jobs.transition(job.id, "completed", result=result)
     logger.info("job completed")
+    metrics.observe_job(job.type, "completed", time.perf_counter() - started)
     run.emit("job_completed", f"{job.type} job completed", {"result": result})
     return {"job_id": job.id, "outcome": "completed"}
 
