@@ -126,7 +126,10 @@ def test_lines_are_produced_to_kafka_with_the_same_json(topic):
 
 
 def test_a_dead_broker_never_blocks_logging_and_drops_are_counted(fresh_rate_limits):
+    from chalicelib.redis_client import get_redis
+
     metrics.reset_buffer()
+    get_redis().delete(metrics.COUNTS_KEY, metrics.GAUGES_KEY)
     shipper = KafkaLogShipper("127.0.0.1:1", "logs.clustergenie", maxsize=100)
     shipper.setFormatter(logger.registered_formatter)
     quiet = logging.getLogger("shipper-test")

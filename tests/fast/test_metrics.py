@@ -19,9 +19,16 @@ def value(text: str, metric: str, **labels: str) -> float | None:
     return samples(text).get((metric, tuple(sorted(labels.items()))))
 
 
+def clear_aggregated_metrics() -> None:
+    from chalicelib.redis_client import get_redis
+
+    get_redis().delete(metrics.COUNTS_KEY, metrics.GAUGES_KEY)
+
+
 @pytest.fixture
-def fresh_metrics(fresh_rate_limits):  # noqa: ANN001 - flushes the Redis db
+def fresh_metrics(fresh_rate_limits):  # noqa: ANN001 - full limiter buckets too
     metrics.reset_buffer()
+    clear_aggregated_metrics()
     yield
     metrics.reset_buffer()
 

@@ -14,8 +14,11 @@ from chalicelib.functions import metrics_exporter
 @pytest.fixture
 def exporter(clean_db, fresh_rate_limits, monkeypatch):  # noqa: ANN001
     """The exporter pushing into a group of its own, deleted afterwards (the dev stack's group is left alone)."""
+    from chalicelib.redis_client import get_redis
+
     monkeypatch.setattr(metrics_exporter, "GROUPING_KEY", {"instance": "fast-test-obs"})
     metrics.reset_buffer()
+    get_redis().delete(metrics.COUNTS_KEY, metrics.GAUGES_KEY)
     yield metrics_exporter
     url = f"{metrics_exporter.get_settings().pushgateway_url}/metrics/job/{metrics_exporter.PUSH_JOB}/instance/fast-test-obs"
     urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
