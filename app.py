@@ -79,6 +79,14 @@ def metrics_exporter(event):
     return export()
 
 
+# --- EventBridge schedule -> job_sweeper (stuck or dead-lettered jobs -> failed) ------------------------
+@app.schedule("rate(1 minute)", name="job_sweeper")
+def job_sweeper(event):
+    from chalicelib.functions.job_sweeper import sweep
+
+    return sweep()
+
+
 # --- Kafka logs.clustergenie -> log_consumer (MSK event source on AWS, the bridge locally) -------------
 @app.lambda_function(name="log_consumer")
 def log_consumer(event, context):

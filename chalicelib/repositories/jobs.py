@@ -71,6 +71,14 @@ class JobRepository:
             cur.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
             return {row["status"]: int(row["n"]) for row in cur.fetchall()}
 
+    def stale_ids(self, status: str, updated_before: Any, limit: int = 100) -> list[str]:
+        """Ids of jobs in `status` not updated since `updated_before` (naive UTC), oldest first; reads
+        the (status, updated_at) index."""
+        with db.transaction() as cur:
+            cur.execute("SELECT id FROM jobs WHERE status = %s AND updated_at < %s ORDER BY updated_at LIMIT %s",
+                        (status, updated_before, limit))
+            return [row["id"] for row in cur.fetchall()]
+
     def save_state(self, job_id: str, expected_version: int, state: dict[str, Any]) -> dict[str, Any]:
         """Write the state fields (status, progress, result, error, started_at, completed_at) only if
         the job is still at `expected_version`, bumping the version. ConflictError if another writer won."""

@@ -1,0 +1,77 @@
+"""job_sweeper: the scheduled function that ends jobs no worker will finish.
+
+- A job in `processing` not updated for PROCESSING_DEADLINE_SECONDS: its worker died and every retry
+  failed, or the message is gone. It is marked `failed` with that reason.
+- A message in the jobs DLQ: its job exhausted maxReceiveCount. The job is marked `failed` and the
+  message deleted (a redrive would only be acknowledged: the job is final).
+Each job goes through JobService.transition, so a job that finished meanwhile is left alone.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.events import envelope, get_event_publisher
+from chalicelib.observability import logger
+from chalicelib.services.jobs import JobService
+from chalicelib.settings import get_settings
+
+# Longer than the worker's timeout times maxReceiveCount, so a job still being retried is never swept.
+PROCESSING_DEADLINE_SECONDS = 15 * 60
+MAX_DLQ_BATCHES = 10  # 100 messages per run; the schedule comes back in a minute
+
+
+def _fail(jobs: JobService, job_id: str, reason: str) -> bool:
+    try:
+        job = jobs.transition(job_id, "failed", error=reason)
+    except (ConflictError, NotFoundError):  # finished meanwhile, or deleted with its cluster
+        return False
+    logger.warning("job swept", extra={"job_id": job.id, "trace_id": job.trace_id, "reason": reason})
+    get_event_publisher().publish_best_effort(envelope(
+        "job_failed", job_id=job.id, job_type=job.type, cluster_id=job.cluster_id, progress=job.progress,
+        message=reason, trace_id=job.trace_id, correlation_id=None, payload={"error": reason}), flush=False)
+    return True
+
+
+def sweep_stuck(jobs: JobService, now: dt.datetime | None = None) -> int:
+    now = (now or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None)
+    deadline = now - dt.timedelta(seconds=PROCESSING_DEADLINE_SECONDS)
+    return sum(_fail(jobs, job_id, f"no progress for {PROCESSING_DEADLINE_SECONDS} s while processing")
+               for job_id in jobs.jobs.stale_ids("processing", deadline))
+
+
+def sweep_dead_letters(jobs: JobService) -> int:
+    from chalicelib.aws import client
+
+    sqs = client("sqs")
+    url = sqs.get_queue_url(QueueName=get_settings().jobs_dlq_name)["QueueUrl"]
+    swept = 0
+    for _ in range(MAX_DLQ_BATCHES):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                       AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            try:
+                job_id = json.loads(message["Body"])["job_id"]
+            except (ValueError, KeyError, TypeError):
+                job_id = None  # a malformed message names no job; it is only removed
+            if isinstance(job_id, str):
+                swept += _fail(jobs, job_id, "dead-lettered: the worker failed on every delivery")
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return swept
+
+
+def sweep() -> dict[str, Any]:
+    """One sweep; returns how many jobs each rule failed. An unreachable DLQ skips that rule only."""
+    jobs = JobService()
+    result: dict[str, Any] = {"stuck": sweep_stuck(jobs), "dead_lettered": None}
+    try:
+        result["dead_lettered"] = sweep_dead_letters(jobs)
+    except Exception:
+        logger.exception("jobs DLQ unavailable; dead letters not swept this time")
+    get_event_publisher().flush()
+    logger.info("job sweep done", extra=result)
+    return result
