@@ -30,6 +30,11 @@ def handle(clean_db, job_queue, fresh_rate_limits):  # noqa: ANN001 - fixtures
     from chalicelib.functions.event_handler import handle_kafka_batch
 
     batch_module.reset_batch_processor()
+    # Fixtures reuse offsets: start every test with an empty ledger, read models, cool-downs and counters.
+    redis = get_redis()
+    keys = list(redis.scan_iter("events:*", count=1000))
+    if keys:
+        redis.delete(*keys)
     return lambda event: handle_kafka_batch(event, Context())
 
 
