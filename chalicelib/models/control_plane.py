@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel, BeforeValidator, Field, PlainSerializer, RootModel, StringConstraints, model_validator,
+    BeforeValidator, Field, PlainSerializer, RootModel, StringConstraints, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
