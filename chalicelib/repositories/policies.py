@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymysql
+
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import domain_errors, new_id, utc_text
+from chalicelib.repositories.base import ER_LOCK_DEADLOCK, domain_errors, new_id, utc_text
 
 _FIELDS = ("name", "type", "min_replicas", "max_replicas", "metric_type", "metric_trigger", "time_window",
            "cost_limit", "enabled", "cooldown_seconds")
+_CLAIM_ATTEMPTS = 3
 _COLUMNS = ", ".join(["id", "cluster_id", *_FIELDS, "version", utc_text("created_at"), utc_text("updated_at")])
 
 
@@ -75,20 +78,30 @@ class PolicyRepository:
 
     def claim_scale(self, cluster_id: str, cooldown_seconds: int) -> tuple[bool, str | None]:
         """Take the right to scale the cluster now: true only if no scale happened within
-        `cooldown_seconds`. One conditional UPDATE decides, so of two racing evaluations only one wins.
-        Returns (won, the previous last_scaled_at) so that a failed enqueue can give the claim back."""
-        with db.transaction() as cur, domain_errors("Cluster not found"):
+        `cooldown_seconds`. A conditional UPDATE under the row's lock decides, so of racing evaluations
+        (separate connections, separate Lambda instances) exactly one wins. Returns (won, the previous
+        last_scaled_at) so that a failed enqueue can give the claim back."""
+        # The state row is created in its own short transaction: racing first-time inserts of one key
+        # inside the claiming transaction deadlock each other (insert-intention vs. duplicate-key locks).
+        with db.transaction() as cur:
             cur.execute("INSERT IGNORE INTO autoscaling_state (cluster_id) VALUES (%s)", (cluster_id,))
-            cur.execute(f"SELECT {utc_text('last_scaled_at')} FROM autoscaling_state WHERE cluster_id = %s",
-                        (cluster_id,))
-            row = cur.fetchone()
-            previous = row["last_scaled_at"] if row else None
-            cur.execute(
-                "UPDATE autoscaling_state SET last_scaled_at = UTC_TIMESTAMP(6) WHERE cluster_id = %s AND "
-                "(last_scaled_at IS NULL OR last_scaled_at <= UTC_TIMESTAMP(6) - INTERVAL %s SECOND)",
-                (cluster_id, cooldown_seconds),
-            )
-            return cur.rowcount == 1, previous
+        for attempt in range(_CLAIM_ATTEMPTS):
+            try:
+                with db.transaction() as cur:
+                    cur.execute(f"SELECT {utc_text('last_scaled_at')} FROM autoscaling_state "
+                                "WHERE cluster_id = %s FOR UPDATE", (cluster_id,))
+                    row = cur.fetchone()
+                    previous = row["last_scaled_at"] if row else None
+                    cur.execute(
+                        "UPDATE autoscaling_state SET last_scaled_at = UTC_TIMESTAMP(6) WHERE cluster_id = %s AND "
+                        "(last_scaled_at IS NULL OR last_scaled_at <= UTC_TIMESTAMP(6) - INTERVAL %s SECOND)",
+                        (cluster_id, cooldown_seconds),
+                    )
+                    return cur.rowcount == 1, previous
+            except pymysql.err.OperationalError as exc:  # a deadlock victim simply asks again
+                if exc.args[0] != ER_LOCK_DEADLOCK or attempt == _CLAIM_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def record_scale_job(self, cluster_id: str, job_id: str) -> None:
         with db.transaction() as cur:

@@ -64,3 +64,25 @@ def add_droplet(cluster_id: str, *, provider: str = "simulated", size: str = "s-
             cur.execute("UPDATE droplets SET created_at = %s WHERE id = %s",
                         (created_at.astimezone(dt.timezone.utc).replace(tzinfo=None), droplet["id"]))
     return droplet
+
+
+def race_evaluate(cluster_id: str, barrier: Any, results: Any) -> None:
+    """One racing evaluation in its own process (its own MySQL connection, as separate Lambda instances
+    have): the state read is forced stale and every racer waits at `barrier` before claiming."""
+    from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
+    from chalicelib.repositories.policies import PolicyRepository
+    from chalicelib.services.autoscaling import AutoscalingService
+
+    set_job_queue(InMemoryJobQueue())
+    real_claim = PolicyRepository.claim_scale
+
+    def claim(self, cid, cooldown):  # noqa: ANN001
+        barrier.wait(30)
+        return real_claim(self, cid, cooldown)
+
+    PolicyRepository.last_scaled_at = lambda self, cid: None
+    PolicyRepository.claim_scale = claim
+    try:
+        results.put(len(AutoscalingService().evaluate(cluster_id).actions))
+    except Exception as exc:  # reported to the parent
+        results.put(repr(exc))

@@ -215,6 +215,31 @@ def test_two_racing_evaluations_scale_once(client, make_cluster, job_queue, monk
     assert len(losers) == 7 and all(r.startswith("another evaluation scaled this cluster") for r in losers)
 
 
+def test_racing_evaluations_in_separate_processes_scale_once(client, make_cluster, job_queue):
+    """As separate Lambda instances would: each racer has its own database connection."""
+    import multiprocessing
+
+    from control_plane_support import race_evaluate
+
+    from chalicelib import db
+
+    cid, _ = _hot_cluster(client, make_cluster)
+    ctx = multiprocessing.get_context("spawn")
+    racers = 6
+    barrier, results = ctx.Barrier(racers), ctx.Queue()
+    processes = [ctx.Process(target=race_evaluate, args=(cid, barrier, results)) for _ in range(racers)]
+    for p in processes:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in processes]
+    assert all(isinstance(o, int) for o in outcomes), outcomes
+    outcomes.sort()
+    for p in processes:
+        p.join(timeout=30)
+    assert outcomes == [0] * (racers - 1) + [1]
+    [row] = db.query("SELECT COUNT(*) AS n FROM jobs WHERE cluster_id = %s AND type = 'scale'", (cid,))
+    assert row["n"] == 1
+
+
 def test_a_failed_enqueue_gives_the_claim_back(client, make_cluster, job_queue):
     cid, _ = _hot_cluster(client, make_cluster)
     job_queue.fail_with = RuntimeError("queue down")
