@@ -41,6 +41,10 @@ def get_provider(name: str) -> DropletProvider:
             from chalicelib.providers.simulated import SimulatedProvider
 
             _providers[name] = SimulatedProvider()
+        elif name == "aws":
+            from chalicelib.providers.aws import AwsProvider
+
+            _providers[name] = AwsProvider()
         else:
             raise ProviderError(f"unknown provider {name!r}")
     return _providers[name]
