@@ -25,6 +25,8 @@ from chalicelib.event_pipeline.ledger import EventLedger
 from chalicelib.event_pipeline.model import Envelope, malformed_reason, parse_event
 from chalicelib.observability import logger
 
+CLAIM_LEASE_SECONDS = 15
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -85,9 +87,12 @@ class BatchProcessor:
         items = [decode(record) for record in KafkaEvent(event).records]
         if not items:
             return {"records": 0, "applied": 0, "duplicates": 0, "malformed": 0}
-        # An in-progress claim lives as long as this invocation may: a crash frees it by then.
-        claim_ttl = math.ceil((remaining_ms or 60_000) / 1000)
-        claimed = self.ledger.claim([i.key for i in items], claim_ttl)
+        # A claim is a short lease: an invocation killed mid-batch (timeout, crash, redeploy) holds its events
+        # only that long, and the retry waits for it rather than failing (a retry that failed on it would
+        # send the batch to the on-failure destination after the last attempt, unapplied).
+        remaining = (remaining_ms or 60_000) / 1000
+        lease = max(1, min(CLAIM_LEASE_SECONDS, math.ceil(remaining)))
+        claimed = self.ledger.claim([i.key for i in items], lease, wait_seconds=max(0.0, remaining - lease - 5))
         counts = BatchCounts()
         applied = malformed = 0
         letters: list[Decoded] = []

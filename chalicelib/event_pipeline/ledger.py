@@ -1,12 +1,13 @@
 """Idempotency for at-least-once delivery: which events were already applied.
 
-One Redis key per event, `events:seen:<event key>`, set NX: `p` while an invocation applies it (expiring
-with the invocation's remaining time, so a crashed invocation does not hold it for long), `d` once applied
+One Redis key per event, `events:seen:<event key>`, set NX: `p` while an invocation applies it (a lease of at
+most 15 s, so a crashed invocation does not hold it for long: its retry waits for the lease to end), `d` once applied
 (kept `event_dedup_ttl_seconds`, by default 7 days, Kafka's default retention: a replay within it changes
 nothing). The event key is the event's own `id` when it has one, else `<topic>:<partition>:<offset>`.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,30 +33,43 @@ class EventLedger:
         self.done_ttl = done_ttl_seconds
         self._release = redis.register_script(_RELEASE)
 
-    def claim(self, keys: Sequence[str], in_progress_ttl_seconds: int) -> list[bool]:
-        """Claim every key in one round trip: True where this invocation must apply the event, False where
-        it was already applied. Raises EventsInFlight (having released its own claims) when another
-        invocation holds one of them."""
+    def claim(self, keys: Sequence[str], lease_seconds: int, wait_seconds: float = 0.0) -> list[bool]:
+        """Claim every key (one pipelined round trip): True where this invocation must apply the event,
+        False where it was already applied. A key still claimed by another invocation (`p`: a crashed one
+        whose lease has not run out, or a rare concurrent delivery) is waited for while its lease ends
+        within `wait_seconds`; otherwise EventsInFlight is raised, having released this call's claims."""
         # A key twice in one batch (the same event id at two offsets): the first occurrence claims it.
         first: dict[str, int] = {}
         for index, key in enumerate(keys):
             first.setdefault(key, index)
-        unique = list(first)
-        pipe = self.redis.pipeline(transaction=False)
-        for key in unique:
-            pipe.set(PREFIX + key, IN_PROGRESS, nx=True, ex=max(1, in_progress_ttl_seconds))
-        won = dict(zip(unique, (bool(ok) for ok in pipe.execute())))
-        claimed = [won[key] and first[key] == index for index, key in enumerate(keys)]
-        others = [key for key in unique if not won[key]]
-        if others:
+        won: dict[str, bool] = {}
+        todo = list(first)
+        deadline = time.monotonic() + wait_seconds
+        while todo:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in todo:
+                pipe.set(PREFIX + key, IN_PROGRESS, nx=True, ex=max(1, lease_seconds))
+            won.update(zip(todo, (bool(ok) for ok in pipe.execute())))
+            others = [key for key in todo if not won[key]]
+            if not others:
+                break
             pipe = self.redis.pipeline(transaction=False)
             for key in others:
                 pipe.get(PREFIX + key)
-            busy = [key for key, state in zip(others, pipe.execute()) if state != DONE]
-            if busy:
-                self.release([key for key in unique if won[key]])
-                raise EventsInFlight(f"{len(busy)} event(s) being applied elsewhere, e.g. {busy[0]}")
-        return claimed
+                pipe.pttl(PREFIX + key)
+            replies = pipe.execute()
+            busy = {key: ttl for key, state, ttl in zip(others, replies[0::2], replies[1::2]) if state != DONE}
+            if not busy:
+                break
+            # pttl -2: gone meanwhile (claim again now); -1: no expiry (never ours to wait for).
+            longest = max(ttl for ttl in busy.values()) / 1000
+            if min(busy.values()) == -1 or time.monotonic() + longest > deadline:
+                self.release([key for key, ok in won.items() if ok])
+                example = next(iter(busy))
+                raise EventsInFlight(f"{len(busy)} event(s) being applied elsewhere, e.g. {example}")
+            time.sleep(max(0.0, longest) + 0.05)
+            todo = list(busy)
+        return [won[key] and first[key] == index for index, key in enumerate(keys)]
 
     def done(self, keys: Sequence[str], pipe: Any = None) -> None:
         """Mark applied (on `pipe` if given, to land atomically with a Redis-side effect)."""

@@ -304,6 +304,16 @@ def test_a_batch_in_flight_elsewhere_is_retried_not_skipped(handle, dead_letters
     assert handle(event)["applied"] == 1
 
 
+def test_a_claim_left_by_a_killed_invocation_is_waited_for_not_failed(handle, dead_letters, cluster):
+    """A killed invocation (timeout, crash, redeploy) leaves its claims `p` until their lease ends: the retry
+    waits for that instead of failing (failed retries would end in the on-failure queue, unapplied)."""
+    event = batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 1}), b"{bad"])
+    get_redis().set("events:seen:cluster-events:0:0", "p", px=600)
+    get_redis().set("events:seen:cluster-events:0:1", "p", px=300)
+    assert handle(event) == {"records": 2, "applied": 1, "duplicates": 0, "malformed": 1}
+    assert len(metric_rows(cluster["id"])) == 1 and len(dead_letters.letters) == 1
+
+
 def test_dead_letters_reach_the_kafka_topic(handle, cluster):
     """The real destination: the `cluster-events.dlq` topic, read back with a plain consumer."""
     from kafka import KafkaConsumer, TopicPartition
