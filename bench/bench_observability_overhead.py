@@ -7,7 +7,11 @@ the end-of-invocation flush to Redis: one MULTI/EXEC round trip), the log-contex
 (function, request_id, trace/job/cluster ids) and the Kafka log shipper on the logger (real broker).
 "Off" removes exactly those from the same app object (`CG_METRICS_ENABLED=0`, shipper detached,
 middlewares filtered out), so routing, the error mapping, the rate limiter and the route are the same.
-Calls alternate between the two in chunks of `--chunk`, so drift in the machine's load hits both.
+Calls rotate between off, metrics only, logs only and both, in chunks of `--chunk`, so drift in the
+machine's load hits every mode.
+
+Wall-clock times carry the machine's load; the request thread's CPU time (`time.thread_time()`) does
+not include time spent waiting (Redis round trip, descheduling), so both are printed.
 
 Routes: GET /api/v1/clusters/{id} (writes no log line at INFO) and POST /api/v1/droplets (one INFO line,
 so one line shipped). Also timed: one `logger.info` with and without the shipper.
@@ -76,16 +80,21 @@ def main() -> None:
     off_settings = dataclasses.replace(on_settings, metrics_enabled=False)
     all_middleware = list(app.middleware_handlers)
     assert {getattr(f, "__name__", "") for f, _ in all_middleware} >= OURS
-    bare_middleware = [(f, t) for f, t in all_middleware if getattr(f, "__name__", "") not in OURS]
 
-    def switch(on: bool) -> None:
+    metric_mw = {"flush_metrics", "http_metrics"}
+    log_mw = {"bind_function", "bind_request"}
+
+    def switch(mode: str) -> None:
+        """off | metrics (metrics middlewares + flush) | logs (log context + Kafka shipper) | on (both)."""
+        metrics_on, logs_on = mode in ("metrics", "on"), mode in ("logs", "on")
         settings_module.get_settings.cache_clear()
-        os.environ["CG_METRICS_ENABLED"] = "1" if on else "0"
-        assert settings_module.get_settings().metrics_enabled is on
-        app.middleware_handlers[:] = all_middleware if on else bare_middleware
-        if on and shipper not in logger.handlers:
+        os.environ["CG_METRICS_ENABLED"] = "1" if metrics_on else "0"
+        assert settings_module.get_settings().metrics_enabled is metrics_on
+        drop = (set() if metrics_on else metric_mw) | (set() if logs_on else log_mw)
+        app.middleware_handlers[:] = [(f, t) for f, t in all_middleware if getattr(f, "__name__", "") not in drop]
+        if logs_on and shipper not in logger.handlers:
             logger.addHandler(shipper)
-        if not on:
+        if not logs_on:
             logger.removeHandler(shipper)
 
     with Client(app) as client:
@@ -99,33 +108,40 @@ def main() -> None:
             "POST /api/v1/droplets": lambda: client.http.post("/api/v1/droplets", headers=headers, body=droplet_body),
         }
         try:
+            modes = ("off", "metrics", "logs", "on")
             for name, call in routes.items():
-                times: dict[bool, list[float]] = {True: [], False: []}
-                for on in (True, False):  # warm both paths
-                    switch(on)
+                times: dict[str, list[float]] = {mode: [] for mode in modes}
+                cpu: dict[str, list[float]] = {mode: [] for mode in modes}
+                for mode in modes:  # warm every path
+                    switch(mode)
                     for _ in range(50):
                         call()
                 done = 0
                 while done < args.calls:
-                    for on in (True, False):
-                        switch(on)
+                    for mode in modes:
+                        switch(mode)
                         for _ in range(args.chunk):
-                            started = time.perf_counter()
+                            started, started_cpu = time.perf_counter(), time.thread_time()
                             response = call()
-                            times[on].append(time.perf_counter() - started)
+                            times[mode].append(time.perf_counter() - started)
+                            cpu[mode].append(time.thread_time() - started_cpu)
                             assert response.status_code < 300, response.body
                     done += args.chunk
-                on_p50, off_p50 = statistics.median(times[True]) * 1e3, statistics.median(times[False]) * 1e3
-                print(f"{name:<28} on p50 {on_p50:.3f} ms p99 {percentile(times[True], 99) * 1e3:.3f} | "
-                      f"off p50 {off_p50:.3f} ms p99 {percentile(times[False], 99) * 1e3:.3f} | "
-                      f"added p50 {on_p50 - off_p50:+.3f} ms ({len(times[True])} calls each)", flush=True)
+                off_p50, off_cpu = statistics.median(times["off"]) * 1e3, statistics.median(cpu["off"]) * 1e3
+                print(f"{name}: off wall p50 {off_p50:.3f} ms p99 {percentile(times['off'], 99) * 1e3:.3f}, "
+                      f"request-thread CPU p50 {off_cpu:.3f} ms ({len(times['off'])} calls each)", flush=True)
+                for mode in modes[1:]:
+                    p50, c50 = statistics.median(times[mode]) * 1e3, statistics.median(cpu[mode]) * 1e3
+                    print(f"    {mode:<8} wall p50 {p50:.3f} ms (added {p50 - off_p50:+.3f}) p99 "
+                          f"{percentile(times[mode], 99) * 1e3:.3f} | CPU p50 {c50:.3f} ms (added {c50 - off_cpu:+.3f})",
+                          flush=True)
         finally:
-            switch(True)
+            switch("on")
             client.http.delete(f"/api/v1/clusters/{cluster_id}")
 
     # One log line: formatted to stdout (devnull) alone, and also queued for Kafka.
     for on in (False, True):
-        switch(on)
+        switch("logs" if on else "off")
         samples = []
         for i in range(5000):
             started = time.perf_counter()
