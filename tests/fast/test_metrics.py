@@ -142,3 +142,20 @@ def test_switched_off_records_nothing(fresh_metrics, monkeypatch):
     metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
     metrics.observe_http("GET", "/x", 200, 0.001)
     assert metrics.pending() == 0
+
+
+def test_jobs_run_by_the_worker_are_counted_once_by_type_and_outcome(app, client, make_cluster, fresh_metrics):
+    import json
+
+    from chalice.test import Client
+
+    cluster = make_cluster()
+    job_ids = [client.post("/api/v1/jobs", {"type": "diagnose", "parameters": {"cluster_id": cluster["id"]}},
+                           headers={"X-User-ID": f"metrics-{i}"}).json["job"]["id"] for i in range(3)]
+    with Client(app) as test_client:
+        event = test_client.events.generate_sqs_event(
+            queue_name="clustergenie-jobs", message_bodies=[json.dumps({"job_id": j, "trace_id": "t"}) for j in job_ids])
+        test_client.lambda_.invoke("job_worker", event)
+        test_client.lambda_.invoke("job_worker", event)  # a redelivery: idempotent, not counted again
+    text = render_without_scrape_readings()
+    assert value(text, "clustergenie_job_duration_seconds_count", type="diagnose", outcome="completed") == 3
