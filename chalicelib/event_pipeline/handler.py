@@ -143,6 +143,11 @@ class EventHandler:
         pipe.execute()
         for event, _ in pending:
             counts.processed(event.type)
+            # One line per job event, carrying the job's correlation keys, so `GET /jobs/{id}/logs`
+            # shows what the event handler did for that job next to the API's and the worker's lines.
+            logger.info("job event applied", extra={"event_type": event.type, "job_id": event.job_id,
+                                                    "trace_id": event.trace_id, "cluster_id": event.cluster_id,
+                                                    "progress": event.progress})
 
     def on_droplet_created(self, event: model.DropletCreatedEvent, key: str, counts: BatchCounts) -> None:
         info = event.payload.droplet

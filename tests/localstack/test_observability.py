@@ -20,23 +20,6 @@ pytestmark = pytest.mark.localstack
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROMETHEUS = os.environ.get("CG_PROMETHEUS_URL", "http://127.0.0.1:9090")
 
-# Series recorded inside code other issues own; until that code calls the metrics API, panels on these
-# series cannot have data and are left out (by name, so nothing else is ever excused).
-PENDING_INSTRUMENTATION = {
-    "clustergenie_job_duration_seconds": ("chalicelib/functions/job_worker.py", "observe_job"),
-}
-
-
-def pending_series() -> set[str]:
-    return {name for name, (module, call) in PENDING_INSTRUMENTATION.items() if call not in (ROOT / module).read_text()}
-
-
-def event_handler_logs_job_ids() -> bool:
-    """Whether the event handler binds an event's job_id to its log lines (issue 5's code)."""
-    sources = [ROOT / "chalicelib" / "functions" / "event_handler.py", *(ROOT / "chalicelib" / "event_pipeline").glob("*.py")]
-    return any("append_keys(" in path.read_text() for path in sources if path.exists())
-
-
 def run_exporter(stack, aws) -> dict:
     """Invoke the exporter with the event its EventBridge schedule sends."""
     region = stack.get("region", "us-east-1")
@@ -127,8 +110,6 @@ def test_exporter_gauges_reach_the_pushgateway_and_prometheus(stack, aws, app_db
     assert f'cluster_id="{cluster_id}"' not in body.decode()  # the PUT replaced the group
 
 
-@pytest.mark.skipif("clustergenie_job_duration_seconds" in pending_series(),
-                    reason="job_worker does not call chalicelib.metrics.observe_job yet (issue 4 owns it)")
 def test_job_counters_equal_the_jobs_processed_by_concurrent_workers(stack, aws, app_db, unique):
     n = 30
     cluster_id = f"{unique}-c"
@@ -173,9 +154,7 @@ def test_a_jobs_logs_show_the_api_the_worker_and_the_event_handler(stack):
         assert status == 201, body[:300]
         job_id = json.loads(body)["job"]["id"]
 
-        # The event handler's lines carry a job_id once it binds the event's ids to its logger (issue 5);
-        # until then the API's and the worker's lines are required.
-        wanted = {"api", "job_worker"} | ({"event_handler"} if event_handler_logs_job_ids() else set())
+        wanted = {"api", "job_worker", "event_handler"}
 
         def functions_seen():
             status, body = http("GET", f"{base}/api/v1/jobs/{job_id}/logs")
@@ -228,11 +207,8 @@ def test_every_dashboard_panel_returns_data_after_some_load(stack, aws, app_db):
             assert run_exporter(stack, aws)["pushed"] is True
             time.sleep(20)
 
-        pending = pending_series()
-
         def empty_panels():
-            return [(d, t, e) for d, t, e in dashboard_queries()
-                    if not any(name in e for name in pending) and not prom_query(e)]
+            return [(d, t, e) for d, t, e in dashboard_queries() if not prom_query(e)]
 
         missing = empty_panels()
         deadline = time.monotonic() + 60
