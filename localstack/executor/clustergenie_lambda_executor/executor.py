@@ -19,19 +19,19 @@ import pathlib
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import threading
 import time
 
 from localstack import config
+
+from clustergenie_lambda_executor.framing import END_MARKER, recv_frame, send_frame
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
 LOG = logging.getLogger(__name__)
 
 RUNNER = pathlib.Path(__file__).with_name("runner.py")
-END_MARKER = "\x1eCG-LAMBDA-END "  # keep in sync with runner.py
 MAX_ENV_LOG_LINES = 5000
 # How long to wait, after the result arrived, for the last log lines of the invocation to be read.
 LOG_DRAIN_SECONDS = 2.0
@@ -56,30 +56,6 @@ def _gateway_endpoint() -> tuple[str, int]:
     listen = config.GATEWAY_LISTEN[0]
     host = listen.host if listen.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
     return host, listen.port
-
-
-def _send_frame(sock: socket.socket, message: dict) -> None:
-    data = json.dumps(message).encode()
-    sock.sendall(struct.pack(">I", len(data)) + data)
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    chunks = []
-    while size:
-        chunk = sock.recv(size)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def _recv_frame(sock: socket.socket) -> dict | None:
-    header = _recv_exact(sock, 4)
-    if header is None:
-        return None
-    body = _recv_exact(sock, struct.unpack(">I", header)[0])
-    return None if body is None else json.loads(body)
 
 
 def _error_bytes(error_type: str, message: str, request_id: str = "") -> bytes:
@@ -213,7 +189,7 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):
 
         parent_sock.settimeout(timeout)
         try:
-            hello = _recv_frame(parent_sock)
+            hello = recv_frame(parent_sock)
         except (socket.timeout, OSError):
             hello = None
         self._wait_marker("init", LOG_DRAIN_SECONDS)
@@ -345,9 +321,9 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):
         }
         sock = self._sock
         try:
-            _send_frame(sock, request)
+            send_frame(sock, request)
             sock.settimeout(max(0.001, deadline_s - time.time()))
-            response = _recv_frame(sock)
+            response = recv_frame(sock)
             if response is None:
                 raise _ChildGone()
         except socket.timeout:

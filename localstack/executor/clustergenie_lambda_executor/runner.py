@@ -14,37 +14,12 @@ import json
 import os
 import resource
 import socket
-import struct
 import sys
 import time
 import traceback
 
-# Printed to stdout after each invocation, so the executor knows every log line of it has been read.
-END_MARKER = "\x1eCG-LAMBDA-END "
-
-
-def send_frame(sock: socket.socket, message: dict) -> None:
-    data = json.dumps(message).encode()
-    sock.sendall(struct.pack(">I", len(data)) + data)
-
-
-def recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    chunks = []
-    while size:
-        chunk = sock.recv(size)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def recv_frame(sock: socket.socket) -> dict | None:
-    header = recv_exact(sock, 4)
-    if header is None:
-        return None
-    body = recv_exact(sock, struct.unpack(">I", header)[0])
-    return None if body is None else json.loads(body)
+# Run as a script: its own directory is first on sys.path, so the shared framing module is found.
+from framing import END_MARKER, recv_frame, send_frame  # noqa: E402
 
 
 def _user_traceback(exc: BaseException):
