@@ -30,12 +30,9 @@ BRIDGE_GROUP = "clustergenie-event-handler"
 
 
 def load_stack_env(db_name: str) -> None:
-    env_file = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local")) / "stack.env"
-    for line in env_file.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            os.environ.setdefault(key, value)
+    from devstack.config import load_stack_env as read_stack_env
+
+    read_stack_env()
     os.environ["CG_DB_NAME"] = db_name
     os.environ.setdefault("CG_ENVIRONMENT", "bench")
     os.environ.setdefault("CG_LOG_LEVEL", "WARNING")

@@ -28,12 +28,9 @@ BENCH_DB = "clustergenie_bench"
 
 
 def load_stack_env() -> None:
-    env_file = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local")) / "stack.env"
-    for line in env_file.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            os.environ.setdefault(key, value)
+    from devstack.config import load_stack_env as read_stack_env
+
+    read_stack_env()
     os.environ["CG_DB_NAME"] = BENCH_DB
     os.environ["CG_ENVIRONMENT"] = "bench"
     os.environ["CG_LOG_LEVEL"] = "WARNING"

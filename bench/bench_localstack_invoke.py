@@ -25,18 +25,16 @@ import uuid
 import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make devstack/ and chalicelib/ importable
 STATE_DIR = pathlib.Path(os.environ.get("CG_STATE_DIR") or ROOT / ".local")
 ROUTE = "/api/v1/clusters"
 NOOP = "clustergenie-bench-noop"
 
 
 def load_env() -> dict:
-    env_file = STATE_DIR / "stack.env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, value = line.split("=", 1)
-                os.environ.setdefault(key, value)
+    from devstack.config import load_stack_env
+
+    load_stack_env(STATE_DIR, required=False)
     stack_file = STATE_DIR / "stack.json"
     if not stack_file.exists():
         raise SystemExit(f"{stack_file} is missing: run ./dev up first")
@@ -110,7 +108,6 @@ def force_new_environment(lam, name: str, nonce: str | None) -> None:
 
 
 def bench_in_process(calls: int) -> list[float]:
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("CG_DB_NAME", "clustergenie")
     from chalice.test import Client
 

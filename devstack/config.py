@@ -125,3 +125,24 @@ class StackConfig:
         path.write_text("".join(f"{k}={v}\n" for k, v in self.app_env().items()))
         path.chmod(0o600)
         return path
+
+
+def load_stack_env(state_dir: pathlib.Path | str | None = None, *, required: bool = True) -> dict[str, str]:
+    """Fill os.environ (never overriding what is set) from the `stack.env` that `./dev` writes.
+
+    The one reader of that file, for the tests, the benches and the deploy script. Returns what it read.
+    """
+    state = pathlib.Path(state_dir or os.environ.get("CG_STATE_DIR") or ROOT / ".local")
+    env_file = state / "stack.env"
+    if not env_file.exists():
+        if required:
+            raise RuntimeError(f"{env_file} is missing: run `./dev up` (or `./dev test`) to start the stack first")
+        return {}
+    values = {}
+    for line in env_file.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value
+            os.environ.setdefault(key.strip(), value)
+    return values

@@ -28,6 +28,7 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make devstack/ and chalicelib/ importable
 STAGE = "local"
 APP_NAME = "clustergenie"
 REGION = "us-east-1"
@@ -49,12 +50,9 @@ def state_dir() -> pathlib.Path:
 
 def load_environment() -> str:
     """Fill the environment from stack.env (written by ./dev) and LocalStack's dummies; returns the endpoint."""
-    env_file = state_dir() / "stack.env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                key, value = line.split("=", 1)
-                os.environ.setdefault(key.strip(), value)
+    from devstack.config import load_stack_env
+
+    load_stack_env(state_dir(), required=False)
     port = os.environ.get("CG_LOCALSTACK_PORT", "4566")
     endpoint = f"http://127.0.0.1:{port}"
     # Always this machine's LocalStack: a deploy script must never reach a real account by accident.

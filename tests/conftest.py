@@ -9,22 +9,13 @@ from __future__ import annotations
 import os
 import pathlib
 
+from devstack.config import load_stack_env
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STATE_DIR = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 
 
-def _load_stack_env() -> None:
-    env_file = STATE_DIR / "stack.env"
-    if not env_file.exists():
-        raise RuntimeError(f"{env_file} is missing: run `./dev test` (or `./dev up`) to start the stack first")
-    for line in env_file.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            os.environ.setdefault(key, value)
-
-
-_load_stack_env()
+load_stack_env(STATE_DIR)
 os.environ["CG_DB_NAME"] = os.environ.get("CG_TEST_DB_NAME", "clustergenie_test")
 os.environ["CG_REDIS_URL"] = os.environ.get("CG_TEST_REDIS_URL", os.environ["CG_REDIS_URL"].rsplit("/", 1)[0] + "/15")
 os.environ.setdefault("CG_ENVIRONMENT", "test")
