@@ -20,23 +20,26 @@ _LATEST_PER_TYPE = " UNION ALL ".join(
 )
 
 
+def list_filter(*, by_cluster: bool, by_type: bool) -> str:
+    """The WHERE clause of a metrics listing (placeholders in the order cluster_id, type)."""
+    conditions = [c for c, on in (("cluster_id = %s", by_cluster), ("type = %s", by_type)) if on]
+    return ("WHERE " + " AND ".join(conditions)) if conditions else ""
+
+
+def page_sql(where: str) -> str:
+    """One page of a metrics listing, newest first; every filter combination has an index for this order."""
+    return (f"SELECT {_COLUMNS} FROM metrics {where} "
+            "ORDER BY metrics.timestamp DESC, metrics.id DESC LIMIT %s OFFSET %s")
+
+
 class MetricRepository:
     def list(self, *, cluster_id: str | None, metric_type: str | None, page: int,
              page_size: int) -> tuple[list[dict[str, Any]], int]:
         """A page of samples, newest first, filtered by cluster and/or type, with the exact total."""
-        conditions, args = [], []
-        if cluster_id is not None:
-            conditions.append("cluster_id = %s")
-            args.append(cluster_id)
-        if metric_type is not None:
-            conditions.append("type = %s")
-            args.append(metric_type)
-        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        args = [value for value in (cluster_id, metric_type) if value is not None]
+        where = list_filter(by_cluster=cluster_id is not None, by_type=metric_type is not None)
         with db.transaction() as cur:
-            cur.execute(
-                f"SELECT {_COLUMNS} FROM metrics {where} ORDER BY metrics.timestamp DESC, metrics.id DESC LIMIT %s OFFSET %s",
-                (*args, page_size, (page - 1) * page_size),
-            )
+            cur.execute(page_sql(where), (*args, page_size, (page - 1) * page_size))
             rows = list(cur.fetchall())
             cur.execute(f"SELECT COUNT(*) AS n FROM metrics {where}", tuple(args))
             total = cur.fetchone()["n"]

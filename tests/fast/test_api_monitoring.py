@@ -130,3 +130,15 @@ def test_latest_sample_per_type_is_an_index_lookup_not_a_scan():
     assert len(lookups) == 4
     assert all(row["key"] == "idx_metrics_cluster_type_ts" and row["type"] == "ref" for row in lookups), plan
     assert not any("filesort" in (row.get("Extra") or "") for row in lookups), plan
+
+
+@pytest.mark.parametrize("by_cluster", [True, False])
+@pytest.mark.parametrize("by_type", [True, False])
+def test_every_metrics_listing_reads_an_index_in_order(by_cluster, by_type):
+    from chalicelib import db
+    from chalicelib.repositories.metrics import list_filter, page_sql
+
+    args = [v for v, on in (("cluster-x", by_cluster), ("cpu", by_type)) if on]
+    [plan] = db.query("EXPLAIN " + page_sql(list_filter(by_cluster=by_cluster, by_type=by_type)), (*args, 50, 0))
+    assert plan["key"] and plan["key"].startswith("idx_metrics_"), plan
+    assert "filesort" not in (plan["Extra"] or ""), plan
