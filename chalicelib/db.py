@@ -24,6 +24,12 @@ _lock = threading.RLock()
 _connection: pymysql.connections.Connection | None = None
 
 
+# A row lock held elsewhere fails the statement after this long (InnoDB's default is 50 s). Even after a
+# job transition's 3 attempts (15 s) it is shorter than the job worker's 25 s timeout, so the worker fails
+# that one record (retried by SQS) instead of timing out the whole batch.
+LOCK_WAIT_SECONDS = 5
+
+
 def _resolve_password(settings: Settings) -> str:
     if settings.db_password is not None:
         return settings.db_password
@@ -50,7 +56,8 @@ def connect(settings: Settings | None = None) -> pymysql.connections.Connection:
         connect_timeout=5,
         read_timeout=30,
         write_timeout=30,
-        init_command="SET time_zone = '+00:00', SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE'",
+        init_command="SET time_zone = '+00:00', SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE', "
+                     f"SESSION innodb_lock_wait_timeout = {LOCK_WAIT_SECONDS}",
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.events import envelope, get_event_publisher
 from chalicelib.observability import logger
+from chalicelib.services.job_state import FINAL_STATUSES
 from chalicelib.services.jobs import JobService
 from chalicelib.settings import get_settings
 
@@ -23,11 +24,18 @@ PROCESSING_DEADLINE_SECONDS = 15 * 60
 MAX_DLQ_BATCHES = 10  # 100 messages per run; the schedule comes back in a minute
 
 
-def _fail(jobs: JobService, job_id: str, reason: str) -> bool:
+def _fail(jobs: JobService, job_id: str, reason: str) -> bool | None:
+    """True if the job is failed now; False if it had finished meanwhile or is gone (deleted with its
+    cluster); None if it could not be changed now (another writer holds it): try again next sweep."""
     try:
         job = jobs.transition(job_id, "failed", error=reason)
-    except (ConflictError, NotFoundError):  # finished meanwhile, or deleted with its cluster
+    except NotFoundError:
         return False
+    except ConflictError:  # an illegal move (already final) or a lost race / lock wait: which one?
+        try:
+            return False if jobs.get(job_id).status in FINAL_STATUSES else None
+        except NotFoundError:
+            return False
     logger.warning("job swept", extra={"job_id": job.id, "trace_id": job.trace_id, "reason": reason})
     get_event_publisher().publish_best_effort(envelope(
         "job_failed", job_id=job.id, job_type=job.type, cluster_id=job.cluster_id, progress=job.progress,
@@ -38,7 +46,7 @@ def _fail(jobs: JobService, job_id: str, reason: str) -> bool:
 def sweep_stuck(jobs: JobService, now: dt.datetime | None = None) -> int:
     now = (now or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None)
     deadline = now - dt.timedelta(seconds=PROCESSING_DEADLINE_SECONDS)
-    return sum(_fail(jobs, job_id, f"no progress for {PROCESSING_DEADLINE_SECONDS} s while processing")
+    return sum(bool(_fail(jobs, job_id, f"no progress for {PROCESSING_DEADLINE_SECONDS} s while processing"))
                for job_id in jobs.jobs.stale_ids("processing", deadline))
 
 
@@ -59,7 +67,10 @@ def sweep_dead_letters(jobs: JobService) -> int:
             except (ValueError, KeyError, TypeError):
                 job_id = None  # a malformed message names no job; it is only removed
             if isinstance(job_id, str):
-                swept += _fail(jobs, job_id, "dead-lettered: the worker failed on every delivery")
+                outcome = _fail(jobs, job_id, "dead-lettered: the worker failed on every delivery")
+                if outcome is None:  # keep the message: deleting it would strand the job in `queued`
+                    continue
+                swept += outcome
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return swept
 
