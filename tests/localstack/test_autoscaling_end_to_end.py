@@ -11,22 +11,12 @@ import urllib.request
 import uuid
 
 import pytest
+from polling import wait_for
 
 pytestmark = pytest.mark.localstack
 
 BURST = 30
 BASELINE = 2
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def post(url: str, body: dict) -> tuple[int, dict]:

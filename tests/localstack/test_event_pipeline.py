@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 
 import pytest
+from polling import wait_for
 
 pytestmark = pytest.mark.localstack
 
@@ -99,17 +100,6 @@ def build_stream(clusters: list[str], seed: int) -> tuple[list[tuple[str, bytes,
         c = rng.choice([c for c, q in queues.items() if q])
         stream.append((c, *queues[c].pop(0)))
     return stream, expect
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def partitions_of(consumer, topic: str):

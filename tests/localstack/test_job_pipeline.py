@@ -23,21 +23,11 @@ from typing import Any
 
 import pymysql
 import pytest
+from polling import wait_for
 
 pytestmark = pytest.mark.localstack
 
 WORKER_FUNCTION = "clustergenie-local-job_worker"
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.3, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture()

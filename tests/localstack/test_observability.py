@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from polling import wait_for
 
 pytestmark = pytest.mark.localstack
 
@@ -31,17 +32,6 @@ def run_exporter(stack, aws) -> dict:
     result = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, result
     return result
-
-
-def wait_for(predicate, timeout: float, interval: float = 1.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None, timeout: float = 60):

@@ -12,20 +12,9 @@ import urllib.request
 import uuid
 
 import pytest
+from polling import wait_for
 
 pytestmark = pytest.mark.localstack
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
-    """Poll until predicate() returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def http_get(url: str, timeout: float = 60) -> tuple[int, bytes]:
