@@ -10,6 +10,7 @@ go, and a retry resumes from it instead of creating a second droplet.
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,8 @@ from chalicelib.services.jobs import JobService
 DEFAULT_MIN_REPLICAS = 1
 DEFAULT_MAX_REPLICAS = 10
 LIVE_DROPLET_STATUSES = frozenset({"provisioning", "active"})
+# Provision jobs name their droplet `droplet-<uuid5(this namespace, job id)>` (see `provision`).
+_DROPLET_NAMESPACE = uuid.UUID("5b0c1f2e-7d4a-4c53-9f51-0c1a2b3c4d5e")
 
 
 class JobFailed(Exception):
@@ -114,7 +117,17 @@ def provision(run: JobRun) -> dict[str, Any]:
     if "droplet_id" in run.checkpoint:  # a retry after a crash: finish the droplet already recorded
         droplet = droplets.get(run.checkpoint["droplet_id"])
     else:
-        droplet = _new_droplet(run, droplets, run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
+        # The droplet's id is derived from the job's, and inserted only if absent: a run that crashed
+        # between recording the droplet and checkpointing it finds the same row instead of adding one.
+        droplet_id = f"droplet-{uuid.uuid5(_DROPLET_NAMESPACE, run.job.id)}"
+        droplets.insert_if_absent(
+            droplet_id=droplet_id, cluster_id=run.job.cluster_id,
+            name=run.parameters.get("name") or f"droplet-{run.job.id[4:12]}",
+            region=_parameter(run, "region", DEFAULT_REGION, REGIONS),
+            size=_parameter(run, "size", DEFAULT_SIZE, DROPLET_SIZES),
+            image=_parameter(run, "image", DEFAULT_IMAGE), provider=_parameter(run, "provider", DEFAULT_PROVIDER),
+            status="provisioning", ip_address=None)
+        droplet = droplets.get(droplet_id)
         run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
     if droplet["status"] != "active":
         droplet = _launch(run, droplets, droplet)

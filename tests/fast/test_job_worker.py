@@ -285,3 +285,24 @@ def test_an_unreachable_broker_does_not_fail_a_queued_job(client, make_cluster, 
         set_event_publisher(None)
     assert response.status_code == 201
     assert response.json["job"]["id"] in job_queue.sent_job_ids()
+
+
+def test_a_crash_between_recording_the_droplet_and_checkpointing_it_adds_no_second_droplet(
+        client, make_cluster, submit, worker, monkeypatch):
+    from chalicelib.services import job_runner
+
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"])
+    real_progress = job_runner.JobRun.progress
+
+    def crash_once(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        monkeypatch.setattr(job_runner.JobRun, "progress", real_progress)
+        raise ConnectionError("database link lost before the checkpoint")
+
+    monkeypatch.setattr(job_runner.JobRun, "progress", crash_once)
+    assert len(worker([body])["batchItemFailures"]) == 1
+    assert len(droplets_of(cluster["id"])) == 1  # recorded, not checkpointed
+    assert worker([body]) == {"batchItemFailures": []}
+    assert job_row(client, job["id"])["status"] == "completed"
+    [droplet] = droplets_of(cluster["id"])
+    assert droplet["status"] == "active" and job_row(client, job["id"])["result"]["droplet_id"] == droplet["id"]
