@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-
-from devstack.config import load_stack_env
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `.venv/bin/pytest`, unlike `python -m pytest`, does not add it
+    sys.path.insert(0, str(ROOT))
+
+from devstack.config import load_stack_env  # noqa: E402
 STATE_DIR = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 
 

@@ -20,25 +20,13 @@ if str(ROOT) not in sys.path:
 from chalicelib import db
 from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
 
-TABLES = ("metrics", "jobs", "droplets", "clusters")  # children first
+from db_snapshot import CORE_TABLES as TABLES, table_snapshot  # noqa: E402
 
 
 def truncate_tables() -> None:
     with db.transaction() as cur:
         for table in TABLES:
             cur.execute(f"DELETE FROM {table}")
-
-
-def table_snapshot() -> dict[str, tuple[int, Any]]:
-    """Row count and content checksum of every core table (to prove a refused request wrote nothing)."""
-    snapshot = {}
-    with db.transaction() as cur:
-        for table in TABLES:
-            cur.execute(f"SELECT COUNT(*) AS n FROM {table}")
-            count = cur.fetchone()["n"]
-            cur.execute(f"CHECKSUM TABLE {table}")
-            snapshot[table] = (count, cur.fetchone()["Checksum"])
-    return snapshot
 
 
 @pytest.fixture

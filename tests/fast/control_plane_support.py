@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from db_snapshot import table_snapshot
+
 from chalicelib import db
 from chalicelib.repositories import DropletRepository
 
@@ -44,14 +46,7 @@ def catalog(clean_db):  # noqa: ANN001 - fixture
 
 def control_plane_snapshot() -> dict[str, tuple[int, Any]]:
     """Row count and checksum of every control-plane table (equal before and after: nothing written)."""
-    out = {}
-    with db.transaction() as cur:
-        for table in CONTROL_PLANE_TABLES:
-            cur.execute(f"SELECT COUNT(*) AS n FROM {table}")
-            n = cur.fetchone()["n"]
-            cur.execute(f"CHECKSUM TABLE {table}")
-            out[table] = (n, cur.fetchone()["Checksum"])
-    return out
+    return table_snapshot(CONTROL_PLANE_TABLES)
 
 
 def add_droplet(cluster_id: str, *, provider: str = "simulated", size: str = "s-1vcpu-1gb",

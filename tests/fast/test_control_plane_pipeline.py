@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from typing import Any
 
 import pytest
 from control_plane_support import add_droplet, catalog  # noqa: F401 - fixture
-from kafka import KafkaConsumer, TopicPartition
+from topic_reader import topic_reader
 
 from chalicelib.providers import set_provider
 from chalicelib.providers.simulated import SimulatedProvider
@@ -44,27 +43,8 @@ def worker(app):  # noqa: ANN001
 @pytest.fixture
 def deployment_events():
     """`read(deployment_id, until_type)`: this test's events on the `deployments` topic for a deployment."""
-    consumer = KafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap, group_id=f"test-{uuid.uuid4()}",
-                             enable_auto_commit=False, consumer_timeout_ms=500)
-    partitions = [TopicPartition("deployments", p) for p in consumer.partitions_for_topic("deployments") or [0]]
-    start = consumer.end_offsets(partitions)
-    consumer.assign(partitions)
-
-    def read(deployment_id: str, until_type: str, timeout: float = 15.0) -> list[dict[str, Any]]:
-        for tp in partitions:
-            consumer.seek(tp, start[tp])
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                found.extend(e for e in (json.loads(m.value) for m in batch)
-                             if e.get("payload", {}).get("deployment_id") == deployment_id)
-            if any(e["type"] == until_type for e in found):
-                return found
-        raise AssertionError(f"no {until_type} for {deployment_id}; got {[e['type'] for e in found]}")
-
-    yield read
-    consumer.close()
+    with topic_reader("deployments", lambda event: event.get("payload", {}).get("deployment_id")) as read:
+        yield read
 
 
 def test_a_deployment_runs_through_the_job_worker_and_emits_its_steps(client, make_cluster, job_queue, worker,

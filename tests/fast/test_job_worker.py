@@ -3,12 +3,11 @@ against the real MariaDB, Redis (idempotency records) and the Kafka broker (even
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from topic_reader import topic_reader
 
 from chalicelib import db
 from chalicelib.providers import ProviderError, set_provider
@@ -34,33 +33,9 @@ def worker(app):  # noqa: ANN001
 
 @pytest.fixture
 def events():
-    """`read(job_id, until_type)`: the events of a job on cluster-events produced during this test, in
-    order, read by a fresh consumer group from the offsets the topic had when the test started."""
-    settings = get_settings()
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"test-{uuid.uuid4()}",
-                             enable_auto_commit=False, consumer_timeout_ms=500)
-    partitions = [TopicPartition(settings.events_topic, p)
-                  for p in consumer.partitions_for_topic(settings.events_topic)]
-    start = consumer.end_offsets(partitions)
-    consumer.assign(partitions)
-
-    def read(job_id: str, until_type: str, timeout: float = 15.0) -> list[dict[str, Any]]:
-        for tp in partitions:
-            consumer.seek(tp, start[tp])
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                for message in batch:
-                    event = json.loads(message.value)
-                    if event.get("job_id") == job_id:
-                        found.append(event)
-            if any(e["type"] == until_type for e in found):
-                return found
-        raise AssertionError(f"no {until_type} for {job_id}; got {[e['type'] for e in found]}")
-
-    yield read
-    consumer.close()
+    """`read(job_id, until_type)`: the events of a job on cluster-events produced during this test, in order."""
+    with topic_reader(get_settings().events_topic, lambda event: event.get("job_id")) as read:
+        yield read
 
 
 @pytest.fixture
