@@ -38,7 +38,10 @@ class Decoded:
 
 
 def _record_key(record: KafkaEventRecord) -> str:
-    return f"{record.topic}:{record.partition}:{record.offset}"
+    # The record's timestamp is part of its identity: an offset alone repeats when a topic is recreated
+    # (or a broker's data reset), and the ledger would then skip new events as replays of old ones for
+    # its whole TTL. A redelivery of the same record carries the same timestamp.
+    return f"{record.topic}:{record.partition}:{record.offset}:{record.timestamp}"
 
 
 def decode(record: KafkaEventRecord) -> Decoded:

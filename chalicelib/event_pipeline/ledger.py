@@ -3,7 +3,7 @@
 One Redis key per event, `events:seen:<event key>`, set NX: `p` while an invocation applies it (a lease of at
 most 15 s, so a crashed invocation does not hold it for long: its retry waits for the lease to end), `d` once applied
 (kept `event_dedup_ttl_seconds`, by default 7 days, Kafka's default retention: a replay within it changes
-nothing). The event key is the event's own `id` when it has one, else `<topic>:<partition>:<offset>`.
+nothing). The event key is the event's own `id` when it has one, else `<topic>:<partition>:<offset>:<timestamp>`.
 """
 from __future__ import annotations
 

@@ -30,12 +30,13 @@ def decode(event: dict[str, Any]) -> list[tuple[str, str]]:
     """(source, line) of every line of every record of an `aws:kafka` event, in partition order.
 
     A record holds one or more JSON lines joined by newlines (the shipper sends a batch per record);
-    a line's source is `topic:partition:offset:index`."""
+    a line's source is `topic:partition:offset:timestamp:index`: with the record's timestamp, because an
+    offset alone repeats when a topic is recreated and new lines would be ignored as already stored."""
     out = []
     for records in (event.get("records") or {}).values():
         for record in records:
             value = base64.b64decode(record.get("value") or b"").decode("utf-8", "replace")
-            where = f"{record['topic']}:{record['partition']}:{record['offset']}"
+            where = f"{record['topic']}:{record['partition']}:{record['offset']}:{record.get('timestamp')}"
             out.extend((f"{where}:{i}", line) for i, line in enumerate(value.split("\n")) if line.strip())
     return out
 

@@ -37,8 +37,11 @@ def envelope(event_type: str, cluster_id: str | None, **fields: Any) -> dict[str
             **fields}
 
 
+RECORD_TIMESTAMP = 1_700_000_000_000  # CreateTime (ms) of every fixture record unless a test says otherwise
+
+
 def kafka_record(value: Any, offset: int, partition: int = 0, key: str | bytes | None = None,
-                 topic: str = TOPIC) -> ConsumerRecord:
+                 topic: str = TOPIC, timestamp: int = RECORD_TIMESTAMP) -> ConsumerRecord:
     """A kafka-python ConsumerRecord; dict values are JSON-encoded, bytes are sent as they are."""
     if isinstance(value, (dict, list)):
         value = json.dumps(value).encode()
@@ -50,7 +53,7 @@ def kafka_record(value: Any, offset: int, partition: int = 0, key: str | bytes |
     if isinstance(key, str):
         key = key.encode()
     return ConsumerRecord(
-        topic=topic, partition=partition, leader_epoch=0, offset=offset, timestamp=1_700_000_000_000,
+        topic=topic, partition=partition, leader_epoch=0, offset=offset, timestamp=timestamp,
         timestamp_type=0, key=key, value=value, headers=[], checksum=None,
         serialized_key_size=len(key or b""), serialized_value_size=len(value or b""), serialized_header_size=0,
     )
@@ -61,5 +64,5 @@ def msk_event(records: list[ConsumerRecord]) -> dict[str, Any]:
     return json.loads(json.dumps(load_bridge().build_msk_event(records, ARN, "127.0.0.1:19092")))
 
 
-def batch_of(values: list[Any], partition: int = 0, start: int = 0) -> dict[str, Any]:
-    return msk_event([kafka_record(v, start + i, partition) for i, v in enumerate(values)])
+def batch_of(values: list[Any], partition: int = 0, start: int = 0, timestamp: int = RECORD_TIMESTAMP) -> dict[str, Any]:
+    return msk_event([kafka_record(v, start + i, partition, timestamp=timestamp) for i, v in enumerate(values)])

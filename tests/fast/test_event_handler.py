@@ -249,6 +249,17 @@ def test_replaying_a_batch_changes_nothing(handle, dead_letters, cluster, snapsh
     assert counts() == {**redis_before, "duplicate": 7}
 
 
+def test_a_recreated_topic_reusing_offsets_is_not_mistaken_for_a_replay(handle, dead_letters, cluster):
+    """Offsets restart when a topic is recreated (or a broker's data reset): the same coordinates with
+    another record timestamp are a new record, applied, not skipped as a duplicate for the ledger's TTL."""
+    first = batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 1})])
+    assert handle(first)["applied"] == 1
+    assert handle(first)["duplicates"] == 1  # the same record again: a replay
+    recreated = batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 2})], timestamp=1_800_000_000_000)
+    assert handle(recreated) == {"records": 1, "applied": 1, "duplicates": 0, "malformed": 0}
+    assert len(metric_rows(cluster["id"])) == 2
+
+
 def test_an_event_id_makes_copies_at_other_offsets_duplicates(handle, dead_letters, cluster):
     event = envelope("telemetry", cluster["id"], id=str(uuid.uuid4()), payload={"cpu": 10})
     handle(msk_event([kafka_record(event, 0), kafka_record(event, 1), kafka_record(event, 0, partition=1)]))
@@ -297,10 +308,10 @@ def test_a_batch_in_flight_elsewhere_is_retried_not_skipped(handle, dead_letters
     from chalicelib.event_pipeline.ledger import EventsInFlight
 
     event = batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 1})])
-    get_redis().set("events:seen:cluster-events:0:0", "p", ex=30)  # another invocation holds it
+    get_redis().set("events:seen:cluster-events:0:0:1700000000000", "p", ex=30)  # another invocation holds it
     with pytest.raises(EventsInFlight):
         handle(event)
-    get_redis().delete("events:seen:cluster-events:0:0")
+    get_redis().delete("events:seen:cluster-events:0:0:1700000000000")
     assert handle(event)["applied"] == 1
 
 
@@ -308,8 +319,8 @@ def test_a_claim_left_by_a_killed_invocation_is_waited_for_not_failed(handle, de
     """A killed invocation (timeout, crash, redeploy) leaves its claims `p` until their lease ends: the retry
     waits for that instead of failing (failed retries would end in the on-failure queue, unapplied)."""
     event = batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 1}), b"{bad"])
-    get_redis().set("events:seen:cluster-events:0:0", "p", px=600)
-    get_redis().set("events:seen:cluster-events:0:1", "p", px=300)
+    get_redis().set("events:seen:cluster-events:0:0:1700000000000", "p", px=600)
+    get_redis().set("events:seen:cluster-events:0:1:1700000000000", "p", px=300)
     assert handle(event) == {"records": 2, "applied": 1, "duplicates": 0, "malformed": 1}
     assert len(metric_rows(cluster["id"])) == 1 and len(dead_letters.letters) == 1
 

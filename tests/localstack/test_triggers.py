@@ -112,7 +112,7 @@ def test_kafka_event_reaches_the_event_handler_through_the_bridge(function_env, 
     data = wait_for(read_model, timeout=60, what="event_handler to apply the event (is the MSK bridge running?)")
     assert (data["status"], data["progress"], data["cluster_id"]) == ("processing", "42", unique)
     # Applied under the record's own coordinates (it has no event id).
-    assert app_redis.get(f"events:seen:{metadata.topic}:{metadata.partition}:{metadata.offset}") == "d"
+    assert app_redis.get(f"events:seen:{metadata.topic}:{metadata.partition}:{metadata.offset}:{metadata.timestamp}") == "d"
 
 
 def scheduled_event(region: str) -> dict:
