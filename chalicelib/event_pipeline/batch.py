@@ -9,7 +9,6 @@ and the event source retries the batch, whose already-applied events are then sk
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 from dataclasses import dataclass
