@@ -25,12 +25,12 @@ class JobService:
         self._queue = queue
 
     def create(self, request: CreateJobRequest, caller: str = "anonymous", correlation_id: str | None = None) -> Job:
-        """Store the job as `queued` with a fresh trace id, hand it to the JobQueue, then publish
-        `job_requested` (with `correlation_id`, the id of the request that asked for the job).
+        """Store the job as `queued` with a fresh trace id, publish `job_requested` (with `correlation_id`,
+        the id of the request that asked for the job), then hand the job to the JobQueue.
 
         NotFoundError if the cluster does not exist. If the queue refuses the job, the job is marked
-        `failed` ("enqueue failed: ...") and ServiceUnavailableError (503) is raised: a job that no
-        worker will ever see must not stay `queued`.
+        `failed` ("enqueue failed: ...", with a `job_failed` event) and ServiceUnavailableError (503) is
+        raised: a job that no worker will ever see must not stay `queued`.
         """
         job = Job.from_row(self.jobs.create(
             job_type=request.type, cluster_id=request.cluster_id,
@@ -38,20 +38,28 @@ class JobService:
         ))
         log = {"job_id": job.id, "trace_id": job.trace_id, "job_type": job.type,
                "cluster_id": job.cluster_id, "caller": caller}
+        publisher = get_event_publisher()
+
+        def event(event_type: str, message: str, **fields: Any) -> dict[str, Any]:
+            return envelope(event_type, job_id=job.id, job_type=job.type, cluster_id=job.cluster_id,
+                            progress=job.progress, message=message, trace_id=job.trace_id,
+                            correlation_id=correlation_id, **fields)
+
+        # Published and acknowledged before the job reaches the queue: the worker's events for this job
+        # come from another producer into the same partition (keyed by cluster_id), so only this order
+        # makes `job_requested` the first event of every job. Best effort: an event that cannot be
+        # published is logged and counted, never a failed request (a retry would create a second job).
+        publisher.publish_best_effort(event("job_requested", "job requested",
+                                            payload={"parameters": job.parameters, "caller": caller}))
         try:
             self._queue().send(job)
         except Exception as exc:  # any queue failure: boto errors, timeouts, misconfiguration
             logger.exception("job enqueue failed", extra=log)
-            self.transition(job.id, "failed", error=f"enqueue failed: {type(exc).__name__}: {exc}")
+            reason = f"enqueue failed: {type(exc).__name__}: {exc}"
+            self.transition(job.id, "failed", error=reason)
+            publisher.publish_best_effort(event("job_failed", reason, payload={"error": reason}))
             raise ServiceUnavailableError(f"job queue unavailable; job {job.id} was marked failed, retry later") from None
         logger.info("job queued", extra=log)
-        # The job is queued and will run: an event that cannot be published is logged and counted,
-        # never turned into a failed request (the client would retry and queue the job twice).
-        get_event_publisher().publish_best_effort(envelope(
-            "job_requested", job_id=job.id, job_type=job.type, cluster_id=job.cluster_id, progress=job.progress,
-            message="job queued", trace_id=job.trace_id, correlation_id=correlation_id,
-            payload={"parameters": job.parameters, "caller": caller},
-        ))
         return job
 
     def get(self, job_id: str) -> Job:
