@@ -49,14 +49,14 @@ def _deploy_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _deployment_alive(cfg: StackConfig, stack: dict) -> bool:
-    """The last deployment still exists in this LocalStack (it keeps nothing across restarts)."""
-    api_id = stack.get("rest_api_id")
-    if not api_id:
+def _deployment_alive(stack: dict) -> bool:
+    """The last deployment still answers in this LocalStack (which keeps nothing across restarts)."""
+    api_url = stack.get("api_url")
+    if not api_url:
         return False
     try:
-        status, body = http_get(f"{cfg.endpoint_url}/restapis/{api_id}", timeout=3)
-    except Exception:
+        status, _ = http_get(f"{api_url.rstrip('/')}/api/v1/openapi.json", timeout=30)
+    except Exception:  # noqa: BLE001 - any failure means: deploy again
         return False
     return status == 200
 
@@ -72,7 +72,7 @@ def _deploy_locked(cfg: StackConfig) -> dict:
     stamp = cfg.state_dir / "deploy.stamp"
     fingerprint = _deploy_fingerprint()
     stack = stack_json(cfg)
-    if stamp.exists() and stamp.read_text() == fingerprint and _deployment_alive(cfg, stack):
+    if stamp.exists() and stamp.read_text() == fingerprint and _deployment_alive(stack):
         say("app          deployment is current (no code change), reused")
         return stack
     started = time.monotonic()
