@@ -7,6 +7,7 @@ that expires once it would have refilled completely anyway: an idle bucket costs
 from __future__ import annotations
 
 import functools
+import threading
 
 import redis
 from redis.commands.core import Script
@@ -49,6 +50,40 @@ def _token_bucket_script(client: redis.Redis) -> Script:
     return client.register_script(TOKEN_BUCKET_LUA)
 
 
+class _DecisionLine:
+    """One Redis connection per client kept for the common decision, outside the connection pool.
+
+    Taking a pooled connection costs a lock, bookkeeping and a readiness poll of the socket on every
+    call, about as much client time as Redis spends running the script (docs/benchmarks.md). A Lambda
+    instance serves one request at a time, so it always finds the line free; where threads share a
+    client (`chalice local`), a caller that finds it busy takes the pooled path instead of waiting.
+    The connection is redis-py's own (same URL, auth, database, timeouts and reply parser).
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._connection = client.connection_pool.make_connection()
+        self._lock = threading.Lock()
+
+    def call(self, packed: bytes) -> str | bytes | None:
+        """The reply to `packed`, or None when the line is busy or broken (the caller goes the ordinary
+        way). NoScriptError propagates: the caller reloads the script."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._connection.send_packed_command([packed])
+            return self._connection.read_response()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._connection.disconnect()  # reconnects on the next call
+            return None
+        finally:
+            self._lock.release()
+
+
+@functools.lru_cache(maxsize=8)
+def _decision_line(client: redis.Redis) -> _DecisionLine:
+    return _DecisionLine(client)
+
+
 def _resp_command(*parts: str) -> bytes:
     """A command in the Redis wire protocol (RESP): an array of bulk strings."""
     encoded = [part.encode() for part in parts]
@@ -73,6 +108,7 @@ class RedisTokenBucket:
         self.capacity = int(capacity)
         self._script = _token_bucket_script(client)
         self._client = client
+        self._line = _decision_line(client)
         # Encoded once: every decision sends the same arguments.
         self._rate_arg, self._capacity_arg = repr(self.refill_rate), str(self.capacity)
         self._take_one = _resp_command(
@@ -105,23 +141,15 @@ class RedisTokenBucket:
         return (reply.decode() if isinstance(reply, bytes) else reply).split(" ")
 
     def _take_one_prepacked(self) -> str | bytes | None:
-        """The common decision (n=1) as a command encoded once per bucket, sent on a pooled connection.
+        """The common decision (n=1): a command encoded once per bucket, sent on the client's decision line.
 
-        redis-py's generic command path (argument encoding, retry and instrumentation wrappers) costs
-        more client time than Redis spends running the script; skipping it brings a decision close to
-        the cost of a PING (docs/benchmarks.md). Anything unusual (a broken connection, NOSCRIPT)
-        returns None, and the caller takes the ordinary path with its retries and script reload.
+        redis-py's generic command path (argument encoding, pool, retry and instrumentation wrappers)
+        costs more client time than Redis spends running the script; skipping it brings a decision
+        close to a bare round trip (docs/benchmarks.md). Anything unusual (a busy or broken line,
+        NOSCRIPT) returns None, and the caller takes the ordinary path with its retries and script reload.
         """
-        pool = self._client.connection_pool
-        conn = pool.get_connection()
         try:
-            conn.send_packed_command([self._take_one])
-            return conn.read_response()
+            return self._line.call(self._take_one)
         except NoScriptError:
             self._client.script_load(self._script.script)
             return None
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            conn.disconnect()
-            return None
-        finally:
-            pool.release(conn)

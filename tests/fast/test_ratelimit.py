@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -25,13 +24,14 @@ from redis.retry import Retry
 from chalicelib.api.observability import bp as observability_bp
 from chalicelib.http import register_error_handling
 from chalicelib.ratelimit import LimiterManager, RedisTokenBucket, Scope, TokenBucket, register_rate_limiting
-from chalicelib.ratelimit import metrics
+from chalicelib.ratelimit import metrics, redis_bucket
 from chalicelib.ratelimit.config import config_key
 from chalicelib.ratelimit.manager import REDIS_RETRY_AFTER_FAILURE_SECONDS, get_limiter_manager
 from chalicelib.ratelimit.redis_bucket import bucket_key
 from chalicelib.ratelimit.routes import LIMITED_ROUTES
 from chalicelib.redis_client import get_redis
 from chalicelib.settings import get_settings
+from private_redis import free_port, private_redis_server
 
 JSON = {"Content-Type": "application/json"}
 
@@ -64,12 +64,6 @@ def cleanup(r):
         r.delete(*keys)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def quick_client(port: int) -> redis.Redis:
     """A client that gives up at once, so tests of a dead Redis do not wait out the default retries."""
     return redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5,
@@ -78,26 +72,9 @@ def quick_client(port: int) -> redis.Redis:
 
 @pytest.fixture
 def throwaway_redis():
-    """A private redis-server on a free 127.0.0.1 port, so a test can stop it without touching the shared one."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    client = quick_client(port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("throwaway redis-server did not start")
-    yield client, proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=5)
+    """A private redis-server, so a test can stop it without touching the shared one."""
+    with private_redis_server() as (port, proc):
+        yield quick_client(port), proc
 
 
 # --- TokenBucket (in memory) ------------------------------------------------------------------------
@@ -236,6 +213,35 @@ def test_redis_bucket_is_one_round_trip_and_survives_noscript(throwaway_redis, m
     sent.clear()
     assert bucket.allow(2).allowed
     assert sent == ["EVALSHA", "SCRIPT", "EVALSHA"]
+
+
+def test_a_busy_decision_line_sends_the_caller_the_pooled_way_not_to_wait(r, cleanup):
+    key = bucket_key(unique(), "global")
+    cleanup.append(key)
+    bucket = RedisTokenBucket(r, key, refill_rate=1, capacity=10)
+    line = redis_bucket._decision_line(r)
+    assert line._lock.acquire()  # another thread of `chalice local` is mid-decision on the line
+    try:
+        decision = bucket.allow()
+    finally:
+        line._lock.release()
+    assert decision.allowed and decision.remaining == pytest.approx(9, abs=0.1)
+    assert bucket.allow().remaining == pytest.approx(8, abs=0.1)  # and the line, free again, agrees
+
+
+def test_a_decision_line_cut_by_the_server_is_replaced_without_failing_a_decision(throwaway_redis):
+    client, _ = throwaway_redis
+    bucket = RedisTokenBucket(client, bucket_key(unique(), "global"), refill_rate=1, capacity=10)
+    assert bucket.allow().allowed
+    # Cut every client connection except the one doing the cutting (a failover or idle-timeout).
+    killer = client.connection_pool.get_connection()
+    try:
+        killer.send_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert killer.read_response() >= 1
+    finally:
+        client.connection_pool.release(killer)
+    assert [bucket.allow().remaining for _ in range(3)] == pytest.approx([8, 7, 6], abs=0.1)
+    assert redis_bucket._decision_line(client)._connection._sock is not None  # reconnected, in use again
 
 
 # --- LimiterManager: scopes, config lookup, config cache -------------------------------------------

@@ -12,8 +12,6 @@ suites flush the shared test database between their tests, which would refill th
 from __future__ import annotations
 
 import multiprocessing
-import socket
-import subprocess
 import time
 import uuid
 
@@ -22,6 +20,7 @@ import redis
 
 from chalicelib.ratelimit import RedisTokenBucket
 from chalicelib.ratelimit.redis_bucket import bucket_key
+from private_redis import private_redis_server
 
 CAPACITY = 50
 RATE = 10.0
@@ -36,27 +35,8 @@ def _server_time(client: redis.Redis) -> float:
 
 @pytest.fixture(scope="module")
 def redis_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=5)
+    with private_redis_server() as (port, _):
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 def _hammer(url: str, key: str, skew: float, start, results) -> None:
