@@ -12,6 +12,7 @@ import os
 
 from aws_lambda_powertools import Logger
 
+from chalicelib.logs.formatting import FormatOnce
 from chalicelib.settings import get_settings
 
 _settings = get_settings()
@@ -20,6 +21,9 @@ logger = Logger(
     service=_settings.service,
     level=os.environ.get("CG_LOG_LEVEL", "INFO"),
     environment=_settings.environment,
+    # Shared with the Kafka shipper, so each line is formatted once. Keys given to the formatter itself
+    # survive the per-invocation clear_state (keys given only to the Logger would not, with a custom one).
+    logger_formatter=FormatOnce(service=_settings.service, environment=_settings.environment),
 )
 
 if _settings.logs_to_kafka:

@@ -1,9 +1,12 @@
 """Log lines also produced to Kafka (`logs.clustergenie`), never at the request's expense.
 
-`KafkaLogShipper` is a logging handler on the Powertools logger: `emit` formats the line with the
-same formatter as stdout (same JSON, same keys) and puts it on a bounded in-memory queue without
-waiting; a daemon thread drains the queue in batches into a kafka-python producer, one Kafka record
-per batch (JSON lines joined by newlines, at most 256 KiB). When the queue is
+`KafkaLogShipper` is a logging handler on the Powertools logger: `emit` takes the line stdout got
+(the shared formatter, `formatting.FormatOnce`, formats each record once: same JSON, same keys) and
+puts it on a bounded in-memory queue without waiting; a daemon thread drains the queue in batches into
+a kafka-python producer, one Kafka record per batch (JSON lines joined by newlines, at most 256 KiB).
+The thread lingers LINGER_SECONDS after the first line of a batch, so a burst of requests wakes it
+(and the producer's own I/O thread) once rather than once per line: on a busy process those wake-ups
+compete with the requests for the GIL and the cores. When the queue is
 full (the broker is slow or down) the line is dropped and counted
 (`clustergenie_log_lines_dropped_total{reason}`); the stdout line (CloudWatch on AWS) is still written.
 The producer is created in the sender thread, so kafka-python is imported, and the broker contacted,
@@ -23,6 +26,7 @@ from typing import Any
 
 QUEUE_SIZE = 10_000
 BATCH = 500
+LINGER_SECONDS = 0.2
 MAX_RECORD_BYTES = 256 * 1024
 
 
@@ -58,6 +62,8 @@ class KafkaLogShipper(logging.Handler):
         backoff = 1.0
         while True:
             batch = [self.queue.get()]
+            if self.queue.qsize() < BATCH - 1:
+                time.sleep(LINGER_SECONDS)  # let the burst gather: one wake-up per batch, not per line
             while len(batch) < BATCH:
                 try:
                     batch.append(self.queue.get_nowait())

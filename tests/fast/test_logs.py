@@ -119,10 +119,38 @@ def test_lines_are_produced_to_kafka_with_the_same_json(topic):
         logger.removeHandler(shipper)
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              consumer_timeout_ms=5000, group_id=None)
-    values = [json.loads(text) for m in consumer for text in m.value.split(b"\n")]
+    records = list(consumer)
     consumer.close()
+    values = [json.loads(text) for m in records for text in m.value.split(b"\n")]
     assert [v["n"] for v in values] == list(range(20))
+    # The sender lingers after the first line, so a burst leaves as one Kafka record, not one per line.
+    assert len(records) == 1
     assert all(v["job_id"] == "job-shipped" and v["service"] == "clustergenie" for v in values)
+
+
+def test_each_line_is_formatted_once_for_stdout_and_the_shipper(monkeypatch):
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    calls = []
+    real_format = LambdaPowertoolsFormatter.format
+
+    def counting(self, record):
+        calls.append(record.getMessage())
+        return real_format(self, record)
+
+    monkeypatch.setattr(LambdaPowertoolsFormatter, "format", counting)
+    stdout, shipped = Lines(), Lines()
+    for handler in (stdout, shipped):
+        handler.setFormatter(logger.registered_formatter)
+        logger.addHandler(handler)
+    try:
+        logger.info("first", extra={"n": 1})
+        logger.info("second", extra={"n": 2})
+    finally:
+        for handler in (stdout, shipped):
+            logger.removeHandler(handler)
+    assert calls.count("first") == calls.count("second") == 1
+    assert stdout.lines == shipped.lines and [x["n"] for x in stdout.lines] == [1, 2]
 
 
 def test_a_dead_broker_never_blocks_logging_and_drops_are_counted(fresh_rate_limits):
