@@ -101,3 +101,11 @@ def autoscaler(event):
     from chalicelib.functions.autoscaler import run
 
     return run()
+
+
+# --- EventBridge schedule -> log_retention (log_lines older than the retention period -> deleted) -------
+@app.schedule("rate(1 hour)", name="log_retention")
+def log_retention(event):
+    from chalicelib.functions.log_retention import run
+
+    return run()

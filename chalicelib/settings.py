@@ -49,6 +49,8 @@ class Settings:
     metrics_enabled: bool = True
     logs_to_kafka: bool = False
     loki_url: str | None = None
+    # How long the log store keeps lines (by the line's own timestamp); log_retention deletes older ones.
+    log_retention_days: int = 7
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -79,6 +81,7 @@ class Settings:
             metrics_enabled=_env("CG_METRICS_ENABLED", "1").lower() not in ("0", "false", "no", "off"),
             logs_to_kafka=_env("CG_LOGS_TO_KAFKA", "0").lower() not in ("0", "false", "no", "off"),
             loki_url=os.environ.get("LOKI_URL") or None,
+            log_retention_days=int(_env("CG_LOG_RETENTION_DAYS", "7")),
         )
 
 

@@ -6,6 +6,7 @@ stopped by `down`; anything else on the port is an error naming the port and its
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -400,19 +401,24 @@ class Bridge(Service):
     def mappings(self) -> pathlib.Path:
         return ROOT / "localstack" / "msk_bridge" / "mappings.json"
 
+    @property
+    def code(self) -> pathlib.Path:
+        return ROOT / "localstack" / "msk_bridge" / "bridge.py"
+
     def ensure(self) -> str:
         pid = self.own_pid()
         stamp = self.cfg.run_dir / f"{self.name}.mappings"
-        mappings = self.mappings.read_text()
+        # What it was started with: its mappings and its own code.
+        started_with = self.mappings.read_text() + "\n" + hashlib.sha256(self.code.read_bytes()).hexdigest()
         if pid is not None:
-            if stamp.exists() and stamp.read_text() == mappings:
+            if stamp.exists() and stamp.read_text() == started_with:
                 return f"reused (pid {pid})"
-            self.stop()  # started with other mappings (e.g. a topic was added): restart to consume them
-        stamp.write_text(mappings)
+            self.stop()  # started with other mappings (a topic was added) or older code: restart
+        stamp.write_text(started_with)
         env = {**self.cfg.app_env(), "PYTHONUNBUFFERED": "1"}
         env.pop("CG_DB_PASSWORD", None)  # the bridge never needs database credentials
         pid = process.spawn(
-            [str(self.cfg.app_python), str(ROOT / "localstack" / "msk_bridge" / "bridge.py"),
+            [str(self.cfg.app_python), str(self.code),
              "--config", str(ROOT / "localstack" / "msk_bridge" / "mappings.json")],
             pidfile=self.pidfile, logfile=self.logfile, env=env, cwd=ROOT,
         )

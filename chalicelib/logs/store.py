@@ -62,6 +62,20 @@ class LogStore:
             )
             return cur.rowcount
 
+    def prune(self, before: dt.datetime, batch: int = 5000, max_batches: int = 20) -> int:
+        """Delete lines timestamped before `before` (naive UTC), oldest first, `batch` rows per transaction
+        (a range on idx_log_lines_ts, so locks stay short and the consumer's inserts are not held up).
+        Stops after `max_batches`: a backlog is worked off over several runs. Returns rows deleted."""
+        deleted = 0
+        for _ in range(max_batches):
+            with db.transaction() as cur:
+                cur.execute("DELETE FROM log_lines WHERE ts < %s ORDER BY ts LIMIT %s", (before, batch))
+                n = cur.rowcount
+            deleted += n
+            if n < batch:
+                break
+        return deleted
+
     def for_job(self, job_id: str, limit: int = MAX_LINES) -> list[dict[str, Any]]:
         """One job's lines from every function, oldest first (a range scan on idx_log_lines_job_ts)."""
         with db.transaction() as cur:

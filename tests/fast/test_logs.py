@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 import http.server
 import json
 import logging
@@ -13,9 +14,10 @@ import uuid
 
 import pytest
 
-from chalicelib import db, metrics
-from chalicelib.functions import log_consumer
+from chalicelib import db, metrics, settings
+from chalicelib.functions import log_consumer, log_retention
 from chalicelib.logs.shipping import KafkaLogShipper
+from chalicelib.logs.store import LogStore, row_of
 from chalicelib.observability import logger
 
 
@@ -206,3 +208,68 @@ def test_lines_are_pushed_to_loki_when_configured(clean_logs, monkeypatch):
     assert stream["stream"] == {"service": "clustergenie", "environment": "test", "level": "INFO", "function": "job_worker"}
     assert json.loads(stream["values"][0][1])["job_id"] == "job-loki"
     assert stream["values"][0][0] == str(1767261601 * 10**9)
+
+
+# --- Retention ----------------------------------------------------------------------------------------
+
+def _stored_at(*ages_in_days: float, now: dt.datetime) -> None:
+    rows = [row_of(f"retention:{i}:{uuid.uuid4().hex[:6]}",
+                   line("api", (now - dt.timedelta(days=age)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3] + "+0000",
+                        f"aged {age}"))
+            for i, age in enumerate(ages_in_days)]
+    assert LogStore().insert(rows) == len(rows)
+
+
+def _messages() -> list[str]:
+    return [r["message"] for r in db.query("SELECT message FROM log_lines ORDER BY ts")]
+
+
+def test_log_retention_deletes_only_lines_older_than_the_period(clean_logs, monkeypatch):
+    monkeypatch.setenv("CG_LOG_RETENTION_DAYS", "7")
+    settings.get_settings.cache_clear()
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+    _stored_at(30, 7.01, 6.99, 0, now=now)
+    try:
+        result = log_retention.run(now=now)
+    finally:
+        settings.get_settings.cache_clear()
+    assert result["deleted"] == 2 and result["cutoff"] == "2026-11-20T12:00:00Z"
+    assert _messages() == ["aged 6.99", "aged 0"]
+    assert log_retention.run(now=now)["deleted"] == 0  # nothing left to do: a rerun changes nothing
+
+
+def test_log_retention_works_a_backlog_off_in_short_batches_over_several_runs(clean_logs):
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+    _stored_at(20, 19, 18, 17, 16, 1, now=now)
+    store = LogStore()
+    cutoff = (now - dt.timedelta(days=7)).replace(tzinfo=None)
+    assert store.prune(cutoff, batch=2, max_batches=2) == 4  # this run's share, oldest first
+    assert _messages() == ["aged 16", "aged 1"]
+    assert store.prune(cutoff, batch=2, max_batches=2) == 1
+    assert _messages() == ["aged 1"]
+
+
+def test_log_retention_deletes_along_the_timestamp_index(clean_logs):
+    with db.transaction() as cur:
+        cur.execute("EXPLAIN DELETE FROM log_lines WHERE ts < %s ORDER BY ts LIMIT 5000",
+                    (dt.datetime(2026, 1, 1),))
+        plan = cur.fetchall()
+    assert [row["key"] for row in plan] == ["idx_log_lines_ts"], plan
+
+
+def test_log_retention_refuses_a_period_under_one_day(monkeypatch):
+    monkeypatch.setenv("CG_LOG_RETENTION_DAYS", "0")
+    settings.get_settings.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="CG_LOG_RETENTION_DAYS"):
+            log_retention.run()
+    finally:
+        settings.get_settings.cache_clear()
+
+
+def test_log_retention_is_scheduled_hourly_in_the_app():
+    from app import app
+
+    assert "log_retention" in app.handler_map
+    schedule = next(r for r in app.event_sources if getattr(r, "name", "") == "log_retention")
+    assert schedule.schedule_expression == "rate(1 hour)"

@@ -138,3 +138,49 @@ def test_bad_mapping_is_refused():
         bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g", "starting_position": "AT"})
     with pytest.raises(ValueError):
         bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g", "typo": 1})
+
+
+class ScriptedConsumer:
+    """Stands in for KafkaConsumer to observe how the bridge polls: the real broker answers empty fetches
+    at once, which made a blocking poll spin; what matters here is the bridge's call pattern."""
+
+    def __init__(self, replies: list[list], stop, stop_after: int) -> None:
+        self.replies, self.stop, self.stop_after = replies, stop, stop_after
+        self.calls: list[int] = []
+
+    def poll(self, timeout_ms: int, max_records: int):
+        self.calls.append(timeout_ms)
+        if len(self.calls) >= self.stop_after:
+            self.stop.set()
+        records = self.replies.pop(0) if self.replies else []
+        return {("cluster-events", 0): records} if records else {}
+
+
+def _worker(stop, window: float = 0.2, batch_size: int = 10):
+    mapping = bridge.Mapping.from_dict({"topic": "cluster-events", "function_name": "f", "consumer_group": "g",
+                                        "batch_size": batch_size, "maximum_batching_window_seconds": window})
+    return bridge.MappingWorker(mapping, "127.0.0.1:1", "us-east-1", stop)
+
+
+def test_an_idle_mapping_never_blocks_in_poll_and_waits_between_polls():
+    import threading
+    import time
+
+    stop = threading.Event()
+    consumer = ScriptedConsumer([], stop, stop_after=5)
+    started = time.monotonic()
+    assert _worker(stop)._poll_batch(consumer) == []
+    assert consumer.calls == [0] * 5  # never a blocking poll (it spins on this broker)
+    assert time.monotonic() - started >= 4 * bridge.IDLE_POLL_SECONDS * 0.9  # it slept between them
+
+
+def test_a_batch_closes_when_its_window_ends_or_it_is_full():
+    import threading
+
+    stop = threading.Event()
+    first = [record(0, 0), record(0, 1)]
+    consumer = ScriptedConsumer([first, [], [record(0, 2)]], stop, stop_after=1000)
+    batch = _worker(stop, window=0.3)._poll_batch(consumer)
+    assert [r.offset for r in batch] == [0, 1, 2] and not stop.is_set()
+    full = ScriptedConsumer([[record(0, i) for i in range(3)], [record(0, 3)]], stop, stop_after=1000)
+    assert [r.offset for r in _worker(stop, window=60, batch_size=4)._poll_batch(full)] == [0, 1, 2, 3]
