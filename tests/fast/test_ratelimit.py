@@ -244,6 +244,68 @@ def test_a_decision_line_cut_by_the_server_is_replaced_without_failing_a_decisio
     assert redis_bucket._decision_line(client)._connection._sock is not None  # reconnected, in use again
 
 
+def test_reply_ready_within_reports_data_at_once_and_gives_up_after_its_budget():
+    import socket
+
+    left, right = socket.socketpair()
+    with left, right:
+        assert redis_bucket.reply_ready_within(left, 0.002) is False  # nothing sent: the budget runs out
+        right.sendall(b"+OK\r\n")
+        assert redis_bucket.reply_ready_within(left, 10.0) is True  # returns as soon as data is there
+    assert redis_bucket.reply_ready_within(None, 1.0) is False  # not connected yet: block as usual
+
+
+def test_decision_line_spins_while_replies_come_in_time_and_pauses_after_repeated_misses(r, cleanup, monkeypatch):
+    key = bucket_key(unique(), "global")
+    cleanup.append(key)
+    bucket = RedisTokenBucket(r, key, refill_rate=1, capacity=100)
+    bucket._line = redis_bucket._DecisionLine(r, spin_seconds=0.5)  # generous: every reply arrives in time
+    for _ in range(3):
+        assert bucket.allow().allowed
+    assert bucket._line.spin_misses == 0 and bucket._line.spin_paused_for == 0
+    # Replies that keep arriving after the budget (a Redis across the network), played by a readiness
+    # check that always gives up: whether a real reply beats a tiny budget depends on the machine.
+    spins = []
+    monkeypatch.setattr(redis_bucket, "reply_ready_within", lambda sock, seconds: spins.append(seconds) or False)
+    bucket._line = redis_bucket._DecisionLine(r, spin_seconds=200e-6)
+    misses = redis_bucket._DecisionLine.SPIN_MISSES_BEFORE_PAUSE
+    for _ in range(misses - 1):
+        assert bucket.allow().allowed
+    assert bucket._line.spin_misses == misses - 1
+    assert bucket.allow().allowed
+    assert bucket._line.spin_paused_for == redis_bucket._DecisionLine.SPIN_PAUSE_DECISIONS
+    assert bucket.allow().remaining == pytest.approx(100 - 3 - misses - 1, abs=0.5)  # decisions stay exact
+    assert len(spins) == misses  # paused: the last decision blocked at once
+    assert bucket._line.spin_paused_for == redis_bucket._DecisionLine.SPIN_PAUSE_DECISIONS - 1
+    bucket._line.spin_paused_for = 1
+    bucket.allow()
+    bucket.allow()
+    assert len(spins) == misses + 1  # the pause over, it tries spinning again
+
+
+def test_a_decision_line_with_spin_off_blocks_at_once(r, cleanup, monkeypatch):
+    key = bucket_key(unique(), "global")
+    cleanup.append(key)
+    bucket = RedisTokenBucket(r, key, refill_rate=1, capacity=5)
+    bucket._line = redis_bucket._DecisionLine(r, spin_seconds=0)  # CG_RATELIMIT_SPIN_US=0
+
+    def never(*_args):
+        raise AssertionError("spun with the spin off")
+
+    monkeypatch.setattr(redis_bucket, "reply_ready_within", never)
+    assert bucket.allow().allowed
+
+
+def test_spin_budget_comes_from_settings(monkeypatch):
+    monkeypatch.setenv("CG_RATELIMIT_SPIN_US", "150")
+    get_settings.cache_clear()
+    try:
+        client = redis.Redis(host="127.0.0.1", port=free_port())  # never connected
+        assert redis_bucket._decision_line(client).spin_seconds == pytest.approx(150e-6)
+    finally:
+        get_settings.cache_clear()
+
+
 # --- LimiterManager: scopes, config lookup, config cache -------------------------------------------
 
 def test_scopes_are_isolated(r, cleanup):
