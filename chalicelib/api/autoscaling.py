@@ -5,7 +5,7 @@ from chalice import Blueprint
 
 from chalicelib.api.openapi import Operation, document
 from chalicelib.api.responses import created, ok
-from chalicelib.http import parse_body, parse_query
+from chalicelib.http import parse_body, parse_query, request_id
 from chalicelib.models import MessageResponse
 from chalicelib.models.control_plane import (
     CreatePolicyRequest, EvaluateQuery, EvaluationResult, Policy, PolicyList, PolicyListQuery, UpdatePolicyRequest,
@@ -56,4 +56,5 @@ def delete_policy(policy_id: str):
 
 @bp.route("/autoscaling/evaluate", methods=["POST"])
 def evaluate():
-    return ok(service.evaluate(parse_query(bp.current_request, EvaluateQuery).cluster_id))
+    request = bp.current_request
+    return ok(service.evaluate(parse_query(request, EvaluateQuery).cluster_id, correlation_id=request_id(request)))

@@ -70,7 +70,7 @@ class EventHandler:
 
     def __init__(self, redis: Any, ledger: EventLedger, *, scale_cooldown_seconds: int,
                  monitoring: Any = None, droplets: Any = None, jobs: Any = None,
-                 autoscaler_hook: Callable[[str], dict[str, Any]] | None = None) -> None:
+                 autoscaler_hook: Callable[..., dict[str, Any]] | None = None) -> None:
         self.redis = redis
         self.ledger = ledger
         self.scale_cooldown = scale_cooldown_seconds
@@ -104,7 +104,8 @@ class EventHandler:
         return self._droplets
 
     @property
-    def autoscaler_hook(self) -> Callable[[str], dict[str, Any]]:
+    def autoscaler_hook(self) -> Callable[..., dict[str, Any]]:
+        """`(cluster_id, correlation_id=...)` -> the evaluation (`autoscaler.on_threshold_exceeded`)."""
         if self._autoscaler_hook is None:
             from chalicelib.functions.autoscaler import on_threshold_exceeded
 
@@ -215,7 +216,7 @@ class EventHandler:
             self.ledger.done([key])
             return
         try:
-            job_id = self._scale_for_alert(event)
+            job_id = self._scale_for_alert(event, key)
         except NotFoundError:
             self.redis.delete(cooldown)
             return self._skip(event, key, counts, "cluster_not_found")
@@ -227,10 +228,14 @@ class EventHandler:
         logger.info("threshold alert handled",
                     extra={"cluster_id": event.cluster_id, "job_id": job_id, "event_key": key})
 
-    def _scale_for_alert(self, event: model.ThresholdEvent) -> str | None:
+    def _scale_for_alert(self, event: model.ThresholdEvent, key: str) -> str | None:
         """The cluster's autoscaling policies decide when it has enabled ones (the autoscaler's own path,
-        cool-down and claim); otherwise a bare scale-up by one droplet. Returns the job id, if any."""
-        result = self.autoscaler_hook(event.cluster_id)
+        cool-down and claim); otherwise a bare scale-up by one droplet. Returns the job id, if any.
+
+        The scale job's correlation id is the alert's own (the request that caused it, if the producer
+        said), else the alert's id or ledger key: a job can always be traced back to its alert."""
+        correlation_id = event.correlation_id or event.id or key
+        result = self.autoscaler_hook(event.cluster_id, correlation_id=correlation_id)
         if result["evaluated"]:
             actions = result.get("actions") or []
             return actions[0].get("job_id") if actions else None
@@ -240,7 +245,7 @@ class EventHandler:
         parameters = {"cluster_id": event.cluster_id, "delta": "1", "reason": model.THRESHOLD_EXCEEDED,
                       **{k: str(payload[k])[:1024] for k in ("metric", "value", "threshold") if k in payload}}
         job = self.jobs.create(CreateJobRequest.model_validate({"type": "scale", "parameters": parameters}),
-                               caller="event_handler")
+                               caller="event_handler", correlation_id=correlation_id)
         return job.id
 
     def discard(self) -> None:

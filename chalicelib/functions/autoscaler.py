@@ -28,8 +28,10 @@ def run(service: AutoscalingService | None = None) -> dict[str, Any]:
     return {"clusters": len(clusters), "jobs": jobs, "failed": failed}
 
 
-def on_threshold_exceeded(cluster_id: str) -> dict[str, Any]:
+def on_threshold_exceeded(cluster_id: str, correlation_id: str | None = None) -> dict[str, Any]:
     """For the event handler: a `metric_threshold_exceeded` event re-evaluates the cluster's policies
     (the same path, cool-down and claim as the schedule). `evaluated == 0` means the cluster has no enabled
-    policy, and the caller decides what a bare threshold event does then."""
-    return AutoscalingService().evaluate(cluster_id, trigger="metric_threshold_exceeded").model_dump(mode="json")
+    policy, and the caller decides what a bare threshold event does then. A scale job it creates carries
+    `correlation_id` (the alert's)."""
+    return AutoscalingService().evaluate(cluster_id, trigger="metric_threshold_exceeded",
+                                         correlation_id=correlation_id).model_dump(mode="json")

@@ -91,6 +91,11 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
         metrics.observe_job(job.type, "failed", time.perf_counter() - started)
         run.emit("job_failed", str(exc), {"error": str(exc)})
         return {"job_id": job.id, "outcome": "failed"}
+    except Exception:
+        # An outage (database, provider API, broker): SQS delivers the message again and the runner
+        # resumes from its checkpoint. Counted, so retries show on the dashboards before the DLQ does.
+        metrics.observe_job(job.type, "retried", time.perf_counter() - started)
+        raise
     run.job = jobs.transition(job.id, "completed", result=result)
     logger.info("job completed")
     metrics.observe_job(job.type, "completed", time.perf_counter() - started)

@@ -160,9 +160,11 @@ class AutoscalingService:
         self.policies.delete(policy_id)
 
     # --- evaluation ----------------------------------------------------------------------------------
-    def evaluate(self, cluster_id: str, *, trigger: str = "api", now: dt.datetime | None = None) -> EvaluationResult:
-        """Apply every enabled policy of the cluster; enqueue at most one scale job (NotFoundError when the
-        cluster is missing; ServiceUnavailableError when the queue refuses the job, the claim given back)."""
+    def evaluate(self, cluster_id: str, *, trigger: str = "api", now: dt.datetime | None = None,
+                 correlation_id: str | None = None) -> EvaluationResult:
+        """Apply every enabled policy of the cluster; enqueue at most one scale job, carrying
+        `correlation_id` (what asked: the API request, the alert). NotFoundError when the cluster is
+        missing; ServiceUnavailableError when the queue refuses the job, the claim given back."""
         if not self.clusters.exists(cluster_id):
             raise NotFoundError("Cluster not found")
         now = now or dt.datetime.now(dt.timezone.utc)
@@ -184,7 +186,7 @@ class AutoscalingService:
             decision = ScaleDecision(policy_id=policy["id"], policy_type=policy["type"], action=d.action,
                                      current=current, target=d.target, reason=d.reason)
             if d.action != "none":
-                decision = self._scale(cluster_id, policy, decision, trigger)
+                decision = self._scale(cluster_id, policy, decision, trigger, correlation_id)
                 if decision.job_id is not None:
                     actions.append(decision)
                     last_scaled_at = now  # later policies of this evaluation are in the cool-down
@@ -193,7 +195,8 @@ class AutoscalingService:
                                                    "evaluated": len(policies), "actions": len(actions)})
         return EvaluationResult(cluster_id=cluster_id, evaluated=len(policies), actions=actions, decisions=decisions)
 
-    def _scale(self, cluster_id: str, policy: dict[str, Any], decision: ScaleDecision, trigger: str) -> ScaleDecision:
+    def _scale(self, cluster_id: str, policy: dict[str, Any], decision: ScaleDecision, trigger: str,
+               correlation_id: str | None) -> ScaleDecision:
         won, previous = self.policies.claim_scale(cluster_id, int(policy["cooldown_seconds"]))
         if not won:
             return decision.model_copy(update={
@@ -205,7 +208,7 @@ class AutoscalingService:
             "reason": decision.reason[:1024],
         })
         try:
-            job = self.jobs.create(request, caller=f"autoscaler:{trigger}")
+            job = self.jobs.create(request, caller=f"autoscaler:{trigger}", correlation_id=correlation_id)
         except Exception:
             self.policies.release_claim(cluster_id, previous)
             raise

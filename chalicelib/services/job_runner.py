@@ -27,7 +27,7 @@ from chalicelib.services.jobs import JobService
 DEFAULT_MIN_REPLICAS = 1
 DEFAULT_MAX_REPLICAS = 10
 LIVE_DROPLET_STATUSES = frozenset({"provisioning", "active"})
-# Provision jobs name their droplet `droplet-<uuid5(this namespace, job id)>` (see `provision`).
+# Job droplets are named `droplet-<uuid5(this namespace, job id[:index])>` (see `_job_droplet_id`).
 _DROPLET_NAMESPACE = uuid.UUID("5b0c1f2e-7d4a-4c53-9f51-0c1a2b3c4d5e")
 
 
@@ -101,14 +101,24 @@ def _launch(run: JobRun, droplets: DropletRepository, droplet: dict[str, Any]) -
     return droplet
 
 
-def _new_droplet(run: JobRun, droplets: DropletRepository, name: str) -> dict[str, Any]:
-    return droplets.create(
-        name=name, cluster_id=run.job.cluster_id,
+def _recorded_droplet(run: JobRun, droplets: DropletRepository, droplet_id: str, name: str) -> dict[str, Any]:
+    """The droplet `droplet_id` of the job's cluster, recorded as `provisioning` first if absent.
+
+    Job droplets have ids derived from the job's (`_job_droplet_id`), so a run that crashed between
+    recording a droplet and launching or checkpointing it finds the same row on its retry, instead of
+    adding a second droplet or leaving the first one `provisioning` for ever."""
+    droplets.insert_if_absent(
+        droplet_id=droplet_id, cluster_id=run.job.cluster_id, name=name,
         region=_parameter(run, "region", DEFAULT_REGION, REGIONS),
         size=_parameter(run, "size", DEFAULT_SIZE, DROPLET_SIZES),
-        image=_parameter(run, "image", DEFAULT_IMAGE),
-        provider=_parameter(run, "provider", DEFAULT_PROVIDER),
-    )
+        image=_parameter(run, "image", DEFAULT_IMAGE), provider=_parameter(run, "provider", DEFAULT_PROVIDER),
+        status="provisioning", ip_address=None)
+    return droplets.get(droplet_id)
+
+
+def _job_droplet_id(job_id: str, index: int | None = None) -> str:
+    """`droplet-<uuid5>` of the job's droplet (provision) or of its `index`-th addition (scale)."""
+    return f"droplet-{uuid.uuid5(_DROPLET_NAMESPACE, job_id if index is None else f'{job_id}:{index}')}"
 
 
 def provision(run: JobRun) -> dict[str, Any]:
@@ -117,17 +127,8 @@ def provision(run: JobRun) -> dict[str, Any]:
     if "droplet_id" in run.checkpoint:  # a retry after a crash: finish the droplet already recorded
         droplet = droplets.get(run.checkpoint["droplet_id"])
     else:
-        # The droplet's id is derived from the job's, and inserted only if absent: a run that crashed
-        # between recording the droplet and checkpointing it finds the same row instead of adding one.
-        droplet_id = f"droplet-{uuid.uuid5(_DROPLET_NAMESPACE, run.job.id)}"
-        droplets.insert_if_absent(
-            droplet_id=droplet_id, cluster_id=run.job.cluster_id,
-            name=run.parameters.get("name") or f"droplet-{run.job.id[4:12]}",
-            region=_parameter(run, "region", DEFAULT_REGION, REGIONS),
-            size=_parameter(run, "size", DEFAULT_SIZE, DROPLET_SIZES),
-            image=_parameter(run, "image", DEFAULT_IMAGE), provider=_parameter(run, "provider", DEFAULT_PROVIDER),
-            status="provisioning", ip_address=None)
-        droplet = droplets.get(droplet_id)
+        droplet = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id),
+                                    run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
         run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
     if droplet["status"] != "active":
         droplet = _launch(run, droplets, droplet)
@@ -137,11 +138,14 @@ def provision(run: JobRun) -> dict[str, Any]:
 
 def scale(run: JobRun) -> dict[str, Any]:
     """Add or remove droplets of the job's cluster to reach `replicas` (or the current count plus
-    `delta`, default 1), within `min_replicas`..`max_replicas`. Scale-down removes the newest first."""
+    `delta`, default 1), within `min_replicas`..`max_replicas`. Scale-down removes the newest first.
+
+    The plan (target, how many to add, the count it started from) is checkpointed once, and the i-th
+    addition always has the same droplet id: a retry launches what an interrupted run recorded
+    (`provisioning`) and adds nothing twice."""
     droplets = DropletRepository()
     live = [d for d in droplets.list(run.job.cluster_id) if d["status"] in LIVE_DROPLET_STATUSES]
-    target = run.checkpoint.get("target")
-    if target is None:  # fixed once, so that a retry does not apply `delta` twice
+    if run.checkpoint.get("target") is None:  # fixed once, so that a retry does not apply `delta` twice
         low = _int_parameter(run, "min_replicas", DEFAULT_MIN_REPLICAS)
         high = _int_parameter(run, "max_replicas", DEFAULT_MAX_REPLICAS)
         target = _int_parameter(run, "replicas", None)
@@ -149,14 +153,21 @@ def scale(run: JobRun) -> dict[str, Any]:
             target = len(live) + _int_parameter(run, "delta", 1)
         if not low <= target <= high:
             raise JobFailed(f"scale target {target} is outside the bounds {low}..{high}")
-        run.progress(10, f"scaling from {len(live)} to {target} droplets", {"target": target})
-    changes = max(1, abs(target - len(live)))
+        run.progress(10, f"scaling from {len(live)} to {target} droplets",
+                     {"target": target, "adds": max(0, target - len(live)), "base": len(live)})
+    plan = run.checkpoint
+    target = plan["target"]
+    adds, base = plan.get("adds", max(0, target - len(live))), plan.get("base", len(live))
+    changes = max(1, adds or len(live) - target)
     added, removed = [], []
-    while len(live) < target:
-        droplet = _launch(run, droplets, _new_droplet(run, droplets, f"droplet-{run.job.id[4:12]}-{len(live) + 1}"))
-        live.append(droplet)
+    for i in range(adds):
+        droplet = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id, i),
+                                    f"droplet-{run.job.id[4:12]}-{base + i + 1}")
+        if droplet["status"] != "active":
+            droplet = _launch(run, droplets, droplet)
         added.append(droplet["id"])
         run.progress(10 + 80 * len(added) // changes, f"added droplet {droplet['id']}")
+    live = [d for d in droplets.list(run.job.cluster_id) if d["status"] in LIVE_DROPLET_STATUSES]
     surplus = sorted(live, key=lambda d: (str(d["created_at"]), d["id"]), reverse=True)[:max(0, len(live) - target)]
     for droplet in surplus:  # newest first, and only of this cluster (the original took any cluster's first)
         try:

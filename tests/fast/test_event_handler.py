@@ -143,6 +143,33 @@ def test_threshold_burst_creates_one_scale_job(handle, dead_letters, cluster, jo
     assert counts()["skipped:scale_cooldown"] == 49
 
 
+@pytest.mark.parametrize("fields, expected", [
+    ({"correlation_id": "req-from-the-api"}, "req-from-the-api"),  # the producer named what caused it
+    ({"id": "alert-42"}, "alert-42"),  # else the alert's own id
+    ({}, None),  # else the alert's ledger key (its place in the topic)
+])
+def test_a_scale_job_from_an_alert_carries_the_alerts_correlation_id(handle, dead_letters, cluster, monkeypatch,
+                                                                    fields, expected):
+    from chalicelib.services.jobs import JobService
+
+    seen = []
+    real_create = JobService.create
+
+    def spy(self, request, caller="anonymous", correlation_id=None):  # noqa: ANN001
+        seen.append(correlation_id)
+        return real_create(self, request, caller=caller, correlation_id=correlation_id)
+
+    monkeypatch.setattr(JobService, "create", spy)
+    handle(batch_of([envelope("metric_threshold_exceeded", cluster["id"], payload={"metric": "cpu", "value": 97},
+                              **fields)]))
+    assert len(seen) == 1 and seen[0]
+    if expected is not None:
+        assert seen[0] == expected
+    else:
+        topic, partition, offset, _timestamp = seen[0].split(":")  # the record's place in the topic
+        assert (partition, offset) == ("0", "0") and topic
+
+
 def test_threshold_burst_on_a_cluster_with_a_policy_lets_the_policy_decide(handle, dead_letters, client, make_cluster, job_queue):
     cluster_id = make_cluster()["id"]
     for n in range(2):

@@ -205,6 +205,37 @@ def test_scale_up_to_replicas_then_down_by_delta_touches_only_that_cluster(clien
     assert len(droplets_of(cluster["id"])) == 2 and len(droplets_of(other["id"])) == 1
 
 
+class OutageOnLaunch(SimulatedProvider):
+    """Launches normally except the `nth` launch, which hits an outage (retried, unlike a refusal)."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth, self.launches = nth, 0
+
+    def launch(self, droplet):  # noqa: ANN001
+        self.launches += 1
+        if self.launches == self.nth:
+            raise ConnectionError("provider API unreachable")
+        return super().launch(droplet)
+
+
+def test_a_scale_interrupted_after_recording_a_droplet_launches_it_on_retry_and_adds_none_twice(
+        client, make_cluster, submit, worker):
+    cluster = make_cluster()
+    set_provider("simulated", OutageOnLaunch(nth=2))
+    try:
+        job, body = submit("scale", cluster_id=cluster["id"], replicas="3")
+        assert len(worker([body])["batchItemFailures"]) == 1  # left for SQS to redeliver
+        assert [d["status"] for d in droplets_of(cluster["id"])] == ["active", "provisioning"]
+        assert worker([body]) == {"batchItemFailures": []}
+    finally:
+        set_provider("simulated", None)
+    done = job_row(client, job["id"])
+    droplets = droplets_of(cluster["id"])
+    assert done["status"] == "completed"
+    assert [d["status"] for d in droplets] == ["active"] * 3  # the recorded one launched, not skipped
+    assert sorted(done["result"]["added"]) == sorted(d["id"] for d in droplets)
+
+
 def test_scale_outside_the_bounds_fails_the_job(client, make_cluster, submit, worker):
     cluster = make_cluster()
     job, body = submit("scale", cluster_id=cluster["id"], replicas="4", max_replicas="3")

@@ -159,3 +159,34 @@ def test_jobs_run_by_the_worker_are_counted_once_by_type_and_outcome(app, client
         test_client.lambda_.invoke("job_worker", event)  # a redelivery: idempotent, not counted again
     text = render_without_scrape_readings()
     assert value(text, "clustergenie_job_duration_seconds_count", type="diagnose", outcome="completed") == 3
+
+
+def test_a_job_run_interrupted_by_an_outage_is_counted_as_retried_then_completed(app, client, make_cluster,
+                                                                               fresh_metrics):
+    import json
+
+    from chalice.test import Client
+
+    from chalicelib.providers import set_provider
+    from chalicelib.providers.simulated import SimulatedProvider
+
+    class Unreachable(SimulatedProvider):
+        def launch(self, droplet):  # noqa: ANN001
+            raise ConnectionError("provider API unreachable")
+
+    cluster = make_cluster()
+    job_id = client.post("/api/v1/jobs", {"type": "provision", "parameters": {"cluster_id": cluster["id"]}},
+                         headers={"X-User-ID": "metrics-retry"}).json["job"]["id"]
+    with Client(app) as test_client:
+        event = test_client.events.generate_sqs_event(
+            queue_name="clustergenie-jobs", message_bodies=[json.dumps({"job_id": job_id, "trace_id": "t"})])
+        set_provider("simulated", Unreachable())
+        try:
+            failed = test_client.lambda_.invoke("job_worker", event).payload
+        finally:
+            set_provider("simulated", None)
+        assert len(failed["batchItemFailures"]) == 1  # left for SQS to deliver again
+        test_client.lambda_.invoke("job_worker", event)
+    text = render_without_scrape_readings()
+    assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="retried") == 1
+    assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="completed") == 1
