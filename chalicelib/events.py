@@ -1,6 +1,6 @@
 """The one EventPublisher: v1 envelopes to the `cluster-events` topic (kafka-python).
 
-The producer is created lazily, once per warm container, and reused. Events are keyed by `cluster_id`,
+The producer is created lazily, once per warm container and broker, and shared by every publisher. Events are keyed by `cluster_id`,
 so a cluster's events stay ordered within one partition. `acks=all`: an event counts as published only
 once every in-sync replica has it. Callers `flush()` before their handler returns, because a frozen
 Lambda container would otherwise sit on unsent events.
@@ -39,29 +39,43 @@ def envelope(event_type: str, *, job_id: str | None, job_type: str | None, clust
     }
 
 
+_producers: dict[str, Any] = {}
+_producers_lock = threading.Lock()
+
+
+def _producer_for(bootstrap: str) -> Any:
+    """The container's one producer for `bootstrap`, shared by every EventPublisher (cluster-events and
+    its dead-letter topic alike): one connection set and one I/O thread per container, not one per topic."""
+    producer = _producers.get(bootstrap)
+    if producer is None:
+        with _producers_lock:
+            producer = _producers.get(bootstrap)
+            if producer is None:
+                from kafka import KafkaProducer
+
+                producer = _producers[bootstrap] = KafkaProducer(
+                    bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=3,
+                    max_block_ms=5000, request_timeout_ms=10000,
+                    key_serializer=lambda k: k.encode() if k is not None else None,
+                    value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode(),
+                )
+    return producer
+
+
 class EventPublisher:
-    """Publishes envelopes to `settings.events_topic`; the producer connects on first use."""
+    """Publishes envelopes to one topic (`settings.events_topic` unless told); the producer, shared per
+    broker, connects on first use."""
 
     def __init__(self, bootstrap: str | None = None, topic: str | None = None) -> None:
         settings = get_settings()
         self.bootstrap = bootstrap or settings.kafka_bootstrap
         self.topic = topic or settings.events_topic
         self._producer: Any = None
-        self._lock = threading.Lock()
 
     @property
     def producer(self) -> Any:
         if self._producer is None:
-            with self._lock:
-                if self._producer is None:
-                    from kafka import KafkaProducer
-
-                    self._producer = KafkaProducer(
-                        bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, retries=3,
-                        max_block_ms=5000, request_timeout_ms=10000,
-                        key_serializer=lambda k: k.encode() if k is not None else None,
-                        value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode(),
-                    )
+            self._producer = _producer_for(self.bootstrap)
         return self._producer
 
     def publish(self, event: dict[str, Any]) -> None:
