@@ -191,9 +191,13 @@ class EventHandler:
         pending = [(event, key) for event, key in pending if event.cluster_id in existing]
         if not pending:
             return
+        samples, sources = [], []
+        for event, key in pending:
+            for index, sample in enumerate(event.payload.samples()):
+                samples.append((event.cluster_id, sample.type, sample.value, sample.timestamp or event.timestamp))
+                sources.append(f"{key}:{index}")  # the same on a replay: stored once (migration 0005)
         try:
-            self.monitoring.record_many([(event.cluster_id, s.type, s.value, s.timestamp or event.timestamp)
-                                         for event, _ in pending for s in event.payload.samples()])
+            self.monitoring.record_many(samples, sources)
         except NotFoundError:  # a cluster deleted meanwhile: fall back to one event at a time
             for item in pending:
                 self._telemetry = [item]

@@ -63,12 +63,21 @@ class MetricRepository:
             )
             return int(cur.lastrowid)
 
-    def record_many(self, samples: list[tuple[str, str, float, str, dt.datetime]]) -> None:
+    def record_many(self, samples: list[tuple[str, str, float, str, dt.datetime]],
+                    sources: list[str] | None = None) -> None:
         """Store (cluster_id, type, value, unit, timestamp) samples, of any clusters, in one transaction
-        (NotFoundError, and nothing stored, if one of the clusters is gone)."""
-        rows = [(c, t, v, u, ts.astimezone(dt.timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts)
-                for c, t, v, u, ts in samples]
+        (NotFoundError, and nothing stored, if one of the clusters is gone).
+
+        `sources` (one per sample) name where each sample came from; a sample whose source is already
+        stored is skipped, so applying the same samples twice stores them once (migration 0005)."""
+        if sources is not None and len(sources) != len(samples):
+            raise ValueError("one source per sample")
+        rows = [(c, t, v, u, ts.astimezone(dt.timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts, source)
+                for (c, t, v, u, ts), source in zip(samples, sources or [None] * len(samples))]
         with db.transaction() as cur, domain_errors("Cluster not found"):
+            # ON DUPLICATE KEY, not INSERT IGNORE: IGNORE would also turn a missing cluster (FK) into a
+            # silently skipped row.
             cur.executemany(
-                "INSERT INTO metrics (cluster_id, type, value, unit, timestamp) VALUES (%s, %s, %s, %s, %s)", rows
+                "INSERT INTO metrics (cluster_id, type, value, unit, timestamp, source_hash) "
+                "VALUES (%s, %s, %s, %s, %s, UNHEX(MD5(%s))) ON DUPLICATE KEY UPDATE id = id", rows
             )

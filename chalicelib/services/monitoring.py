@@ -66,14 +66,16 @@ class MonitoringService:
                                    unit=METRIC_UNITS[metric_type],
                                    timestamp=timestamp or dt.datetime.now(dt.timezone.utc))
 
-    def record_many(self, samples: list[tuple[str, str, float, dt.datetime | None]]) -> None:
+    def record_many(self, samples: list[tuple[str, str, float, dt.datetime | None]],
+                    sources: list[str] | None = None) -> None:
         """Store real samples (cluster_id, type, value, timestamp or None for now) in one transaction;
-        NotFoundError (nothing stored) if a cluster is missing."""
+        NotFoundError (nothing stored) if a cluster is missing. With `sources`, a sample already stored
+        under its source is not stored again."""
         now = dt.datetime.now(dt.timezone.utc)
         for _, metric_type, _, _ in samples:
             if metric_type not in METRIC_UNITS:
                 raise ValidationError(f"type: unknown metric type {metric_type!r}")
-        self.metrics.record_many([(c, t, float(v), METRIC_UNITS[t], ts or now) for c, t, v, ts in samples])
+        self.metrics.record_many([(c, t, float(v), METRIC_UNITS[t], ts or now) for c, t, v, ts in samples], sources)
 
     def existing_clusters(self, cluster_ids: set[str]) -> set[str]:
         """Those of `cluster_ids` that exist (one query)."""

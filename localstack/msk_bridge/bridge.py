@@ -34,8 +34,10 @@ from typing import Any
 DEFAULT_EVENT_SOURCE_ARN = (
     "arn:aws:kafka:{region}:000000000000:cluster/clustergenie-local/00000000-0000-0000-0000-000000000000-1"
 )
-# An idle mapping polls the broker this often (see MappingWorker._poll_batch).
+# An idle mapping polls the broker this often; a consumer still joining its group blocks in poll for
+# up to JOIN_POLL_MS (see MappingWorker._poll_batch).
 IDLE_POLL_SECONDS = 0.05
+JOIN_POLL_MS = 1000
 # kafka-python's ConsumerRecord.timestamp_type: 0 = CreateTime, 1 = LogAppendTime.
 TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
 
@@ -299,12 +301,14 @@ class MappingWorker(threading.Thread):
         Polls without blocking and waits between polls on the stop event. The local broker answers a
         fetch at once even when it has nothing (it ignores the fetch's max wait), and kafka-python's
         `poll(timeout_ms=...)` then spins through empty fetches for the whole timeout: a full core per
-        idle consumer. A non-blocking poll every IDLE_POLL_SECONDS costs about 1% of one instead, for at
-        most that much added delivery latency."""
+        idle consumer. A non-blocking poll every IDLE_POLL_SECONDS costs about 2% of one instead, for at
+        most that much added delivery latency. Until the group has given the consumer its partitions, the
+        poll blocks (JOIN_POLL_MS): joining needs poll time, and nothing is fetched (so nothing spins) before."""
         batch: list[Any] = []
         window_end: float | None = None
         while not self.stop_event.is_set() and len(batch) < self.mapping.batch_size:
-            polled = consumer.poll(timeout_ms=0, max_records=self.mapping.batch_size - len(batch))
+            timeout_ms = 0 if consumer.assignment() else JOIN_POLL_MS
+            polled = consumer.poll(timeout_ms=timeout_ms, max_records=self.mapping.batch_size - len(batch))
             for records in polled.values():
                 batch.extend(records)
             if batch and window_end is None:

@@ -276,6 +276,28 @@ def test_replaying_a_batch_changes_nothing(handle, dead_letters, cluster, snapsh
     assert counts() == {**redis_before, "duplicate": 7}
 
 
+def test_telemetry_applied_again_after_a_crash_before_the_ledger_mark_stores_its_rows_once(
+        handle, dead_letters, cluster, monkeypatch):
+    from chalicelib.event_pipeline.ledger import EventLedger
+
+    event = batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 50 + i, "memory": 40})
+                      for i in range(3)])
+    real_done = EventLedger.done
+
+    def crash_once(self, keys, pipe=None):  # noqa: ANN001 - the rows are committed, the marks not yet
+        monkeypatch.setattr(EventLedger, "done", real_done)
+        raise ConnectionError("Redis link lost before the ledger mark")
+
+    monkeypatch.setattr(EventLedger, "done", crash_once)
+    with pytest.raises(Exception):  # noqa: B017 - the invocation fails; the bridge/MSK redelivers the batch
+        handle(event)
+    assert len(metric_rows(cluster["id"])) == 6  # committed before the crash
+    handle(event)  # the redelivery: the ledger has no marks, so the events are applied again...
+    rows = metric_rows(cluster["id"])
+    assert len(rows) == 6  # ...but the rows are not stored twice
+    assert sorted(r["value"] for r in rows if r["type"] == "cpu") == [50, 51, 52]
+
+
 def test_a_recreated_topic_reusing_offsets_is_not_mistaken_for_a_replay(handle, dead_letters, cluster):
     """Offsets restart when a topic is recreated (or a broker's data reset): the same coordinates with
     another record timestamp are a new record, applied, not skipped as a duplicate for the ledger's TTL."""

@@ -144,9 +144,13 @@ class ScriptedConsumer:
     """Stands in for KafkaConsumer to observe how the bridge polls: the real broker answers empty fetches
     at once, which made a blocking poll spin; what matters here is the bridge's call pattern."""
 
-    def __init__(self, replies: list[list], stop, stop_after: int) -> None:
+    def __init__(self, replies: list[list], stop, stop_after: int, joined_after: int = 0) -> None:
         self.replies, self.stop, self.stop_after = replies, stop, stop_after
+        self.joined_after = joined_after  # polls it takes the group to hand out partitions
         self.calls: list[int] = []
+
+    def assignment(self) -> set:
+        return {("cluster-events", 0)} if len(self.calls) >= self.joined_after else set()
 
     def poll(self, timeout_ms: int, max_records: int):
         self.calls.append(timeout_ms)
@@ -172,6 +176,16 @@ def test_an_idle_mapping_never_blocks_in_poll_and_waits_between_polls():
     assert _worker(stop)._poll_batch(consumer) == []
     assert consumer.calls == [0] * 5  # never a blocking poll (it spins on this broker)
     assert time.monotonic() - started >= 4 * bridge.IDLE_POLL_SECONDS * 0.9  # it slept between them
+
+
+def test_a_consumer_still_joining_its_group_polls_blocking_until_it_has_partitions():
+    import threading
+
+    stop = threading.Event()
+    consumer = ScriptedConsumer([], stop, stop_after=5, joined_after=2)
+    assert _worker(stop)._poll_batch(consumer) == []
+    # poll(0) never completes a group join in kafka-python; nothing is fetched before, so nothing spins.
+    assert consumer.calls == [bridge.JOIN_POLL_MS, bridge.JOIN_POLL_MS, 0, 0, 0]
 
 
 def test_a_batch_closes_when_its_window_ends_or_it_is_full():
