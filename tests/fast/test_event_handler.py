@@ -324,11 +324,11 @@ def test_transient_failure_fails_the_batch_and_the_retry_applies_each_event_once
     real = processor.handler.monitoring.record_many
     calls = {"n": 0}
 
-    def flaky(samples):
+    def flaky(samples, sources=None):
         calls["n"] += 1
         if calls["n"] == 1:
             raise ConnectionError("database went away")
-        return real(samples)
+        return real(samples, sources)
 
     monkeypatch.setattr(processor.handler.monitoring, "record_many", flaky)
     with pytest.raises(ConnectionError):
