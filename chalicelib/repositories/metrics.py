@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from chalicelib import db
@@ -72,12 +73,14 @@ class MetricRepository:
         stored is skipped, so applying the same samples twice stores them once (migration 0005)."""
         if sources is not None and len(sources) != len(samples):
             raise ValueError("one source per sample")
-        rows = [(c, t, v, u, ts.astimezone(dt.timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts, source)
+        rows = [(c, t, v, u, ts.astimezone(dt.timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts,
+                 hashlib.md5(source.encode(), usedforsecurity=False).digest() if source else None)
                 for (c, t, v, u, ts), source in zip(samples, sources or [None] * len(samples))]
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            # ON DUPLICATE KEY, not INSERT IGNORE: IGNORE would also turn a missing cluster (FK) into a
-            # silently skipped row.
+            # Plain %s placeholders keep pymysql's executemany to one multi-row INSERT (with a SQL function
+            # in VALUES it sends a statement per row). ON DUPLICATE KEY, not INSERT IGNORE: IGNORE would
+            # also turn a missing cluster (FK) into a silently skipped row.
             cur.executemany(
                 "INSERT INTO metrics (cluster_id, type, value, unit, timestamp, source_hash) "
-                "VALUES (%s, %s, %s, %s, %s, UNHEX(MD5(%s))) ON DUPLICATE KEY UPDATE id = id", rows
+                "VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id", rows
             )
