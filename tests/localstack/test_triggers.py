@@ -2,7 +2,8 @@
 
 Each test goes through one wiring of the target topology: API Gateway -> api, SQS -> job_worker
 (with the DLQ after maxReceiveCount), Kafka -> the MSK bridge -> event_handler, Lambda Invoke ->
-metrics_exporter -> Pushgateway, and the EventBridge schedule that fires the exporter.
+metrics_exporter -> Pushgateway, the EventBridge schedule that fires the exporter, and log_retention
+(scheduled hourly) pruning the deployed log store.
 """
 from __future__ import annotations
 
@@ -115,12 +116,12 @@ def test_kafka_event_reaches_the_event_handler_through_the_bridge(function_env, 
     assert app_redis.get(f"events:seen:{metadata.topic}:{metadata.partition}:{metadata.offset}:{metadata.timestamp}") == "d"
 
 
-def scheduled_event(region: str) -> dict:
+def scheduled_event(region: str, function: str = "metrics_exporter") -> dict:
     """The event EventBridge sends a scheduled target (Chalice's @app.schedule parses it)."""
     return {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
         "account": "000000000000", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": region,
-        "resources": [f"arn:aws:events:{region}:000000000000:rule/clustergenie-local-metrics_exporter-event"],
+        "resources": [f"arn:aws:events:{region}:000000000000:rule/clustergenie-local-{function}-event"],
         "detail": {},
     }
 
@@ -153,3 +154,34 @@ def test_exporter_is_scheduled_every_minute(stack, aws):
     assert rules, "no EventBridge rule targets the metrics exporter"
     expressions = {events.describe_rule(Name=name)["ScheduleExpression"] for name in rules}
     assert "rate(1 minute)" in expressions
+
+
+def schedule_expressions(stack: dict, aws, function: str) -> set[str]:  # noqa: ANN001
+    events = aws("events")
+    function_arn = aws("lambda").get_function_configuration(FunctionName=stack["functions"][function])["FunctionArn"]
+    return {events.describe_rule(Name=name)["ScheduleExpression"]
+            for name in events.list_rule_names_by_target(TargetArn=function_arn)["RuleNames"]}
+
+
+def test_log_retention_prunes_the_deployed_log_store_and_runs_hourly(stack, aws, app_db, unique):
+    assert "rate(1 hour)" in schedule_expressions(stack, aws, "log_retention")
+    old, recent = f"retention-old-{unique}", f"retention-recent-{unique}"
+    with app_db.cursor() as cur:
+        for source, age_days in ((old, 30), (recent, 0)):
+            cur.execute("INSERT INTO log_lines (source, ts, level, message, line) "
+                        "VALUES (%s, UTC_TIMESTAMP(6) - INTERVAL %s DAY, 'INFO', %s, '{}')", (source, age_days, source))
+    app_db.commit()
+    try:
+        response = aws("lambda").invoke(
+            FunctionName=stack["functions"]["log_retention"],
+            Payload=json.dumps(scheduled_event(stack.get("region", "us-east-1"), "log_retention")).encode())
+        payload = response["Payload"].read()
+        assert "FunctionError" not in response, payload[:1000]
+        assert json.loads(payload)["deleted"] >= 1
+        with app_db.cursor() as cur:
+            cur.execute("SELECT source FROM log_lines WHERE source IN (%s, %s)", (old, recent))
+            assert [row["source"] for row in cur.fetchall()] == [recent]
+    finally:
+        with app_db.cursor() as cur:
+            cur.execute("DELETE FROM log_lines WHERE source IN (%s, %s)", (old, recent))
+        app_db.commit()
