@@ -7,6 +7,7 @@ that expires once it would have refilled completely anyway: an idle bucket costs
 from __future__ import annotations
 
 import functools
+import os
 import select
 import socket
 import threading
@@ -111,16 +112,20 @@ class _DecisionLine:
 
 
 def reply_ready_within(sock: socket.socket | None, seconds: float) -> bool:
-    """Poll `sock` for readability without sleeping, for at most `seconds`; True once data is there."""
+    """Poll `sock` for readability without sleeping, for at most `seconds`; True once data is there.
+
+    Between polls the core is offered to anything else runnable on it (`sched_yield`): if Redis itself
+    waits for this core, spinning on it would only delay the reply being waited for."""
     if sock is None:
         return False
     poller = select.poll()
     poller.register(sock, select.POLLIN)
-    clock = time.perf_counter
+    clock, yield_core = time.perf_counter, os.sched_yield
     deadline = clock() + seconds
     while not poller.poll(0):
         if clock() > deadline:
             return False
+        yield_core()
     return True
 
 
