@@ -244,12 +244,17 @@ def test_a_decision_line_cut_by_the_server_is_replaced_without_failing_a_decisio
     assert redis_bucket._decision_line(client)._connection._sock is not None  # reconnected, in use again
 
 
-def test_reply_ready_within_reports_data_at_once_and_gives_up_after_its_budget():
+def test_reply_ready_within_reports_data_at_once_and_gives_up_after_its_budget(monkeypatch):
+    import os
     import socket
 
+    yields = []
+    real_yield = os.sched_yield
+    monkeypatch.setattr(os, "sched_yield", lambda: yields.append(1) or real_yield())
     left, right = socket.socketpair()
     with left, right:
         assert redis_bucket.reply_ready_within(left, 0.002) is False  # nothing sent: the budget runs out
+        assert yields  # the core was offered to others between polls (Redis may be waiting for it)
         right.sendall(b"+OK\r\n")
         assert redis_bucket.reply_ready_within(left, 10.0) is True  # returns as soon as data is there
     assert redis_bucket.reply_ready_within(None, 1.0) is False  # not connected yet: block as usual
