@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from chalicelib import db, metrics
 from chalicelib.models.domain import METRIC_TYPES, METRIC_UNITS
 from chalicelib.observability import logger
-from chalicelib.services.monitoring import HEALTH_RULES, _SEVERITY
+from chalicelib.services.monitoring import judge_health
 from chalicelib.settings import get_settings
 
 PUSH_JOB = "clustergenie_metrics_exporter"
@@ -48,18 +48,6 @@ FROM (
 LEFT JOIN metrics m ON m.id = x.metric_id
 """
 DROPLETS_SQL = "SELECT cluster_id, status, COUNT(*) AS n FROM droplets GROUP BY cluster_id, status"
-
-
-def health_of(latest: dict[str, float]) -> str:
-    """The cluster's health from its latest samples, by the same rules as GET /health/{id}."""
-    if not any(rule.metric_type in latest for rule in HEALTH_RULES):
-        return "unknown"
-    status = "healthy"
-    for rule in HEALTH_RULES:
-        value = latest.get(rule.metric_type)
-        if value is not None and value > rule.threshold and _SEVERITY[rule.status] > _SEVERITY[status]:
-            status = rule.status
-    return status
 
 
 def collect(registry: CollectorRegistry) -> dict[str, int]:
@@ -91,7 +79,7 @@ def collect(registry: CollectorRegistry) -> dict[str, int]:
         value.labels(row["cluster_id"], row["cluster_name"], row["type"], METRIC_UNITS.get(row["type"], "")).set(row["value"])
         sampled_at.labels(row["cluster_id"], row["type"]).set(float(row["ts"]))
     for cluster_id, samples in latest.items():
-        current = health_of(samples)
+        current, _ = judge_health(samples)
         for status in HEALTH_STATUSES:
             health.labels(cluster_id, names[cluster_id], status).set(1 if status == current else 0)
     for row in droplet_rows:

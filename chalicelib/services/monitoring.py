@@ -27,6 +27,23 @@ HEALTH_RULES: tuple[HealthRule, ...] = (
 _SEVERITY = {"unknown": -1, "healthy": 0, "warning": 1, "critical": 2}
 
 
+def judge_health(latest: dict[str, float]) -> tuple[str, list[str]]:
+    """(status, issues) from the latest value of each metric type, by HEALTH_RULES: the worst rule wins
+    (critical over warning), whatever order the samples come in. No cpu, memory or disk value: `unknown`
+    (nothing is invented). The one place the rules are applied: the health route, the stored cluster
+    status and the exporter's gauges all agree."""
+    if not any(rule.metric_type in latest for rule in HEALTH_RULES):
+        return "unknown", []
+    status, issues = "healthy", []
+    for rule in HEALTH_RULES:
+        value = latest.get(rule.metric_type)
+        if value is not None and value > rule.threshold:
+            issues.append(rule.issue)
+            if _SEVERITY[rule.status] > _SEVERITY[status]:
+                status = rule.status
+    return status, issues
+
+
 class MonitoringService:
     def __init__(self, metrics: MetricRepository | None = None, clusters: ClusterRepository | None = None) -> None:
         self.metrics = metrics or MetricRepository()
@@ -39,24 +56,14 @@ class MonitoringService:
         return Metric.from_rows(rows), total
 
     def health(self, cluster_id: str) -> HealthReport:
-        """Health from the latest sample of each type. The worst rule wins (critical over warning),
-        whatever order the samples come in. No cpu, memory or disk sample: `unknown` (nothing is invented).
-        NotFoundError when the cluster is missing."""
+        """Health from the latest sample of each type (`judge_health`). NotFoundError when the cluster
+        is missing."""
         if not self.clusters.exists(cluster_id):
             raise NotFoundError("Cluster not found")
         latest = self.metrics.latest_per_type(cluster_id)
-        now = dt.datetime.now(dt.timezone.utc)
-        if not any(rule.metric_type in latest for rule in HEALTH_RULES):
-            # Nothing the rules can judge (no samples, or only network): say so, invent nothing.
-            return HealthReport(cluster_id=cluster_id, status="unknown", issues=[], timestamp=now)
-        status, issues = "healthy", []
-        for rule in HEALTH_RULES:
-            sample = latest.get(rule.metric_type)
-            if sample is not None and sample["value"] > rule.threshold:
-                issues.append(rule.issue)
-                if _SEVERITY[rule.status] > _SEVERITY[status]:
-                    status = rule.status
-        return HealthReport(cluster_id=cluster_id, status=status, issues=issues, timestamp=now)
+        status, issues = judge_health({metric_type: sample["value"] for metric_type, sample in latest.items()})
+        return HealthReport(cluster_id=cluster_id, status=status, issues=issues,
+                            timestamp=dt.datetime.now(dt.timezone.utc))
 
     def record(self, cluster_id: str, metric_type: str, value: float, timestamp: dt.datetime | None = None) -> int:
         """Store one real sample (telemetry); the unit follows the type."""
