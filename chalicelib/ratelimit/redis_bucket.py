@@ -18,6 +18,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from chalicelib.ratelimit.decision import Decision, check_request
+from chalicelib.redis_wire import pack_command
 from chalicelib.settings import get_settings
 
 # KEYS[1]: the bucket, a hash {tokens, ts (server time, microseconds)}.
@@ -134,12 +135,6 @@ def _decision_line(client: redis.Redis) -> _DecisionLine:
     return _DecisionLine(client, spin_seconds=get_settings().ratelimit_spin_us / 1e6)
 
 
-def _resp_command(*parts: str) -> bytes:
-    """A command in the Redis wire protocol (RESP): an array of bulk strings."""
-    encoded = [part.encode() for part in parts]
-    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(e), e) for e in encoded)
-
-
 def bucket_key(name: str, scope: str) -> str:
     """The Redis key holding a bucket's state, e.g. `limiter:jobs_create:user:alice`."""
     return f"limiter:{name}:{scope}"
@@ -161,7 +156,7 @@ class RedisTokenBucket:
         self._line = _decision_line(client)
         # Encoded once: every decision sends the same arguments.
         self._rate_arg, self._capacity_arg = repr(self.refill_rate), str(self.capacity)
-        self._take_one = _resp_command(
+        self._take_one = pack_command(
             "EVALSHA", self._script.sha, "1", key, self._rate_arg, self._capacity_arg, "1"
         )
 
