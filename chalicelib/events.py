@@ -16,6 +16,7 @@ from prometheus_client import Counter
 
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
+from chalicelib.warm import PerContainer
 
 JOB_EVENT_TYPES = frozenset({"job_requested", "job_started", "job_progress", "droplet_created",
                              "job_completed", "job_failed"})
@@ -45,21 +46,19 @@ _producers_lock = threading.Lock()
 
 def _producer_for(bootstrap: str) -> Any:
     """The container's one producer for `bootstrap`, shared by every EventPublisher (cluster-events and
-    its dead-letter topic alike): one connection set and one I/O thread per container, not one per topic."""
-    producer = _producers.get(bootstrap)
-    if producer is None:
-        with _producers_lock:
-            producer = _producers.get(bootstrap)
-            if producer is None:
-                from kafka import KafkaProducer
+    its dead-letter topic alike): one connection set and one I/O thread per container, not one per topic.
+    Each publisher asks once and keeps the answer, so a plain lock is all the lookup needs."""
+    with _producers_lock:
+        if bootstrap not in _producers:
+            from kafka import KafkaProducer
 
-                producer = _producers[bootstrap] = KafkaProducer(
-                    bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=3,
-                    max_block_ms=5000, request_timeout_ms=10000,
-                    key_serializer=lambda k: k.encode() if k is not None else None,
-                    value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode(),
-                )
-    return producer
+            _producers[bootstrap] = KafkaProducer(
+                bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=3,
+                max_block_ms=5000, request_timeout_ms=10000,
+                key_serializer=lambda k: k.encode() if k is not None else None,
+                value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode(),
+            )
+        return _producers[bootstrap]
 
 
 class EventPublisher:
@@ -103,21 +102,14 @@ class EventPublisher:
             return False
 
 
-_publisher: EventPublisher | None = None
-_publisher_lock = threading.Lock()
+_publisher: PerContainer[EventPublisher] = PerContainer(EventPublisher)
 
 
 def get_event_publisher() -> EventPublisher:
     """The warm container's EventPublisher."""
-    global _publisher
-    if _publisher is None:
-        with _publisher_lock:
-            if _publisher is None:
-                _publisher = EventPublisher()
-    return _publisher
+    return _publisher.get()
 
 
 def set_event_publisher(publisher: EventPublisher | None) -> None:
     """Install `publisher` (tests); None restores the default on next use."""
-    global _publisher
-    _publisher = publisher
+    _publisher.set(publisher)

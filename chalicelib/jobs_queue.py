@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from chalicelib.models.domain import Job
 from chalicelib.settings import get_settings
+from chalicelib.warm import PerContainer
 
 
 class JobQueue(Protocol):
@@ -66,21 +67,14 @@ class InMemoryJobQueue:
         return [json.loads(m["MessageBody"])["job_id"] for m in self.messages]
 
 
-_queue: JobQueue | None = None
-_queue_lock = threading.Lock()
+_queue: PerContainer[JobQueue] = PerContainer(SqsJobQueue)
 
 
 def get_job_queue() -> JobQueue:
     """The process's JobQueue (SQS unless a test installed another)."""
-    global _queue
-    if _queue is None:
-        with _queue_lock:
-            if _queue is None:
-                _queue = SqsJobQueue()
-    return _queue
+    return _queue.get()
 
 
 def set_job_queue(queue: JobQueue | None) -> None:
     """Install `queue` (None restores the SQS default on next use)."""
-    global _queue
-    _queue = queue
+    _queue.set(queue)

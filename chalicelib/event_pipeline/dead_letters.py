@@ -7,10 +7,10 @@ It is keyed like the original (by cluster id), through the one EventPublisher (`
 """
 from __future__ import annotations
 
-import threading
 from typing import Any, Protocol
 
 from chalicelib.settings import get_settings
+from chalicelib.warm import PerContainer
 
 
 class DeadLetterSink(Protocol):
@@ -51,20 +51,13 @@ class InMemoryDeadLetters:
         self._pending.clear()
 
 
-_sink: DeadLetterSink | None = None
-_lock = threading.Lock()
+_sink: PerContainer[DeadLetterSink] = PerContainer(KafkaDeadLetters)
 
 
 def get_dead_letters() -> DeadLetterSink:
     """The warm container's dead-letter sink (the Kafka topic unless a test installed another)."""
-    global _sink
-    if _sink is None:
-        with _lock:
-            if _sink is None:
-                _sink = KafkaDeadLetters()
-    return _sink
+    return _sink.get()
 
 
 def set_dead_letters(sink: DeadLetterSink | None) -> None:
-    global _sink
-    _sink = sink
+    _sink.set(sink)

@@ -22,6 +22,7 @@ from chalicelib.models.requests import CreateJobRequest
 from chalicelib.observability import logger
 from chalicelib.repositories import ClusterRepository
 from chalicelib.repositories.deployments import DeploymentRepository
+from chalicelib.warm import PerContainer
 
 CANARY_STEPS = (10, 50)
 ROLLING_INCREMENT = 25
@@ -59,18 +60,21 @@ def health_verifier(deployment: dict[str, Any], step: int, percent: int) -> str 
     return None
 
 
-_topic_publisher: Any = None
+def _new_topic_publisher() -> Any:
+    from chalicelib.events import EventPublisher
+
+    return EventPublisher(topic="deployments")
+
+
+_topic_publisher: PerContainer[Any] = PerContainer(_new_topic_publisher)
 
 
 def publish_to_deployments_topic(event_type: str, deployment: dict[str, Any], message: str,
                                  payload: dict[str, Any]) -> None:
     """The v1 envelope on the `deployments` topic, keyed by cluster; best effort (the log is the record)."""
-    global _topic_publisher
-    from chalicelib.events import EventPublisher, envelope
+    from chalicelib.events import envelope
 
-    if _topic_publisher is None:
-        _topic_publisher = EventPublisher(topic="deployments")
-    _topic_publisher.publish_best_effort(envelope(
+    _topic_publisher.get().publish_best_effort(envelope(
         event_type, job_id=deployment.get("job_id"), job_type="deploy", cluster_id=deployment["cluster_id"],
         progress=deployment.get("current_percent"), message=message, trace_id=None,
         correlation_id=deployment["id"], payload={"deployment_id": deployment["id"], **payload},
