@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pymysql
+import pymysql.cursors
 
 from chalicelib.errors import ConflictError, NotFoundError
 
@@ -24,6 +25,14 @@ def utc_text(column: str) -> str:
     ORDER BY clauses must name the column table-qualified, so they sort on the indexed column, not this text.
     """
     return f"CONCAT({column}, 'Z') AS {column}"
+
+
+def lock_cluster(cur: pymysql.cursors.Cursor, cluster_id: str) -> None:
+    """Share-lock the cluster for the rest of the transaction, so it cannot be deleted between this check
+    and the insert that references it; NotFoundError("Cluster not found") when it does not exist."""
+    cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
+    if cur.fetchone() is None:
+        raise NotFoundError("Cluster not found")
 
 
 def new_id(prefix: str) -> str:

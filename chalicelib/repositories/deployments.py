@@ -6,7 +6,7 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import domain_errors, new_id, utc_text
+from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, utc_text
 
 _COLUMNS = ", ".join(["id", "cluster_id", "version", "strategy", "target_percent", "status", "current_percent",
                       "plan", "reason", "job_id", utc_text("created_at"), utc_text("updated_at")])
@@ -33,9 +33,7 @@ class DeploymentRepository:
         """Insert a `pending` deployment for an existing cluster (NotFoundError otherwise)."""
         deployment_id = new_id("deployment")
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
-            if cur.fetchone() is None:
-                raise NotFoundError("Cluster not found")
+            lock_cluster(cur, cluster_id)
             cur.execute("INSERT INTO deployments (id, cluster_id, version, strategy, target_percent, plan) "
                         "VALUES (%s, %s, %s, %s, %s, %s)",
                         (deployment_id, cluster_id, version, strategy, target_percent, json.dumps(plan)))

@@ -5,7 +5,7 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import NotFoundError
-from chalicelib.repositories.base import domain_errors, new_id, utc_text
+from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, utc_text
 
 _COLUMNS = ", ".join(["id", "cluster_id", "name", "region", "provider", "size", "image", "status", "ip_address",
                       "provider_instance_id", "version", utc_text("created_at"), utc_text("updated_at")])
@@ -18,10 +18,7 @@ class DropletRepository:
         droplet_id = new_id("droplet")
         with db.transaction() as cur, domain_errors("Cluster not found"):
             if cluster_id is not None:
-                # Share-lock the parent so it cannot be deleted between the check and the insert.
-                cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
-                if cur.fetchone() is None:
-                    raise NotFoundError("Cluster not found")
+                lock_cluster(cur, cluster_id)
             cur.execute(
                 "INSERT INTO droplets (id, cluster_id, name, region, provider, size, image, status) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -35,9 +32,7 @@ class DropletRepository:
         """Insert a droplet under a known id (one announced by an event) unless a row with that id
         exists; True if inserted. NotFoundError if the cluster is missing. Idempotent."""
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
-            if cur.fetchone() is None:
-                raise NotFoundError("Cluster not found")
+            lock_cluster(cur, cluster_id)
             cur.execute(
                 "INSERT INTO droplets (id, cluster_id, name, region, provider, size, image, status, ip_address) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",

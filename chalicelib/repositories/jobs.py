@@ -10,7 +10,7 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import domain_errors, new_id, utc_text
+from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, utc_text
 
 _COLUMNS = ", ".join(["id", "cluster_id", "type", "status", "trace_id", "progress", "parameters", "result", "error",
                       "version", utc_text("created_at"), utc_text("updated_at"), utc_text("started_at"),
@@ -35,9 +35,7 @@ class JobRepository:
         """Insert a `queued` job for an existing cluster (NotFoundError otherwise)."""
         job_id = new_id("job")
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
-            if cur.fetchone() is None:
-                raise NotFoundError("Cluster not found")
+            lock_cluster(cur, cluster_id)
             cur.execute(
                 "INSERT INTO jobs (id, cluster_id, type, status, trace_id, progress, parameters) "
                 "VALUES (%s, %s, %s, 'queued', %s, 0, %s)",

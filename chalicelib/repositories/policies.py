@@ -7,7 +7,7 @@ import pymysql
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import ER_LOCK_DEADLOCK, domain_errors, new_id, utc_text
+from chalicelib.repositories.base import ER_LOCK_DEADLOCK, domain_errors, lock_cluster, new_id, utc_text
 
 _FIELDS = ("name", "type", "min_replicas", "max_replicas", "metric_type", "metric_trigger", "time_window",
            "cost_limit", "enabled", "cooldown_seconds")
@@ -20,9 +20,7 @@ class PolicyRepository:
         """Insert a policy for an existing cluster (NotFoundError otherwise)."""
         policy_id = new_id("policy")
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
-            if cur.fetchone() is None:
-                raise NotFoundError("Cluster not found")
+            lock_cluster(cur, cluster_id)
             cur.execute(
                 f"INSERT INTO policies (id, cluster_id, {', '.join(_FIELDS)}) "
                 f"VALUES (%s, %s, {', '.join(['%s'] * len(_FIELDS))})",
