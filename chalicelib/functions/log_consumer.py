@@ -10,6 +10,7 @@ failed for it, since the store already has the lines. This process never ships i
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import urllib.request
 from collections import defaultdict
@@ -49,7 +50,7 @@ def push_to_loki(url: str, rows: list[tuple[Any, ...]]) -> None:
     for row in rows:
         ts, level, service, environment, function = row[1], row[2], row[3], row[4], row[5]
         labels = (service or "clustergenie", environment or "unknown", level, function or "unknown")
-        nanos = int(ts.replace(tzinfo=__import__("datetime").timezone.utc).timestamp() * 1e9)
+        nanos = int(ts.replace(tzinfo=dt.timezone.utc).timestamp() * 1e9)
         streams[labels].append([str(nanos), row[-1]])
     body = {"streams": [{"stream": dict(zip(LOKI_LABELS, labels)), "values": values} for labels, values in streams.items()]}
     request = urllib.request.Request(url.rstrip("/") + "/loki/api/v1/push", data=json.dumps(body).encode(),
