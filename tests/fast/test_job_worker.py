@@ -7,11 +7,11 @@ import uuid
 from typing import Any
 
 import pytest
+from provider_doubles import FailingLaunches
 from topic_reader import topic_reader
 
 from chalicelib import db
 from chalicelib.providers import ProviderError, set_provider
-from chalicelib.providers.simulated import SimulatedProvider
 from chalicelib.settings import get_settings
 
 
@@ -61,18 +61,10 @@ def droplets_of(cluster_id: str) -> list[dict[str, Any]]:
     return db.query("SELECT * FROM droplets WHERE cluster_id = %s ORDER BY created_at, id", (cluster_id,))
 
 
-class FailingProvider(SimulatedProvider):
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    def launch(self, droplet):  # noqa: ANN001
-        raise self.error
-
-
 @pytest.fixture
 def provider_failure():
     def install(error: Exception) -> None:
-        set_provider("simulated", FailingProvider(error))
+        set_provider("simulated", FailingLaunches(error))
 
     yield install
     set_provider("simulated", None)
@@ -205,23 +197,10 @@ def test_scale_up_to_replicas_then_down_by_delta_touches_only_that_cluster(clien
     assert len(droplets_of(cluster["id"])) == 2 and len(droplets_of(other["id"])) == 1
 
 
-class OutageOnLaunch(SimulatedProvider):
-    """Launches normally except the `nth` launch, which hits an outage (retried, unlike a refusal)."""
-
-    def __init__(self, nth: int) -> None:
-        self.nth, self.launches = nth, 0
-
-    def launch(self, droplet):  # noqa: ANN001
-        self.launches += 1
-        if self.launches == self.nth:
-            raise ConnectionError("provider API unreachable")
-        return super().launch(droplet)
-
-
 def test_a_scale_interrupted_after_recording_a_droplet_launches_it_on_retry_and_adds_none_twice(
         client, make_cluster, submit, worker):
     cluster = make_cluster()
-    set_provider("simulated", OutageOnLaunch(nth=2))
+    set_provider("simulated", FailingLaunches(ConnectionError("provider API unreachable"), nth=2))  # an outage
     try:
         job, body = submit("scale", cluster_id=cluster["id"], replicas="3")
         assert len(worker([body])["batchItemFailures"]) == 1  # left for SQS to redeliver

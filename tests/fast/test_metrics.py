@@ -167,12 +167,9 @@ def test_a_job_run_interrupted_by_an_outage_is_counted_as_retried_then_completed
 
     from chalice.test import Client
 
-    from chalicelib.providers import set_provider
-    from chalicelib.providers.simulated import SimulatedProvider
+    from provider_doubles import FailingLaunches
 
-    class Unreachable(SimulatedProvider):
-        def launch(self, droplet):  # noqa: ANN001
-            raise ConnectionError("provider API unreachable")
+    from chalicelib.providers import set_provider
 
     cluster = make_cluster()
     job_id = client.post("/api/v1/jobs", {"type": "provision", "parameters": {"cluster_id": cluster["id"]}},
@@ -180,7 +177,7 @@ def test_a_job_run_interrupted_by_an_outage_is_counted_as_retried_then_completed
     with Client(app) as test_client:
         event = test_client.events.generate_sqs_event(
             queue_name="clustergenie-jobs", message_bodies=[json.dumps({"job_id": job_id, "trace_id": "t"})])
-        set_provider("simulated", Unreachable())
+        set_provider("simulated", FailingLaunches(ConnectionError("provider API unreachable")))
         try:
             failed = test_client.lambda_.invoke("job_worker", event).payload
         finally:
