@@ -15,7 +15,6 @@ Ratios are printed against the ceiling. Clusters it creates are deleted at the e
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
@@ -36,14 +35,6 @@ def load_stack_env(db_name: str) -> None:
     os.environ["CG_DB_NAME"] = db_name
     os.environ.setdefault("CG_ENVIRONMENT", "bench")
     os.environ.setdefault("CG_LOG_LEVEL", "WARNING")
-
-
-def load_bridge():
-    spec = importlib.util.spec_from_file_location("msk_bridge_bench", ROOT / "localstack" / "msk_bridge" / "bridge.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def envelope(event_type: str, cluster_id: str, **fields) -> dict:
@@ -146,7 +137,9 @@ def main() -> None:
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
     load_stack_env(args.db)
-    bridge = load_bridge()
+    from devstack.services import load_bridge_module
+
+    bridge = load_bridge_module()
 
     from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
     from chalicelib.repositories import ClusterRepository

@@ -383,6 +383,25 @@ class LocalStack(Service):
         return [str(python), "-m", "localstack.runtime.main"], env
 
 
+BRIDGE_CODE = ROOT / "localstack" / "msk_bridge" / "bridge.py"
+_BRIDGE_MODULE = "clustergenie_msk_bridge"
+
+
+def load_bridge_module():  # noqa: ANN201 - the bridge module
+    """The MSK bridge's code as a module, loaded once (tests and benches build `aws:kafka` events with its
+    own builder). `localstack/` is not a package, so that it cannot shadow LocalStack itself: the file is
+    loaded by path."""
+    import importlib.util
+    import sys
+
+    if _BRIDGE_MODULE not in sys.modules:
+        spec = importlib.util.spec_from_file_location(_BRIDGE_MODULE, BRIDGE_CODE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_BRIDGE_MODULE] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[_BRIDGE_MODULE]
+
+
 class Bridge(Service):
     """The MSK event-source stand-in: Kafka topics -> Lambda Invoke, in the aws:kafka event shape."""
 
@@ -403,7 +422,7 @@ class Bridge(Service):
 
     @property
     def code(self) -> pathlib.Path:
-        return ROOT / "localstack" / "msk_bridge" / "bridge.py"
+        return BRIDGE_CODE
 
     def ensure(self) -> str:
         pid = self.own_pid()

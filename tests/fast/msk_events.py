@@ -2,28 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
-import pathlib
-import sys
 from typing import Any
 
 from kafka.consumer.fetcher import ConsumerRecord
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from devstack.services import load_bridge_module
+
 ARN = "arn:aws:kafka:us-east-1:000000000000:cluster/test/abc-1"
 TOPIC = "cluster-events"
 
-
-def load_bridge():
-    # `localstack/` is not a package (it must not shadow LocalStack itself): load the module by path.
-    name = "msk_bridge_for_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "localstack" / "msk_bridge" / "bridge.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def now_iso() -> str:
@@ -61,7 +49,7 @@ def kafka_record(value: Any, offset: int, partition: int = 0, key: str | bytes |
 
 def msk_event(records: list[ConsumerRecord]) -> dict[str, Any]:
     """The `aws:kafka` event Lambda would deliver for these records (through JSON, as over the wire)."""
-    return json.loads(json.dumps(load_bridge().build_msk_event(records, ARN, "127.0.0.1:19092")))
+    return json.loads(json.dumps(load_bridge_module().build_msk_event(records, ARN, "127.0.0.1:19092")))
 
 
 def batch_of(values: list[Any], partition: int = 0, start: int = 0, timestamp: int = RECORD_TIMESTAMP) -> dict[str, Any]:

@@ -3,29 +3,18 @@ from __future__ import annotations
 
 import base64
 import datetime
-import importlib.util
 import json
 import pathlib
-import sys
 
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
 from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
+from devstack.services import load_bridge_module
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _load_bridge():
-    # `localstack/` is not a package (it must not shadow LocalStack itself): load the module by path.
-    spec = importlib.util.spec_from_file_location("msk_bridge_under_test", ROOT / "localstack" / "msk_bridge" / "bridge.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bridge = _load_bridge()
+bridge = load_bridge_module()
 ARN = "arn:aws:kafka:us-east-1:000000000000:cluster/test/abc-1"
 
 

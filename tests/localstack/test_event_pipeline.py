@@ -7,11 +7,8 @@ the jobs' read models in Redis, the dead-letter topic and the bridge's committed
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
-import pathlib
 import random
-import sys
 import time
 import uuid
 from collections import Counter
@@ -19,9 +16,10 @@ from collections import Counter
 import pytest
 from polling import wait_for
 
+from devstack.services import load_bridge_module
+
 pytestmark = pytest.mark.localstack
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 BRIDGE_GROUP = "clustergenie-event-handler"  # localstack/msk_bridge/mappings.json
 CLUSTERS = 20
 ALERT_CLUSTERS, ALERTS_PER_BURST = 5, 10
@@ -30,14 +28,6 @@ DROPLETS, DROPLET_REPEATS = 80, 20
 MALFORMED = 50
 TOTAL = 1000
 TELEMETRY = TOTAL - MALFORMED - ALERT_CLUSTERS * ALERTS_PER_BURST - JOBS * EVENTS_PER_JOB - DROPLETS - DROPLET_REPEATS
-
-
-def _bridge():
-    spec = importlib.util.spec_from_file_location("msk_bridge_for_pipeline", ROOT / "localstack" / "msk_bridge" / "bridge.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def _ts(i: int) -> str:
@@ -210,7 +200,7 @@ def test_a_mixed_stream_is_applied_exactly_once_and_a_replay_changes_nothing(sta
 
     # Replay: the very same records (same topic, partition, offset) delivered again in the exact MSK shape,
     # through the deployed function. Nothing changes, and nothing is dead-lettered again.
-    bridge = _bridge()
+    bridge = load_bridge_module()
     own = {}
     for m in metadata:
         own.setdefault(m.partition, [m.offset, m.offset])
