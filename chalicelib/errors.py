@@ -1,43 +1,31 @@
-"""The one error hierarchy. Each error carries its HTTP status; `chalicelib.http` maps it to a response.
+"""The one error hierarchy: plain exceptions that say what went wrong.
 
-The base class derives from ChaliceUnhandledError only so that Chalice hands these exceptions to our
-error middleware untouched instead of turning them into its own {"Code", "Message"} bodies.
+They know nothing of HTTP; `chalicelib.http.STATUS_FOR` is the one table that maps them to status codes.
 """
 from __future__ import annotations
 
-from chalice import ChaliceUnhandledError
 
-
-class ClusterGenieError(ChaliceUnhandledError):
-    status_code = 500
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+class ClusterGenieError(Exception):
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.headers = headers or {}
 
 
 class ValidationError(ClusterGenieError):
     """The request is malformed or breaks a rule; nothing was written."""
 
-    status_code = 400
-
 
 class NotFoundError(ClusterGenieError):
-    status_code = 404
+    """The named thing does not exist."""
 
 
 class ConflictError(ClusterGenieError):
     """A concurrent update won, or the transition is not allowed in the current state."""
 
-    status_code = 409
-
 
 class RateLimitedError(ClusterGenieError):
-    status_code = 429
+    """The caller has used up its allowance."""
 
 
 class ServiceUnavailableError(ClusterGenieError):
     """A dependency (queue, broker) refused the work; the caller may retry."""
-
-    status_code = 503

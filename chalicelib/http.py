@@ -4,21 +4,32 @@ Routes stay thin: they parse input with `parse_body`/`parse_query`, call a servi
 """
 from __future__ import annotations
 
+import functools
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pydantic
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib.errors import ClusterGenieError, ValidationError
+from chalicelib.errors import (
+    ClusterGenieError, ConflictError, NotFoundError, RateLimitedError, ServiceUnavailableError, ValidationError,
+)
+from chalicelib.models.validation import validate
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+# The one table from domain errors to HTTP status codes (most specific class first wins via the MRO).
+STATUS_FOR: dict[type[ClusterGenieError], int] = {
+    ValidationError: 400, NotFoundError: 404, ConflictError: 409, RateLimitedError: 429,
+    ServiceUnavailableError: 503, ClusterGenieError: 500,
+}
 
 
 def request_id(request: Request | None) -> str:
@@ -31,16 +42,46 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return Response(body={"error": message, **extra}, status_code=status, headers={**JSON_HEADERS, **(headers or {})})
 
 
+def domain_error_response(exc: ClusterGenieError, headers: dict[str, str] | None = None) -> Response:
+    """The v1 envelope `{"error": message}` with the status STATUS_FOR gives the error's class."""
+    status = next(STATUS_FOR[cls] for cls in type(exc).__mro__ if cls in STATUS_FOR)
+    return error_response(status, exc.message, headers)
+
+
+def _answering_domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    # Chalice turns any exception a view raises into its own 500 before middleware sees it, so a view's
+    # domain error is answered here, at the edge, from the same table.
+    @functools.wraps(view)
+    def answered(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except ClusterGenieError as exc:
+            return domain_error_response(exc)
+
+    answered.answers_domain_errors = True  # type: ignore[attr-defined]
+    return answered
+
+
+def _wrap_views(app: Chalice) -> None:
+    for methods in app.routes.values():
+        for entry in methods.values():
+            if not getattr(entry.view_function, "answers_domain_errors", False):
+                entry.view_function = _answering_domain_errors(entry.view_function)
+
+
 def register_error_handling(app: Chalice) -> None:
-    """Map every error to `{"error": ...}`: domain errors to their status, anything else to a 500
-    carrying a request id, with the trace only in the structured log."""
+    """Map every error to `{"error": ...}`: domain errors (from a view or a middleware) to their status,
+    anything else to a 500 carrying a request id, with the trace only in the structured log.
+
+    Every route's view is wrapped on the first request, once all blueprints are registered."""
 
     @app.middleware("http")
     def map_errors(event: Request, get_response):  # noqa: ANN001 - Chalice's middleware signature
+        _wrap_views(app)
         try:
             response = get_response(event)
         except ClusterGenieError as exc:
-            return error_response(exc.status_code, exc.message, exc.headers)
+            return domain_error_response(exc)
         except Exception:
             rid = request_id(event)
             logger.exception("unhandled error", extra={"request_id": rid, "path": getattr(event, "path", None)})
@@ -81,22 +122,3 @@ def parse_body(request: Request, model: type[Model]) -> Model:
 def parse_query(request: Request, model: type[Model]) -> Model:
     """Validate query-string parameters into `model` (400 naming the parameter on failure)."""
     return validate(model, dict(request.query_params or {}))
-
-
-def validate(model: type[Model], data: dict[str, Any]) -> Model:
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise ValidationError(describe_validation_error(exc)) from None
-
-
-def describe_validation_error(exc: pydantic.ValidationError) -> str:
-    """A short human message naming each offending field, e.g. "name: must not be empty"."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in err.get("loc", ())) or "body"
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown field"
-        parts.append(f"{field}: {msg}")
-    return "; ".join(parts)

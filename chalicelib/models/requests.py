@@ -2,7 +2,7 @@
 
 Bodies are strict (no coercion: `"3"` is not a number) and refuse unknown fields. Query strings arrive
 as text, so their numbers are parsed, but still bounded and allow-listed. Each failure names its field
-(see `chalicelib.http.describe_validation_error`).
+(see `chalicelib.models.validation.describe_validation_error`).
 """
 from __future__ import annotations
 

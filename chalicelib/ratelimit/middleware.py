@@ -7,6 +7,7 @@ from chalice import Chalice
 from chalice.app import Request
 
 from chalicelib.errors import ClusterGenieError, RateLimitedError, ServiceUnavailableError
+from chalicelib.http import domain_error_response
 from chalicelib.ratelimit.routes import LIMITED_ROUTES, LimitedRoute
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def register_rate_limiting(
 ) -> None:
     """Limit the routes of `routes` by method and route template.
 
-    Register it after `register_error_handling`, so that the errors raised here are mapped there: a
+    Register it after `register_error_handling`; errors are answered with `http.domain_error_response`: a
     denial is `429 {"error": "rate limit exceeded"}` with Retry-After and X-RateLimit-*; a fail-closed
     limiter without Redis answers 503 with Retry-After. Admitted requests carry X-RateLimit-* too, on
     success and on error responses alike.
@@ -46,12 +47,11 @@ def register_rate_limiting(
         if not decision.allowed:
             if decision.degraded:
                 # Not the caller's fault: say the service is unavailable rather than that they exceeded.
-                raise ServiceUnavailableError("rate limiter unavailable", headers=headers)
-            raise RateLimitedError("rate limit exceeded", headers=headers)
+                return domain_error_response(ServiceUnavailableError("rate limiter unavailable"), headers)
+            return domain_error_response(RateLimitedError("rate limit exceeded"), headers)
         try:
             response = get_response(event)
         except ClusterGenieError as exc:
-            exc.headers = {**headers, **exc.headers}
-            raise
+            response = domain_error_response(exc)
         response.headers = {**(response.headers or {}), **headers}
         return response

@@ -23,12 +23,12 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.errors import NotFoundError, ValidationError
-from chalicelib.http import describe_validation_error
 from chalicelib.models.control_plane import (
     CreatePolicyRequest, EvaluationResult, Policy, PolicyFields, ScaleDecision, UpdatePolicyRequest,
     parse_time_window,
 )
 from chalicelib.models.requests import CreateJobRequest
+from chalicelib.models.validation import describe_validation_error
 from chalicelib.observability import logger
 from chalicelib.repositories import ClusterRepository, DropletRepository, MetricRepository
 from chalicelib.repositories.policies import PolicyRepository
