@@ -15,7 +15,8 @@ service = JobService()
 @bp.route("/jobs", methods=["POST"])
 def create_job():
     request = bp.current_request
-    job = service.create(parse_body(request, CreateJobRequest), caller=caller_id(request),
+    body = parse_body(request, CreateJobRequest)
+    job = service.submit(body.type, body.cluster_id, body.parameters, caller=caller_id(request),
                          correlation_id=request_id(request))
     return created(JobEnvelope(job=job, message="Job created successfully"))
 

@@ -243,13 +243,11 @@ class EventHandler:
         if result["evaluated"]:
             actions = result.get("actions") or []
             return actions[0].get("job_id") if actions else None
-        from chalicelib.models.requests import CreateJobRequest
-
         payload = event.payload
-        parameters = {"cluster_id": event.cluster_id, "delta": "1", "reason": model.THRESHOLD_EXCEEDED,
+        parameters = {"delta": "1", "reason": model.THRESHOLD_EXCEEDED,
                       **{k: str(payload[k])[:1024] for k in ("metric", "value", "threshold") if k in payload}}
-        job = self.jobs.create(CreateJobRequest.model_validate({"type": "scale", "parameters": parameters}),
-                               caller="event_handler", correlation_id=correlation_id)
+        job = self.jobs.submit("scale", event.cluster_id, parameters, caller="event_handler",
+                               correlation_id=correlation_id)
         return job.id
 
     def discard(self) -> None:

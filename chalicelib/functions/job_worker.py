@@ -76,30 +76,26 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
     if job.status in FINAL_STATUSES:
         logger.info("job already finished; message acknowledged", extra={"status": job.status})
         return {"job_id": job.id, "outcome": job.status}
-    if job.status == "queued":
-        job = jobs.transition(job.id, "processing", progress=5)
-    else:  # `processing`: an earlier delivery crashed mid-job; the runners resume from their checkpoint
+    if job.status == "processing":  # an earlier delivery crashed mid-job; the runners resume from their checkpoint
         logger.warning("resuming a job left in processing", extra={"progress": job.progress})
     started = time.perf_counter()
-    run = JobRun(job, jobs, correlation_id=message["correlation_id"])
-    run.emit("job_started", f"{job.type} job started")
+    correlation_id = message["correlation_id"]
+    run = JobRun(jobs.start(job, correlation_id), jobs, correlation_id=correlation_id)
     try:
         result = run_job(run)
     except JobFailed as exc:
-        run.job = jobs.transition(job.id, "failed", error=str(exc))
+        jobs.fail(job.id, str(exc), correlation_id)
         logger.warning("job failed", extra={"reason": str(exc)})
         metrics.observe_job(job.type, "failed", time.perf_counter() - started)
-        run.emit("job_failed", str(exc), {"error": str(exc)})
         return {"job_id": job.id, "outcome": "failed"}
     except Exception:
         # An outage (database, provider API, broker): SQS delivers the message again and the runner
         # resumes from its checkpoint. Counted, so retries show on the dashboards before the DLQ does.
         metrics.observe_job(job.type, "retried", time.perf_counter() - started)
         raise
-    run.job = jobs.transition(job.id, "completed", result=result)
+    jobs.complete(job.id, result, correlation_id)
     logger.info("job completed")
     metrics.observe_job(job.type, "completed", time.perf_counter() - started)
-    run.emit("job_completed", f"{job.type} job completed", {"result": result})
     return {"job_id": job.id, "outcome": "completed"}
 
 

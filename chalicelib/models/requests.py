@@ -19,6 +19,7 @@ from chalicelib.models.domain import (
     REGIONS,
     ClientJobType,
     ClusterStatus,
+    JobType,
     MetricType,
 )
 
@@ -100,6 +101,15 @@ class CreateJobRequest(RequestBody):
     @property
     def cluster_id(self) -> str:
         return self.parameters["cluster_id"]
+
+
+class JobSpec(RequestBody):
+    """What `JobService.submit` validates: a job of any type (the control plane's own included), on one
+    cluster, with the same parameter rules a client's job has."""
+
+    type: JobType
+    cluster_id: ResourceId
+    parameters: Annotated[dict[ParameterKey, ParameterValue], Field(max_length=32)]
 
 
 class DiagnoseRequest(RequestBody):

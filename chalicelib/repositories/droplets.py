@@ -73,6 +73,22 @@ class DropletRepository:
             raise NotFoundError("Droplet not found")
         return row
 
+    def count_by_cluster_status(self) -> list[dict[str, Any]]:
+        """Rows of cluster_id, status and n: how many droplets each cluster has in each status."""
+        with db.transaction() as cur:
+            cur.execute("SELECT cluster_id, status, COUNT(*) AS n FROM droplets GROUP BY cluster_id, status")
+            return list(cur.fetchall())
+
+    def retire(self, droplet_id: str, from_provider: str, to_provider: str) -> None:
+        """Mark the droplet deleted and move one unit of catalogue usage from `from_provider` to
+        `to_provider`, together (once: a re-run finds the droplet already deleted and moves nothing)."""
+        with db.transaction() as cur:
+            cur.execute("UPDATE droplets SET status = 'deleted', version = version + 1 "
+                        "WHERE id = %s AND status <> 'deleted'", (droplet_id,))
+            if cur.rowcount == 1:
+                cur.execute("UPDATE providers SET used = used + 1 WHERE name = %s", (to_provider,))
+                cur.execute("UPDATE providers SET used = used - 1 WHERE name = %s AND used > 0", (from_provider,))
+
     def delete(self, droplet_id: str) -> None:
         """Remove the droplet; NotFoundError when missing."""
         with db.transaction() as cur:

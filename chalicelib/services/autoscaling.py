@@ -27,7 +27,6 @@ from chalicelib.models.control_plane import (
     CreatePolicyRequest, EvaluationResult, Policy, PolicyFields, ScaleDecision, UpdatePolicyRequest,
     parse_time_window,
 )
-from chalicelib.models.requests import CreateJobRequest
 from chalicelib.models.validation import describe_validation_error
 from chalicelib.observability import logger
 from chalicelib.repositories import ClusterRepository, DropletRepository, MetricRepository
@@ -202,13 +201,12 @@ class AutoscalingService:
             return decision.model_copy(update={
                 "action": "none", "target": decision.current,
                 "reason": f"another evaluation scaled this cluster within the cool-down (wanted: {decision.reason})"})
-        request = CreateJobRequest(type="scale", parameters={
-            "cluster_id": cluster_id, "replicas": str(decision.target), "min_replicas": str(policy["min_replicas"]),
-            "max_replicas": str(policy["max_replicas"]), "policy_id": policy["id"], "trigger": trigger,
-            "reason": decision.reason[:1024],
-        })
+        parameters = {"replicas": str(decision.target), "min_replicas": str(policy["min_replicas"]),
+                      "max_replicas": str(policy["max_replicas"]), "policy_id": policy["id"], "trigger": trigger,
+                      "reason": decision.reason[:1024]}
         try:
-            job = self.jobs.create(request, caller=f"autoscaler:{trigger}", correlation_id=correlation_id)
+            job = self.jobs.submit("scale", cluster_id, parameters, caller=f"autoscaler:{trigger}",
+                                   correlation_id=correlation_id)
         except Exception:
             self.policies.release_claim(cluster_id, previous)
             raise

@@ -18,7 +18,6 @@ from typing import Any
 
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.models.control_plane import Deployment, StartDeploymentRequest
-from chalicelib.models.requests import CreateJobRequest
 from chalicelib.observability import logger
 from chalicelib.repositories import ClusterRepository
 from chalicelib.repositories.deployments import DeploymentRepository
@@ -124,11 +123,9 @@ class DeploymentService:
         return self.get(deployment_id)
 
     def _enqueue(self, row: dict[str, Any], action: str, caller: str) -> None:
-        # `deploy` is an internal job type (not one a client may create), hence no validation here:
-        # the parameters are ours.
-        request = CreateJobRequest.model_construct(type="deploy", parameters={
-            "cluster_id": row["cluster_id"], "deployment_id": row["id"], "action": action})
-        job = self.jobs.create(request, caller=caller)
+        # `deploy` is an internal job type (not one a client may create); JobService validates it all the same.
+        job = self.jobs.submit("deploy", row["cluster_id"], {"deployment_id": row["id"], "action": action},
+                               caller=caller)
         self.deployments.set_job(row["id"], job.id)
 
     # --- the job's work ------------------------------------------------------------------------------

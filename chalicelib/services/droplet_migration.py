@@ -15,10 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib import db
 from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.models.control_plane import MigrationAccepted, MigrationRequest
-from chalicelib.models.requests import CreateJobRequest
 from chalicelib.observability import logger
 from chalicelib.repositories import DropletRepository
 from chalicelib.repositories.provider_catalog import ProviderCatalogRepository
@@ -66,9 +64,8 @@ class DropletMigrationService:
             raise ConflictError(f"provider {target['name']} has no free capacity")
         if droplet["size"] not in target["classes"]:
             raise ConflictError(f"provider {target['name']} does not offer size {droplet['size']}")
-        job = self.jobs.create(CreateJobRequest.model_construct(type="migrate", parameters={
-            "cluster_id": droplet["cluster_id"], "droplet_id": droplet["id"], "target_provider": target["name"]}),
-            caller=caller)
+        job = self.jobs.submit("migrate", droplet["cluster_id"], {
+            "droplet_id": droplet["id"], "target_provider": target["name"]}, caller=caller)
         return MigrationAccepted(ok=True, job_id=job.id, droplet_id=droplet["id"], target_provider=target["name"])
 
     def run_job(self, parameters: dict[str, str], checkpoint: dict[str, Any] | None = None,
@@ -99,19 +96,8 @@ class DropletMigrationService:
             except Exception as exc:  # both run; the old one is reported, never silently kept billing
                 raise MigrationFailed(f"replacement {new['id']} is active, but provider {old['provider']} "
                                       f"failed to terminate {old['id']}: {exc}") from None
-            self._retire(old, target["name"])
+            self.droplets.retire(old["id"], old["provider"], target["name"])
         logger.info("droplet migrated", extra={"old_droplet_id": old["id"], "new_droplet_id": new["id"],
                                                "target_provider": target["name"]})
         return {"old_droplet_id": old["id"], "new_droplet_id": new["id"], "target_provider": target["name"],
                 "ip_address": new["ip_address"]}
-
-    @staticmethod
-    def _retire(old: dict[str, Any], target: str) -> None:
-        """Mark the old droplet deleted and move one unit of catalogue usage to the target, together
-        (once: a re-run finds the droplet already deleted and moves nothing)."""
-        with db.transaction() as cur:
-            cur.execute("UPDATE droplets SET status = 'deleted', version = version + 1 "
-                        "WHERE id = %s AND status <> 'deleted'", (old["id"],))
-            if cur.rowcount == 1:
-                cur.execute("UPDATE providers SET used = used + 1 WHERE name = %s", (target,))
-                cur.execute("UPDATE providers SET used = used - 1 WHERE name = %s AND used > 0", (old["provider"],))

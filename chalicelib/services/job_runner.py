@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.events import envelope, get_event_publisher
 from chalicelib.models.domain import (
     DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_REGION, DEFAULT_SIZE, DROPLET_SIZES, REGIONS, Droplet, Job,
 )
@@ -53,20 +52,14 @@ class JobRun:
         return self.job.result if isinstance(self.job.result, dict) else {}
 
     def emit(self, event_type: str, message: str, payload: dict[str, Any] | None = None) -> None:
-        """Publish an event about this job. The database already holds the state it describes, so a
-        broker outage is logged and counted, never a reason to redo the job."""
-        get_event_publisher().publish_best_effort(envelope(
-            event_type, job_id=self.job.id, job_type=self.job.type, cluster_id=self.job.cluster_id,
-            progress=self.job.progress, message=message, trace_id=self.job.trace_id,
-            correlation_id=self.correlation_id, payload=payload,
-        ), flush=False)
+        """Announce something that happened in this job (a droplet created) without a state change."""
+        self.jobs.announce(self.job, event_type, message, payload, correlation_id=self.correlation_id)
 
     def progress(self, progress: int, message: str, checkpoint: dict[str, Any] | None = None) -> None:
-        """Record progress (never decreasing) and, optionally, a checkpoint; then emit job_progress."""
+        """Record progress (never decreasing) and, optionally, a checkpoint; JobService announces it."""
         result = {**self.checkpoint, **checkpoint} if checkpoint else None
-        self.job = self.jobs.transition(self.job.id, "processing", progress=max(progress, self.job.progress),
-                                        result=result)
-        self.emit("job_progress", message)
+        self.job = self.jobs.report_progress(self.job.id, max(progress, self.job.progress), message, result,
+                                             correlation_id=self.correlation_id)
 
 
 def _parameter(run: JobRun, name: str, default: str, allowed: tuple[str, ...] | None = None) -> str:

@@ -153,13 +153,13 @@ def test_a_scale_job_from_an_alert_carries_the_alerts_correlation_id(handle, dea
     from chalicelib.services.jobs import JobService
 
     seen = []
-    real_create = JobService.create
+    real_submit = JobService.submit
 
-    def spy(self, request, caller="anonymous", correlation_id=None):  # noqa: ANN001
+    def spy(self, job_type, cluster_id, parameters, *, correlation_id=None, caller="anonymous"):  # noqa: ANN001
         seen.append(correlation_id)
-        return real_create(self, request, caller=caller, correlation_id=correlation_id)
+        return real_submit(self, job_type, cluster_id, parameters, correlation_id=correlation_id, caller=caller)
 
-    monkeypatch.setattr(JobService, "create", spy)
+    monkeypatch.setattr(JobService, "submit", spy)
     handle(batch_of([envelope("metric_threshold_exceeded", cluster["id"], payload={"metric": "cpu", "value": 97},
                               **fields)]))
     assert len(seen) == 1 and seen[0]
