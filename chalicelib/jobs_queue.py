@@ -1,8 +1,12 @@
-"""The JobQueue: how the API hands a stored job to the job worker.
+"""The job queue and its dead-letter queue: the one module that talks to SQS.
+
+The JobQueue is how the API hands a stored job to the job worker.
 
 `get_job_queue()` is the single getter; production uses SQS (the `clustergenie-jobs` queue), the fast
 test tier swaps in `InMemoryJobQueue` with `set_job_queue()`. The message carries only the job id and
 trace id: the worker reads the job itself from MySQL, so a message can never disagree with the row.
+The module functions below read queue figures and drain the dead-letter queue (the sweeper, /metrics,
+the workerpool page); `queue_url` is the one place a queue's URL is looked up.
 """
 from __future__ import annotations
 
@@ -28,6 +32,39 @@ def message_for(job: Job) -> dict[str, Any]:
     }
 
 
+def _sqs() -> Any:
+    from chalicelib.aws import client
+
+    return client("sqs")
+
+
+def queue_url(queue_name: str) -> str:
+    """The queue's URL (the one place it is looked up; the job queue keeps its own for every send)."""
+    return _sqs().get_queue_url(QueueName=queue_name)["QueueUrl"]
+
+
+def queue_attributes(queue_name: str, names: list[str]) -> dict[str, int]:
+    """The queue's numeric attributes `names` (ApproximateNumberOfMessages, ...), 0 when absent."""
+    attributes = _sqs().get_queue_attributes(QueueUrl=queue_url(queue_name), AttributeNames=names)["Attributes"]
+    return {name: int(attributes.get(name, 0)) for name in names}
+
+
+def dead_letter_depth() -> int:
+    """Messages waiting in the jobs DLQ."""
+    name = "ApproximateNumberOfMessages"
+    return queue_attributes(get_settings().jobs_dlq_name, [name])[name]
+
+
+def receive_dead_letters(max_messages: int = 10) -> list[dict[str, Any]]:
+    """Up to `max_messages` messages of the jobs DLQ (without waiting); delete each once handled."""
+    return _sqs().receive_message(QueueUrl=queue_url(get_settings().jobs_dlq_name), MaxNumberOfMessages=max_messages,
+                                  WaitTimeSeconds=0, AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+
+
+def delete_dead_letter(message: dict[str, Any]) -> None:
+    _sqs().delete_message(QueueUrl=queue_url(get_settings().jobs_dlq_name), ReceiptHandle=message["ReceiptHandle"])
+
+
 class SqsJobQueue:
     """The SQS queue named by `settings.jobs_queue_name`; its URL is resolved on first use."""
 
@@ -35,18 +72,10 @@ class SqsJobQueue:
         self._queue_name = queue_name or get_settings().jobs_queue_name
         self._queue_url: str | None = None
 
-    @property
-    def queue_url(self) -> str:
-        if self._queue_url is None:
-            from chalicelib.aws import client
-
-            self._queue_url = client("sqs").get_queue_url(QueueName=self._queue_name)["QueueUrl"]
-        return self._queue_url
-
     def send(self, job: Job) -> None:
-        from chalicelib.aws import client
-
-        client("sqs").send_message(QueueUrl=self.queue_url, **message_for(job))
+        if self._queue_url is None:
+            self._queue_url = queue_url(self._queue_name)
+        _sqs().send_message(QueueUrl=self._queue_url, **message_for(job))
 
 
 class InMemoryJobQueue:

@@ -5,11 +5,11 @@ import json
 
 from chalice import Blueprint, Response
 
-from chalicelib import db
 from chalicelib.api.openapi import Operation, document
 from chalicelib.errors import NotFoundError
 from chalicelib.http import JSON_HEADERS
-from chalicelib.logs.store import MAX_LINES, LogStore
+from chalicelib.repositories import JobRepository
+from chalicelib.repositories.log_lines import MAX_LINES, LogStore
 
 bp = Blueprint(__name__)
 store = LogStore()
@@ -21,7 +21,7 @@ document(Operation("GET", "/api/v1/jobs/{job_id}/logs", "A job's log lines from 
 @bp.route("/jobs/{job_id}/logs", methods=["GET"])
 def get_job_logs(job_id: str):
     lines = store.for_job(job_id, MAX_LINES + 1)
-    if not lines and db.query_one("SELECT 1 AS one FROM jobs WHERE id = %s", (job_id,)) is None:
+    if not lines and not JobRepository().exists(job_id):
         raise NotFoundError("Job not found")
     truncated = len(lines) > MAX_LINES
     for line in lines[:MAX_LINES]:

@@ -12,12 +12,12 @@ import datetime as dt
 import json
 from typing import Any
 
+from chalicelib import jobs_queue
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.events import envelope, get_event_publisher
+from chalicelib.events import get_event_publisher
 from chalicelib.observability import logger
 from chalicelib.services.job_state import FINAL_STATUSES
 from chalicelib.services.jobs import JobService
-from chalicelib.settings import get_settings
 
 # Longer than the worker's timeout times maxReceiveCount, so a job still being retried is never swept.
 PROCESSING_DEADLINE_SECONDS = 15 * 60
@@ -28,7 +28,7 @@ def _fail(jobs: JobService, job_id: str, reason: str) -> bool | None:
     """True if the job is failed now; False if it had finished meanwhile or is gone (deleted with its
     cluster); None if it could not be changed now (another writer holds it): try again next sweep."""
     try:
-        job = jobs.transition(job_id, "failed", error=reason)
+        job = jobs.fail(job_id, reason)
     except NotFoundError:
         return False
     except ConflictError:  # an illegal move (already final) or a lost race / lock wait: which one?
@@ -37,9 +37,6 @@ def _fail(jobs: JobService, job_id: str, reason: str) -> bool | None:
         except NotFoundError:
             return False
     logger.warning("job swept", extra={"job_id": job.id, "trace_id": job.trace_id, "reason": reason})
-    get_event_publisher().publish_best_effort(envelope(
-        "job_failed", job_id=job.id, job_type=job.type, cluster_id=job.cluster_id, progress=job.progress,
-        message=reason, trace_id=job.trace_id, correlation_id=None, payload={"error": reason}), flush=False)
     return True
 
 
@@ -51,14 +48,9 @@ def sweep_stuck(jobs: JobService, now: dt.datetime | None = None) -> int:
 
 
 def sweep_dead_letters(jobs: JobService) -> int:
-    from chalicelib.aws import client
-
-    sqs = client("sqs")
-    url = sqs.get_queue_url(QueueName=get_settings().jobs_dlq_name)["QueueUrl"]
     swept = 0
     for _ in range(MAX_DLQ_BATCHES):
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                       AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        messages = jobs_queue.receive_dead_letters()
         if not messages:
             break
         for message in messages:
@@ -71,7 +63,7 @@ def sweep_dead_letters(jobs: JobService) -> int:
                 if outcome is None:  # keep the message: deleting it would strand the job in `queued`
                     continue
                 swept += outcome
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            jobs_queue.delete_dead_letter(message)
     return swept
 
 

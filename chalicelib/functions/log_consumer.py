@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib import metrics
 from chalicelib.logs import shipping
-from chalicelib.logs.store import LogStore, row_of
+from chalicelib.repositories.log_lines import LogStore, row_of
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from chalicelib.logs.store import LogStore
+from chalicelib.repositories.log_lines import LogStore
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 

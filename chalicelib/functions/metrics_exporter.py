@@ -21,9 +21,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from chalicelib import db, metrics
-from chalicelib.models.domain import METRIC_TYPES, METRIC_UNITS
+from chalicelib import metrics
+from chalicelib.models.domain import METRIC_UNITS
 from chalicelib.observability import logger
+from chalicelib.repositories import DropletRepository, MetricRepository
 from chalicelib.services.monitoring import judge_health
 from chalicelib.settings import get_settings
 
@@ -31,32 +32,11 @@ PUSH_JOB = "clustergenie_metrics_exporter"
 GROUPING_KEY = {"instance": "database"}
 HEALTH_STATUSES = ("unknown", "healthy", "warning", "critical")
 
-_TYPES = " UNION ALL ".join(f"SELECT '{t}' AS type" for t in METRIC_TYPES)  # fixed literals, not input
-
-# Per (cluster, type): the id of the newest sample, by a backwards lookup on idx_metrics_cluster_type_ts
-# (LIMIT 1; the index holds the primary key, so "timestamp DESC, id DESC" is its order), then the row by
-# primary key. No scan of a cluster's history, whatever its length.
-LATEST_SQL = f"""
-SELECT x.cluster_id, x.cluster_name, x.type, m.value, UNIX_TIMESTAMP(m.timestamp) AS ts
-FROM (
-    SELECT c.id AS cluster_id, c.name AS cluster_name, t.type,
-           (SELECT mm.id FROM metrics mm FORCE INDEX (idx_metrics_cluster_type_ts)
-             WHERE mm.cluster_id = c.id AND mm.type = t.type
-             ORDER BY mm.timestamp DESC, mm.id DESC LIMIT 1) AS metric_id
-    FROM clusters c CROSS JOIN ({_TYPES}) t
-) x
-LEFT JOIN metrics m ON m.id = x.metric_id
-"""
-DROPLETS_SQL = "SELECT cluster_id, status, COUNT(*) AS n FROM droplets GROUP BY cluster_id, status"
 
 
 def collect(registry: CollectorRegistry) -> dict[str, int]:
     """Read the database into gauges on `registry`; returns counts for the log line."""
-    with db.transaction() as cur:
-        cur.execute(LATEST_SQL)
-        rows = cur.fetchall()
-        cur.execute(DROPLETS_SQL)
-        droplet_rows = cur.fetchall()
+    rows, droplet_rows = MetricRepository().latest_of_every_cluster(), DropletRepository().count_by_cluster_status()
 
     value = Gauge("clustergenie_cluster_metric", "Latest sample of a cluster's metric, by type.",
                   ["cluster_id", "cluster_name", "type", "unit"], registry=registry)

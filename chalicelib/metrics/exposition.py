@@ -129,17 +129,10 @@ def _log_failure(source: str, exc: Exception) -> None:
 
 
 def read_jobs_by_status() -> tuple[dict[str, int], float]:
-    """Jobs by status, and how long the stalest `processing` job has not moved: both read on the
-    `(status, updated_at)` index."""
-    from chalicelib import db
+    """Jobs by status, and how long the stalest `processing` job has not moved."""
+    from chalicelib.repositories import JobRepository
 
-    with db.transaction() as cur:
-        cur.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-        counts = {row["status"]: int(row["n"]) for row in cur.fetchall()}
-        cur.execute("SELECT TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), UTC_TIMESTAMP(6)) AS age "
-                    "FROM jobs WHERE status = 'processing'")
-        age = cur.fetchone()["age"]
-    return counts, max(0.0, float(age or 0) / 1e6)
+    return JobRepository().status_summary()
 
 
 EVENT_COUNTS_KEY = "events:counts"  # written by chalicelib/event_pipeline/counters.py
@@ -151,19 +144,10 @@ def read_event_counts() -> dict[str, str]:
     return get_redis().hgetall(EVENT_COUNTS_KEY)
 
 
-_dlq_url: str | None = None
-
-
 def read_dlq_depth() -> int:
-    global _dlq_url
-    from chalicelib.aws import client
-    from chalicelib.settings import get_settings
+    from chalicelib.jobs_queue import dead_letter_depth
 
-    sqs = client("sqs")
-    if _dlq_url is None:
-        _dlq_url = sqs.get_queue_url(QueueName=get_settings().jobs_dlq_name)["QueueUrl"]
-    attrs = sqs.get_queue_attributes(QueueUrl=_dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    return dead_letter_depth()
 
 
 def render(collectors: Iterable[Any] | None = None) -> bytes:

@@ -65,9 +65,21 @@ class JobRepository:
 
     def count_by_status(self) -> dict[str, int]:
         """How many jobs are in each status (statuses with none are absent)."""
+        return self.status_summary()[0]
+
+    def status_summary(self) -> tuple[dict[str, int], float]:
+        """Jobs by status, and how many seconds the stalest `processing` job has not moved: both read on
+        the `(status, updated_at)` index."""
         with db.transaction() as cur:
             cur.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-            return {row["status"]: int(row["n"]) for row in cur.fetchall()}
+            counts = {row["status"]: int(row["n"]) for row in cur.fetchall()}
+            cur.execute("SELECT TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), UTC_TIMESTAMP(6)) AS age "
+                        "FROM jobs WHERE status = 'processing'")
+            age = cur.fetchone()["age"]
+        return counts, max(0.0, float(age or 0) / 1e6)
+
+    def exists(self, job_id: str) -> bool:
+        return db.query_one("SELECT 1 AS one FROM jobs WHERE id = %s", (job_id,)) is not None
 
     def stale_ids(self, status: str, updated_before: Any, limit: int = 100) -> list[str]:
         """Ids of jobs in `status` not updated since `updated_before` (naive UTC), oldest first; reads

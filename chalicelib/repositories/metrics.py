@@ -20,6 +20,23 @@ _LATEST_PER_TYPE = " UNION ALL ".join(
     for t in METRIC_TYPES
 )
 
+_TYPES = " UNION ALL ".join(f"SELECT '{t}' AS type" for t in METRIC_TYPES)  # fixed literals, not input
+
+# Per (cluster, type): the id of the newest sample, by a backwards lookup on idx_metrics_cluster_type_ts
+# (LIMIT 1; the index holds the primary key, so "timestamp DESC, id DESC" is its order), then the row by
+# primary key. No scan of a cluster's history, whatever its length.
+LATEST_SQL = f"""
+SELECT x.cluster_id, x.cluster_name, x.type, m.value, UNIX_TIMESTAMP(m.timestamp) AS ts
+FROM (
+    SELECT c.id AS cluster_id, c.name AS cluster_name, t.type,
+           (SELECT mm.id FROM metrics mm FORCE INDEX (idx_metrics_cluster_type_ts)
+             WHERE mm.cluster_id = c.id AND mm.type = t.type
+             ORDER BY mm.timestamp DESC, mm.id DESC LIMIT 1) AS metric_id
+    FROM clusters c CROSS JOIN ({_TYPES}) t
+) x
+LEFT JOIN metrics m ON m.id = x.metric_id
+"""
+
 
 def list_filter(*, by_cluster: bool, by_type: bool) -> str:
     """The WHERE clause of a metrics listing (placeholders in the order cluster_id, type)."""
@@ -34,6 +51,13 @@ def page_sql(where: str) -> str:
 
 
 class MetricRepository:
+    def latest_of_every_cluster(self) -> list[dict[str, Any]]:
+        """One row per (cluster, metric type): cluster_id, cluster_name, type, value and ts (None when
+        the cluster has no sample of that type)."""
+        with db.transaction() as cur:
+            cur.execute(LATEST_SQL)
+            return list(cur.fetchall())
+
     def list(self, *, cluster_id: str | None, metric_type: str | None, page: int,
              page_size: int) -> tuple[list[dict[str, Any]], int]:
         """A page of samples, newest first, filtered by cluster and/or type, with the exact total."""

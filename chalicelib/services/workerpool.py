@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.jobs_queue import queue_attributes
 from chalicelib.observability import logger
 from chalicelib.repositories import JobRepository
 from chalicelib.services.job_state import TRANSITIONS
@@ -15,15 +16,6 @@ from chalicelib.settings import get_settings
 
 _ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                "ApproximateNumberOfMessagesDelayed"]
-
-
-def _queue_attributes(queue_name: str) -> dict[str, int]:
-    from chalicelib.aws import client
-
-    sqs = client("sqs")
-    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=_ATTRIBUTES)["Attributes"]
-    return {name: int(attributes.get(name, 0)) for name in _ATTRIBUTES}
 
 
 def workerpool_status() -> dict[str, Any]:
@@ -38,8 +30,8 @@ def workerpool_status() -> dict[str, Any]:
         "queue_error": None,
     }
     try:
-        queue = _queue_attributes(settings.jobs_queue_name)
-        dlq = _queue_attributes(settings.jobs_dlq_name)
+        queue = queue_attributes(settings.jobs_queue_name, _ATTRIBUTES)
+        dlq = queue_attributes(settings.jobs_dlq_name, _ATTRIBUTES)
         status.update(queue_length=queue["ApproximateNumberOfMessages"],
                       active_workers=queue["ApproximateNumberOfMessagesNotVisible"],
                       queue_delayed=queue["ApproximateNumberOfMessagesDelayed"],

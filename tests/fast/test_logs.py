@@ -17,7 +17,7 @@ import pytest
 from chalicelib import db, metrics, settings
 from chalicelib.functions import log_consumer, log_retention
 from chalicelib.logs.shipping import KafkaLogShipper
-from chalicelib.logs.store import LogStore, row_of
+from chalicelib.repositories.log_lines import LogStore, row_of
 from chalicelib.observability import logger
 
 

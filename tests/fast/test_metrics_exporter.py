@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chalicelib import db, metrics
 from chalicelib.functions import metrics_exporter
+from chalicelib.repositories.metrics import LATEST_SQL
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_unreachable_pushgateway_is_logged_and_counted_and_the_next_run_catches_
 
 def test_latest_lookup_is_an_index_lookup_per_cluster_and_type(clean_db):
     with db.transaction() as cur:
-        cur.execute("EXPLAIN " + metrics_exporter.LATEST_SQL)
+        cur.execute("EXPLAIN " + LATEST_SQL)
         plan = cur.fetchall()
     lookups = [row for row in plan if row["table"] == "mm"]
     assert lookups and lookups[0]["key"] == "idx_metrics_cluster_type_ts"
