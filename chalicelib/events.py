@@ -12,20 +12,13 @@ import json
 import threading
 from typing import Any
 
-from prometheus_client import Counter
-
+from chalicelib import metrics
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.warm import PerContainer
 
 JOB_EVENT_TYPES = frozenset({"job_requested", "job_started", "job_progress", "droplet_created",
                              "job_completed", "job_failed"})
-
-PUBLISH_FAILURES = Counter(
-    "clustergenie_event_publish_failures_total",
-    "Events that could not be handed to the broker (the work they describe went ahead).",
-    ["type"],
-)
 
 
 def envelope(event_type: str, *, job_id: str | None, job_type: str | None, cluster_id: str | None,
@@ -96,7 +89,7 @@ class EventPublisher:
                 self.flush()
             return True
         except Exception:  # broker down, timeout, serialisation: the event is lost, the work is not
-            PUBLISH_FAILURES.labels(type=event["type"]).inc()
+            metrics.inc(metrics.EVENT_PUBLISH_FAILURES, (event["type"],))
             logger.exception("event publish failed", extra={"event_type": event["type"], "job_id": event.get("job_id"),
                                                             "trace_id": event.get("trace_id")})
             return False

@@ -125,7 +125,7 @@ class BatchProcessor:
             self.ledger.release([i.key for i, ok in zip(items, claimed) if ok])
             raise
         finally:
-            counts.write(self.redis)
+            counts.record()
         return {"records": len(items), "applied": applied, "duplicates": len(items) - applied - malformed,
                 "malformed": malformed}
 

@@ -1,21 +1,18 @@
 """The event pipeline's counters, behind four methods (the one place to change how they are recorded).
 
-Counts of a batch are summed in the process and written to the Redis hash `events:counts` in one round trip
-at the end of the batch (fields `processed:<type>`, `skipped:<reason>`, `malformed:<reason>`, `duplicate`).
-The hash adds up across Lambda containers; the API's `/metrics` serves it at scrape as
-`clustergenie_events_handled_total` (`chalicelib/metrics/exposition.py`, issue 7), so the handler keeps no
-process-local Prometheus counter of its own (nothing would scrape it in a Lambda).
+Counts of a batch are summed in the process and recorded at the end of the batch into
+`clustergenie_events_handled_total` (`chalicelib.metrics`, flushed with the invocation's other metrics),
+labelled by type (processed events), outcome and reason.
 """
 from __future__ import annotations
 
 from collections import Counter as Tally
-from typing import Any
 
-COUNTS_KEY = "events:counts"
+from chalicelib import metrics
 
 
 class BatchCounts:
-    """Counts of one batch, written to Redis in the batch's last round trip."""
+    """Counts of one batch, recorded when the batch ends."""
 
     def __init__(self) -> None:
         self.tally: Tally[str] = Tally()
@@ -33,9 +30,8 @@ class BatchCounts:
     def duplicate(self) -> None:
         self.tally["duplicate"] += 1
 
-    def write(self, redis: Any) -> None:
-        if self.tally:
-            pipe = redis.pipeline(transaction=False)
-            for field, n in self.tally.items():
-                pipe.hincrby(COUNTS_KEY, field, n)
-            pipe.execute()
+    def record(self) -> None:
+        for field, n in self.tally.items():
+            outcome, _, detail = field.partition(":")
+            labels = (detail, outcome, "") if outcome == "processed" else ("", outcome, detail)
+            metrics.inc(metrics.EVENTS_HANDLED, labels, n)

@@ -15,15 +15,15 @@ counts, `HINCRBYFLOAT` for sums and `HSET` for gauges atomically. Redis adds the
 - `CG_METRICS_ENABLED=0` turns recording and flushing into no-ops (the overhead bench compares both).
 
 Recording functions are the only API the rest of the code uses: `observe_http`, `observe_job`, `inc`,
-`observe`, `set_gauge`, and `flush`. (Events handled are not recorded here: the event pipeline already
-sums them per batch in the Redis hash `events:counts`, which the reader serves as
-`clustergenie_events_handled_total`.)
+`observe`, `set_gauge`, and `flush`: every counter the app keeps (HTTP, jobs, rate limiting, events
+handled, event publish failures, log shipping, the exporter) goes through them.
 """
 from __future__ import annotations
 
 import bisect
 import functools
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -48,6 +48,13 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {}
+
+
+def log() -> logging.Logger:
+    """The service's logger, by its stdlib name: the same handlers and JSON format as
+    `observability.logger` (Powertools logs through it), without importing observability, whose log
+    shipping counts its drops here."""
+    return logging.getLogger(get_settings().service)
 
 
 def _family(name: str, help_: str, kind: str, labelnames: tuple[str, ...], buckets: tuple[float, ...] = ()) -> Family:
@@ -76,6 +83,12 @@ RATE_LIMIT_STORE_FAILURES = _family("clustergenie_rate_limit_store_failures_tota
                                     "counter", ("name", "policy"))
 EXPORTER_RUNS = _family("clustergenie_exporter_runs_total", "Metrics exporter runs by outcome (ok|push_failed|error).",
                         "counter", ("outcome",))
+EVENTS_HANDLED = _family("clustergenie_events_handled_total",
+                         "Cluster events handled by the event pipeline (all instances): outcome processed (by type), "
+                         "skipped or malformed (by reason), duplicate.", "counter", ("type", "outcome", "reason"))
+EVENT_PUBLISH_FAILURES = _family("clustergenie_event_publish_failures_total",
+                                 "Events that could not be handed to the broker (the work they describe went ahead).",
+                                 "counter", ("type",))
 LOG_LINES_DROPPED = _family("clustergenie_log_lines_dropped_total",
                             "Log lines not shipped to Kafka (queue full or broker unreachable).", "counter", ("reason",))
 
@@ -245,9 +258,7 @@ def flush() -> bool:
     except Exception as exc:  # noqa: BLE001 - metrics must never fail the invocation
         _buffer.give_back(ints, floats, gauges)
         _buffer.retry_at = now + RETRY_AFTER_SECONDS
-        from chalicelib.observability import logger
-
-        logger.warning("metrics flush failed; kept for the next invocation", extra={"error": repr(exc)})
+        log().warning("metrics flush failed; kept for the next invocation", extra={"error": repr(exc)})
         return False
 
 

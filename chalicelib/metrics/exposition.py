@@ -3,9 +3,7 @@ Prometheus text exposition, through prometheus_client's custom-collector API.
 
 Scrape-time readings are facts other stores already hold, read once per scrape instead of being
 counted by every instance: jobs by status and the age of the stalest `processing` job (both on the
-`(status, updated_at)` index), the depth of the jobs dead-letter queue (SQS `GetQueueAttributes`), and
-the event pipeline's own cross-instance counters (Redis hash `events:counts`, summed per batch by
-`chalicelib/event_pipeline/counters.py`) as `clustergenie_events_handled_total{type,outcome,reason}`. A reading that fails is left out and
+`(status, updated_at)` index) and the depth of the jobs dead-letter queue (SQS). A reading that fails is left out and
 counted in `clustergenie_metrics_scrape_errors_total{source}`; the rest of the page is still served.
 """
 from __future__ import annotations
@@ -73,10 +71,9 @@ class AggregatedCollector:
 class ScrapeTimeCollector:
     """Readings taken at scrape: jobs by status and the DLQ depth."""
 
-    def __init__(self, jobs_by_status=None, dlq_depth=None, event_counts=None) -> None:  # noqa: ANN001 - injectable
+    def __init__(self, jobs_by_status=None, dlq_depth=None) -> None:  # noqa: ANN001 - injectable
         self.jobs_by_status = jobs_by_status or read_jobs_by_status
         self.dlq_depth = dlq_depth or read_dlq_depth
-        self.event_counts = event_counts or read_event_counts
 
     def collect(self) -> Iterator[Metric]:
         errors = CounterMetricFamily("clustergenie_metrics_scrape_errors",
@@ -104,28 +101,11 @@ class ScrapeTimeCollector:
         except Exception as exc:  # noqa: BLE001
             _log_failure("dlq", exc)
             errors.add_metric(["dlq"], 1)
-        try:
-            events = CounterMetricFamily("clustergenie_events_handled",
-                                         "Cluster events handled by the event pipeline (all instances): "
-                                         "outcome processed (by type), skipped or malformed (by reason), duplicate.",
-                                         labels=["type", "outcome", "reason"])
-            for field, value in sorted(self.event_counts().items()):
-                outcome, _, detail = field.partition(":")
-                if outcome == "processed":
-                    events.add_metric([detail, outcome, ""], float(value))
-                else:
-                    events.add_metric(["", outcome, detail], float(value))
-            yield events
-        except Exception as exc:  # noqa: BLE001
-            _log_failure("events", exc)
-            errors.add_metric(["events"], 1)
         yield errors
 
 
 def _log_failure(source: str, exc: Exception) -> None:
-    from chalicelib.observability import logger
-
-    logger.warning("metrics scrape reading failed", extra={"source": source, "error": repr(exc)})
+    metrics.log().warning("metrics scrape reading failed", extra={"source": source, "error": repr(exc)})
 
 
 def read_jobs_by_status() -> tuple[dict[str, int], float]:
@@ -133,15 +113,6 @@ def read_jobs_by_status() -> tuple[dict[str, int], float]:
     from chalicelib.repositories import JobRepository
 
     return JobRepository().status_summary()
-
-
-EVENT_COUNTS_KEY = "events:counts"  # written by chalicelib/event_pipeline/counters.py
-
-
-def read_event_counts() -> dict[str, str]:
-    from chalicelib.redis_client import get_redis
-
-    return get_redis().hgetall(EVENT_COUNTS_KEY)
 
 
 def read_dlq_depth() -> int:

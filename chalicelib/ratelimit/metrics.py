@@ -1,9 +1,7 @@
 """Prometheus metrics of the rate limiter, behind small recording functions.
 
-Metric recording goes only through `record_exceeded`, `record_available` and `record_store_failure`.
-Each records twice: into this process's prometheus_client registry (the instance's own view, used by
-the rate-limit tests) and into `chalicelib.metrics`, the aggregate across Lambda instances that
-GET /metrics serves.
+Metric recording goes only through `record_exceeded`, `record_available` and `record_store_failure`,
+into `chalicelib.metrics`, the aggregate across Lambda instances that GET /metrics serves.
 
 Label cardinality stays bounded however many users call us:
 - the counter's `scope_type` label is only `global`, `user` or `cluster`;
@@ -15,28 +13,10 @@ from __future__ import annotations
 
 import threading
 
-from prometheus_client import Counter, Gauge
-
 from chalicelib import metrics as aggregated
 from chalicelib.ratelimit.config import Scope
 
 MAX_CLUSTER_SERIES = 100
-
-RATE_LIMIT_EXCEEDED = Counter(
-    "clustergenie_rate_limit_exceeded_total",
-    "Requests denied by a rate limiter.",
-    ["name", "scope_type"],
-)
-AVAILABLE_TOKENS = Gauge(
-    "clustergenie_rate_limit_available_tokens",
-    "Tokens left in a rate-limit bucket after its latest decision (user buckets share one series).",
-    ["name", "scope"],
-)
-STORE_FAILURES = Counter(
-    "clustergenie_rate_limit_store_failures_total",
-    "Decisions taken by the fail-open/fail-closed policy because Redis was unreachable.",
-    ["name", "policy"],
-)
 
 _cluster_series: set[str] = set()
 _cluster_series_lock = threading.Lock()
@@ -60,19 +40,16 @@ def gauge_scope_label(scope: Scope) -> str:
 
 def record_exceeded(name: str, scope: Scope) -> None:
     """Count one denial."""
-    RATE_LIMIT_EXCEEDED.labels(name=name, scope_type=scope.type).inc()
     aggregated.inc(aggregated.RATE_LIMIT_EXCEEDED, (name, scope.type))
 
 
 def record_available(name: str, scope: Scope, tokens: float) -> None:
     """Publish a bucket's token count after a decision or a status read."""
     label = gauge_scope_label(scope)
-    AVAILABLE_TOKENS.labels(name=name, scope=label).set(tokens)
     aggregated.set_gauge(aggregated.RATE_LIMIT_AVAILABLE, (name, label), tokens)
 
 
 def record_store_failure(name: str, fail_open: bool) -> None:
     """Count one decision taken without Redis."""
     policy = "open" if fail_open else "closed"
-    STORE_FAILURES.labels(name=name, policy=policy).inc()
     aggregated.inc(aggregated.RATE_LIMIT_STORE_FAILURES, (name, policy))

@@ -11,7 +11,7 @@ import pytest
 from msk_events import batch_of, envelope, kafka_record, msk_event
 
 from chalicelib.event_pipeline import batch as batch_module
-from chalicelib.event_pipeline.counters import COUNTS_KEY
+from chalicelib import metrics
 from chalicelib.event_pipeline.dead_letters import InMemoryDeadLetters, set_dead_letters
 from chalicelib.redis_client import get_redis
 from chalicelib.repositories import ClusterRepository, DropletRepository
@@ -35,6 +35,8 @@ def handle(clean_db, job_queue, fresh_rate_limits):  # noqa: ANN001 - fixtures
     keys = list(redis.scan_iter("events:*", count=1000))
     if keys:
         redis.delete(*keys)
+    metrics.reset_buffer()
+    redis.delete(metrics.COUNTS_KEY, metrics.GAUGES_KEY)
     return lambda event: handle_kafka_batch(event, Context())
 
 
@@ -52,7 +54,20 @@ def cluster():
 
 
 def counts() -> dict[str, int]:
-    return {k: int(v) for k, v in get_redis().hgetall(COUNTS_KEY).items()}
+    """`clustergenie_events_handled_total` as GET /metrics serves it, as {"processed:<type>" | "<outcome>:<reason>"
+    | "duplicate": n} (series at 0 left out)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from chalicelib.metrics import exposition
+
+    text = exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
+    served = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "clustergenie_events_handled_total" and s.value:
+                detail = s.labels["type"] or s.labels["reason"]
+                served[f"{s.labels['outcome']}:{detail}" if detail else s.labels["outcome"]] = int(s.value)
+    return served
 
 
 def metric_rows(cluster_id: str) -> list[dict]:

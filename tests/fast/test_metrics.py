@@ -97,20 +97,39 @@ def test_scrape_readings_are_served_and_a_failing_one_is_counted(fresh_metrics):
     def broken() -> int:
         raise ConnectionError("sqs down")
 
-    events = {"processed:job_completed": "7", "skipped:unknown_type": "2", "duplicate": "1"}
-    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({"failed": 3}, 42.0), dlq_depth=lambda: 4,
-                                               event_counts=lambda: events)
+    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({"failed": 3}, 42.0), dlq_depth=lambda: 4)
     text = exposition.render([collector]).decode()
     assert value(text, "clustergenie_jobs", status="failed") == 3
     assert value(text, "clustergenie_jobs", status="processing") == 0
     assert value(text, "clustergenie_jobs_dlq_messages") == 4
     assert value(text, "clustergenie_jobs_oldest_processing_seconds") == 42.0
+    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=broken)]).decode()
+    assert value(text, "clustergenie_jobs_dlq_messages") is None
+    assert value(text, "clustergenie_metrics_scrape_errors_total", source="dlq") == 1
+
+
+def test_events_handled_and_publish_failures_are_served_with_the_other_counters(fresh_metrics):
+    from chalicelib.event_pipeline.counters import BatchCounts
+    from chalicelib.events import EventPublisher
+
+    counts = BatchCounts()
+    for _ in range(7):
+        counts.processed("job_completed")
+    counts.skipped("unknown_type")
+    counts.skipped("unknown_type")
+    counts.duplicate()
+    counts.record()
+
+    class Unreachable(EventPublisher):
+        def publish(self, event):  # noqa: ANN001
+            raise ConnectionError("broker down")
+
+    assert Unreachable().publish_best_effort({"type": "job_failed", "job_id": "job-x"}) is False
+    text = render_without_scrape_readings()
     assert value(text, "clustergenie_events_handled_total", type="job_completed", outcome="processed", reason="") == 7
     assert value(text, "clustergenie_events_handled_total", type="", outcome="skipped", reason="unknown_type") == 2
     assert value(text, "clustergenie_events_handled_total", type="", outcome="duplicate", reason="") == 1
-    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=broken, event_counts=dict)]).decode()
-    assert value(text, "clustergenie_jobs_dlq_messages") is None
-    assert value(text, "clustergenie_metrics_scrape_errors_total", source="dlq") == 1
+    assert value(text, "clustergenie_event_publish_failures_total", type="job_failed") == 1
 
 
 def test_unreachable_redis_keeps_the_increments_for_the_next_flush(fresh_metrics, monkeypatch):
