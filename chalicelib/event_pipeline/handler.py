@@ -10,10 +10,9 @@
 - `telemetry`: metrics rows, then the cluster's health status and `last_checked`, by MonitoringService's
   rules (no thresholds here). Deferred to `flush` (end of batch, or before a threshold alert): all rows of
   the batch in one transaction, each cluster's health once.
-- `metric_threshold_exceeded`: at most one scale decision per cluster per cool-down
-  (`events:scale_cooldown:<cluster_id>`, SET NX EX): the cluster's enabled autoscaling policies decide
-  through the autoscaler's hook (issue 8) when it has any; otherwise a scale-up by one droplet, created
-  through JobService (stored and queued like any job).
+- `metric_threshold_exceeded`: handed to `AutoscalingService.react_to_alert`: the cluster's enabled
+  autoscaling policies decide when it has any; otherwise a scale-up by one droplet. The service's claim
+  on `autoscaling_state` is the one cool-down rule; an alert inside it is counted as `scale_cooldown`.
 - anything else: counted and skipped.
 
 A valid event about a cluster that does not exist is skipped (`cluster_not_found`), not retried: no retry
@@ -34,7 +33,6 @@ from chalicelib.models.domain import (DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_R
 from chalicelib.observability import logger
 
 JOB_KEY = "events:job:"
-COOLDOWN_KEY = "events:scale_cooldown:"
 READ_MODEL_TTL_SECONDS = 7 * 24 * 3600
 _STATUS_OF = {"job_requested": "queued", "job_started": "processing", "job_progress": "processing",
               "job_completed": "completed", "job_failed": "failed"}
@@ -69,13 +67,11 @@ class EventHandler:
     """Applies one typed event. `apply` returns after the event's effect and its ledger mark are stored."""
 
     def __init__(self, redis: Any, ledger: EventLedger, *, scale_cooldown_seconds: int,
-                 monitoring: Any = None, droplets: Any = None, jobs: Any = None,
-                 autoscaler_hook: Callable[..., dict[str, Any]] | None = None) -> None:
+                 monitoring: Any = None, droplets: Any = None, autoscaling: Any = None) -> None:
         self.redis = redis
         self.ledger = ledger
         self.scale_cooldown = scale_cooldown_seconds
-        self._monitoring, self._droplets, self._jobs = monitoring, droplets, jobs
-        self._autoscaler_hook = autoscaler_hook
+        self._monitoring, self._droplets, self._autoscaling = monitoring, droplets, autoscaling
         self._telemetry: list[tuple[model.TelemetryEvent, str]] = []
         self._job_events: list[tuple[model.JobEvent, str]] = []
         self._job_script = redis.register_script(_JOB_READ_MODEL)
@@ -104,21 +100,12 @@ class EventHandler:
         return self._droplets
 
     @property
-    def autoscaler_hook(self) -> Callable[..., dict[str, Any]]:
-        """`(cluster_id, correlation_id=...)` -> the evaluation (`autoscaler.on_threshold_exceeded`)."""
-        if self._autoscaler_hook is None:
-            from chalicelib.functions.autoscaler import on_threshold_exceeded
+    def autoscaling(self):
+        if self._autoscaling is None:
+            from chalicelib.services.autoscaling import AutoscalingService
 
-            self._autoscaler_hook = on_threshold_exceeded
-        return self._autoscaler_hook
-
-    @property
-    def jobs(self):
-        if self._jobs is None:
-            from chalicelib.services.jobs import JobService
-
-            self._jobs = JobService()
-        return self._jobs
+            self._autoscaling = AutoscalingService()
+        return self._autoscaling
 
     def apply(self, event: model.Envelope, key: str, counts: BatchCounts) -> None:
         """Apply (job and telemetry events: defer until `flush`) one event claimed under `key`."""
@@ -214,41 +201,29 @@ class EventHandler:
 
     def on_threshold_exceeded(self, event: model.ThresholdEvent, key: str, counts: BatchCounts) -> None:
         self.flush(counts)  # the policies read the latest metrics: the batch's earlier telemetry first
-        cooldown = COOLDOWN_KEY + event.cluster_id
-        if not self.redis.set(cooldown, key, nx=True, ex=self.scale_cooldown):
-            counts.skipped("scale_cooldown")
-            self.ledger.done([key])
-            return
         try:
-            job_id = self._scale_for_alert(event, key)
+            outcome = self._scale_for_alert(event, key)
         except NotFoundError:
-            self.redis.delete(cooldown)
             return self._skip(event, key, counts, "cluster_not_found")
-        except Exception:
-            self.redis.delete(cooldown)  # no job was queued: the retry must be allowed to create it
-            raise
+        if outcome.cooled_down:
+            return self._skip(event, key, counts, "scale_cooldown")
+        job_id = outcome.job_id
         self.ledger.done([key])
         counts.processed(event.type)
         logger.info("threshold alert handled",
                     extra={"cluster_id": event.cluster_id, "job_id": job_id, "event_key": key})
 
-    def _scale_for_alert(self, event: model.ThresholdEvent, key: str) -> str | None:
-        """The cluster's autoscaling policies decide when it has enabled ones (the autoscaler's own path,
-        cool-down and claim); otherwise a bare scale-up by one droplet. Returns the job id, if any.
+    def _scale_for_alert(self, event: model.ThresholdEvent, key: str) -> Any:
+        """The autoscaling service's outcome: the policies' decision, or a bare scale-up by one droplet.
 
         The scale job's correlation id is the alert's own (the request that caused it, if the producer
         said), else the alert's id or ledger key: a job can always be traced back to its alert."""
-        correlation_id = event.correlation_id or event.id or key
-        result = self.autoscaler_hook(event.cluster_id, correlation_id=correlation_id)
-        if result["evaluated"]:
-            actions = result.get("actions") or []
-            return actions[0].get("job_id") if actions else None
         payload = event.payload
         parameters = {"delta": "1", "reason": model.THRESHOLD_EXCEEDED,
                       **{k: str(payload[k])[:1024] for k in ("metric", "value", "threshold") if k in payload}}
-        job = self.jobs.submit("scale", event.cluster_id, parameters, caller="event_handler",
-                               correlation_id=correlation_id)
-        return job.id
+        return self.autoscaling.react_to_alert(event.cluster_id, parameters=parameters,
+                                               cooldown_seconds=self.scale_cooldown,
+                                               correlation_id=event.correlation_id or event.id or key)
 
     def discard(self) -> None:
         """Forget deferred work (the batch failed; its claims are being released)."""

@@ -14,6 +14,8 @@ its hourly cost, the time and the last scale time in; an action, a target and a 
 job through the JobService (so it goes through SQS like any job), with an absolute `replicas` target and
 the policy's bounds, so the job itself scales only that cluster and stays within min..max. The right to
 scale is claimed by one conditional UPDATE on `autoscaling_state`: of two racing evaluations, one scales.
+That claim is the one cool-down rule: `react_to_alert` (the event handler's `metric_threshold_exceeded`)
+takes it too, for the bare scale-up of a cluster without policies.
 """
 from __future__ import annotations
 
@@ -31,6 +33,19 @@ from chalicelib.models.validation import describe_validation_error
 from chalicelib.observability import logger
 from chalicelib.repositories import ClusterRepository, DropletRepository, MetricRepository
 from chalicelib.repositories.policies import PolicyRepository
+
+# How a decision says the cluster is cooling down (decide's own rule, or a claim lost to another evaluation).
+COOLING_DOWN = ("cool-down:", "another evaluation scaled")
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    """What a threshold alert led to: the scale job (if any), whether the cool-down stopped it, and the
+    policies' evaluation when the cluster has enabled policies."""
+
+    job_id: str | None
+    cooled_down: bool
+    evaluation: EvaluationResult | None = None
 
 LIVE_DROPLET_STATUSES = frozenset({"provisioning", "active"})
 SCALE_DOWN_FRACTION = Decimal("0.6")
@@ -62,7 +77,7 @@ def decide(policy: dict[str, Any], current: int, *, metric_value: float | None, 
     cooldown = int(policy["cooldown_seconds"])
     if last_scaled_at is not None and (now - last_scaled_at).total_seconds() < cooldown:
         left = cooldown - int((now - last_scaled_at).total_seconds())
-        return Decision("none", current, f"cool-down: the cluster was scaled at "
+        return Decision("none", current, f"{COOLING_DOWN[0]} the cluster was scaled at "
                                          f"{last_scaled_at.isoformat().replace('+00:00', 'Z')}, {left}s left")
     if current < low:
         return Decision("scale_up", low, f"{current} droplets is below min_replicas {low}")
@@ -194,13 +209,37 @@ class AutoscalingService:
                                                    "evaluated": len(policies), "actions": len(actions)})
         return EvaluationResult(cluster_id=cluster_id, evaluated=len(policies), actions=actions, decisions=decisions)
 
+    def react_to_alert(self, cluster_id: str, *, parameters: dict[str, str], cooldown_seconds: int,
+                       correlation_id: str | None = None) -> AlertOutcome:
+        """A `metric_threshold_exceeded` alert: the cluster's enabled policies decide (`evaluate`, the
+        schedule's own path) when it has any; otherwise a bare scale job with `parameters`, once per
+        `cooldown_seconds`. Either way the cool-down is the claim on `autoscaling_state`, given back if
+        the job cannot be queued. NotFoundError when the cluster is missing."""
+        evaluation = self.evaluate(cluster_id, trigger="metric_threshold_exceeded", correlation_id=correlation_id)
+        if evaluation.evaluated:
+            if evaluation.actions:
+                return AlertOutcome(evaluation.actions[0].job_id, False, evaluation)
+            cooled = any(d.reason.startswith(COOLING_DOWN) for d in evaluation.decisions)
+            return AlertOutcome(None, cooled, evaluation)
+        won, previous = self.policies.claim_scale(cluster_id, cooldown_seconds)
+        if not won:
+            return AlertOutcome(None, True)
+        try:
+            job = self.jobs.submit("scale", cluster_id, parameters, caller="event_handler",
+                                   correlation_id=correlation_id)
+        except Exception:
+            self.policies.release_claim(cluster_id, previous)
+            raise
+        self.policies.record_scale_job(cluster_id, job.id)
+        return AlertOutcome(job.id, False)
+
     def _scale(self, cluster_id: str, policy: dict[str, Any], decision: ScaleDecision, trigger: str,
                correlation_id: str | None) -> ScaleDecision:
         won, previous = self.policies.claim_scale(cluster_id, int(policy["cooldown_seconds"]))
         if not won:
             return decision.model_copy(update={
                 "action": "none", "target": decision.current,
-                "reason": f"another evaluation scaled this cluster within the cool-down (wanted: {decision.reason})"})
+                "reason": f"{COOLING_DOWN[1]} this cluster within the cool-down (wanted: {decision.reason})"})
         parameters = {"replicas": str(decision.target), "min_replicas": str(policy["min_replicas"]),
                       "max_replicas": str(policy["max_replicas"]), "policy_id": policy["id"], "trigger": trigger,
                       "reason": decision.reason[:1024]}

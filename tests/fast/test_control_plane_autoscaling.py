@@ -11,7 +11,8 @@ from decimal import Decimal
 import pytest
 from control_plane_support import add_droplet, catalog, control_plane_snapshot  # noqa: F401 - fixture
 
-from chalicelib.functions.autoscaler import on_threshold_exceeded, run
+from chalicelib.functions.autoscaler import run
+from chalicelib.services.autoscaling import AutoscalingService
 from chalicelib.repositories import MetricRepository
 from chalicelib.repositories.policies import PolicyRepository
 from chalicelib.services.autoscaling import AutoscalingService, decide
@@ -267,8 +268,8 @@ def test_scheduled_autoscaler_and_threshold_hook_use_the_same_path(client, make_
     assert summary["clusters"] == 2 and summary["failed"] == [] and len(summary["jobs"]) == 1
     assert job_queue.sent_job_ids() == summary["jobs"]
     assert json.loads(job_queue.messages[0]["MessageBody"])["job_id"] == summary["jobs"][0]
-    hook = on_threshold_exceeded(hot)
-    assert hook["actions"] == [] and hook["decisions"][0]["reason"].startswith("cool-down")
+    hook = AutoscalingService().react_to_alert(hot, parameters={}, cooldown_seconds=300).evaluation
+    assert hook.actions == [] and hook.decisions[0].reason.startswith("cool-down")
     assert client.get(f"/api/v1/jobs/{summary['jobs'][0]}").json["job"]["cluster_id"] == hot
 
 
