@@ -1,6 +1,5 @@
 """Decisions per second from one Python client: our Redis token bucket against the `limits` library's
 moving-window and fixed-window strategies on the same Redis, with bare PING round trips as the floor.
-Our bucket runs twice: as deployed (spin-then-block wait for the reply) and with the spin off.
 
     .venv/bin/python bench/bench_ratelimit.py [--ops 20000] [--chunk 250] [--redis-url redis://127.0.0.1:6379/14]
 
@@ -24,7 +23,6 @@ import redis
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from chalicelib.ratelimit import RedisTokenBucket  # noqa: E402
-from chalicelib.ratelimit import redis_bucket  # noqa: E402
 from chalicelib.ratelimit.redis_bucket import bucket_key  # noqa: E402
 
 
@@ -65,19 +63,11 @@ def main() -> int:
     client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=1, socket_timeout=1, decode_responses=True)
     run_id = uuid.uuid4().hex[:8]
     ours = RedisTokenBucket(client, bucket_key(f"bench{run_id}", "global"), refill_rate=1e6, capacity=1_000_000)
-    # The same bucket with the spin-then-block wait turned off (CG_RATELIMIT_SPIN_US=0): what the
-    # decision line alone gives, and how much of the result is the spin.
-    blocking_client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=1, socket_timeout=1,
-                                           decode_responses=True)
-    ours_blocking = RedisTokenBucket(blocking_client, bucket_key(f"bench{run_id}", "blocking"),
-                                     refill_rate=1e6, capacity=1_000_000)
-    ours_blocking._line = redis_bucket._DecisionLine(blocking_client, spin_seconds=0)
     limits_storage = RedisStorage(args.redis_url, key_prefix=f"bench{run_id}")
     item = RateLimitItemPerSecond(1_000_000)
     moving, fixed = MovingWindowRateLimiter(limits_storage), FixedWindowRateLimiter(limits_storage)
     contenders: dict[str, Callable[[], object]] = {
         "token bucket (ours)": ours.allow,
-        "ours, no spin": ours_blocking.allow,
         "limits moving-window": lambda: moving.hit(item, "moving"),
         "limits fixed-window": lambda: fixed.hit(item, "fixed"),
         "PING": client.ping,
@@ -98,7 +88,7 @@ def main() -> int:
             latencies[name].extend(lat)
 
     # Delete what this run created (SCAN on its own prefix; never KEYS).
-    client.delete(ours.key, ours_blocking.key, *client.scan_iter(match=f"bench{run_id}*", count=500))
+    client.delete(ours.key, *client.scan_iter(match=f"bench{run_id}*", count=500))
 
     rate = {name: len(latencies[name]) / (elapsed_ns[name] / 1e9) for name in contenders}
     print(f"{len(latencies[names[0]])} calls per contender in chunks of {args.chunk}, one client, {args.redis_url}")
@@ -110,8 +100,6 @@ def main() -> int:
     print(f"ours / limits moving-window: {ours_rate / rate['limits moving-window']:.2f}x (goal >= 1.3x)")
     print(f"ours / limits fixed-window:  {ours_rate / rate['limits fixed-window']:.2f}x (goal >= 1.3x)")
     print(f"ours / PING:                 {ours_rate / rate['PING']:.2f}x (goal >= 0.8x)")
-    print(f"ours, no spin / limits fixed-window: {rate['ours, no spin'] / rate['limits fixed-window']:.2f}x, "
-          f"/ PING: {rate['ours, no spin'] / rate['PING']:.2f}x (spin-then-block off: CG_RATELIMIT_SPIN_US=0)")
     print(f"p99 decision latency (ours): {percentile(latencies['token bucket (ours)'], 0.99) / 1e3:.0f} us")
     return 0
 

@@ -39,8 +39,6 @@ class Settings:
     # deny (rather than admit) requests while Redis is unreachable.
     ratelimit_config_ttl_seconds: float
     ratelimit_fail_closed: frozenset[str]
-    # How long a rate-limit decision polls for Redis's reply before blocking (0: block at once).
-    ratelimit_spin_us: int
     # Event pipeline (issue 5): where malformed records go, how long a handled event is remembered
     # (replays within it change nothing), and the per-cluster scale cool-down.
     events_dlq_topic: str
@@ -77,7 +75,6 @@ class Settings:
             ratelimit_fail_closed=frozenset(
                 n.strip() for n in _env("CG_RATELIMIT_FAIL_CLOSED", "").split(",") if n.strip()
             ),
-            ratelimit_spin_us=int(_env("CG_RATELIMIT_SPIN_US", "200")),
             events_dlq_topic=_env("CG_EVENTS_DLQ_TOPIC", "cluster-events.dlq"),
             event_dedup_ttl_seconds=int(_env("CG_EVENT_DEDUP_TTL", str(7 * 24 * 3600))),
             scale_cooldown_seconds=int(_env("CG_SCALE_COOLDOWN", "300")),

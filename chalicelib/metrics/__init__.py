@@ -194,13 +194,13 @@ def _flush_script(client):  # noqa: ANN001, ANN202
 
 
 def _send_flush(client, args: list) -> None:  # noqa: ANN001
-    """EVALSHA of the flush script, encoded by us (`redis_wire.pack_command`) and sent on a pooled
-    connection: redis-py's generic packing cost about as much CPU as the round trip itself. NOSCRIPT (a restarted or flushed
-    Redis) loads the script and sends again; the script did not run, so nothing is applied twice."""
-    from chalicelib.redis_wire import pack_command
+    """EVALSHA of the flush script, encoded by `hiredis.pack_command` and sent on a pooled connection:
+    redis-py's generic packing cost about as much CPU as the round trip itself. NOSCRIPT (a restarted or
+    flushed Redis) loads the script and sends again; the script did not run, so nothing is applied twice."""
+    from hiredis import pack_command
 
     script = _flush_script(client)
-    packed = pack_command("EVALSHA", script.sha, "2", COUNTS_KEY, GAUGES_KEY, *(str(a) for a in args))
+    packed = pack_command(("EVALSHA", script.sha, "2", COUNTS_KEY, GAUGES_KEY, *(str(a) for a in args)))
     pool = client.connection_pool
     conn = pool.get_connection()
     try:

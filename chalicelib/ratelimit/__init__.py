@@ -1,12 +1,11 @@
-"""Rate limiting: token buckets in memory and in Redis, scoped limiters, the route table and its middleware.
+"""Rate limiting: the token bucket in Redis, scoped limiters, the route table and its middleware.
 
-- `bucket.TokenBucket`: in memory, one process.
 - `redis_bucket.RedisTokenBucket`: one Lua script in Redis, shared by every Lambda instance.
 - `manager.LimiterManager`: named, scoped buckets with cached config and a fail-open/closed policy.
 - `config`: scopes, defaults and bounds; `config_store`: the `limiter_config:*` hashes in Redis.
 - `routes.LIMITED_ROUTES`: which routes are limited, by which limiter, in which scope.
 - `middleware.register_rate_limiting`: applies that table to HTTP requests.
-- `metrics`: the Prometheus series.
+- `metrics`: its series, recorded through `chalicelib.metrics`.
 
 Names are imported on first use (PEP 562), so `app.py` registering the middleware does not load the
 Redis client library into functions that never limit anything.
@@ -22,7 +21,6 @@ _EXPORTS = {
     "LimiterManager": "chalicelib.ratelimit.manager",
     "RedisTokenBucket": "chalicelib.ratelimit.redis_bucket",
     "Scope": "chalicelib.ratelimit.config",
-    "TokenBucket": "chalicelib.ratelimit.bucket",
     "get_limiter_manager": "chalicelib.ratelimit.manager",
     "register_rate_limiting": "chalicelib.ratelimit.middleware",
 }

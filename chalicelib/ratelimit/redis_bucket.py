@@ -7,19 +7,14 @@ that expires once it would have refilled completely anyway: an idle bucket costs
 from __future__ import annotations
 
 import functools
-import os
-import select
-import socket
 import threading
-import time
 
 import redis
+from hiredis import pack_command
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from chalicelib.ratelimit.decision import Decision, check_request
-from chalicelib.redis_wire import pack_command
-from chalicelib.settings import get_settings
 
 # KEYS[1]: the bucket, a hash {tokens, ts (server time, microseconds)}.
 # ARGV: refill_rate (tokens/s), capacity, n (0 = peek: report, change nothing).
@@ -63,26 +58,14 @@ class _DecisionLine:
     call, about as much client time as Redis spends running the script (docs/benchmarks.md). A Lambda
     instance serves one request at a time, so it always finds the line free; where threads share a
     client (`chalice local`), a caller that finds it busy takes the pooled path instead of waiting.
-    The connection is redis-py's own (same URL, auth, database, timeouts and reply parser).
-
-    Spin, then block: after sending, the line polls the socket without sleeping for up to
-    `spin_seconds` before letting the read block. A thread that blocks for a reply due in tens of
-    microseconds gives its core up, and on a virtual machine an idle core takes about as long to wake
-    as Redis takes to answer (docs/benchmarks.md: 60 us round trips blocking, 30 us spinning). When
-    replies keep arriving after the spin budget (a Redis across the network), spinning only burns CPU,
-    so after SPIN_MISSES_BEFORE_PAUSE misses in a row the line blocks straight away for the next
-    SPIN_PAUSE_DECISIONS decisions, then tries spinning again.
+    The connection is redis-py's own (same URL, auth, database, timeouts and reply parser), used only
+    through its public methods. The read blocks for the reply: polling for it first (tried, issue 15)
+    was slower under a Lambda-like CPU quota (docs/benchmarks.md).
     """
 
-    SPIN_MISSES_BEFORE_PAUSE = 8
-    SPIN_PAUSE_DECISIONS = 1000
-
-    def __init__(self, client: redis.Redis, spin_seconds: float) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self._connection = client.connection_pool.make_connection()
         self._lock = threading.Lock()
-        self.spin_seconds = spin_seconds
-        self.spin_misses = 0  # in a row
-        self.spin_paused_for = 0  # decisions left before spinning is tried again
 
     def call(self, packed: bytes) -> str | bytes | None:
         """The reply to `packed`, or None when the line is busy or broken (the caller goes the ordinary
@@ -91,8 +74,6 @@ class _DecisionLine:
             return None
         try:
             self._connection.send_packed_command([packed])
-            if self.spin_seconds > 0:
-                self._spin_for_reply()
             return self._connection.read_response()
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             self._connection.disconnect()  # reconnects on the next call
@@ -100,39 +81,10 @@ class _DecisionLine:
         finally:
             self._lock.release()
 
-    def _spin_for_reply(self) -> None:
-        if self.spin_paused_for:
-            self.spin_paused_for -= 1
-            return
-        if reply_ready_within(self._connection._sock, self.spin_seconds):
-            self.spin_misses = 0
-            return
-        self.spin_misses += 1
-        if self.spin_misses >= self.SPIN_MISSES_BEFORE_PAUSE:
-            self.spin_misses, self.spin_paused_for = 0, self.SPIN_PAUSE_DECISIONS
-
-
-def reply_ready_within(sock: socket.socket | None, seconds: float) -> bool:
-    """Poll `sock` for readability without sleeping, for at most `seconds`; True once data is there.
-
-    Between polls the core is offered to anything else runnable on it (`sched_yield`): if Redis itself
-    waits for this core, spinning on it would only delay the reply being waited for."""
-    if sock is None:
-        return False
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    clock, yield_core = time.perf_counter, os.sched_yield
-    deadline = clock() + seconds
-    while not poller.poll(0):
-        if clock() > deadline:
-            return False
-        yield_core()
-    return True
-
 
 @functools.lru_cache(maxsize=8)
 def _decision_line(client: redis.Redis) -> _DecisionLine:
-    return _DecisionLine(client, spin_seconds=get_settings().ratelimit_spin_us / 1e6)
+    return _DecisionLine(client)
 
 
 def bucket_key(name: str, scope: str) -> str:
@@ -156,9 +108,7 @@ class RedisTokenBucket:
         self._line = _decision_line(client)
         # Encoded once: every decision sends the same arguments.
         self._rate_arg, self._capacity_arg = repr(self.refill_rate), str(self.capacity)
-        self._take_one = pack_command(
-            "EVALSHA", self._script.sha, "1", key, self._rate_arg, self._capacity_arg, "1"
-        )
+        self._take_one = pack_command(("EVALSHA", self._script.sha, "1", key, self._rate_arg, self._capacity_arg, "1"))
 
     def allow(self, n: int = 1) -> Decision:
         """Take `n` tokens if they are there. Raises ValueError when `n` exceeds the capacity, and
