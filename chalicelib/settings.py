@@ -1,91 +1,90 @@
-"""The one settings object, read from environment variables.
+"""The one settings object, read from environment variables and validated when first asked for.
 
 Every stage declares these variables in `.chalice/config.json`; locally they point at 127.0.0.1,
-on AWS they come from the `infra/` parameters. Nothing else in the code asks "am I local?".
+on AWS they come from the `infra/` parameters. Nothing else in the code asks "am I local?". A missing
+variable takes its default; an empty one counts as missing; a bad one stops the function at start
+with a SettingsError naming the variable.
 """
 from __future__ import annotations
 
 import functools
-import os
-from dataclasses import dataclass
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Positive = Annotated[int, Field(ge=1)]
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
+class SettingsError(RuntimeError):
+    """The environment does not describe a usable configuration."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    environment: str
-    service: str
-    db_host: str
-    db_port: int
-    db_name: str
-    db_user: str
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CG_", env_ignore_empty=True, frozen=True, extra="ignore")
+
+    environment: str = "local"
+    service: str = "clustergenie"
+    db_host: str = "127.0.0.1"
+    db_port: Port = 3306
+    db_name: str = "clustergenie"
+    db_user: str = "clustergenie"
     # Either the password itself (local runs, tests) or the id of a Secrets Manager secret holding
     # {"password": ...} (deployed functions): credentials never live in config.json.
-    db_password: str | None
-    db_secret_id: str | None
-    redis_url: str
-    kafka_bootstrap: str
-    events_topic: str
-    logs_topic: str
-    jobs_queue_name: str
-    jobs_dlq_name: str
-    pushgateway_url: str
-    max_body_bytes: int
+    db_password: str | None = None
+    db_secret_id: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    events_topic: str = "cluster-events"
+    logs_topic: str = "logs.clustergenie"
+    jobs_queue_name: str = Field("clustergenie-jobs", validation_alias="CG_JOBS_QUEUE")
+    jobs_dlq_name: str = Field("clustergenie-jobs-dlq", validation_alias="CG_JOBS_DLQ")
+    pushgateway_url: str = "http://127.0.0.1:9091"
+    max_body_bytes: Positive = 65536
     # Rate limiter: how long a warm container trusts its cached limiter config, and which limiters
-    # deny (rather than admit) requests while Redis is unreachable.
-    ratelimit_config_ttl_seconds: float
-    ratelimit_fail_closed: frozenset[str]
+    # deny (rather than admit) requests while Redis is unreachable (comma-separated names).
+    ratelimit_config_ttl_seconds: float = Field(5.0, ge=0, validation_alias="CG_RATELIMIT_CONFIG_TTL")
+    ratelimit_fail_closed: Annotated[frozenset[str], NoDecode] = frozenset()
     # Event pipeline (issue 5): where malformed records go, how long a handled event is remembered
-    # (replays within it change nothing), and the per-cluster scale cool-down.
-    events_dlq_topic: str
-    event_dedup_ttl_seconds: int
-    scale_cooldown_seconds: int
+    # (replays within it change nothing), and the scale cool-down of a cluster without policies.
+    events_dlq_topic: str = "cluster-events.dlq"
+    event_dedup_ttl_seconds: Positive = Field(7 * 24 * 3600, validation_alias="CG_EVENT_DEDUP_TTL")
+    scale_cooldown_seconds: int = Field(300, ge=0, validation_alias="CG_SCALE_COOLDOWN")
     # Observability (issue 7): aggregated metrics on/off (off only for the overhead bench), log lines
     # also produced to Kafka, and Loki's push API when configured.
     metrics_enabled: bool = True
     logs_to_kafka: bool = False
-    loki_url: str | None = None
+    loki_url: str | None = Field(None, validation_alias="LOKI_URL")
     # How long the log store keeps lines (by the line's own timestamp); log_retention deletes older ones.
-    log_retention_days: int = 7
+    log_retention_days: Positive = 7
 
+    @field_validator("ratelimit_fail_closed", mode="before")
     @classmethod
-    def from_env(cls) -> "Settings":
-        return cls(
-            environment=_env("CG_ENVIRONMENT", "local"),
-            service=_env("CG_SERVICE", "clustergenie"),
-            db_host=_env("CG_DB_HOST", "127.0.0.1"),
-            db_port=int(_env("CG_DB_PORT", "3306")),
-            db_name=_env("CG_DB_NAME", "clustergenie"),
-            db_user=_env("CG_DB_USER", "clustergenie"),
-            db_password=os.environ.get("CG_DB_PASSWORD"),
-            db_secret_id=os.environ.get("CG_DB_SECRET_ID") or None,
-            redis_url=_env("CG_REDIS_URL", "redis://127.0.0.1:6379/0"),
-            kafka_bootstrap=_env("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
-            events_topic=_env("CG_EVENTS_TOPIC", "cluster-events"),
-            logs_topic=_env("CG_LOGS_TOPIC", "logs.clustergenie"),
-            jobs_queue_name=_env("CG_JOBS_QUEUE", "clustergenie-jobs"),
-            jobs_dlq_name=_env("CG_JOBS_DLQ", "clustergenie-jobs-dlq"),
-            pushgateway_url=_env("CG_PUSHGATEWAY_URL", "http://127.0.0.1:9091"),
-            max_body_bytes=int(_env("CG_MAX_BODY_BYTES", "65536")),
-            ratelimit_config_ttl_seconds=float(_env("CG_RATELIMIT_CONFIG_TTL", "5")),
-            ratelimit_fail_closed=frozenset(
-                n.strip() for n in _env("CG_RATELIMIT_FAIL_CLOSED", "").split(",") if n.strip()
-            ),
-            events_dlq_topic=_env("CG_EVENTS_DLQ_TOPIC", "cluster-events.dlq"),
-            event_dedup_ttl_seconds=int(_env("CG_EVENT_DEDUP_TTL", str(7 * 24 * 3600))),
-            scale_cooldown_seconds=int(_env("CG_SCALE_COOLDOWN", "300")),
-            metrics_enabled=_env("CG_METRICS_ENABLED", "1").lower() not in ("0", "false", "no", "off"),
-            logs_to_kafka=_env("CG_LOGS_TO_KAFKA", "0").lower() not in ("0", "false", "no", "off"),
-            loki_url=os.environ.get("LOKI_URL") or None,
-            log_retention_days=int(_env("CG_LOG_RETENTION_DAYS", "7")),
-        )
+    def _comma_separated(cls, value: Any) -> Any:
+        return frozenset(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) else value
+
+
+def _variable(loc: str) -> str:
+    """The environment variable behind an error's location (a field name, or already its alias)."""
+    if loc not in Settings.model_fields:
+        return loc
+    alias = Settings.model_fields[loc].validation_alias
+    return alias if isinstance(alias, str) else f"CG_{loc.upper()}"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; SettingsError naming each bad variable."""
+    try:
+        return Settings()
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{_variable(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}"
+                             for e in exc.errors(include_url=False))
+        raise SettingsError(f"invalid configuration: {problems}") from None
 
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings for this process, read once per warm container."""
-    return Settings.from_env()
+    return load_settings()
