@@ -21,7 +21,6 @@ so one line shipped). Also timed: one `logger.info` with and without the shipper
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -76,7 +75,7 @@ def main() -> None:
     shipper = shipping.get_shipper()
     assert shipper is not None
     on_settings = settings_module.get_settings()
-    off_settings = dataclasses.replace(on_settings, metrics_enabled=False)
+    off_settings = on_settings.model_copy(update={"metrics_enabled": False})
     all_middleware = list(app.middleware_handlers)
     assert {getattr(f, "__name__", "") for f, _ in all_middleware} >= OURS
 

@@ -3,7 +3,6 @@ read back per job; Loki gets them when LOKI_URL is set."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import http.server
 import json
@@ -197,7 +196,7 @@ def test_lines_are_pushed_to_loki_when_configured(clean_logs, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     real = log_consumer.get_settings()
     monkeypatch.setattr(log_consumer, "get_settings",
-                        lambda: dataclasses.replace(real, loki_url=f"http://127.0.0.1:{server.server_port}"))
+                        lambda: real.model_copy(update={"loki_url": f"http://127.0.0.1:{server.server_port}"}))
     try:
         log_consumer.handle_kafka_batch(kafka_event([
             line("job_worker", "2026-01-01 10:00:01,000+0000", "job processed", job_id="job-loki")], first_offset=10_000), None)

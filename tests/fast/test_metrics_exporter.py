@@ -1,7 +1,6 @@
 """metrics_exporter against the real MariaDB test database and the real Pushgateway."""
 from __future__ import annotations
 
-import dataclasses
 import urllib.request
 
 import pytest
@@ -80,7 +79,7 @@ def test_unreachable_pushgateway_is_logged_and_counted_and_the_next_run_catches_
 
     add_cluster("c-1", {"cpu": [50.0]}, {})
     real = metrics_exporter.get_settings()
-    monkeypatch.setattr(metrics_exporter, "get_settings", lambda: dataclasses.replace(real, pushgateway_url="http://127.0.0.1:1"))
+    monkeypatch.setattr(metrics_exporter, "get_settings", lambda: real.model_copy(update={"pushgateway_url": "http://127.0.0.1:1"}))
     assert exporter.export() == {"pushed": False, "error": "pushgateway", "clusters": 1, "samples": 1}
     monkeypatch.setattr(metrics_exporter, "get_settings", lambda: real)
     assert exporter.export()["pushed"] is True
