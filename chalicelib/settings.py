@@ -18,7 +18,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[int, Field(ge=1)]
 
 
-class SettingsError(RuntimeError):
+class SettingsError(ValueError):
     """The environment does not describe a usable configuration."""
 
 
