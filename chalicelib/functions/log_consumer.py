@@ -9,17 +9,18 @@ failed for it, since the store already has the lines. This process never ships i
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import urllib.request
 from collections import defaultdict
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent
+
 from chalicelib import metrics
 from chalicelib.logs import shipping
-from chalicelib.repositories.log_lines import LogStore, row_of
 from chalicelib.observability import logger
+from chalicelib.repositories.log_lines import LogStore, row_of
 from chalicelib.settings import get_settings
 
 shipping.detach(logger)
@@ -34,11 +35,10 @@ def decode(event: dict[str, Any]) -> list[tuple[str, str]]:
     a line's source is `topic:partition:offset:timestamp:index`: with the record's timestamp, because an
     offset alone repeats when a topic is recreated and new lines would be ignored as already stored."""
     out = []
-    for records in (event.get("records") or {}).values():
-        for record in records:
-            value = base64.b64decode(record.get("value") or b"").decode("utf-8", "replace")
-            where = f"{record['topic']}:{record['partition']}:{record['offset']}:{record.get('timestamp')}"
-            out.extend((f"{where}:{i}", line) for i, line in enumerate(value.split("\n")) if line.strip())
+    for record in KafkaEvent({"records": event.get("records") or {}}).records:
+        value = record.decoded_value.decode("utf-8", "replace") if record.get("value") else ""
+        where = f"{record.topic}:{record.partition}:{record.offset}:{record.get('timestamp')}"
+        out.extend((f"{where}:{i}", line) for i, line in enumerate(value.split("\n")) if line.strip())
     return out
 
 
