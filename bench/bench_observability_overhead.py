@@ -85,7 +85,7 @@ def main() -> None:
     def switch(mode: str) -> None:
         """off | metrics (metrics middlewares + flush) | logs (log context + Kafka shipper) | on (both)."""
         metrics_on, logs_on = mode in ("metrics", "on"), mode in ("logs", "on")
-        settings_module.get_settings.cache_clear()
+        settings_module.reset_settings()
         os.environ["CG_METRICS_ENABLED"] = "1" if metrics_on else "0"
         assert settings_module.get_settings().metrics_enabled is metrics_on
         drop = (set() if metrics_on else metric_mw) | (set() if logs_on else log_mw)

@@ -8,8 +8,8 @@ Lambda container would otherwise sit on unsent events.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-import threading
 from typing import Any
 
 from chalicelib import metrics
@@ -33,25 +33,18 @@ def envelope(event_type: str, *, job_id: str | None, job_type: str | None, clust
     }
 
 
-_producers: dict[str, Any] = {}
-_producers_lock = threading.Lock()
-
-
+@functools.lru_cache(maxsize=None)
 def _producer_for(bootstrap: str) -> Any:
     """The container's one producer for `bootstrap`, shared by every EventPublisher (cluster-events and
-    its dead-letter topic alike): one connection set and one I/O thread per container, not one per topic.
-    Each publisher asks once and keeps the answer, so a plain lock is all the lookup needs."""
-    with _producers_lock:
-        if bootstrap not in _producers:
-            from kafka import KafkaProducer
+    its dead-letter topic alike): one connection set and one I/O thread per container, not one per topic."""
+    from kafka import KafkaProducer
 
-            _producers[bootstrap] = KafkaProducer(
-                bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=3,
-                max_block_ms=5000, request_timeout_ms=10000,
-                key_serializer=lambda k: k.encode() if k is not None else None,
-                value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode(),
-            )
-        return _producers[bootstrap]
+    return KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=3,
+        max_block_ms=5000, request_timeout_ms=10000,
+        key_serializer=lambda k: k.encode() if k is not None else None,
+        value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode(),
+    )
 
 
 class EventPublisher:

@@ -1,17 +1,20 @@
 """The shared Redis client, created lazily once per warm container."""
 from __future__ import annotations
 
-import functools
-
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from chalicelib.settings import get_settings
+from chalicelib.warm import PerContainer
 
 
-@functools.lru_cache(maxsize=1)
 def get_redis() -> redis.Redis:
+    """The container's shared client."""
+    return _client.get()
+
+
+def _new_client() -> redis.Redis:
     """A connection-pooled client with short timeouts: Redis backs fast paths, never slow ones.
 
     One quick retry (a dropped pooled connection is replaced) instead of redis-py's default ten with
@@ -25,3 +28,6 @@ def get_redis() -> redis.Redis:
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         decode_responses=True,
     )
+
+
+_client: PerContainer[redis.Redis] = PerContainer(_new_client)

@@ -7,12 +7,13 @@ with a SettingsError naming the variable.
 """
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Any
 
 import pydantic
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chalicelib.warm import PerContainer
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[int, Field(ge=1)]
@@ -84,7 +85,14 @@ def load_settings() -> Settings:
         raise SettingsError(f"invalid configuration: {problems}") from None
 
 
-@functools.lru_cache(maxsize=1)
+_settings: PerContainer[Settings] = PerContainer(load_settings)
+
+
 def get_settings() -> Settings:
     """Settings for this process, read once per warm container."""
-    return load_settings()
+    return _settings.get()
+
+
+def reset_settings() -> None:
+    """Read the environment again on next use (tests that change it)."""
+    _settings.set(None)

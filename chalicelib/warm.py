@@ -1,8 +1,10 @@
 """One instance per warm container, created on first use and replaceable by tests.
 
-The job queue, the event publisher and the dead-letter sink each hold connections worth keeping across
-invocations; `PerContainer` is the one way they are created lazily (once, even when threads race, as
-under `chalice local`) and swapped for an in-memory stand-in in tests.
+The settings, the Redis clients, the job queue, the event publisher, the dead-letter sink, the limiter
+manager and the event batch processor each hold state worth keeping across invocations; `PerContainer`
+is the one way they are created lazily (once, even when threads race, as under `chalice local`) and
+swapped for a stand-in, or forgotten, in tests. (Instances per key - a boto3 client per service, a
+Kafka producer per broker, a decision line per Redis client - are `functools.lru_cache`d functions.)
 """
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from chalicelib.event_pipeline.handler import EventHandler
 from chalicelib.event_pipeline.ledger import EventLedger
 from chalicelib.event_pipeline.model import Envelope, malformed_reason, parse_event
 from chalicelib.observability import logger
+from chalicelib.warm import PerContainer
 
 CLAIM_LEASE_SECONDS = 15
 
@@ -130,24 +131,24 @@ class BatchProcessor:
                 "malformed": malformed}
 
 
-_processor: BatchProcessor | None = None
+def _new_processor() -> BatchProcessor:
+    from chalicelib.redis_client import get_redis
+    from chalicelib.settings import get_settings
+
+    settings = get_settings()
+    redis = get_redis()
+    ledger = EventLedger(redis, settings.event_dedup_ttl_seconds)
+    return BatchProcessor(redis, EventHandler(redis, ledger, scale_cooldown_seconds=settings.scale_cooldown_seconds), ledger)
+
+
+_processor: PerContainer[BatchProcessor] = PerContainer(_new_processor)
 
 
 def get_batch_processor() -> BatchProcessor:
     """The warm container's processor (Redis client, ledger, handler built once)."""
-    global _processor
-    if _processor is None:
-        from chalicelib.redis_client import get_redis
-        from chalicelib.settings import get_settings
-
-        settings = get_settings()
-        redis = get_redis()
-        ledger = EventLedger(redis, settings.event_dedup_ttl_seconds)
-        _processor = BatchProcessor(redis, EventHandler(redis, ledger, scale_cooldown_seconds=settings.scale_cooldown_seconds), ledger)
-    return _processor
+    return _processor.get()
 
 
 def reset_batch_processor() -> None:
     """Forget the cached processor (tests that change settings)."""
-    global _processor
-    _processor = None
+    _processor.set(None)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from redis.exceptions import NoScriptError
 
 from chalicelib.settings import get_settings
+from chalicelib.warm import PerContainer
 
 COUNTS_KEY = "metrics:counts"  # counters, histogram buckets and counts: HINCRBY / HINCRBYFLOAT
 GAUGES_KEY = "metrics:gauges"  # gauges: HSET (the latest value written by any instance)
@@ -218,8 +219,7 @@ def _send_flush(client, args: list) -> None:  # noqa: ANN001
         pool.release(conn)
 
 
-@functools.lru_cache(maxsize=1)
-def _redis():
+def _new_client():  # noqa: ANN202
     """Its own client, without redis-py's retries: a flush is one attempt, and a dead Redis costs at most
     one short timeout every RETRY_AFTER_SECONDS, never the shared client's seconds of backoff."""
     import redis
@@ -228,6 +228,9 @@ def _redis():
 
     return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=0.5, socket_timeout=0.5,
                                 retry=Retry(NoBackoff(), 0), health_check_interval=30, decode_responses=True)
+
+
+_client = PerContainer(_new_client)
 
 
 def flush() -> bool:
@@ -253,7 +256,7 @@ def flush() -> bool:
         args.append(len(gauges))
         for key, value in gauges.items():
             args += (key, repr(float(value)))
-        _send_flush(_redis(), args)
+        _send_flush(_client.get(), args)
         return True
     except Exception as exc:  # noqa: BLE001 - metrics must never fail the invocation
         _buffer.give_back(ints, floats, gauges)

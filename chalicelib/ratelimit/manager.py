@@ -1,7 +1,6 @@
 """LimiterManager: named, scoped Redis buckets with cached config and a policy for when Redis is down."""
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from typing import Callable
@@ -17,6 +16,7 @@ from chalicelib.ratelimit.decision import Decision
 from chalicelib.ratelimit.redis_bucket import RedisTokenBucket, bucket_key
 from chalicelib.redis_client import get_redis
 from chalicelib.settings import get_settings
+from chalicelib.warm import PerContainer
 
 # Bounds the per-container bucket cache: one entry per (limiter, scope) seen, and users are unbounded.
 MAX_CACHED_BUCKETS = 10_000
@@ -152,7 +152,9 @@ class LimiterManager:
             )
 
 
-@functools.lru_cache(maxsize=1)
+_manager: PerContainer[LimiterManager] = PerContainer(LimiterManager)
+
+
 def get_limiter_manager() -> LimiterManager:
     """The manager of this warm container, built lazily on first use."""
-    return LimiterManager()
+    return _manager.get()

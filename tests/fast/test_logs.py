@@ -225,13 +225,13 @@ def _messages() -> list[str]:
 
 def test_log_retention_deletes_only_lines_older_than_the_period(clean_logs, monkeypatch):
     monkeypatch.setenv("CG_LOG_RETENTION_DAYS", "7")
-    settings.get_settings.cache_clear()
+    settings.reset_settings()
     now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
     _stored_at(30, 7.01, 6.99, 0, now=now)
     try:
         result = log_retention.run(now=now)
     finally:
-        settings.get_settings.cache_clear()
+        settings.reset_settings()
     assert result["deleted"] == 2 and result["cutoff"] == "2026-11-20T12:00:00Z"
     assert _messages() == ["aged 6.99", "aged 0"]
     assert log_retention.run(now=now)["deleted"] == 0  # nothing left to do: a rerun changes nothing
@@ -258,12 +258,12 @@ def test_log_retention_deletes_along_the_timestamp_index(clean_logs):
 
 def test_log_retention_refuses_a_period_under_one_day(monkeypatch):
     monkeypatch.setenv("CG_LOG_RETENTION_DAYS", "0")
-    settings.get_settings.cache_clear()
+    settings.reset_settings()
     try:
         with pytest.raises(ValueError, match="CG_LOG_RETENTION_DAYS"):
             log_retention.run()
     finally:
-        settings.get_settings.cache_clear()
+        settings.reset_settings()
 
 
 def test_log_retention_is_scheduled_hourly_in_the_app():

@@ -41,7 +41,7 @@ def render_without_scrape_readings() -> str:
 
 def _instance(n: int) -> None:
     # A fresh "Lambda instance": its own buffer and Redis connection; one flush per invocation.
-    metrics._redis.cache_clear()
+    metrics._client.set(None)
     metrics.reset_buffer()
     for i in range(n):
         metrics.observe_job("provision", "completed", 0.02 * (i % 7))
@@ -137,13 +137,12 @@ def test_unreachable_redis_keeps_the_increments_for_the_next_flush(fresh_metrics
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    real = metrics._redis
     dead = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    monkeypatch.setattr(metrics, "_redis", lambda: dead)
+    metrics._client.set(dead)
     metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
     assert metrics.flush() is False  # no exception: the invocation goes on
     metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
-    monkeypatch.setattr(metrics, "_redis", real)
+    metrics._client.set(None)
     assert metrics.flush() is False  # still inside the retry pause
     metrics._buffer.retry_at = 0.0
     assert metrics.flush() is True
@@ -152,11 +151,9 @@ def test_unreachable_redis_keeps_the_increments_for_the_next_flush(fresh_metrics
 
 
 def test_switched_off_records_nothing(fresh_metrics, monkeypatch):
-    import dataclasses
-
     from chalicelib import settings
 
-    off = dataclasses.replace(settings.get_settings(), metrics_enabled=False)
+    off = settings.get_settings().model_copy(update={"metrics_enabled": False})
     monkeypatch.setattr(metrics, "get_settings", lambda: off)
     metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
     metrics.observe_http("GET", "/x", 200, 0.001)
