@@ -37,6 +37,7 @@ from chalicelib.api.autoscaling import bp as autoscaling_bp  # noqa: E402 - cont
 from chalicelib.api.deployments import bp as deployments_bp  # noqa: E402 - control plane (issue 8)
 from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
 from chalicelib.api.job_logs import bp as job_logs_bp  # noqa: E402
+from chalicelib.api.job_events import bp as job_events_bp  # noqa: E402
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
 app.register_blueprint(droplets_bp, url_prefix="/api/v1")
@@ -53,6 +54,7 @@ app.register_blueprint(autoscaling_bp, url_prefix="/api/v1")
 app.register_blueprint(deployments_bp, url_prefix="/api/v1")
 app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 app.register_blueprint(job_logs_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/logs
+app.register_blueprint(job_events_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/event-state
 
 
 # --- SQS job queue -> job_worker -----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """EventHandler: one small function per event type, each idempotent given the ledger's claim.
 
 - `job_*`: the job's read model in Redis, `events:job:<job_id>` (hash: status, progress, last_event_type,
-  last_event_at, cluster_id), updated by one Lua script so that progress never goes back and a final
+  last_event_at, cluster_id; served by `job_event_state` at GET /api/v1/jobs/{job_id}/event-state), updated by one Lua script so that progress never goes back and a final
   status (completed/failed) is never overwritten by a late non-final event; a batch's job events are
   written in one MULTI together with their "applied" marks (`flush`).
 - `droplet_created`: a cluster's `droplets` list is derived from the droplets table, so "add the droplet
@@ -57,6 +57,18 @@ redis.call('HSET', KEYS[1], 'cluster_id', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
+
+
+def job_event_state(redis: Any, job_id: str) -> dict[str, Any] | None:
+    """The job as its events last described it (served at GET /api/v1/jobs/{job_id}/event-state), or
+    None when no event about it was handled within READ_MODEL_TTL_SECONDS."""
+    state = redis.hgetall(JOB_KEY + job_id)
+    if not state:
+        return None
+    progress = state.get("progress")
+    return {"job_id": job_id, "cluster_id": state.get("cluster_id"), "status": state.get("status"),
+            "progress": None if progress is None else int(progress), "last_event_type": state.get("last_event_type"),
+            "last_event_at": state.get("last_event_at")}
 
 
 def _utc_text(moment: dt.datetime) -> str:

@@ -96,6 +96,18 @@ def test_job_event_updates_the_read_model(handle, dead_letters, cluster, event_t
     assert counts()[f"processed:{event_type}"] == (2 if event_type == "job_progress" else 1)
 
 
+def test_the_read_model_is_served_as_the_jobs_event_state(handle, dead_letters, cluster, client):
+    job_id = f"job-{uuid.uuid4()}"
+    handle(batch_of([envelope("job_started", cluster["id"], job_id=job_id, progress=5, timestamp="2026-01-01T00:00:01Z"),
+                     envelope("job_progress", cluster["id"], job_id=job_id, progress=40, timestamp="2026-01-01T00:00:02Z")]))
+    served = client.get(f"/api/v1/jobs/{job_id}/event-state")
+    assert served.status_code == 200
+    assert served.json == {"job_id": job_id, "cluster_id": cluster["id"], "status": "processing", "progress": 40,
+                           "last_event_type": "job_progress", "last_event_at": "2026-01-01T00:00:02.000000Z"}
+    missing = client.get(f"/api/v1/jobs/job-{uuid.uuid4()}/event-state")
+    assert missing.status_code == 404 and missing.json == {"error": "No event about this job was handled"}
+
+
 def test_final_job_status_survives_a_late_progress_event(handle, dead_letters, cluster):
     job_id = f"job-{uuid.uuid4()}"
     handle(batch_of([envelope("job_completed", cluster["id"], job_id=job_id, timestamp="2026-01-01T00:00:09Z"),
