@@ -3,6 +3,11 @@
 `.local/stack.env` (written by `./dev`) holds the ports and the generated database password. The tests
 use their own database (`clustergenie_test`) and Redis database (15), so they never touch the data of
 the stack a developer is running.
+
+Three tiers. A test that needs a service says so by its fixture (`mariadb`, `redis_server`,
+`kafka_broker`, `base_stack`, or one built on them; the LocalStack tier's `stack`); every other test is marked `pure`
+here and runs under plain `pytest -m pure` with nothing started (no `./dev up`, no stack.env needed).
+`./dev test fast` runs the pure tests along with the in-process ones.
 """
 from __future__ import annotations
 
@@ -18,8 +23,20 @@ from devstack.config import load_stack_env  # noqa: E402
 STATE_DIR = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 
 
-load_stack_env(STATE_DIR)
+import pytest  # noqa: E402
+
+# Absent before the first `./dev up`: then only the pure tests can run, and the service fixtures say why.
+load_stack_env(STATE_DIR, required=False)
 os.environ["CG_DB_NAME"] = os.environ.get("CG_TEST_DB_NAME", "clustergenie_test")
-os.environ["CG_REDIS_URL"] = os.environ.get("CG_TEST_REDIS_URL", os.environ["CG_REDIS_URL"].rsplit("/", 1)[0] + "/15")
+os.environ["CG_REDIS_URL"] = os.environ.get(
+    "CG_TEST_REDIS_URL", os.environ.get("CG_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/15")
+
+SERVICE_FIXTURES = frozenset({"mariadb", "redis_server", "kafka_broker", "base_stack", "stack"})
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ANN001 - pytest's hook signature
+    for item in items:
+        if "localstack" not in item.keywords and not SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pure)
 os.environ.setdefault("CG_ENVIRONMENT", "test")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

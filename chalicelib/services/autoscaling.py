@@ -41,11 +41,11 @@ COOLING_DOWN = ("cool-down:", "another evaluation scaled")
 @dataclass(frozen=True)
 class AlertOutcome:
     """What a threshold alert led to: the scale job (if any), whether the cool-down stopped it, and the
-    policies' evaluation when the cluster has enabled policies."""
+    evaluation of the cluster's enabled policies (`evaluated == 0`: none, so a bare scale-up)."""
 
     job_id: str | None
     cooled_down: bool
-    evaluation: EvaluationResult | None = None
+    evaluation: EvaluationResult
 
 LIVE_DROPLET_STATUSES = frozenset({"provisioning", "active"})
 SCALE_DOWN_FRACTION = Decimal("0.6")
@@ -223,7 +223,7 @@ class AutoscalingService:
             return AlertOutcome(None, cooled, evaluation)
         won, previous = self.policies.claim_scale(cluster_id, cooldown_seconds)
         if not won:
-            return AlertOutcome(None, True)
+            return AlertOutcome(None, True, evaluation)
         try:
             job = self.jobs.submit("scale", cluster_id, parameters, caller="event_handler",
                                    correlation_id=correlation_id)
@@ -231,7 +231,7 @@ class AutoscalingService:
             self.policies.release_claim(cluster_id, previous)
             raise
         self.policies.record_scale_job(cluster_id, job.id)
-        return AlertOutcome(job.id, False)
+        return AlertOutcome(job.id, False, evaluation)
 
     def _scale(self, cluster_id: str, policy: dict[str, Any], decision: ScaleDecision, trigger: str,
                correlation_id: str | None) -> ScaleDecision:

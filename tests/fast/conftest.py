@@ -1,11 +1,16 @@
-"""Fixtures of the fast tier: the real MariaDB test database, Redis db 15, an in-memory JobQueue.
+"""Fixtures of the fast tier: the real MariaDB test database, Redis db 15, the Kafka broker, an in-memory
+JobQueue.
 
+`mariadb`, `redis_server` and `kafka_broker` are how a test says it needs a service (tests/conftest.py
+marks every other test `pure`); each fails at once with "run ./dev up" when its service is not there.
 API tests use `client` (a chalice.test.Client over the real app) and start from empty tables.
 """
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +28,48 @@ from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
 from db_snapshot import CORE_TABLES as TABLES, table_snapshot  # noqa: E402
 
 
+def _reachable(what: str, host: str, port: int) -> None:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError as exc:
+        pytest.fail(f"{what} at {host}:{port} is not reachable ({exc}): run `./dev up` (or `./dev test fast`)",
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> None:
+    """The test needs the MariaDB test database."""
+    from chalicelib.settings import get_settings
+
+    _reachable("MariaDB", get_settings().db_host, get_settings().db_port)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> None:
+    """The test needs the stack's Redis (db 15 for tests)."""
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ["CG_REDIS_URL"])
+    _reachable("Redis", url.hostname or "127.0.0.1", url.port or 6379)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> None:
+    """The test needs the stack's Kafka broker."""
+    host, _, port = os.environ.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092").split(",")[0].rpartition(":")
+    _reachable("Kafka", host, int(port))
+
+
+@pytest.fixture(scope="session")
+def base_stack(mariadb, redis_server, kafka_broker) -> None:  # noqa: ANN001
+    """The test needs every service `./dev test fast` starts (Pushgateway and Prometheus too)."""
+    from devstack.config import StackConfig
+
+    cfg = StackConfig.from_env()
+    _reachable("Pushgateway", "127.0.0.1", cfg.pushgateway_port)
+    _reachable("Prometheus", "127.0.0.1", cfg.prometheus_port)
+
+
 def truncate_tables() -> None:
     with db.transaction() as cur:
         for table in TABLES:
@@ -30,13 +77,13 @@ def truncate_tables() -> None:
 
 
 @pytest.fixture
-def snapshot():
+def snapshot(mariadb):  # noqa: ANN001
     """`snapshot()` -> {table: (rows, checksum)}; equal before and after means nothing was written."""
     return table_snapshot
 
 
 @pytest.fixture
-def clean_db() -> Iterator[None]:
+def clean_db(mariadb) -> Iterator[None]:  # noqa: ANN001
     db.reset_connection()
     truncate_tables()
     yield
@@ -51,7 +98,7 @@ def job_queue() -> Iterator[InMemoryJobQueue]:
 
 
 @pytest.fixture
-def fresh_rate_limits() -> None:
+def fresh_rate_limits(redis_server) -> None:  # noqa: ANN001
     # Tests create more jobs than the `jobs_create` bucket holds; each test starts with full buckets.
     # Only bucket state goes (SCAN, not FLUSHDB): other keys in the test db belong to other fixtures.
     from chalicelib.redis_client import get_redis

@@ -230,7 +230,7 @@ def test_sqs_job_queue_resolves_its_url_lazily_and_sends_the_reference(monkeypat
 
 @pytest.mark.parametrize("sort_by", ["created_at", "id"])
 @pytest.mark.parametrize("sort_dir", ["asc", "desc"])
-def test_every_job_listing_order_reads_an_index(sort_by, sort_dir):
+def test_every_job_listing_order_reads_an_index(mariadb, sort_by, sort_dir):  # noqa: ANN001
     from chalicelib import db
     from chalicelib.repositories.jobs import page_sql
 

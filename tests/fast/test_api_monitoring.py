@@ -121,7 +121,7 @@ def test_diagnosis_rejects_bad_input(client, snapshot, body, field, status):
     assert snapshot() == before
 
 
-def test_latest_sample_per_type_is_an_index_lookup_not_a_scan():
+def test_latest_sample_per_type_is_an_index_lookup_not_a_scan(mariadb):  # noqa: ANN001
     from chalicelib import db
     from chalicelib.repositories.metrics import _LATEST_PER_TYPE
 
@@ -134,7 +134,7 @@ def test_latest_sample_per_type_is_an_index_lookup_not_a_scan():
 
 @pytest.mark.parametrize("by_cluster", [True, False])
 @pytest.mark.parametrize("by_type", [True, False])
-def test_every_metrics_listing_reads_an_index_in_order(by_cluster, by_type):
+def test_every_metrics_listing_reads_an_index_in_order(mariadb, by_cluster, by_type):  # noqa: ANN001
     from chalicelib import db
     from chalicelib.repositories.metrics import list_filter, page_sql
 

@@ -41,7 +41,7 @@ def worker(app):  # noqa: ANN001
 
 
 @pytest.fixture
-def deployment_events():
+def deployment_events(kafka_broker):  # noqa: ANN001
     """`read(deployment_id, until_type)`: this test's events on the `deployments` topic for a deployment."""
     with topic_reader("deployments", lambda event: event.get("payload", {}).get("deployment_id")) as read:
         yield read

@@ -36,7 +36,7 @@ def test_port_taken_by_something_else_names_port_and_variable(service_cls, var, 
 
 
 @pytest.mark.parametrize("service_cls", [Pushgateway, Redis, MariaDB, Kafka])
-def test_probe_recognises_the_running_service(service_cls):
+def test_probe_recognises_the_running_service(base_stack, service_cls):  # noqa: ANN001
     """The other half of the clash check: the real server on its port is recognised (and so reused)."""
     assert service_cls(StackConfig.from_env()).probe() is True
 

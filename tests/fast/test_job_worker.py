@@ -32,7 +32,7 @@ def worker(app):  # noqa: ANN001
 
 
 @pytest.fixture
-def events():
+def events(kafka_broker):  # noqa: ANN001
     """`read(job_id, until_type)`: the events of a job on cluster-events produced during this test, in order."""
     with topic_reader(get_settings().events_topic, lambda event: event.get("job_id")) as read:
         yield read

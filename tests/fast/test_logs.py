@@ -97,7 +97,7 @@ def test_every_line_carries_the_correlation_keys(client, make_cluster):
 
 
 @pytest.fixture
-def topic() -> str:
+def topic(kafka_broker) -> str:  # noqa: ANN001
     return f"logs-test-{uuid.uuid4().hex[:8]}"
 
 

@@ -92,7 +92,7 @@ def test_dashboards_cover_overview_jobs_rate_limiting_and_clusters_and_use_the_p
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
-def test_every_dashboard_query_is_valid_promql(path):
+def test_every_dashboard_query_is_valid_promql(base_stack, path):  # noqa: ANN001
     import urllib.parse
     import urllib.request
 

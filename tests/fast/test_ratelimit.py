@@ -64,7 +64,7 @@ class FakeClock:
 
 
 @pytest.fixture
-def r() -> redis.Redis:
+def r(redis_server) -> redis.Redis:  # noqa: ANN001
     return get_redis()
 
 
@@ -83,7 +83,7 @@ def quick_client(port: int) -> redis.Redis:
 
 
 @pytest.fixture
-def throwaway_redis():
+def throwaway_redis(redis_server):  # noqa: ANN001 - the shared one serves /metrics
     """A private redis-server, so a test can stop it without touching the shared one."""
     with private_redis_server() as (port, proc):
         yield quick_client(port), proc
@@ -512,7 +512,7 @@ def observability_app() -> Chalice:
 
 
 @pytest.fixture
-def api():
+def api(redis_server):  # noqa: ANN001
     with Client(observability_app()) as client:
         yield client
 

@@ -34,7 +34,7 @@ def _server_time(client: redis.Redis) -> float:
 
 
 @pytest.fixture(scope="module")
-def redis_url():
+def redis_url(redis_server):  # noqa: ANN001
     with private_redis_server() as (port, _):
         yield f"redis://127.0.0.1:{port}/0"
 
