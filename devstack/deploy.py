@@ -317,3 +317,8 @@ def destroy(cfg: StackConfig, name: str) -> None:
         aws["secretsmanager"].delete_secret(SecretId=f"{name}/db", ForceDeleteWithoutRecovery=True)
     except aws["secretsmanager"].exceptions.ResourceNotFoundException:
         pass
+
+
+def consumer_group(stack: dict[str, Any], topic: str) -> str:
+    """The consumer group the bridge (or, on AWS, the MSK mapping) reads `topic` with, from stack.json."""
+    return next(m["consumer_group"] for m in stack["kafka_mappings"] if m["topic"] == topic)
