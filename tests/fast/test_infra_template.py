@@ -105,7 +105,7 @@ ENQUEUE = {("sqs:GetQueueUrl", "JobsQueue"), ("sqs:SendMessage", "JobsQueue")}
 DEPTHS = {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes") for q in ("JobsQueue", "JobsDeadLetterQueue")}
 EXPECTED_GRANTS = {
     "APIHandler": SECRET | ENQUEUE | DEPTHS,
-    "JobWorker": SECRET | ENQUEUE
+    "JobWorker": SECRET
     | {(a, "JobsQueue") for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                                   "sqs:ChangeMessageVisibility")}
     | {(a, "*") for a in ("ec2:RunInstances", "ec2:DescribeInstances", "ec2:TerminateInstances", "ec2:CreateTags")},
