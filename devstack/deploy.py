@@ -207,10 +207,18 @@ def deploy_stack(cfn, name: str, template_url: str, params: dict[str, str]) -> s
 
 
 def delete_stack(cfn, name: str, timeout: float = 300) -> None:
+    """Delete the stack; resources that fail to delete because they never existed (a failed creation,
+    seen on LocalStack) are retained on a second try, as the console's "retain" does."""
     cfn.delete_stack(StackName=name)
     deadline = time.monotonic() + timeout
+    retried = False
     while (status := stack_status(cfn, name)) not in (None, "DELETE_COMPLETE"):
-        if status == "DELETE_FAILED" or time.monotonic() > deadline:
+        if status == "DELETE_FAILED" and not retried:
+            stuck = [r["LogicalResourceId"] for r in cfn.describe_stack_resources(StackName=name)["StackResources"]
+                     if r["ResourceStatus"] == "DELETE_FAILED"]
+            cfn.delete_stack(StackName=name, RetainResources=stuck)
+            retried = True
+        elif status == "DELETE_FAILED" or time.monotonic() > deadline:
             raise StackError(f"stack {name} could not be deleted ({status})\n{failure_report(_events(cfn, name), name)}")
         time.sleep(1)
 

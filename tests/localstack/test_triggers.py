@@ -47,6 +47,15 @@ def queued_job(app_db, unique):
         cur.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))  # cascades to the job
 
 
+def test_the_stacks_sqs_mapping_is_enabled_and_reports_partial_failures(stack, aws):
+    """Straight from the template (no patching after deploy): the mapping CloudFormation made is Enabled."""
+    [mapping] = aws("lambda").list_event_source_mappings(FunctionName=stack["functions"]["job_worker"])["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(f":{stack['queue_names']['jobs']}")
+    assert (mapping["State"], mapping["FunctionResponseTypes"]) == ("Enabled", ["ReportBatchItemFailures"])
+    assert aws("cloudformation").describe_stacks(StackName=stack["stack_name"])["Stacks"][0]["StackStatus"] in (
+        "CREATE_COMPLETE", "UPDATE_COMPLETE")
+
+
 def test_sqs_message_is_processed_by_the_worker(stack, aws, app_db, queued_job, unique):
     aws("sqs").send_message(
         QueueUrl=stack["queues"]["jobs"], MessageBody=json.dumps({"job_id": queued_job, "trace_id": unique})
