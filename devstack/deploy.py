@@ -163,14 +163,16 @@ def _events(cfn, name: str) -> list[dict[str, Any]]:
             return events
 
 
-def wait_for_stack(cfn, name: str, started: float, timeout: float = 600) -> str:
+def wait_for_stack(cfn, name: str, timeout: float = 600) -> str:
+    """Wait for the operation under way; on failure, report the events of this operation only."""
+    started, since_wall = time.monotonic(), time.time()
     while True:
         status = stack_status(cfn, name)
         if status in DONE:
             return status
         if status is None or status in FAILED_END:
             events = _events(cfn, name) if status else []
-            since = [e for e in events if e["Timestamp"].timestamp() >= started - 5] or events
+            since = [e for e in events if e["Timestamp"].timestamp() >= since_wall - 5] or events
             raise StackError(f"stack {name} ended {status}\n{failure_report(since, name)}")
         if time.monotonic() - started > timeout:
             raise StackError(f"stack {name} still {status} after {timeout:.0f}s\n{failure_report(_events(cfn, name), name)}")
@@ -187,7 +189,6 @@ def deploy_stack(cfn, name: str, template_url: str, params: dict[str, str]) -> s
     args = {"StackName": name, "TemplateURL": template_url,
             "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
             "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]}
-    clock = time.monotonic()
     if status is None:
         cfn.create_stack(**args)
         action = "created"
@@ -200,7 +201,7 @@ def deploy_stack(cfn, name: str, template_url: str, params: dict[str, str]) -> s
             raise
         action = "updated"
     try:
-        wait_for_stack(cfn, name, clock)
+        wait_for_stack(cfn, name)
     except StackError as exc:
         raise StackError(str(exc).replace("ended", f"({action}) ended", 1)) from None
     return action
