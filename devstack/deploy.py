@@ -311,14 +311,17 @@ def deploy(cfg: StackConfig, name: str, pkg: Package) -> dict[str, Any]:
 
 
 def destroy(cfg: StackConfig, name: str) -> None:
-    """Delete the stack, then its artifact bucket and its secret (which live outside it, as on AWS)."""
+    """Delete the stack (its console bucket emptied first, as CloudFormation deletes only empty buckets), then
+    its artifact bucket and its secret (which live outside it, as on AWS)."""
     aws = clients(cfg)
-    delete_stack(aws["cloudformation"], name)
+    if stack_status(aws["cloudformation"], name) is not None:
+        console = outputs(aws["cloudformation"], name).get("ConsoleBucketName")
+        if console:
+            _empty_bucket(aws["s3"], console)
+        delete_stack(aws["cloudformation"], name)
     bucket = f"{name}-artifacts".lower()
     try:
-        for page in aws["s3"].get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                aws["s3"].delete_object(Bucket=bucket, Key=obj["Key"])
+        _empty_bucket(aws["s3"], bucket)
         aws["s3"].delete_bucket(Bucket=bucket)
     except aws["s3"].exceptions.NoSuchBucket:
         pass
@@ -326,6 +329,12 @@ def destroy(cfg: StackConfig, name: str) -> None:
         aws["secretsmanager"].delete_secret(SecretId=f"{name}/db", ForceDeleteWithoutRecovery=True)
     except aws["secretsmanager"].exceptions.ResourceNotFoundException:
         pass
+
+
+def _empty_bucket(s3, bucket: str) -> None:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
 
 
 def consumer_group(stack: dict[str, Any], topic: str) -> str:

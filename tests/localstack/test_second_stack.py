@@ -6,6 +6,9 @@ import dataclasses
 import json
 import pathlib
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
@@ -15,6 +18,17 @@ from devstack.config import StackConfig
 from devstack.services import http_get
 
 pytestmark = pytest.mark.localstack
+
+
+def website_get(url: str) -> tuple[int, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname.endswith(".localhost"), url
+    request = urllib.request.Request(f"http://127.0.0.1:{parts.port}{parts.path}", headers={"Host": parts.netloc})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - 127.0.0.1 only
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 def test_a_second_stack_is_deployed_smoke_tested_and_deleted_beside_the_first(stack, aws, function_env, tmp_path):
@@ -39,6 +53,13 @@ def test_a_second_stack_is_deployed_smoke_tested_and_deleted_beside_the_first(st
         [sqs_mapping] = mapping["EventSourceMappings"]
         assert sqs_mapping["EventSourceArn"].endswith(f":{second['queue_names']['jobs']}")
         assert (sqs_mapping["State"], sqs_mapping["FunctionResponseTypes"]) == ("Enabled", ["ReportBatchItemFailures"])
+        # The console bucket serves a single-page app at the stack's ConsoleUrl: index.html, and index.html
+        # again for a client-side route. (`*.localhost` resolves to 127.0.0.1 in browsers and curl, not in
+        # Python's resolver, so the request goes to 127.0.0.1 with the URL's Host header.)
+        index = b"<!doctype html><title>console smoke test</title>"
+        aws("s3").put_object(Bucket=second["console_bucket"], Key="index.html", Body=index, ContentType="text/html")
+        assert website_get(second["console_url"]) == (200, index)
+        assert website_get(f"{second['console_url']}clusters/abc") == (404, index)  # S3's error document, 404
         config = aws("lambda").get_function_configuration(FunctionName=second["functions"]["job_worker"])
         variables = config["Environment"]["Variables"]
         assert (variables["CG_FUNCTION"], variables["CG_JOBS_QUEUE"]) == ("job_worker", second["queue_names"]["jobs"])
