@@ -215,9 +215,14 @@ def delete_stack(cfn, name: str, timeout: float = 300) -> None:
     retried = False
     while (status := stack_status(cfn, name)) not in (None, "DELETE_COMPLETE"):
         if status == "DELETE_FAILED" and not retried:
-            stuck = [r["LogicalResourceId"] for r in cfn.describe_stack_resources(StackName=name)["StackResources"]
-                     if r["ResourceStatus"] == "DELETE_FAILED"]
-            cfn.delete_stack(StackName=name, RetainResources=stuck)
+            try:
+                resources = cfn.describe_stack_resources(StackName=name)["StackResources"]
+                stuck = [r["LogicalResourceId"] for r in resources if r["ResourceStatus"] == "DELETE_FAILED"]
+                cfn.delete_stack(StackName=name, RetainResources=stuck)
+            except cfn.exceptions.ClientError as exc:
+                if "does not exist" not in str(exc):
+                    raise
+                return  # gone in the meantime
             retried = True
         elif status == "DELETE_FAILED" or time.monotonic() > deadline:
             raise StackError(f"stack {name} could not be deleted ({status})\n{failure_report(_events(cfn, name), name)}")
