@@ -25,7 +25,6 @@ import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BRIDGE_GROUP = "clustergenie-event-handler"
 
 
 def load_stack_env(db_name: str) -> None:
@@ -100,7 +99,12 @@ def end_to_end(clusters: list[str], n: int) -> tuple[float, float]:
     settings = get_settings()
     topic = settings.events_topic
     records = stream("mixed", clusters, n, seed=2)
-    group = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=BRIDGE_GROUP, enable_auto_commit=False)
+    from devstack.config import StackConfig
+    from devstack.deploy import consumer_group
+    from devstack.services import stack_json
+
+    group_id = consumer_group(stack_json(StackConfig.from_env()), topic)  # the bridge's, from the stack
+    group = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group_id, enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in sorted(group.partitions_for_topic(topic))]
     start = group.end_offsets(partitions)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)

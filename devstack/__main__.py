@@ -1,6 +1,6 @@
 """Entry point behind `./dev` (which first installs Debian packages and the app's venv).
 
-    ./dev up                  start every service, migrate, deploy to LocalStack, start the bridge
+    ./dev up                  start every service, migrate, deploy the stack to LocalStack, start the bridge
     ./dev test [fast|localstack|all] [pytest args...]
     ./dev down                stop what ./dev started (by pid); external servers are left alone
     ./dev status              each service's state and the API URL
@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import subprocess
 import sys
 import time
 
+from devstack import deploy as stack_deploy
 from devstack import process
 from devstack.config import ROOT, StackConfig
 from devstack.process import StackError
-from devstack.services import ALL_SERVICES, BASE_SERVICES, Bridge, Prometheus, http_get, stack_json
+from devstack.services import ALL_SERVICES, BASE_SERVICES, Bridge, Prometheus, http_get, stack_json, write_stack_json
 
-DEPLOY_INPUTS = ("app.py", "chalicelib", "requirements.txt", ".chalice/config.json", "infra/deploy_local.py")
+DEPLOY_INPUTS = ("app.py", "chalicelib", "requirements.txt", ".chalice/config.json", "infra/resources.json",
+                 "devstack/deploy.py")
 
 
 def say(msg: str) -> None:
@@ -37,7 +40,8 @@ def ensure_services(cfg: StackConfig, services) -> None:
     cfg.write_stack_env()
 
 
-def _deploy_fingerprint() -> str:
+def _deploy_fingerprint(cfg: StackConfig) -> str:
+    """The deploy's inputs: the code, the template fragment, and this machine's parameters."""
     digest = hashlib.sha256()
     for name in DEPLOY_INPUTS:
         path = ROOT / name
@@ -46,15 +50,22 @@ def _deploy_fingerprint() -> str:
             if file.exists():
                 digest.update(file.relative_to(ROOT).as_posix().encode())
                 digest.update(file.read_bytes())
+    digest.update(json.dumps({k: v for k, v in cfg.app_env().items() if k != "CG_DB_PASSWORD"},
+                             sort_keys=True).encode())
+    digest.update(hashlib.sha256(cfg.db_password().encode()).digest())
     return digest.hexdigest()
 
 
-def _deployment_alive(stack: dict) -> bool:
-    """The last deployment still answers in this LocalStack (which keeps nothing across restarts)."""
+def _deployment_alive(cfg: StackConfig, stack: dict) -> bool:
+    """The recorded stack still exists, complete, in this LocalStack (which keeps nothing across restarts),
+    and its API answers."""
     api_url = stack.get("api_url")
-    if not api_url:
+    if not api_url or stack.get("stack_name") != cfg.stack_name:
         return False
     try:
+        cfn = stack_deploy.clients(cfg)["cloudformation"]
+        if stack_deploy.stack_status(cfn, cfg.stack_name) not in stack_deploy.DONE:
+            return False
         status, _ = http_get(f"{api_url.rstrip('/')}/api/v1/openapi.json", timeout=30)
     except Exception:  # noqa: BLE001 - any failure means: deploy again
         return False
@@ -70,17 +81,20 @@ def deploy(cfg: StackConfig) -> dict:
 
 def _deploy_locked(cfg: StackConfig) -> dict:
     stamp = cfg.state_dir / "deploy.stamp"
-    fingerprint = _deploy_fingerprint()
+    fingerprint = _deploy_fingerprint(cfg)
     stack = stack_json(cfg)
-    if stamp.exists() and stamp.read_text() == fingerprint and _deployment_alive(stack):
+    if stamp.exists() and stamp.read_text() == fingerprint and _deployment_alive(cfg, stack):
         say("app          deployment is current (no code change), reused")
         return stack
     started = time.monotonic()
-    env = {**os.environ, **cfg.app_env()}
-    subprocess.run([str(cfg.app_python), str(ROOT / "infra" / "deploy_local.py")], check=True, env=env, cwd=ROOT)
+    out_dir = cfg.state_dir / "package"
+    pkg = stack_deploy.package(out_dir, cfg.app_python)
+    say(f"app          packaged ({time.monotonic() - started:.1f}s)")
+    record = stack_deploy.deploy(cfg, cfg.stack_name, pkg)
+    write_stack_json(cfg, record)
     stamp.write_text(fingerprint)
-    say(f"app          deployed to LocalStack ({time.monotonic() - started:.1f}s)")
-    return stack_json(cfg)
+    say(f"app          stack {cfg.stack_name} deployed to LocalStack ({time.monotonic() - started:.1f}s)")
+    return record
 
 
 def check_api(stack: dict) -> None:
@@ -147,7 +161,15 @@ def cmd_status(cfg: StackConfig) -> None:
         print(f"{service.name:<12} {where:<16} {service.state()}")
     stack = stack_json(cfg)
     if stack:
-        print(f"\nAPI base URL: {stack.get('api_url')}")
+        print(f"\nstack {stack.get('stack_name')} (deployed {stack.get('deployed_at')})")
+        print(f"API base URL: {stack.get('api_url')}")
+        print(f"console:      {stack.get('console_url')} (bucket {stack.get('console_bucket')})")
+        for role, name in sorted(stack.get("functions", {}).items()):
+            print(f"  function {role:<17} {name}")
+        for key, url in sorted(stack.get("queues", {}).items()):
+            print(f"  queue    {key:<17} {url}")
+        for role, name in sorted(stack.get("rules", {}).items()):
+            print(f"  rule     {role:<17} {name}")
 
 
 def cmd_logs(cfg: StackConfig, args: list[str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -25,6 +26,13 @@ def _port(var: str, default: int) -> int:
     return port
 
 
+def _stack_name(name: str) -> str:
+    """A CloudFormation stack name that also makes valid bucket and secret names (lower case)."""
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", name):
+        raise SystemExit(f"CG_STACK_NAME={name!r}: use lower-case letters, digits and '-', at most 41 characters")
+    return name
+
+
 @dataclass(frozen=True)
 class StackConfig:
     state_dir: pathlib.Path
@@ -40,6 +48,7 @@ class StackConfig:
     test_db_name: str
     db_user: str
     lambda_executor: str
+    stack_name: str
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -57,6 +66,7 @@ class StackConfig:
             test_db_name=os.environ.get("CG_TEST_DB_NAME", "clustergenie_test"),
             db_user=os.environ.get("CG_DB_USER", "clustergenie"),
             lambda_executor=os.environ.get("CG_LAMBDA_EXECUTOR", "local-process"),
+            stack_name=_stack_name(os.environ.get("CG_STACK_NAME", "clustergenie-local")),
         )
 
     # --- derived paths ---------------------------------------------------------------------------------
@@ -112,6 +122,7 @@ class StackConfig:
             "CG_PUSHGATEWAY_URL": f"http://{HOST}:{self.pushgateway_port}",
             "CG_PROMETHEUS_URL": f"http://{HOST}:{self.prometheus_port}",
             "CG_LOCALSTACK_PORT": str(self.localstack_port),
+            "CG_STACK_NAME": self.stack_name,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_DEFAULT_REGION": "us-east-1",
             # LocalStack accepts any credentials; these are its documented dummies, not secrets.

@@ -418,13 +418,19 @@ class Bridge(Service):
 
     @property
     def mappings(self) -> pathlib.Path:
-        return ROOT / "localstack" / "msk_bridge" / "mappings.json"
+        """Generated at deploy from the template's Kafka event source mappings (see devstack/deploy.py)."""
+        return self.cfg.state_dir / "msk-bridge" / "mappings.json"
 
     @property
     def code(self) -> pathlib.Path:
         return BRIDGE_CODE
 
     def ensure(self) -> str:
+        mappings = stack_json(self.cfg).get("kafka_mappings")
+        if not mappings:
+            raise StackError("stack.json has no kafka_mappings: deploy the stack first (./dev up)")
+        self.mappings.parent.mkdir(parents=True, exist_ok=True)
+        self.mappings.write_text(json.dumps({"mappings": mappings}, indent=2) + "\n")
         pid = self.own_pid()
         stamp = self.cfg.run_dir / f"{self.name}.mappings"
         # What it was started with: its mappings and its own code.
@@ -438,7 +444,7 @@ class Bridge(Service):
         env.pop("CG_DB_PASSWORD", None)  # the bridge never needs database credentials
         pid = process.spawn(
             [str(self.cfg.app_python), str(self.code),
-             "--config", str(ROOT / "localstack" / "msk_bridge" / "mappings.json")],
+             "--config", str(self.mappings)],
             pidfile=self.pidfile, logfile=self.logfile, env=env, cwd=ROOT,
         )
         process.wait_until(lambda: True, timeout=1, what=self.name, pid=pid, logfile=self.logfile)
@@ -452,3 +458,10 @@ ALL_SERVICES = (*BASE_SERVICES, LocalStack)
 def stack_json(cfg: StackConfig) -> dict:
     path = cfg.state_dir / "stack.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_stack_json(cfg: StackConfig, record: dict) -> None:
+    path = cfg.state_dir / "stack.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)

@@ -22,7 +22,12 @@ CORRELATION_PARAMS = ("job_id", "cluster_id")
 
 @functools.lru_cache(maxsize=8)
 def logical_function_name(deployed: str) -> str:
-    """`clustergenie-local-job_worker` -> `job_worker`; the API function (`clustergenie-local`) -> `api`."""
+    """The function's role (api, job_worker, ...): `CG_FUNCTION`, which the template sets on every deployed
+    function (CloudFormation names them `<stack>-<LogicalId>-<suffix>`); in-process runs without it map
+    Chalice's own names (`clustergenie-dev-job_worker` -> `job_worker`, `api_handler` -> `api`)."""
+    role = os.environ.get("CG_FUNCTION")
+    if role:
+        return role
     prefix = f"{get_settings().service}-{get_settings().environment}"
     if deployed == prefix or deployed in ("api_handler", ""):
         return "api"

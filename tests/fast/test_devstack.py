@@ -45,3 +45,20 @@ def test_bad_port_value_is_refused(monkeypatch):
     monkeypatch.setenv("CG_REDIS_PORT", "sixty")
     with pytest.raises(SystemExit, match="CG_REDIS_PORT"):
         StackConfig.from_env()
+
+
+def test_a_stack_name_that_cannot_name_its_bucket_is_refused(monkeypatch):
+    monkeypatch.setenv("CG_STACK_NAME", "ClusterGenie_Local")  # upper case and '_' make no bucket name
+    with pytest.raises(SystemExit, match="CG_STACK_NAME"):
+        StackConfig.from_env()
+
+
+def test_the_deploy_fingerprint_follows_the_parameters(monkeypatch):
+    """A warm `./dev up` skips the deploy only when nothing it deploys changed, parameters included."""
+    import dataclasses
+
+    from devstack.__main__ import _deploy_fingerprint
+
+    cfg = StackConfig.from_env()
+    assert _deploy_fingerprint(cfg) == _deploy_fingerprint(cfg)
+    assert _deploy_fingerprint(dataclasses.replace(cfg, redis_port=cfg.redis_port + 1)) != _deploy_fingerprint(cfg)

@@ -272,3 +272,17 @@ def test_log_retention_is_scheduled_hourly_in_the_app():
     assert "log_retention" in app.handler_map
     schedule = next(r for r in app.event_sources if getattr(r, "name", "") == "log_retention")
     assert schedule.schedule_expression == "rate(1 hour)"
+
+
+def test_the_logical_function_name_is_the_role_the_template_sets(monkeypatch):
+    from chalicelib.logs.context import logical_function_name
+
+    logical_function_name.cache_clear()
+    monkeypatch.setenv("CG_FUNCTION", "job_worker")
+    try:  # CloudFormation's name carries no role; CG_FUNCTION (set per function in the template) does
+        assert logical_function_name("clustergenie-local-JobWorker-8e66acfb") == "job_worker"
+    finally:
+        logical_function_name.cache_clear()
+    monkeypatch.delenv("CG_FUNCTION")
+    assert logical_function_name("api_handler") == "api"  # in-process runs keep Chalice's names
+    logical_function_name.cache_clear()

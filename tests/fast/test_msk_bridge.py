@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import pathlib
 
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
@@ -13,7 +12,6 @@ from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
 from devstack.services import load_bridge_module
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 bridge = load_bridge_module()
 ARN = "arn:aws:kafka:us-east-1:000000000000:cluster/test/abc-1"
 
@@ -111,15 +109,6 @@ def test_failure_records_carry_offset_range_and_error():
 def test_backoff_doubles_up_to_the_cap():
     delays = bridge.backoff_delays(1, 5)
     assert [next(delays) for _ in range(5)] == [1, 2, 4, 5, 5]
-
-
-def test_shipped_mappings_file_is_valid():
-    mappings = bridge.load_mappings(str(ROOT / "localstack" / "msk_bridge" / "mappings.json"))
-    assert [(m.topic, m.function_name, m.consumer_group, m.on_failure_queue) for m in mappings] == [
-        ("cluster-events", "clustergenie-local-event_handler", "clustergenie-event-handler",
-         "clustergenie-event-handler-failures"),
-        ("logs.clustergenie", "clustergenie-local-log_consumer", "clustergenie-log-consumer", None),
-    ]
 
 
 def test_bad_mapping_is_refused():

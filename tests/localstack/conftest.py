@@ -1,4 +1,5 @@
-"""Fixtures of the LocalStack tier: the deployment that `infra/deploy_local.py` recorded in stack.json.
+"""Fixtures of the LocalStack tier: the CloudFormation stack `./dev up` deployed, as its outputs are
+recorded in stack.json (function, queue and rule names are the stack's, never spelled out here).
 
 These tests go through the real triggers (API Gateway, the SQS event source mapping, the MSK bridge,
 Lambda Invoke) of the app deployed to LocalStack. Without a deployment they are skipped on a developer's
@@ -21,9 +22,9 @@ STACK_FILE = STATE_DIR / "stack.json"
 
 @pytest.fixture(scope="session")
 def stack() -> dict[str, Any]:
-    """stack.json: api_url, endpoint_url, function and queue names of the LocalStack deployment."""
+    """stack.json: api_url, endpoint_url, and the stack's function, queue and rule names (from its outputs)."""
     if not STACK_FILE.exists():
-        message = f"{STACK_FILE} is missing: deploy first with `./dev up` (or infra/deploy_local.py)"
+        message = f"{STACK_FILE} is missing: deploy first with `./dev up`"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -16,11 +16,11 @@ from collections import Counter
 import pytest
 from polling import wait_for
 
+from devstack.deploy import consumer_group
 from devstack.services import load_bridge_module
 
 pytestmark = pytest.mark.localstack
 
-BRIDGE_GROUP = "clustergenie-event-handler"  # localstack/msk_bridge/mappings.json
 CLUSTERS = 20
 ALERT_CLUSTERS, ALERTS_PER_BURST = 5, 10
 JOBS, EVENTS_PER_JOB = 60, 5
@@ -162,7 +162,7 @@ def test_a_mixed_stream_is_applied_exactly_once_and_a_replay_changes_nothing(sta
     assert len(malformed_at) == MALFORMED
 
     # The bridge's consumer group commits past the last record of every partition.
-    group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=BRIDGE_GROUP, enable_auto_commit=False)
+    group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=consumer_group(stack, topic), enable_auto_commit=False)
     partitions = partitions_of(group, topic)
 
     def caught_up():

@@ -1,4 +1,4 @@
-"""The job pipeline on LocalStack: API Gateway -> api -> SQS clustergenie-jobs -> the deployed job_worker
+"""The job pipeline on LocalStack: API Gateway -> api -> SQS jobs queue -> the deployed job_worker
 (its SQS event source mapping) -> MariaDB, Redis (idempotency) and cluster-events; the DLQ and the
 deployed job_sweeper. Everything is the real deployed stack; the tests only add load and row locks.
 
@@ -27,7 +27,6 @@ from polling import wait_for
 
 pytestmark = pytest.mark.localstack
 
-WORKER_FUNCTION = "clustergenie-local-job_worker"
 
 
 @pytest.fixture()
@@ -237,7 +236,7 @@ def test_a_batch_with_one_poison_message_completes_nine_and_dead_letters_the_poi
     scheduled = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": "000000000000", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "region": region, "detail": {},
-                 "resources": [f"arn:aws:events:{region}:000000000000:rule/clustergenie-local-job_sweeper-event"]}
+                 "resources": [f"arn:aws:events:{region}:000000000000:rule/{stack['rules']['job_sweeper']}"]}
     # What the schedule does every minute, now: the deployed sweeper, invoked with its event. A sweep
     # that met the lock left the message in the DLQ (invisible for a while), so sweep until it is failed.
 
@@ -253,7 +252,7 @@ def test_a_batch_with_one_poison_message_completes_nine_and_dead_letters_the_poi
     assert [job(app_db, j)["status"] for j, _ in jobs[1:]] == ["completed"] * 9
 
 
-def _worker_pids() -> list[int]:
+def _worker_pids(function_name: str) -> list[int]:
     pids = []
     for proc in pathlib.Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -262,7 +261,7 @@ def _worker_pids() -> list[int]:
             environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if f"AWS_LAMBDA_FUNCTION_NAME={WORKER_FUNCTION}".encode() in environ:
+        if f"AWS_LAMBDA_FUNCTION_NAME={function_name}".encode() in environ:
             pids.append(int(proc.name))
     return pids
 
@@ -302,8 +301,8 @@ def test_a_worker_killed_mid_job_is_retried_and_completes_once(stack, aws, app_d
 
     host = wait_for(blocked_worker_connection, timeout=30, interval=0.1, what="the worker to reach the droplet insert")
     assert job(app_db, job_id)["status"] == "processing"
-    pid = _pid_with_local_port(_worker_pids(), int(host.rsplit(":", 1)[1]))
-    assert pid, f"no {WORKER_FUNCTION} process owns the connection from {host}"
+    pid = _pid_with_local_port(_worker_pids(stack["functions"]["job_worker"]), int(host.rsplit(":", 1)[1]))
+    assert pid, f"no {stack['functions']['job_worker']} process owns the connection from {host}"
     os.kill(pid, signal.SIGKILL)
     locker.release()
 

@@ -26,7 +26,7 @@ def run_exporter(stack, aws) -> dict:
     region = stack.get("region", "us-east-1")
     event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
              "account": "000000000000", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": region,
-             "resources": [f"arn:aws:events:{region}:000000000000:rule/clustergenie-local-metrics_exporter-event"],
+             "resources": [f"arn:aws:events:{region}:000000000000:rule/{stack['rules']['metrics_exporter']}"],
              "detail": {}}
     response = aws("lambda").invoke(FunctionName=stack["functions"]["metrics_exporter"], Payload=json.dumps(event).encode())
     result = json.loads(response["Payload"].read())

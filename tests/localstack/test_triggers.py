@@ -47,6 +47,15 @@ def queued_job(app_db, unique):
         cur.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))  # cascades to the job
 
 
+def test_the_stacks_sqs_mapping_is_enabled_and_reports_partial_failures(stack, aws):
+    """Straight from the template (no patching after deploy): the mapping CloudFormation made is Enabled."""
+    [mapping] = aws("lambda").list_event_source_mappings(FunctionName=stack["functions"]["job_worker"])["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(f":{stack['queue_names']['jobs']}")
+    assert (mapping["State"], mapping["FunctionResponseTypes"]) == ("Enabled", ["ReportBatchItemFailures"])
+    assert aws("cloudformation").describe_stacks(StackName=stack["stack_name"])["Stacks"][0]["StackStatus"] in (
+        "CREATE_COMPLETE", "UPDATE_COMPLETE")
+
+
 def test_sqs_message_is_processed_by_the_worker(stack, aws, app_db, queued_job, unique):
     aws("sqs").send_message(
         QueueUrl=stack["queues"]["jobs"], MessageBody=json.dumps({"job_id": queued_job, "trace_id": unique})
@@ -75,7 +84,7 @@ def fast_redelivery(stack, aws):
 
 def test_failing_message_ends_in_the_dlq(stack, aws, fast_redelivery, unique):
     sqs = aws("sqs")
-    assert fast_redelivery["deadLetterTargetArn"].endswith(":clustergenie-jobs-dlq")
+    assert fast_redelivery["deadLetterTargetArn"].endswith(f":{stack['queue_names']['jobs_dlq']}")
     max_receive = int(fast_redelivery["maxReceiveCount"])
     body = f"not json {unique}"  # the worker can never process it
     sqs.send_message(QueueUrl=stack["queues"]["jobs"], MessageBody=body)
@@ -116,12 +125,13 @@ def test_kafka_event_reaches_the_event_handler_through_the_bridge(function_env, 
     assert app_redis.get(f"events:seen:{metadata.topic}:{metadata.partition}:{metadata.offset}:{metadata.timestamp}") == "d"
 
 
-def scheduled_event(region: str, function: str = "metrics_exporter") -> dict:
+def scheduled_event(stack: dict, function: str = "metrics_exporter") -> dict:
+    region = stack.get("region", "us-east-1")
     """The event EventBridge sends a scheduled target (Chalice's @app.schedule parses it)."""
     return {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
         "account": "000000000000", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": region,
-        "resources": [f"arn:aws:events:{region}:000000000000:rule/clustergenie-local-{function}-event"],
+        "resources": [f"arn:aws:events:{region}:000000000000:rule/{stack['rules'][function]}"],
         "detail": {},
     }
 
@@ -130,7 +140,7 @@ def test_metrics_exporter_pushes_its_gauge(stack, aws, function_env):
     before = time.time()
     response = aws("lambda").invoke(
         FunctionName=stack["functions"]["metrics_exporter"],
-        Payload=json.dumps(scheduled_event(stack.get("region", "us-east-1"))).encode(),
+        Payload=json.dumps(scheduled_event(stack)).encode(),
     )
     payload = response["Payload"].read()
     assert "FunctionError" not in response, payload[:1000]
@@ -174,7 +184,7 @@ def test_log_retention_prunes_the_deployed_log_store_and_runs_hourly(stack, aws,
     try:
         response = aws("lambda").invoke(
             FunctionName=stack["functions"]["log_retention"],
-            Payload=json.dumps(scheduled_event(stack.get("region", "us-east-1"), "log_retention")).encode())
+            Payload=json.dumps(scheduled_event(stack, "log_retention")).encode())
         payload = response["Payload"].read()
         assert "FunctionError" not in response, payload[:1000]
         assert json.loads(payload)["deleted"] >= 1
