@@ -4,29 +4,47 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.responses import created, ok
+from chalicelib.errors import NotFoundError
 from chalicelib.http import parse_body, parse_query
-from chalicelib.models import CreateDropletRequest, DropletEnvelope, DropletList, DropletListQuery, MessageResponse
+from chalicelib.models import (
+    Cluster, CreateDropletRequest, Droplet, DropletEnvelope, DropletList, DropletListQuery, DropletOut, MessageResponse,
+)
+from chalicelib.services.clusters import ClusterService
 from chalicelib.services.provisioning import ProvisioningService
 
 bp = Blueprint(__name__)
 service = ProvisioningService()
+clusters = ClusterService()
+
+
+def _with_cluster(droplet: Droplet) -> DropletOut:
+    """The droplet with its nested `cluster`, as the original sent it (the console's droplet table reads it)."""
+    owner: dict[str, Cluster] = {}
+    if droplet.cluster_id:
+        try:
+            owner[droplet.cluster_id] = clusters.get(droplet.cluster_id)
+        except NotFoundError:  # deleted in between: the droplet goes without
+            pass
+    return DropletOut.of(droplet, owner)
 
 
 @bp.route("/droplets", methods=["POST"])
 def create_droplet():
     droplet = service.create(parse_body(bp.current_request, CreateDropletRequest))
-    return created(DropletEnvelope(droplet=droplet, message="Droplet creation initiated"))
+    return created(DropletEnvelope(droplet=_with_cluster(droplet), message="Droplet creation initiated"))
 
 
 @bp.route("/droplets", methods=["GET"])
 def list_droplets():
     query = parse_query(bp.current_request, DropletListQuery)
-    return ok(DropletList(droplets=service.list(query.cluster_id)))
+    droplets = service.list(query.cluster_id)
+    owners = {c.id: c for c in clusters.list()} if any(d.cluster_id for d in droplets) else {}
+    return ok(DropletList(droplets=[DropletOut.of(d, owners) for d in droplets]))
 
 
 @bp.route("/droplets/{droplet_id}", methods=["GET"])
 def get_droplet(droplet_id: str):
-    return ok(DropletEnvelope(droplet=service.get(droplet_id), message="Droplet retrieved"))
+    return ok(DropletEnvelope(droplet=_with_cluster(service.get(droplet_id)), message="Droplet retrieved"))
 
 
 @bp.route("/droplets/{droplet_id}", methods=["DELETE"])

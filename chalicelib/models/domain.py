@@ -82,7 +82,7 @@ class Cluster(_Response):
     region: str
     droplets: list[str] = Field(description="ids of the cluster's droplets, derived from the droplets table")
     status: ClusterStatus
-    last_checked: UtcDatetime | None
+    last_checked: UtcDatetime | None = None
     version: int = Field(description="optimistic-concurrency version; send it back in PUT to update safely")
     created_at: UtcDatetime
     updated_at: UtcDatetime
@@ -129,7 +129,7 @@ class Metric(_Response):
     timestamp: UtcDatetime
 
 
-# --- Envelopes (the v1 wire contract) ------------------------------------------------------------------
+# --- Envelopes (the v1 wire contract; jobs, droplets and metrics in chalicelib.models.wire) ------------------------------------------------------------------
 class ClusterEnvelope(_Response):
     cluster: Cluster
     message: str
@@ -137,35 +137,6 @@ class ClusterEnvelope(_Response):
 
 class ClusterList(_Response):
     clusters: list[Cluster]
-
-
-class DropletEnvelope(_Response):
-    droplet: Droplet
-    message: str
-
-
-class DropletList(_Response):
-    droplets: list[Droplet]
-
-
-class JobEnvelope(_Response):
-    job: Job
-    message: str
-
-
-class JobPage(_Response):
-    jobs: list[Job]
-    page: int
-    page_size: int
-    total: int
-
-
-class MetricPage(_Response):
-    metrics: list[Metric]
-    period: Literal["1h"] = "1h"
-    page: int
-    page_size: int
-    total_count: int
 
 
 class HealthReport(_Response):
