@@ -66,6 +66,9 @@ class Settings:
     # CG_CORS_ALLOWED_ORIGINS, or by default the console's own origin (CG_CONSOLE_ORIGIN, its S3 website URL)
     # plus the usual local development servers. `*` is allowed but never combined with credentials.
     cors_allowed_origins: frozenset[str] = frozenset()
+    # The most job_worker instances SQS runs at once (the mapping's ScalingConfig.MaximumConcurrency in
+    # infra/resources.json): the original's worker_count.
+    job_worker_concurrency: int = 10
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -98,6 +101,7 @@ class Settings:
             logs_to_kafka=_env("CG_LOGS_TO_KAFKA", "0").lower() not in ("0", "false", "no", "off"),
             loki_url=os.environ.get("LOKI_URL") or None,
             log_retention_days=int(_env("CG_LOG_RETENTION_DAYS", "7")),
+            job_worker_concurrency=int(_env("CG_JOB_WORKER_CONCURRENCY", "10")),
             cors_allowed_origins=_origins(_env("CG_CORS_ALLOWED_ORIGINS", ",".join(
                 [*DEV_ORIGINS, os.environ.get("CG_CONSOLE_ORIGIN", "")]))),
         )

@@ -5,9 +5,9 @@ from chalice import Blueprint
 
 from chalicelib.api.responses import created, ok
 from chalicelib.errors import NotFoundError
-from chalicelib.http import parse_body, parse_query
+from chalicelib.http import caller_id, parse_body, parse_query, request_id
 from chalicelib.models import (
-    Cluster, CreateDropletRequest, Droplet, DropletEnvelope, DropletList, DropletListQuery, DropletOut, MessageResponse,
+    Cluster, CreateDropletRequest, Deletion, Droplet, DropletEnvelope, DropletList, DropletListQuery, DropletOut,
 )
 from chalicelib.services.clusters import ClusterService
 from chalicelib.services.provisioning import ProvisioningService
@@ -30,8 +30,10 @@ def _with_cluster(droplet: Droplet) -> DropletOut:
 
 @bp.route("/droplets", methods=["POST"])
 def create_droplet():
-    droplet = service.create(parse_body(bp.current_request, CreateDropletRequest))
-    return created(DropletEnvelope(droplet=_with_cluster(droplet), message="Droplet creation initiated"))
+    request = bp.current_request
+    droplet, job = service.create(parse_body(request, CreateDropletRequest), caller=caller_id(request),
+                                  correlation_id=request_id(request))
+    return created(DropletEnvelope(droplet=_with_cluster(droplet), message="Droplet creation initiated", job_id=job.id))
 
 
 @bp.route("/droplets", methods=["GET"])
@@ -49,5 +51,6 @@ def get_droplet(droplet_id: str):
 
 @bp.route("/droplets/{droplet_id}", methods=["DELETE"])
 def delete_droplet(droplet_id: str):
-    service.delete(droplet_id)
-    return ok(MessageResponse(message="Droplet deleted"))
+    request = bp.current_request
+    job = service.delete(droplet_id, caller=caller_id(request), correlation_id=request_id(request))
+    return ok(Deletion(message="Droplet deleted", job_id=job.id if job else None))

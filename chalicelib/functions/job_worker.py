@@ -96,7 +96,13 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
         # resumes from its checkpoint. Counted, so retries show on the dashboards before the DLQ does.
         metrics.observe_job(job.type, "retried", time.perf_counter() - started)
         raise
-    run.job = jobs.transition(job.id, "completed", result=result)
+    try:
+        run.job = jobs.transition(job.id, "completed", result=result)
+    except NotFoundError:
+        if not result.get("cluster_deleted"):
+            raise
+        # The last `terminate` job of a deleted cluster deleted the cluster, and the job's row with it:
+        # its outcome is this completion event and log line.
     logger.info("job completed")
     metrics.observe_job(job.type, "completed", time.perf_counter() - started)
     run.emit("job_completed", f"{job.type} job completed", {"result": result})

@@ -66,6 +66,15 @@ HTTP_DURATION = _family("clustergenie_http_request_duration_seconds", "HTTP requ
 JOB_DURATION = _family("clustergenie_job_duration_seconds",
                        "Job processing time by job type and outcome (completed|failed|retried); _count counts jobs.",
                        "histogram", ("type", "outcome"), JOB_BUCKETS)
+# The original's job metrics (api-v1-wire.md §6), under their names and labels, so its dashboards and rules
+# find data: recorded with ours by `observe_job`. Its `status` is the outcome (completed|failed|retried).
+ORIGINAL_JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+JOBS_PROCESSED = _family("clustergenie_jobs_processed_total",
+                         "Jobs processed by the worker, by job type and outcome (the original's name).",
+                         "counter", ("job_type", "status"))
+JOB_PROCESSING = _family("clustergenie_job_processing_seconds",
+                         "Worker-side job processing time by job type and outcome (the original's name).",
+                         "histogram", ("job_type", "status"), ORIGINAL_JOB_BUCKETS)
 RATE_LIMIT_EXCEEDED = _family("clustergenie_rate_limit_exceeded_total", "Requests denied by a rate limiter.",
                               "counter", ("name", "scope_type"))
 RATE_LIMIT_AVAILABLE = _family("clustergenie_rate_limit_available_tokens",
@@ -159,6 +168,8 @@ def observe_http(method: str, route: str, status: int, seconds: float) -> None:
 def observe_job(job_type: str, outcome: str, seconds: float) -> None:
     """One job processed by the worker: `outcome` is completed, failed or retried."""
     observe(JOB_DURATION, (job_type, outcome), seconds)
+    inc(JOBS_PROCESSED, (job_type, outcome))
+    observe(JOB_PROCESSING, (job_type, outcome), seconds)
 
 
 # One script call applies a whole flush atomically: a single command (no MULTI/EXEC around a pipeline),

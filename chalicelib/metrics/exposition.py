@@ -73,10 +73,12 @@ class AggregatedCollector:
 class ScrapeTimeCollector:
     """Readings taken at scrape: jobs by status and the DLQ depth."""
 
-    def __init__(self, jobs_by_status=None, dlq_depth=None, event_counts=None) -> None:  # noqa: ANN001 - injectable
+    def __init__(self, jobs_by_status=None, dlq_depth=None, event_counts=None,  # noqa: ANN001 - injectable
+                 job_queue=None) -> None:  # noqa: ANN001
         self.jobs_by_status = jobs_by_status or read_jobs_by_status
         self.dlq_depth = dlq_depth or read_dlq_depth
         self.event_counts = event_counts or read_event_counts
+        self.job_queue = job_queue or read_job_queue
 
     def collect(self) -> Iterator[Metric]:
         errors = CounterMetricFamily("clustergenie_metrics_scrape_errors",
@@ -104,6 +106,23 @@ class ScrapeTimeCollector:
         except Exception as exc:  # noqa: BLE001
             _log_failure("dlq", exc)
             errors.add_metric(["dlq"], 1)
+        try:
+            # The original's worker-pool gauges, mapped onto the SQS worker: queue depth, in-flight messages
+            # (each a busy worker) and the worker concurrency limit.
+            visible, in_flight = self.job_queue()
+            from chalicelib.settings import get_settings
+
+            for name, text, value in (
+                ("queue_length", "Jobs waiting in the job queue (SQS visible messages).", visible),
+                ("active_workers", "Jobs being worked on (SQS in-flight messages).", in_flight),
+                ("worker_count", "The most job_worker instances SQS runs at once.", get_settings().job_worker_concurrency),
+            ):
+                gauge = GaugeMetricFamily(f"clustergenie_workerpool_{name}", text + " (the original's name)")
+                gauge.add_metric([], value)
+                yield gauge
+        except Exception as exc:  # noqa: BLE001
+            _log_failure("job_queue", exc)
+            errors.add_metric(["job_queue"], 1)
         try:
             events = CounterMetricFamily("clustergenie_events_handled",
                                          "Cluster events handled by the event pipeline (all instances): "
@@ -164,6 +183,23 @@ def read_dlq_depth() -> int:
         _dlq_url = sqs.get_queue_url(QueueName=get_settings().jobs_dlq_name)["QueueUrl"]
     attrs = sqs.get_queue_attributes(QueueUrl=_dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
     return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+_queue_url: str | None = None
+
+
+def read_job_queue() -> tuple[int, int]:
+    """(visible, in flight) messages of the job queue."""
+    global _queue_url
+    from chalicelib.aws import client
+    from chalicelib.settings import get_settings
+
+    sqs = client("sqs")
+    if _queue_url is None:
+        _queue_url = sqs.get_queue_url(QueueName=get_settings().jobs_queue_name)["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=_queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
 def render(collectors: Iterable[Any] | None = None) -> bytes:

@@ -72,7 +72,8 @@ class CreateDropletRequest(RequestBody):
     region: Region
     size: Size
     image: Image = DEFAULT_IMAGE
-    cluster_id: ResourceId | None = None
+    # Required (the original allowed none): a droplet is provisioned by a job, and jobs act on a cluster.
+    cluster_id: ResourceId
     provider: Provider = DEFAULT_PROVIDER
 
 

@@ -99,6 +99,7 @@ class MetricOut(_Response):
 class DropletEnvelope(_Response):
     droplet: DropletOut
     message: str
+    job_id: str | None = Field(default=None, description="the job that provisions (POST) the droplet: poll it")
 
 
 class DropletList(_Response):
@@ -119,7 +120,7 @@ class JobPage(_Response):
 
 class MetricPage(_Response):
     metrics: list[MetricOut]
-    period: Literal["1h"] = "1h"
+    period: Literal["1h"] = Field(description="the original's constant; not a filter")
     page: int
     page_size: int
     total_count: int

@@ -74,7 +74,7 @@ def test_delete_cascades_to_droplets_jobs_and_metrics(client, make_cluster, job_
     assert client.delete(f"/api/v1/clusters/{doomed['id']}").status_code == 200
     for table in ("droplets", "jobs", "metrics"):
         rows = db.query(f"SELECT cluster_id FROM {table}")
-        assert [r["cluster_id"] for r in rows] == [kept["id"]], table
+        assert {r["cluster_id"] for r in rows} == {kept["id"]}, table
 
 
 @pytest.mark.parametrize(
