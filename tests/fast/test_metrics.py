@@ -187,3 +187,28 @@ def test_a_job_run_interrupted_by_an_outage_is_counted_as_retried_then_completed
     text = render_without_scrape_readings()
     assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="retried") == 1
     assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="completed") == 1
+
+
+def test_the_originals_job_and_worker_pool_metric_names_are_served(fresh_metrics, client):
+    # The original's dashboards and rules (api-v1-wire.md §6) query these names and labels.
+    metrics.observe_job("provision", "completed", 0.3)
+    metrics.observe_job("scale", "failed", 2.0)
+    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=lambda: 0,
+                                               event_counts=dict, job_queue=lambda: (7, 2))
+    text = exposition.render([exposition.AggregatedCollector(_redis()), collector]).decode()
+    assert value(text, "clustergenie_jobs_processed_total", job_type="provision", status="completed") == 1
+    assert value(text, "clustergenie_jobs_processed_total", job_type="scale", status="failed") == 1
+    assert value(text, "clustergenie_job_processing_seconds_bucket", job_type="provision", status="completed", le="0.5") == 1
+    assert value(text, "clustergenie_job_processing_seconds_bucket", job_type="provision", status="completed", le="0.25") == 0
+    assert value(text, "clustergenie_workerpool_queue_length") == 7
+    assert value(text, "clustergenie_workerpool_active_workers") == 2
+    assert value(text, "clustergenie_workerpool_worker_count") == 10
+    # HEAD /metrics is answered (the original answered any method), without a body
+    head = client.request("HEAD", "/metrics")
+    assert head.status_code == 200 and not head.body and head.headers["Content-Type"].startswith("text/plain")
+
+
+def _redis():
+    from chalicelib.redis_client import get_redis
+
+    return get_redis()
