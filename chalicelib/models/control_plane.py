@@ -83,7 +83,9 @@ class ProviderRequest(RequestBody):
     capacity: Annotated[int, Field(ge=0, le=1_000_000)]
     used: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     classes: Annotated[list[Size], Field(min_length=1, max_length=len(DROPLET_SIZES))]
-    price_per_hour: Annotated[Decimal, BeforeValidator(_decimal), Field(json_schema_extra={"type": "number"})]
+    # The original console sends no price: such a provider costs the original's default droplet-hour price.
+    price_per_hour: Annotated[Decimal, BeforeValidator(_decimal), Field(json_schema_extra={"type": "number"})] = \
+        Decimal("0.05")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ProviderRequest":

@@ -41,6 +41,10 @@ def test_post_provider_creates_then_replaces(client, catalog):
     replaced = client.post("/api/v1/providers", {**body, "used": 10, "price_per_hour": "0.02"})
     assert replaced.json["used"] == 10 and replaced.json["price_per_hour"] == 0.02
     assert [p for p in client.get("/api/v1/providers").json["items"] if p["name"] == "hetzner"] == [replaced.json]
+    # The original console's form has no price: the provider gets the original's default droplet-hour price.
+    unpriced = client.post("/api/v1/providers", {"name": "console", "regions": ["nyc3"], "capacity": 3,
+                                                 "classes": ["s-1vcpu-1gb"]})
+    assert unpriced.status_code == 201 and unpriced.json["price_per_hour"] == 0.05
 
 
 GOOD_PROVIDER = {"name": "p1", "regions": ["nyc3"], "capacity": 5, "classes": ["s-1vcpu-1gb"], "price_per_hour": 0.05}
