@@ -145,15 +145,10 @@ class ScheduleDecision(_Response):
     candidates: list[ScheduleCandidate] = Field(description="every provider considered, cheapest first")
 
 
-class ScheduleOut(_Response):
+class ScheduleOut(ScheduleDecision):
     """The decision on the wire: `provider` is the chosen provider's full entry, as the original sent it."""
 
-    provider: Provider
-    region: str
-    cluster_id: str
-    price_per_hour: PriceOut
-    reasons: list[str] = Field(description="why this provider and region, in order")
-    candidates: list[ScheduleCandidate] = Field(description="every provider considered, cheapest first")
+    provider: Provider  # type: ignore[assignment] - the original's shape of the same field
 
 
 # --- billing -------------------------------------------------------------------------------------------
