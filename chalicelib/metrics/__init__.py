@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import functools
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -59,10 +60,12 @@ def _family(name: str, help_: str, kind: str, labelnames: tuple[str, ...], bucke
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
+# `path` is the same template in the original's (Gin's) spelling, `/api/v1/clusters/:cluster_id`: its
+# dashboards and recording rules group by `path`.
 HTTP_REQUESTS = _family("clustergenie_http_requests_total", "HTTP requests by route template and status.",
-                        "counter", ("method", "route", "status"))
+                        "counter", ("method", "route", "status", "path"))
 HTTP_DURATION = _family("clustergenie_http_request_duration_seconds", "HTTP request latency inside the function.",
-                        "histogram", ("method", "route"), LATENCY_BUCKETS)
+                        "histogram", ("method", "route", "path"), LATENCY_BUCKETS)
 JOB_DURATION = _family("clustergenie_job_duration_seconds",
                        "Job processing time by job type and outcome (completed|failed|retried); _count counts jobs.",
                        "histogram", ("type", "outcome"), JOB_BUCKETS)
@@ -160,9 +163,15 @@ def set_gauge(family: Family, labels: tuple[str, ...], value: float) -> None:
         _buffer.gauges[key] = value
 
 
+def gin_path(route: str) -> str:
+    """`/api/v1/clusters/{cluster_id}` -> `/api/v1/clusters/:cluster_id` (the original's `path` label)."""
+    return re.sub(r"\{(\w+)\+?\}", r":\1", route)
+
+
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
-    inc(HTTP_REQUESTS, (method, route, str(status)))
-    observe(HTTP_DURATION, (method, route), seconds)
+    path = gin_path(route)
+    inc(HTTP_REQUESTS, (method, route, str(status), path))
+    observe(HTTP_DURATION, (method, route, path), seconds)
 
 
 def observe_job(job_type: str, outcome: str, seconds: float) -> None:

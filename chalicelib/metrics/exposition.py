@@ -39,6 +39,8 @@ def _parse(raw: dict[str, str]) -> dict[str, dict[tuple[str, ...], dict[str, flo
 def _histogram(family: Family, series: dict[tuple[str, ...], dict[str, float]]) -> Metric:
     metric = HistogramMetricFamily(family.name, family.help, labels=family.labelnames)
     for labels, samples in sorted(series.items()):
+        if len(labels) != len(family.labelnames):
+            continue  # a series recorded under an older label set (before a deploy changed it)
         running, buckets = 0.0, []
         for bound in (*[repr(b) for b in family.buckets], "+Inf"):
             running += samples.get(bound, 0.0)
@@ -66,7 +68,8 @@ class AggregatedCollector:
             cls = GaugeMetricFamily if family.kind == "gauge" else CounterMetricFamily
             metric = cls(family.name, family.help, labels=family.labelnames)
             for labels, samples in sorted(source.get(family.name, {}).items()):
-                metric.add_metric(list(labels), samples.get("", 0.0))
+                if len(labels) == len(family.labelnames):  # else: recorded under an older label set
+                    metric.add_metric(list(labels), samples.get("", 0.0))
             yield metric
 
 
