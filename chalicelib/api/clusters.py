@@ -38,7 +38,7 @@ def update_cluster(cluster_id: str):
 def delete_cluster(cluster_id: str):
     request = bp.current_request
     jobs = service.delete(cluster_id, caller=caller_id(request), correlation_id=request_id(request))
-    if not jobs:
+    if jobs is None:
         return ok(Deletion(message="Cluster deleted successfully"))
     return ok(Deletion(message="Cluster deletion started: its machines are being terminated",
                        job_ids=[job.id for job in jobs]))

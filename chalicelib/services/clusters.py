@@ -36,30 +36,34 @@ class ClusterService:
         logger.info("cluster updated", extra={"cluster_id": cluster_id, "version": cluster.version})
         return cluster
 
-    def delete(self, cluster_id: str, caller: str = "anonymous", correlation_id: str | None = None) -> list[Job]:
-        """Delete the cluster and, in the same transaction, its droplets, jobs and metrics.
+    def delete(self, cluster_id: str, caller: str = "anonymous",
+               correlation_id: str | None = None) -> list[Job] | None:
+        """Delete the cluster and, in the same transaction, its droplets, jobs and metrics (None: done).
 
         When droplets of the cluster have machines, the cluster is marked `deleting` instead and each
-        machine is stopped by a `terminate` job (returned: their outcome is the deletion's); the last of
-        them deletes the cluster (`finish_deletion`). 409 while a deletion is under way."""
+        machine is stopped by a `terminate` job (returned, those already deleting excepted: their outcome is
+        the deletion's); the last of them deletes the cluster (`finish_deletion`). 409 while a deletion is
+        under way."""
         from chalicelib.services.provisioning import queue_termination
 
         row = self.clusters.get(cluster_id)
         if row["status"] == "deleting":
             raise ConflictError(f"cluster {cluster_id} is being deleted: its machines are being terminated")
         droplets = DropletRepository()
-        machines = [d for d in droplets.list(cluster_id)
-                    if d.get("provider_instance_id") and d["status"] not in ("deleting", "deleted")]
-        if not machines:
+        with_machine = [d for d in droplets.list(cluster_id) if d.get("provider_instance_id") and d["status"] != "deleted"]
+        machines = [d for d in with_machine if d["status"] != "deleting"]  # those deleting have their job already
+        if not with_machine:
             self.clusters.delete(cluster_id)
             logger.info("cluster deleted", extra={"cluster_id": cluster_id})
-            return []
+            return None
         self.clusters.update(cluster_id, row["version"], {"status": "deleting"})
         jobs = []
         for droplet in machines:
             droplets.update(droplet["id"], {"status": "deleting"})
             jobs.append(queue_termination(droplet, caller=caller, correlation_id=correlation_id))
-        logger.info("cluster deletion started", extra={"cluster_id": cluster_id, "machines": len(machines)})
+        logger.info("cluster deletion started", extra={"cluster_id": cluster_id, "machines": len(with_machine)})
+        if not machines:  # only droplets already deleting: their jobs may have ended before the mark above
+            self.finish_deletion(cluster_id)
         return jobs
 
     def finish_deletion(self, cluster_id: str) -> bool:

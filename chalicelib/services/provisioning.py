@@ -3,7 +3,7 @@
 to `error`); deleting one queues a `terminate` job when it has a machine to stop."""
 from __future__ import annotations
 
-from chalicelib.errors import ServiceUnavailableError
+from chalicelib.errors import ConflictError, ServiceUnavailableError
 from chalicelib.models.domain import Droplet, Job
 from chalicelib.models.requests import CreateDropletRequest, CreateJobRequest
 from chalicelib.observability import logger
@@ -45,12 +45,18 @@ class ProvisioningService:
         a `terminate` job stops the machine, then removes the record (the job returned is its outcome);
         one that never got a machine is removed at once (None)."""
         droplet = self.droplets.get(droplet_id)
+        if droplet["status"] == "deleting":
+            raise ConflictError(f"droplet {droplet_id} is being deleted: its machine is being terminated")
         if not droplet.get("provider_instance_id") or droplet["status"] == "deleted":
             self.droplets.delete(droplet_id)
             logger.info("droplet deleted", extra={"droplet_id": droplet_id})
             return None
         self.droplets.update(droplet_id, {"status": "deleting"})
-        return queue_termination(droplet, caller=caller, correlation_id=correlation_id)
+        try:
+            return queue_termination(droplet, caller=caller, correlation_id=correlation_id)
+        except ServiceUnavailableError:  # no job will stop it: the droplet stays as it was, the caller may retry
+            self.droplets.update(droplet_id, {"status": droplet["status"]})
+            raise
 
 
 def queue_termination(droplet: dict, *, caller: str, correlation_id: str | None) -> Job:

@@ -99,6 +99,7 @@ def test_deleting_a_droplet_with_a_machine_terminates_it_through_a_job(client, m
     deleted = client.delete(f"/api/v1/droplets/{created['droplet']['id']}")
     assert deleted.status_code == 200 and deleted.json["message"] == "Droplet deleted"
     assert client.get(f"/api/v1/droplets/{created['droplet']['id']}").json["droplet"]["status"] == "deleting"
+    assert client.delete(f"/api/v1/droplets/{created['droplet']['id']}").status_code == 409  # one job is enough
     run_jobs()
     done = job(client, deleted.json["job_id"])
     assert done["type"] == "terminate" and done["status"] == "completed"
