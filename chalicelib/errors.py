@@ -15,6 +15,10 @@ class ValidationError(ClusterGenieError):
     """The request is malformed or breaks a rule; nothing was written."""
 
 
+class PayloadTooLargeError(ClusterGenieError):
+    """The request body is over the size limit; nothing was read further."""
+
+
 class NotFoundError(ClusterGenieError):
     """The named thing does not exist."""
 

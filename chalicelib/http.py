@@ -15,7 +15,8 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from chalicelib.errors import (
-    ClusterGenieError, ConflictError, NotFoundError, RateLimitedError, ServiceUnavailableError, ValidationError,
+    ClusterGenieError, ConflictError, NotFoundError, PayloadTooLargeError, RateLimitedError, ServiceUnavailableError,
+    ValidationError,
 )
 from chalicelib.models.validation import validate
 from chalicelib.observability import logger
@@ -27,7 +28,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 # The one table from domain errors to HTTP status codes (most specific class first wins via the MRO).
 STATUS_FOR: dict[type[ClusterGenieError], int] = {
-    ValidationError: 400, NotFoundError: 404, ConflictError: 409, RateLimitedError: 429,
+    ValidationError: 400, NotFoundError: 404, PayloadTooLargeError: 413, ConflictError: 409, RateLimitedError: 429,
     ServiceUnavailableError: 503, ClusterGenieError: 500,
 }
 
@@ -106,10 +107,10 @@ def caller_id(request: Request) -> str:
 
 
 def parse_body(request: Request, model: type[Model]) -> Model:
-    """Validate a JSON body into `model`; any problem (including a body over the size limit) is a 400 naming the field."""
+    """Validate a JSON body into `model`; any problem is a 400 naming the field (a body over the size limit: 413)."""
     raw = request.raw_body or b""
     if len(raw) > get_settings().max_body_bytes:
-        raise ValidationError(f"request body exceeds {get_settings().max_body_bytes} bytes")
+        raise PayloadTooLargeError(f"request body exceeds {get_settings().max_body_bytes} bytes")
     try:
         data = json.loads(raw) if raw.strip() else None
     except (ValueError, UnicodeDecodeError):

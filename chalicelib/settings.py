@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chalicelib.warm import PerContainer
@@ -21,6 +21,15 @@ Positive = Annotated[int, Field(ge=1)]
 
 class SettingsError(ValueError):
     """The environment does not describe a usable configuration."""
+
+
+# Local development servers of the console (Vite's dev server and its preview), allowed by default.
+DEV_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:4173", "http://127.0.0.1:4173")
+
+
+def _origins(value: str) -> frozenset[str]:
+    # An origin has no path: a trailing slash pasted from a browser's address bar is dropped.
+    return frozenset(o.strip().rstrip("/") for o in value.split(",") if o.strip())
 
 
 class Settings(BaseSettings):
@@ -60,11 +69,31 @@ class Settings(BaseSettings):
     loki_url: str | None = Field(None, validation_alias="LOKI_URL")
     # How long the log store keeps lines (by the line's own timestamp); log_retention deletes older ones.
     log_retention_days: Positive = 7
+    # Origins whose pages may call the API from a browser (issue 12, `chalicelib.cors`): the comma-separated
+    # CG_CORS_ALLOWED_ORIGINS, or by default the console's own origin (CG_CONSOLE_ORIGIN, its S3 website URL)
+    # plus the usual local development servers. `*` is allowed but never combined with credentials.
+    cors_allowed_origins: Annotated[frozenset[str], NoDecode] = frozenset()
+    console_origin: str = ""
+    # The most job_worker instances SQS runs at once (the mapping's ScalingConfig.MaximumConcurrency in
+    # infra/resources.json): the original's worker_count.
+    job_worker_concurrency: Positive = 10
 
     @field_validator("ratelimit_fail_closed", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return frozenset(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) else value
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: Any) -> Any:
+        return _origins(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _default_origins(self) -> "Settings":
+        # No explicit list: the console's own origin plus the local development servers.
+        if not self.cors_allowed_origins:
+            object.__setattr__(self, "cors_allowed_origins", _origins(",".join([*DEV_ORIGINS, self.console_origin])))
+        return self
 
 
 def _variable(loc: str) -> str:

@@ -6,9 +6,8 @@ from chalice import Blueprint
 from chalicelib.api.openapi import Operation, document
 from chalicelib.api.responses import created, ok
 from chalicelib.http import parse_body, parse_query, request_id
-from chalicelib.models import MessageResponse
 from chalicelib.models.control_plane import (
-    CreatePolicyRequest, EvaluateQuery, EvaluationResult, Policy, PolicyList, PolicyListQuery, UpdatePolicyRequest,
+    CreatePolicyRequest, Deleted, EvaluateQuery, EvaluationOut, Policy, PolicyList, PolicyListQuery, UpdatePolicyRequest,
 )
 from chalicelib.services.autoscaling import AutoscalingService
 
@@ -22,9 +21,9 @@ document(
     Operation("GET", _P + "/{policy_id}", "Get a policy", "autoscaling", Policy),
     Operation("PUT", _P + "/{policy_id}", "Update a policy (fields merged, then validated whole)", "autoscaling",
               Policy, body=UpdatePolicyRequest),
-    Operation("DELETE", _P + "/{policy_id}", "Delete a policy", "autoscaling", MessageResponse),
+    Operation("DELETE", _P + "/{policy_id}", "Delete a policy", "autoscaling", Deleted),
     Operation("POST", "/api/v1/autoscaling/evaluate", "Evaluate a cluster's policies; enqueue the scale job",
-              "autoscaling", EvaluationResult, query=EvaluateQuery),
+              "autoscaling", EvaluationOut, query=EvaluateQuery),
 )
 
 
@@ -35,7 +34,7 @@ def create_policy():
 
 @bp.route("/autoscaling/policies", methods=["GET"])
 def list_policies():
-    return ok(PolicyList(service.list(parse_query(bp.current_request, PolicyListQuery).cluster_id)))
+    return ok(PolicyList(items=service.list(parse_query(bp.current_request, PolicyListQuery).cluster_id)))
 
 
 @bp.route("/autoscaling/policies/{policy_id}", methods=["GET"])
@@ -51,10 +50,11 @@ def update_policy(policy_id: str):
 @bp.route("/autoscaling/policies/{policy_id}", methods=["DELETE"])
 def delete_policy(policy_id: str):
     service.delete(policy_id)
-    return ok(MessageResponse(message="Policy deleted successfully"))
+    return ok(Deleted(ok=True, deleted=policy_id, message="Policy deleted successfully"))
 
 
 @bp.route("/autoscaling/evaluate", methods=["POST"])
 def evaluate():
     request = bp.current_request
-    return ok(service.evaluate(parse_query(request, EvaluateQuery).cluster_id, correlation_id=request_id(request)))
+    result = service.evaluate(parse_query(request, EvaluateQuery).cluster_id, correlation_id=request_id(request))
+    return ok(EvaluationOut.model_validate(result))

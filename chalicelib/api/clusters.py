@@ -4,8 +4,8 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.responses import created, ok
-from chalicelib.http import parse_body
-from chalicelib.models import ClusterEnvelope, ClusterList, CreateClusterRequest, MessageResponse, UpdateClusterRequest
+from chalicelib.http import caller_id, parse_body, request_id
+from chalicelib.models import ClusterEnvelope, ClusterList, CreateClusterRequest, Deletion, UpdateClusterRequest
 from chalicelib.services.clusters import ClusterService
 
 bp = Blueprint(__name__)
@@ -36,5 +36,9 @@ def update_cluster(cluster_id: str):
 
 @bp.route("/clusters/{cluster_id}", methods=["DELETE"])
 def delete_cluster(cluster_id: str):
-    service.delete(cluster_id)
-    return ok(MessageResponse(message="Cluster deleted successfully"))
+    request = bp.current_request
+    jobs = service.delete(cluster_id, caller=caller_id(request), correlation_id=request_id(request))
+    if jobs is None:
+        return ok(Deletion(message="Cluster deleted successfully"))
+    return ok(Deletion(message="Cluster deletion started: its machines are being terminated",
+                       job_ids=[job.id for job in jobs]))

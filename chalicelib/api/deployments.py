@@ -4,9 +4,11 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.openapi import Operation, document
-from chalicelib.api.responses import ok
+from chalicelib.api.responses import created, ok
 from chalicelib.http import caller_id, parse_body, parse_query
-from chalicelib.models.control_plane import Deployment, DeploymentList, DeploymentListQuery, StartDeploymentRequest
+from chalicelib.models.control_plane import (
+    DeploymentList, DeploymentListQuery, DeploymentOut, RolledBack, StartDeploymentRequest,
+)
 from chalicelib.services.deployments import DeploymentService
 
 bp = Blueprint(__name__)
@@ -14,31 +16,34 @@ service = DeploymentService()
 
 document(
     Operation("POST", "/api/v1/deployments/start", "Start a deployment (its steps run as a job)", "deployments",
-              Deployment, body=StartDeploymentRequest),
+              DeploymentOut, 201, body=StartDeploymentRequest),
     Operation("GET", "/api/v1/deployments", "List a cluster's deployments, newest first", "deployments",
               DeploymentList, query=DeploymentListQuery),
-    Operation("GET", "/api/v1/deployments/{deployment_id}", "Get a deployment with its log", "deployments", Deployment),
+    Operation("GET", "/api/v1/deployments/{deployment_id}", "Get a deployment with its log", "deployments", DeploymentOut),
     Operation("POST", "/api/v1/deployments/{deployment_id}/rollback", "Reverse a finished deployment's steps (as a job)",
-              "deployments", Deployment, notes="409 unless the deployment succeeded or failed."),
+              "deployments", RolledBack, notes="409 unless the deployment succeeded or failed."),
 )
 
 
 @bp.route("/deployments/start", methods=["POST"])
 def start_deployment():
     request = bp.current_request
-    return ok(service.start(parse_body(request, StartDeploymentRequest), caller=caller_id(request)))
+    return created(DeploymentOut.model_validate(service.start(parse_body(request, StartDeploymentRequest),
+                                                              caller=caller_id(request))))
 
 
 @bp.route("/deployments", methods=["GET"])
 def list_deployments():
-    return ok(DeploymentList(service.list(parse_query(bp.current_request, DeploymentListQuery).cluster_id)))
+    return ok(DeploymentList(items=service.list(parse_query(bp.current_request, DeploymentListQuery).cluster_id)))
 
 
 @bp.route("/deployments/{deployment_id}", methods=["GET"])
 def get_deployment(deployment_id: str):
-    return ok(service.get(deployment_id))
+    return ok(DeploymentOut.model_validate(service.get(deployment_id)))
 
 
 @bp.route("/deployments/{deployment_id}/rollback", methods=["POST"])
 def rollback_deployment(deployment_id: str):
-    return ok(service.request_rollback(deployment_id, caller=caller_id(bp.current_request)))
+    deployment = service.request_rollback(deployment_id, caller=caller_id(bp.current_request))
+    return ok(RolledBack.model_validate({**DeploymentOut.model_validate(deployment).model_dump(),
+                                         "ok": True, "rolled_back": deployment.id}))

@@ -4,32 +4,53 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.responses import created, ok
-from chalicelib.http import parse_body, parse_query
-from chalicelib.models import CreateDropletRequest, DropletEnvelope, DropletList, DropletListQuery, MessageResponse
+from chalicelib.errors import NotFoundError
+from chalicelib.http import caller_id, parse_body, parse_query, request_id
+from chalicelib.models import (
+    Cluster, CreateDropletRequest, Deletion, Droplet, DropletEnvelope, DropletList, DropletListQuery, DropletOut,
+)
+from chalicelib.services.clusters import ClusterService
 from chalicelib.services.provisioning import ProvisioningService
 
 bp = Blueprint(__name__)
 service = ProvisioningService()
+clusters = ClusterService()
+
+
+def _with_cluster(droplet: Droplet) -> DropletOut:
+    """The droplet with its nested `cluster`, as the original sent it (the console's droplet table reads it)."""
+    owner: dict[str, Cluster] = {}
+    if droplet.cluster_id:
+        try:
+            owner[droplet.cluster_id] = clusters.get(droplet.cluster_id)
+        except NotFoundError:  # deleted in between: the droplet goes without
+            pass
+    return DropletOut.of(droplet, owner)
 
 
 @bp.route("/droplets", methods=["POST"])
 def create_droplet():
-    droplet = service.create(parse_body(bp.current_request, CreateDropletRequest))
-    return created(DropletEnvelope(droplet=droplet, message="Droplet creation initiated"))
+    request = bp.current_request
+    droplet, job = service.create(parse_body(request, CreateDropletRequest), caller=caller_id(request),
+                                  correlation_id=request_id(request))
+    return created(DropletEnvelope(droplet=_with_cluster(droplet), message="Droplet creation initiated", job_id=job.id))
 
 
 @bp.route("/droplets", methods=["GET"])
 def list_droplets():
     query = parse_query(bp.current_request, DropletListQuery)
-    return ok(DropletList(droplets=service.list(query.cluster_id)))
+    droplets = service.list(query.cluster_id)
+    owners = {c.id: c for c in clusters.list()} if any(d.cluster_id for d in droplets) else {}
+    return ok(DropletList(droplets=[DropletOut.of(d, owners) for d in droplets]))
 
 
 @bp.route("/droplets/{droplet_id}", methods=["GET"])
 def get_droplet(droplet_id: str):
-    return ok(DropletEnvelope(droplet=service.get(droplet_id), message="Droplet retrieved"))
+    return ok(DropletEnvelope(droplet=_with_cluster(service.get(droplet_id)), message="Droplet retrieved"))
 
 
 @bp.route("/droplets/{droplet_id}", methods=["DELETE"])
 def delete_droplet(droplet_id: str):
-    service.delete(droplet_id)
-    return ok(MessageResponse(message="Droplet deleted"))
+    request = bp.current_request
+    job = service.delete(droplet_id, caller=caller_id(request), correlation_id=request_id(request))
+    return ok(Deletion(message="Droplet deleted", job_id=job.id if job else None))

@@ -17,4 +17,4 @@ document(Operation("POST", "/api/v1/hello", "Say hello (the original's smoke che
 @bp.route("/hello", methods=["POST"])
 def hello():
     request = parse_body(bp.current_request, HelloRequest)
-    return ok(HelloResponse(message=f"Hello, {request.name}!"))
+    return ok(HelloResponse(message=f"Hello, {request.name} from ClusterGenie!"))

@@ -16,4 +16,4 @@ service = MonitoringService()
 def list_metrics():
     query = parse_query(bp.current_request, MetricListQuery)
     metrics, total = service.list_metrics(query)
-    return ok(MetricPage(metrics=metrics, page=query.page, page_size=query.page_size, total_count=total))
+    return ok(MetricPage(metrics=metrics, period="1h", page=query.page, page_size=query.page_size, total_count=total))

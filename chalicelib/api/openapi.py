@@ -74,12 +74,13 @@ _OPERATIONS: list[Operation] = [
     Operation("PUT", _v1("/clusters/{cluster_id}"), "Update a cluster (409 when a concurrent update won)", "clusters",
               m.ClusterEnvelope, body=m.UpdateClusterRequest),
     Operation("DELETE", _v1("/clusters/{cluster_id}"), "Delete a cluster with its droplets, jobs and metrics",
-              "clusters", m.MessageResponse),
+              "clusters", m.Deletion, notes="With machines running, `terminate` jobs stop them first (`job_ids`)."),
     Operation("POST", _v1("/droplets"), "Create a droplet", "droplets", m.DropletEnvelope, 201, body=m.CreateDropletRequest,
               links=_DROPLET_LINKS),
     Operation("GET", _v1("/droplets"), "List droplets", "droplets", m.DropletList, query=m.DropletListQuery),
     Operation("GET", _v1("/droplets/{droplet_id}"), "Get a droplet", "droplets", m.DropletEnvelope),
-    Operation("DELETE", _v1("/droplets/{droplet_id}"), "Delete a droplet", "droplets", m.MessageResponse),
+    Operation("DELETE", _v1("/droplets/{droplet_id}"), "Delete a droplet (its machine is stopped by a job)", "droplets",
+              m.Deletion),
     Operation("POST", _v1("/jobs"), "Create a job (stored as queued, then enqueued)", "jobs", m.JobEnvelope, 201,
               body=m.CreateJobRequest, notes="Rate limited by `jobs_create`, per caller (X-User-ID).", links=_JOB_LINKS),
     Operation("GET", _v1("/jobs"), "List jobs (paged, sorted on allow-listed columns)", "jobs", m.JobPage,
@@ -135,6 +136,36 @@ def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _never_null(schemas: dict[str, Any], roots: list[str]) -> None:
+    """Responses never carry null: `ok()` leaves a None field out (the original's omitempty). So in every
+    schema a response reaches, `X | None` is documented as an optional `X`."""
+    seen, stack = set(), list(roots)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in schemas:
+            continue
+        seen.add(name)
+        nodes = [schemas[name]]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, list):
+                nodes.extend(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            if "$ref" in node:
+                stack.append(node["$ref"].rsplit("/", 1)[-1])
+            options = node.get("anyOf")
+            if options and any(o.get("type") == "null" for o in options):
+                rest = [o for o in options if o.get("type") != "null"]
+                del node["anyOf"]
+                if len(rest) == 1:
+                    node.update(rest[0])
+                else:
+                    node["anyOf"] = rest
+            nodes.extend(node.values())
+
+
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     schema = model.model_json_schema()
     required = set(schema.get("required", []))
@@ -161,6 +192,7 @@ def openapi_document() -> dict[str, Any]:
     outputs = [(model, "serialization") for model in sorted(response_models, key=lambda x: x.__name__)]
     _, defs = models_json_schema(inputs + outputs, ref_template=_REF)
     schemas = defs.get("$defs", {})
+    _never_null(schemas, [model.__name__ for model in response_models])
 
     paths: dict[str, dict[str, Any]] = {}
     for op in _OPERATIONS:

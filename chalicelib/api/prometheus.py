@@ -14,6 +14,11 @@ document(Operation("GET", "/metrics", "Prometheus exposition of the aggregated m
                    content_type="text/plain"))
 
 
-@bp.route("/metrics", methods=["GET"])
+document(Operation("HEAD", "/metrics", "Headers of the Prometheus exposition (the original answered any method)",
+                   "observability", None, content_type="text/plain"))
+
+
+@bp.route("/metrics", methods=["GET", "HEAD"])
 def prometheus_metrics():
-    return Response(body=render().decode(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    body = render().decode() if bp.current_request.method == "GET" else ""
+    return Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -4,10 +4,10 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.openapi import Operation, document
-from chalicelib.api.responses import ok
+from chalicelib.api.responses import created, ok
 from chalicelib.http import caller_id, parse_body
 from chalicelib.models.control_plane import (
-    MigrationAccepted, MigrationRequest, Provider, ProviderList, ProviderRequest, ScheduleDecision, ScheduleRequest,
+    MigrationAccepted, MigrationRequest, Provider, ProviderList, ProviderRequest, ScheduleOut, ScheduleRequest,
 )
 from chalicelib.services.scheduling import SchedulingService
 
@@ -16,10 +16,10 @@ service = SchedulingService()
 
 document(
     Operation("GET", "/api/v1/providers", "List the scheduling catalogue", "scheduling", ProviderList),
-    Operation("POST", "/api/v1/providers", "Create or replace a catalogue provider", "scheduling", Provider,
+    Operation("POST", "/api/v1/providers", "Create or replace a catalogue provider", "scheduling", Provider, 201,
               body=ProviderRequest),
     Operation("POST", "/api/v1/schedule", "Choose a provider and region for a cluster, with the reasons",
-              "scheduling", ScheduleDecision, body=ScheduleRequest,
+              "scheduling", ScheduleOut, body=ScheduleRequest,
               notes="409 when no provider is eligible (all avoided or without capacity)."),
     Operation("POST", "/api/v1/migrations", "Move a droplet to another provider (as a job)", "scheduling",
               MigrationAccepted, body=MigrationRequest,
@@ -29,17 +29,19 @@ document(
 
 @bp.route("/providers", methods=["GET"])
 def list_providers():
-    return ok(ProviderList(service.list_providers()))
+    return ok(ProviderList(items=service.list_providers()))
 
 
 @bp.route("/providers", methods=["POST"])
 def put_provider():
-    return ok(service.put_provider(parse_body(bp.current_request, ProviderRequest)))
+    return created(service.put_provider(parse_body(bp.current_request, ProviderRequest)))
 
 
 @bp.route("/schedule", methods=["POST"])
 def schedule():
-    return ok(service.schedule(parse_body(bp.current_request, ScheduleRequest)))
+    decision = service.schedule(parse_body(bp.current_request, ScheduleRequest))
+    chosen = next(p for p in service.list_providers() if p.name == decision.provider)
+    return ok(ScheduleOut.model_validate({**decision.model_dump(), "provider": chosen}))
 
 
 @bp.route("/migrations", methods=["POST"])

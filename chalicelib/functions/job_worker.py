@@ -93,7 +93,7 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
         # resumes from its checkpoint. Counted, so retries show on the dashboards before the DLQ does.
         metrics.observe_job(job.type, "retried", time.perf_counter() - started)
         raise
-    jobs.complete(job.id, result, correlation_id)
+    jobs.complete(job.id, result, correlation_id, last_seen=run.job)
     logger.info("job completed")
     metrics.observe_job(job.type, "completed", time.perf_counter() - started)
     return {"job_id": job.id, "outcome": "completed"}

@@ -24,6 +24,7 @@ import bisect
 import functools
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -67,13 +68,24 @@ def _family(name: str, help_: str, kind: str, labelnames: tuple[str, ...], bucke
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
+# `path` is the same template in the original's (Gin's) spelling, `/api/v1/clusters/:cluster_id`: its
+# dashboards and recording rules group by `path`.
 HTTP_REQUESTS = _family("clustergenie_http_requests_total", "HTTP requests by route template and status.",
-                        "counter", ("method", "route", "status"))
+                        "counter", ("method", "route", "status", "path"))
 HTTP_DURATION = _family("clustergenie_http_request_duration_seconds", "HTTP request latency inside the function.",
-                        "histogram", ("method", "route"), LATENCY_BUCKETS)
+                        "histogram", ("method", "route", "path"), LATENCY_BUCKETS)
 JOB_DURATION = _family("clustergenie_job_duration_seconds",
                        "Job processing time by job type and outcome (completed|failed|retried); _count counts jobs.",
                        "histogram", ("type", "outcome"), JOB_BUCKETS)
+# The original's job metrics (api-v1-wire.md §6), under their names and labels, so its dashboards and rules
+# find data: recorded with ours by `observe_job`. Its `status` is the outcome (completed|failed|retried).
+ORIGINAL_JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+JOBS_PROCESSED = _family("clustergenie_jobs_processed_total",
+                         "Jobs processed by the worker, by job type and outcome (the original's name).",
+                         "counter", ("job_type", "status"))
+JOB_PROCESSING = _family("clustergenie_job_processing_seconds",
+                         "Worker-side job processing time by job type and outcome (the original's name).",
+                         "histogram", ("job_type", "status"), ORIGINAL_JOB_BUCKETS)
 RATE_LIMIT_EXCEEDED = _family("clustergenie_rate_limit_exceeded_total", "Requests denied by a rate limiter.",
                               "counter", ("name", "scope_type"))
 RATE_LIMIT_AVAILABLE = _family("clustergenie_rate_limit_available_tokens",
@@ -165,14 +177,22 @@ def set_gauge(family: Family, labels: tuple[str, ...], value: float) -> None:
         _buffer.gauges[key] = value
 
 
+def gin_path(route: str) -> str:
+    """`/api/v1/clusters/{cluster_id}` -> `/api/v1/clusters/:cluster_id` (the original's `path` label)."""
+    return re.sub(r"\{(\w+)\+?\}", r":\1", route)
+
+
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
-    inc(HTTP_REQUESTS, (method, route, str(status)))
-    observe(HTTP_DURATION, (method, route), seconds)
+    path = gin_path(route)
+    inc(HTTP_REQUESTS, (method, route, str(status), path))
+    observe(HTTP_DURATION, (method, route, path), seconds)
 
 
 def observe_job(job_type: str, outcome: str, seconds: float) -> None:
     """One job processed by the worker: `outcome` is completed, failed or retried."""
     observe(JOB_DURATION, (job_type, outcome), seconds)
+    inc(JOBS_PROCESSED, (job_type, outcome))
+    observe(JOB_PROCESSING, (job_type, outcome), seconds)
 
 
 # One script call applies a whole flush atomically: a single command (no MULTI/EXEC around a pipeline),

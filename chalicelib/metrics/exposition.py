@@ -37,6 +37,8 @@ def _parse(raw: dict[str, str]) -> dict[str, dict[tuple[str, ...], dict[str, flo
 def _histogram(family: Family, series: dict[tuple[str, ...], dict[str, float]]) -> Metric:
     metric = HistogramMetricFamily(family.name, family.help, labels=family.labelnames)
     for labels, samples in sorted(series.items()):
+        if len(labels) != len(family.labelnames):
+            continue  # a series recorded under an older label set (before a deploy changed it)
         running, buckets = 0.0, []
         for bound in (*[repr(b) for b in family.buckets], "+Inf"):
             running += samples.get(bound, 0.0)
@@ -64,16 +66,18 @@ class AggregatedCollector:
             cls = GaugeMetricFamily if family.kind == "gauge" else CounterMetricFamily
             metric = cls(family.name, family.help, labels=family.labelnames)
             for labels, samples in sorted(source.get(family.name, {}).items()):
-                metric.add_metric(list(labels), samples.get("", 0.0))
+                if len(labels) == len(family.labelnames):  # else: recorded under an older label set
+                    metric.add_metric(list(labels), samples.get("", 0.0))
             yield metric
 
 
 class ScrapeTimeCollector:
     """Readings taken at scrape: jobs by status and the DLQ depth."""
 
-    def __init__(self, jobs_by_status=None, dlq_depth=None) -> None:  # noqa: ANN001 - injectable
+    def __init__(self, jobs_by_status=None, dlq_depth=None, job_queue=None) -> None:  # noqa: ANN001 - injectable
         self.jobs_by_status = jobs_by_status or read_jobs_by_status
         self.dlq_depth = dlq_depth or read_dlq_depth
+        self.job_queue = job_queue or read_job_queue
 
     def collect(self) -> Iterator[Metric]:
         errors = CounterMetricFamily("clustergenie_metrics_scrape_errors",
@@ -101,6 +105,23 @@ class ScrapeTimeCollector:
         except Exception as exc:  # noqa: BLE001
             _log_failure("dlq", exc)
             errors.add_metric(["dlq"], 1)
+        try:
+            # The original's worker-pool gauges, mapped onto the SQS worker: queue depth, in-flight messages
+            # (each a busy worker) and the worker concurrency limit.
+            visible, in_flight = self.job_queue()
+            from chalicelib.settings import get_settings
+
+            for name, text, value in (
+                ("queue_length", "Jobs waiting in the job queue (SQS visible messages).", visible),
+                ("active_workers", "Jobs being worked on (SQS in-flight messages).", in_flight),
+                ("worker_count", "The most job_worker instances SQS runs at once.", get_settings().job_worker_concurrency),
+            ):
+                gauge = GaugeMetricFamily(f"clustergenie_workerpool_{name}", text + " (the original's name)")
+                gauge.add_metric([], value)
+                yield gauge
+        except Exception as exc:  # noqa: BLE001
+            _log_failure("job_queue", exc)
+            errors.add_metric(["job_queue"], 1)
         yield errors
 
 
@@ -119,6 +140,16 @@ def read_dlq_depth() -> int:
     from chalicelib.jobs_queue import dead_letter_depth
 
     return dead_letter_depth()
+
+
+def read_job_queue() -> tuple[int, int]:
+    """(visible, in flight) messages of the job queue."""
+    from chalicelib.jobs_queue import queue_attributes
+    from chalicelib.settings import get_settings
+
+    visible, in_flight = "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"
+    figures = queue_attributes(get_settings().jobs_queue_name, [visible, in_flight])
+    return figures[visible], figures[in_flight]
 
 
 def render(collectors: Iterable[Any] | None = None) -> bytes:

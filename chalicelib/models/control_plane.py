@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BeforeValidator, Field, PlainSerializer, RootModel, StringConstraints, model_validator,
+    BeforeValidator, Field, PlainSerializer, StringConstraints, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -46,6 +46,19 @@ def _money(field: str, places: int, upper: str):
     return check
 
 
+def blank_is_absent(*fields: str):
+    """A `mode="before"` model validator: the original's clients send `""` (strings) or `0` (numbers) for an
+    optional field they do not use; both mean "not given" here, as they did there."""
+
+    def drop(cls, data: Any) -> Any:  # noqa: ANN001
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items()
+                    if not (k in fields and (v == "" or (not isinstance(v, bool) and v == 0)))}
+        return data
+
+    return model_validator(mode="before")(classmethod(drop))
+
+
 # Prices are exact decimals inside and JSON numbers outside (v1 clients read numbers).
 PriceOut = Annotated[Decimal, PlainSerializer(lambda d: float(d), return_type=float, when_used="json")]
 ProviderName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32,
@@ -54,7 +67,7 @@ ProviderName = Annotated[str, StringConstraints(strip_whitespace=True, min_lengt
 
 # --- hello ---------------------------------------------------------------------------------------------
 class HelloRequest(RequestBody):
-    name: Name
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] = ""
 
 
 class HelloResponse(_Response):
@@ -70,7 +83,9 @@ class ProviderRequest(RequestBody):
     capacity: Annotated[int, Field(ge=0, le=1_000_000)]
     used: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     classes: Annotated[list[Size], Field(min_length=1, max_length=len(DROPLET_SIZES))]
-    price_per_hour: Annotated[Decimal, BeforeValidator(_decimal), Field(json_schema_extra={"type": "number"})]
+    # The original console sends no price: such a provider costs the original's default droplet-hour price.
+    price_per_hour: Annotated[Decimal, BeforeValidator(_decimal), Field(json_schema_extra={"type": "number"})] = \
+        Decimal("0.05")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ProviderRequest":
@@ -85,6 +100,7 @@ class ProviderRequest(RequestBody):
 
 
 class Provider(_Response):
+    id: str = Field(description="the provider's id: its name (the original's clients read `id`)")
     name: str
     regions: list[str]
     capacity: int
@@ -92,9 +108,16 @@ class Provider(_Response):
     classes: list[str]
     price_per_hour: PriceOut
 
+    @model_validator(mode="before")
+    @classmethod
+    def _id_is_the_name(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "id" not in value and "name" in value:
+            value = {**value, "id": value["name"]}
+        return value
 
-class ProviderList(RootModel[list[Provider]]):
-    pass
+
+class ProviderList(_Response):
+    items: list[Provider]
 
 
 class ScheduleRequest(RequestBody):
@@ -102,12 +125,14 @@ class ScheduleRequest(RequestBody):
     preferred_provider: ProviderName | None = None
     avoid_provider: ProviderName | None = None
 
+    _blanks = blank_is_absent("preferred_provider", "avoid_provider")
+
 
 class ScheduleCandidate(_Response):
     provider: str
     eligible: bool
     price_per_hour: PriceOut
-    region: str | None
+    region: str | None = None
     reason: str
 
 
@@ -118,6 +143,12 @@ class ScheduleDecision(_Response):
     price_per_hour: PriceOut
     reasons: list[str] = Field(description="why this provider and region, in order")
     candidates: list[ScheduleCandidate] = Field(description="every provider considered, cheapest first")
+
+
+class ScheduleOut(ScheduleDecision):
+    """The decision on the wire: `provider` is the chosen provider's full entry, as the original sent it."""
+
+    provider: Provider  # type: ignore[assignment] - the original's shape of the same field
 
 
 # --- billing -------------------------------------------------------------------------------------------
@@ -137,7 +168,7 @@ class DropletCost(_Response):
 class BillingReport(_Response):
     cluster_id: str
     droplet_count: int
-    hourly_cost: str = Field(description="the active droplets' cost per hour, dollars with two decimals")
+    hourly_cost: str = Field(description="the active droplets' cost per hour, dollars with four decimals (the original's)")
     monthly_cost: str = Field(description="hourly_cost over a 720-hour month (24 x 30), two decimals")
     accrued_cost: str = Field(description="what the active droplets have cost since they were created")
     droplets: list[DropletCost]
@@ -159,8 +190,9 @@ class MigrationAccepted(_Response):
 # --- autoscaling ---------------------------------------------------------------------------------------
 PolicyType = Literal["metrics", "time_of_day", "cost"]
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
-# Percent metrics trigger in (0, 100]; network (Mbps) up to 100 Gbit/s.
-METRIC_TRIGGER_MAX = {"cpu": Decimal(100), "memory": Decimal(100), "disk": Decimal(100), "network": Decimal(100_000)}
+# metric_trigger is the original's fraction: the metric is compared with trigger x 100, so 0.8 is 80% for
+# the percent metrics (at most 1, i.e. 100%) and 80 Mbps for network (at most 1000, i.e. 100 Gbit/s).
+METRIC_TRIGGER_MAX = {"cpu": Decimal(1), "memory": Decimal(1), "disk": Decimal(1), "network": Decimal(1000)}
 
 
 def parse_time_window(window: str) -> tuple[int, int]:
@@ -175,17 +207,24 @@ def parse_time_window(window: str) -> tuple[int, int]:
     return start, end
 
 
+POLICY_BLANKS = ("metric_type", "metric_trigger", "time_window", "cost_limit")
+DEFAULT_MIN_REPLICAS, DEFAULT_MAX_REPLICAS = 1, 10
+
+
 class PolicyFields(RequestBody):
     name: Name
     type: PolicyType
-    min_replicas: Annotated[int, Field(ge=0, le=100)]
-    max_replicas: Annotated[int, Field(ge=1, le=100)]
+    # The original required neither (and never enforced them): a policy without them gets these bounds.
+    min_replicas: Annotated[int, Field(ge=0, le=100)] = DEFAULT_MIN_REPLICAS
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = DEFAULT_MAX_REPLICAS
     metric_type: str | None = None
     metric_trigger: Annotated[Decimal, BeforeValidator(_decimal), Field(json_schema_extra={"type": "number"})] | None = None
     time_window: Annotated[str, Field(max_length=16)] | None = None
     cost_limit: Annotated[Decimal, BeforeValidator(_decimal), Field(json_schema_extra={"type": "number"})] | None = None
     enabled: bool = True
     cooldown_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
+
+    _blanks = blank_is_absent(*POLICY_BLANKS)
 
     @model_validator(mode="after")
     def _rules(self) -> "PolicyFields":
@@ -200,12 +239,13 @@ class PolicyFields(RequestBody):
             if self.metric_trigger is None:
                 raise PydanticCustomError("required", "metric_trigger: required for a metrics policy")
         if self.metric_trigger is not None:
-            upper = METRIC_TRIGGER_MAX.get(self.metric_type or "cpu", Decimal(100))
+            upper = METRIC_TRIGGER_MAX.get(self.metric_type or "cpu", Decimal(1))
             if not Decimal(0) < self.metric_trigger <= upper:
-                raise PydanticCustomError("range", "metric_trigger: must be greater than 0 and at most {upper}",
-                                          {"upper": str(upper)})
-            if self.metric_trigger != self.metric_trigger.quantize(Decimal("0.0001")):
-                raise PydanticCustomError("places", "metric_trigger: at most 4 decimal places")
+                raise PydanticCustomError(
+                    "range", "metric_trigger: must be greater than 0 and at most {upper} (a fraction: 0.8 means 80%)",
+                    {"upper": str(upper)})
+            if self.metric_trigger != self.metric_trigger.quantize(Decimal("0.000001")):
+                raise PydanticCustomError("places", "metric_trigger: at most 6 decimal places")
         if self.type == "time_of_day" and self.time_window is None:
             raise PydanticCustomError("required", "time_window: required for a time_of_day policy")
         if self.time_window is not None:
@@ -237,6 +277,11 @@ class UpdatePolicyRequest(RequestBody):
     cost_limit: Annotated[Decimal, BeforeValidator(_decimal), Field(json_schema_extra={"type": "number"})] | None = None
     enabled: bool | None = None
     cooldown_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    # The original console sends the whole form back, its own cluster_id included: accepted when it is the
+    # policy's own cluster (checked by the service), refused when it would move the policy.
+    cluster_id: ResourceId | None = None
+
+    _blanks = blank_is_absent(*POLICY_BLANKS)
 
 
 class PolicyListQuery(QueryParams):
@@ -247,6 +292,12 @@ class EvaluateQuery(QueryParams):
     cluster_id: ResourceId
 
 
+# A policy's unused fields go out as the original sent them: "" and 0, never null or absent.
+_BlankText = Annotated[str, BeforeValidator(lambda v: v or "")]
+_ZeroNumber = Annotated[Decimal, BeforeValidator(lambda v: Decimal(0) if v is None else v),
+                        PlainSerializer(lambda d: float(d), return_type=float, when_used="json")]
+
+
 class Policy(_Response):
     id: str
     cluster_id: str
@@ -254,10 +305,10 @@ class Policy(_Response):
     type: PolicyType
     min_replicas: int
     max_replicas: int
-    metric_type: str | None
-    metric_trigger: PriceOut | None
-    time_window: str | None
-    cost_limit: PriceOut | None
+    metric_type: _BlankText
+    metric_trigger: _ZeroNumber = Field(description="a fraction: 0.8 means 80% (compared with the metric x 100)")
+    time_window: _BlankText
+    cost_limit: _ZeroNumber
     enabled: bool
     cooldown_seconds: int
     version: int
@@ -265,8 +316,14 @@ class Policy(_Response):
     updated_at: UtcDatetime
 
 
-class PolicyList(RootModel[list[Policy]]):
-    pass
+class PolicyList(_Response):
+    items: list[Policy]
+
+
+class Deleted(_Response):
+    ok: bool
+    deleted: str
+    message: str
 
 
 class ScaleDecision(_Response):
@@ -284,6 +341,29 @@ class EvaluationResult(_Response):
     evaluated: int = Field(description="how many enabled policies were evaluated")
     actions: list[ScaleDecision] = Field(description="the scale actions taken, each enqueued as a scale job")
     decisions: list[ScaleDecision] = Field(description="every policy's decision, with its reason")
+
+
+def action_line(decision: ScaleDecision) -> str:
+    """The original's action string: `policy:<id> -> scale_up (<reason>)`."""
+    return f"policy:{decision.policy_id} -> {decision.action} ({decision.reason})"
+
+
+class EvaluationOut(_Response):
+    """The evaluation on the wire: `actions` as the original's lines of text; ours as objects beside them."""
+
+    cluster_id: str
+    evaluated: int = Field(description="how many enabled policies were evaluated")
+    actions: list[str] = Field(description="the scale actions taken, as the original's `policy:<id> -> <action> (...)`")
+    scale_actions: list[ScaleDecision] = Field(description="the same actions as objects, each with its scale job")
+    decisions: list[ScaleDecision] = Field(description="every policy's decision, with its reason")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_result(cls, value: Any) -> Any:
+        if isinstance(value, EvaluationResult):
+            value = {**value.model_dump(), "actions": [action_line(a) for a in value.actions],
+                     "scale_actions": value.actions}
+        return value
 
 
 # --- deployments ---------------------------------------------------------------------------------------
@@ -321,12 +401,58 @@ class Deployment(_Response):
     status: DeploymentStatus
     current_percent: int
     plan: list[int] = Field(description="the traffic percentage reached by each step, in order")
-    reason: str | None
-    job_id: str | None
+    reason: str | None = None
+    job_id: str | None = None
     logs: list[DeploymentLogEntry]
     created_at: UtcDatetime
     updated_at: UtcDatetime
 
 
-class DeploymentList(RootModel[list[Deployment]]):
-    pass
+# Our deployment states in the original's words; `rolling_back` is ours (the original had no such state).
+WIRE_DEPLOYMENT_STATUS = {"pending": "pending", "running": "in-progress", "succeeded": "rolled_out", "failed": "failed",
+                          "rolling_back": "rolling_back", "rolled_back": "rolled_back"}
+
+
+def log_line(entry: DeploymentLogEntry) -> str:
+    return f"{entry.action} step {entry.step} - {entry.percent}% {entry.status}: {entry.message}"
+
+
+class DeploymentOut(_Response):
+    """A deployment as the original's clients read it: its status words, `logs` as text lines, `started_at`;
+    plus ours (the plan, the structured log as `log_entries`, the job)."""
+
+    id: str
+    cluster_id: str
+    version: str
+    strategy: Strategy
+    target_percent: int
+    status: Literal["pending", "in-progress", "rolled_out", "failed", "rolling_back", "rolled_back"]
+    started_at: UtcDatetime
+    updated_at: UtcDatetime
+    logs: list[str]
+    current_percent: int
+    plan: list[int] = Field(description="the traffic percentage reached by each step, in order")
+    reason: str | None = None
+    job_id: str | None = None
+    log_entries: list[DeploymentLogEntry]
+    created_at: UtcDatetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_deployment(cls, value: Any) -> Any:
+        if isinstance(value, Deployment):
+            value = {**value.model_dump(), "status": WIRE_DEPLOYMENT_STATUS[value.status],
+                     "started_at": value.created_at, "logs": [log_line(e) for e in value.logs],
+                     "log_entries": value.logs}
+        return value
+
+
+class RolledBack(DeploymentOut):
+    """The original's rollback answer (`ok`, `rolled_back`), with the deployment it now is."""
+
+    ok: bool
+    rolled_back: str
+
+
+class DeploymentList(_Response):
+    items: list[DeploymentOut]

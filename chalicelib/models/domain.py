@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Json, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Json, TypeAdapter, model_validator
 
 # --- Allow-lists ---------------------------------------------------------------------------------------
 # The original accepted any string; these are the regions and sizes the providers can actually place.
@@ -25,11 +25,14 @@ DEFAULT_IMAGE = "ubuntu-22-04-x64"
 DEFAULT_PROVIDER = "simulated"
 
 ClusterStatus = Literal["healthy", "warning", "critical"]
+# Ours, beside the original's three: a deleted cluster whose machines are still being terminated.
+ClusterState = Literal["healthy", "warning", "critical", "deleting"]
 DropletStatus = Literal["provisioning", "active", "deleting", "deleted", "error"]
 # The v1 contract's job types: the only ones a client may create (POST /jobs).
 ClientJobType = Literal["provision", "scale", "diagnose", "monitor"]
 # Plus the control plane's own jobs (issue 8): droplet migrations and deployment steps.
-JobType = Literal["provision", "scale", "diagnose", "monitor", "migrate", "deploy"]
+# Plus `terminate`: stopping a deleted droplet's machine (issue 12).
+JobType = Literal["provision", "scale", "diagnose", "monitor", "migrate", "deploy", "terminate"]
 JobStatus = Literal["queued", "processing", "completed", "failed"]
 MetricType = Literal["cpu", "memory", "disk", "network"]
 HealthStatus = Literal["healthy", "warning", "critical", "unknown"]
@@ -81,11 +84,19 @@ class Cluster(_Response):
     name: str
     region: str
     droplets: list[str] = Field(description="ids of the cluster's droplets, derived from the droplets table")
-    status: ClusterStatus
-    last_checked: UtcDatetime | None
+    status: ClusterState
+    last_checked: UtcDatetime = Field(description="the last health check; the creation time until the first")
     version: int = Field(description="optimistic-concurrency version; send it back in PUT to update safely")
     created_at: UtcDatetime
     updated_at: UtcDatetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked_at_creation(cls, value: Any) -> Any:
+        # The original set last_checked when it created a cluster, and clients read it always.
+        if isinstance(value, dict) and value.get("last_checked") is None and "created_at" in value:
+            value = {**value, "last_checked": value["created_at"]}
+        return value
 
 
 class Droplet(_Response):
@@ -129,7 +140,7 @@ class Metric(_Response):
     timestamp: UtcDatetime
 
 
-# --- Envelopes (the v1 wire contract) ------------------------------------------------------------------
+# --- Envelopes (the v1 wire contract; jobs, droplets and metrics in chalicelib.models.wire) ------------------------------------------------------------------
 class ClusterEnvelope(_Response):
     cluster: Cluster
     message: str
@@ -137,35 +148,6 @@ class ClusterEnvelope(_Response):
 
 class ClusterList(_Response):
     clusters: list[Cluster]
-
-
-class DropletEnvelope(_Response):
-    droplet: Droplet
-    message: str
-
-
-class DropletList(_Response):
-    droplets: list[Droplet]
-
-
-class JobEnvelope(_Response):
-    job: Job
-    message: str
-
-
-class JobPage(_Response):
-    jobs: list[Job]
-    page: int
-    page_size: int
-    total: int
-
-
-class MetricPage(_Response):
-    metrics: list[Metric]
-    period: Literal["1h"] = "1h"
-    page: int
-    page_size: int
-    total_count: int
 
 
 class HealthReport(_Response):
@@ -183,6 +165,14 @@ class DiagnosisReport(_Response):
 
 class MessageResponse(_Response):
     message: str
+
+
+class Deletion(_Response):
+    """A delete's answer: the original's message, plus the jobs that stop the deleted machines (if any)."""
+
+    message: str
+    job_id: str | None = Field(default=None, description="the `terminate` job of a droplet with a machine")
+    job_ids: list[str] | None = Field(default=None, description="the `terminate` jobs of a cluster's machines")
 
 
 class ErrorResponse(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from chalicelib.models.domain import (
@@ -73,7 +73,8 @@ class CreateDropletRequest(RequestBody):
     region: Region
     size: Size
     image: Image = DEFAULT_IMAGE
-    cluster_id: ResourceId | None = None
+    # Required (the original allowed none): a droplet is provisioned by a job, and jobs act on a cluster.
+    cluster_id: ResourceId
     provider: Provider = DEFAULT_PROVIDER
 
 
@@ -117,13 +118,38 @@ class DiagnoseRequest(RequestBody):
 
 
 class QueryParams(BaseModel):
-    # Query strings are text: numbers are parsed (lax), everything else stays allow-listed.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """Query strings are text: numbers are parsed (lax), everything else stays allow-listed.
+
+    As the original did (api-v1-wire.md §1.4): a parameter given empty (`?cluster_id=`) is the same as one
+    not given, and parameters a route does not read (cache busters such as `?_=123`) are ignored, on every
+    route alike. Paging numbers that are not positive integers fall back to their defaults, and a page size
+    above the maximum is served at the maximum.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_absent(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
+
+def _paging(default: int, upper: int):
+    def coerce(value: object) -> object:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            return default
+        return default if number <= 0 else min(number, upper)
+
+    return BeforeValidator(coerce)
 
 
 class JobListQuery(QueryParams):
-    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
-    page_size: Annotated[int, Field(ge=1, le=100)] = 5
+    page: Annotated[int, _paging(1, 1_000_000), Field(ge=1, le=1_000_000)] = 1
+    page_size: Annotated[int, _paging(5, 100), Field(ge=1, le=100)] = 5
     # The contract's two sort keys, both backed by an index (idx_jobs_created, the primary key).
     sort_by: Literal["created_at", "id"] = "created_at"
     sort_dir: Literal["asc", "desc"] = "desc"
@@ -136,7 +162,7 @@ class DropletListQuery(QueryParams):
 class MetricListQuery(QueryParams):
     cluster_id: ResourceId | None = None
     type: MetricType | None = None
-    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
-    page_size: Annotated[int, Field(ge=1, le=100)] = 50
+    page: Annotated[int, _paging(1, 1_000_000), Field(ge=1, le=1_000_000)] = 1
+    page_size: Annotated[int, _paging(50, 100), Field(ge=1, le=100)] = 50
 
 

@@ -34,8 +34,15 @@ class DropletProvider(Protocol):
 _providers: dict[str, DropletProvider] = {}
 
 
+# Providers with a real driver. Every other provider in the catalogue (`digitalocean`, and any added with
+# POST /providers) is driven by the simulated driver under its own name: no machines are started for it
+# here, and the droplets it runs say so (instance ids `sim-<provider>-...`). See README, "What is real".
+REAL_DRIVERS = ("simulated", "aws")
+
+
 def get_provider(name: str) -> DropletProvider:
-    """The provider called `name` (created once per container); ProviderError when unknown."""
+    """The driver of provider `name` (created once per container); ProviderError when the provider is neither
+    one with a real driver nor in the catalogue."""
     if name not in _providers:
         if name == "simulated":
             from chalicelib.providers.simulated import SimulatedProvider
@@ -45,9 +52,27 @@ def get_provider(name: str) -> DropletProvider:
             from chalicelib.providers.aws import AwsProvider
 
             _providers[name] = AwsProvider()
+        elif has_driver(name):
+            from chalicelib.providers.simulated import SimulatedProvider
+
+            _providers[name] = SimulatedProvider(name)
         else:
             raise ProviderError(f"unknown provider {name!r}")
     return _providers[name]
+
+
+def has_driver(name: str) -> bool:
+    """True when droplets can run on provider `name`: a real driver, or a catalogue entry (simulated)."""
+    if name in REAL_DRIVERS:
+        return True
+    from chalicelib.errors import NotFoundError
+    from chalicelib.repositories.provider_catalog import ProviderCatalogRepository
+
+    try:
+        ProviderCatalogRepository().get(name)
+    except NotFoundError:
+        return False
+    return True
 
 
 def set_provider(name: str, provider: DropletProvider | None) -> None:

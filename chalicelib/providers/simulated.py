@@ -16,13 +16,20 @@ def _digest(droplet_id: str, salt: str = "") -> bytes:
 
 
 class SimulatedProvider:
+    """The simulated driver: of `simulated` itself, and of every catalogue provider without a real driver
+    (`digitalocean`, providers added with POST /providers), whose instance ids then read `sim-<name>-...`."""
+
     name = "simulated"
+
+    def __init__(self, name: str = "simulated") -> None:
+        self.name = name
 
     def launch(self, droplet: dict[str, Any]) -> LaunchedInstance:
         d = _digest(droplet["id"])
         # 10.x.y.z with z in 2..254: never the network, the gateway (.1) or the broadcast address.
         ip = f"10.{d[0]}.{d[1]}.{2 + d[2] % 253}"
-        return LaunchedInstance(instance_id=f"sim-{d[3:11].hex()}", ip_address=ip)
+        prefix = "sim-" if self.name == "simulated" else f"sim-{self.name}-"
+        return LaunchedInstance(instance_id=f"{prefix}{d[3:11].hex()}", ip_address=ip)
 
     def terminate(self, droplet: dict[str, Any]) -> None:
         return None

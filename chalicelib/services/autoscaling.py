@@ -5,8 +5,9 @@ its hourly cost, the time and the last scale time in; an action, a target and a 
 
 - during the policy's cool-down after the cluster's last autoscale: no action;
 - outside min..max replicas: back to the nearest bound (whatever the type);
-- metrics: latest `metric_type` sample at or above the trigger -> one more droplet, at or below 60% of
-  it -> one fewer, within min..max; no sample -> no action, said so;
+- metrics: latest `metric_type` sample at or above the threshold -> one more droplet, at or below 60% of
+  it -> one fewer, within min..max; no sample -> no action, said so. The threshold is `metric_trigger`
+  x 100 in the metric's unit: the trigger is the original's fraction (0.8 means 80%);
 - time_of_day: inside its UTC window -> max_replicas; outside it the policy does nothing;
 - cost: hourly cost above `cost_limit` -> one fewer droplet, not below min_replicas.
 
@@ -86,7 +87,9 @@ def decide(policy: dict[str, Any], current: int, *, metric_value: float | None, 
 
     kind = policy["type"]
     if kind == "metrics":
-        metric, trigger = policy["metric_type"], Decimal(policy["metric_trigger"])
+        metric = policy["metric_type"]
+        # The fraction on the metric's scale (0.8 -> 80), written without trailing zeros in the reasons.
+        trigger = Decimal(format((Decimal(policy["metric_trigger"]) * 100).normalize(), "f"))
         if metric_value is None:
             return Decision("none", current, f"no {metric} metrics for this cluster")
         value = Decimal(str(metric_value))
@@ -163,7 +166,10 @@ class AutoscalingService:
         row = self.policies.get(policy_id)
         merged = {f: row[f] for f in PolicyFields.model_fields}
         merged["enabled"] = bool(merged["enabled"])
-        merged.update(request.model_dump(exclude_unset=True))
+        changes = request.model_dump(exclude_unset=True)
+        if changes.pop("cluster_id", row["cluster_id"]) != row["cluster_id"]:
+            raise ValidationError("cluster_id: a policy cannot move to another cluster")
+        merged.update(changes)
         try:
             fields = PolicyFields.model_validate(merged, strict=False)
         except pydantic.ValidationError as exc:

@@ -27,9 +27,12 @@ _CENTS = Decimal("0.01")
 _SECONDS_PER_HOUR = Decimal(3600)
 
 
-def money(value: Decimal) -> str:
-    """Two decimals, half up: `Decimal("0.125")` -> `"0.13"`."""
-    return str(value.quantize(_CENTS, rounding=ROUND_HALF_UP))
+def money(value: Decimal, places: Decimal = _CENTS) -> str:
+    """Two decimals (or `places`), half up: `Decimal("0.125")` -> `"0.13"`."""
+    return str(value.quantize(places, rounding=ROUND_HALF_UP))
+
+
+_HOURLY = Decimal("0.0001")  # the original's hourly_cost has four decimals (monthly_cost two)
 
 
 def droplet_rate(size: str, provider: str, prices: dict[str, Decimal]) -> Decimal:
@@ -68,7 +71,7 @@ class BillingService:
             hourly += rate
             accrued += cost
             lines.append(DropletCost(droplet_id=d["id"], provider=d["provider"], size=d["size"],
-                                     hourly_cost=money(rate), active_hours=money(hours), accrued_cost=money(cost)))
-        return BillingReport(cluster_id=cluster_id, droplet_count=len(lines), hourly_cost=money(hourly),
+                                     hourly_cost=money(rate, _HOURLY), active_hours=money(hours), accrued_cost=money(cost)))
+        return BillingReport(cluster_id=cluster_id, droplet_count=len(lines), hourly_cost=money(hourly, _HOURLY),
                              monthly_cost=money(hourly * HOURS_PER_MONTH), accrued_cost=money(accrued),
                              droplets=lines)

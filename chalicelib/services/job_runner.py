@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.errors import NotFoundError
 from chalicelib.models.domain import (
     DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_REGION, DEFAULT_SIZE, DROPLET_SIZES, REGIONS, Droplet, Job,
 )
@@ -119,6 +120,11 @@ def provision(run: JobRun) -> dict[str, Any]:
     droplets = DropletRepository()
     if "droplet_id" in run.checkpoint:  # a retry after a crash: finish the droplet already recorded
         droplet = droplets.get(run.checkpoint["droplet_id"])
+    elif run.parameters.get("droplet_id"):  # a droplet recorded by POST /droplets: launch that one
+        droplet = droplets.get(run.parameters["droplet_id"])
+        if droplet["cluster_id"] != run.job.cluster_id:
+            raise JobFailed(f"droplet {droplet['id']} is not in cluster {run.job.cluster_id}")
+        run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
     else:
         droplet = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id),
                                     run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
@@ -225,9 +231,34 @@ def deploy(run: JobRun) -> dict[str, Any]:
         raise JobFailed(str(exc)) from None
 
 
+def terminate(run: JobRun) -> dict[str, Any]:
+    """Stop a deleted droplet's machine through its provider, then remove the droplet's record. When it
+    was the last droplet of a cluster being deleted (`deleting`), the cluster goes too (`cluster_deleted`)."""
+    droplets = DropletRepository()
+    droplet_id = run.parameters["droplet_id"]
+    try:
+        droplet = droplets.get(droplet_id)
+    except NotFoundError:  # a redelivery after the record was removed: the machine is already gone
+        return {"droplet_id": droplet_id, "terminated": True}
+    try:
+        get_provider(droplet["provider"]).terminate(droplet)
+    except ProviderError as exc:
+        droplets.update(droplet_id, {"status": "error"})
+        raise JobFailed(f"provider {droplet['provider']} failed to terminate {droplet_id}: {exc}") from None
+    run.progress(70, f"machine {droplet.get('provider_instance_id')} of {droplet_id} terminated",
+                 {"instance_id": droplet.get("provider_instance_id")})
+    droplets.delete(droplet_id)
+    result = {"droplet_id": droplet_id, "instance_id": droplet.get("provider_instance_id"), "terminated": True}
+    from chalicelib.services.clusters import ClusterService
+
+    if ClusterService().finish_deletion(run.job.cluster_id):
+        result["cluster_deleted"] = True
+    return result
+
+
 RUNNERS: dict[str, Callable[[JobRun], dict[str, Any]]] = {
     "provision": provision, "scale": scale, "diagnose": diagnose, "monitor": monitor,
-    "migrate": migrate, "deploy": deploy,
+    "migrate": migrate, "deploy": deploy, "terminate": terminate,
 }
 
 

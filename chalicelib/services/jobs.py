@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.errors import ConflictError, ServiceUnavailableError
+from chalicelib.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from chalicelib.events import EventPublisher, envelope, get_event_publisher
 from chalicelib.jobs_queue import JobQueue, get_job_queue
 from chalicelib.models.domain import Job
@@ -91,8 +91,19 @@ class JobService:
         self.announce(job, "job_progress", message, correlation_id=correlation_id)
         return job
 
-    def complete(self, job_id: str, result: Any, correlation_id: str | None = None) -> Job:
-        job = self.transition(job_id, "completed", result=result)
+    def complete(self, job_id: str, result: Any, correlation_id: str | None = None, *,
+                 last_seen: Job | None = None) -> Job:
+        """Mark the job `completed` with `result` and announce `job_completed`.
+
+        The last `terminate` job of a deleted cluster deletes the cluster and this job's row with it
+        (`result["cluster_deleted"]`): its outcome is then the completion event alone, about `last_seen`.
+        """
+        try:
+            job = self.transition(job_id, "completed", result=result)
+        except NotFoundError:
+            if last_seen is None or not (isinstance(result, dict) and result.get("cluster_deleted")):
+                raise
+            job = last_seen
         self.announce(job, "job_completed", f"{job.type} job completed", {"result": result},
                       correlation_id=correlation_id)
         return job

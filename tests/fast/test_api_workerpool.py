@@ -12,6 +12,10 @@ def test_workerpool_reports_jobs_by_status_and_the_queue_figures(client, make_cl
     body = response.json
     assert body["jobs_by_status"] == {"queued": 2, "processing": 0, "completed": 0, "failed": 0}
     assert body["queue_name"] == "clustergenie-jobs" and body["dlq_name"] == "clustergenie-jobs-dlq"
+    # The original's fields, mapped onto the SQS worker.
+    assert body["worker_count"] == 10 and body["queue_capacity"] == 120_000
+    queued = [j["id"] for j in client.get("/api/v1/jobs?sort_by=created_at&sort_dir=asc").json["jobs"]]
+    assert sorted(body["queued_ids"]) == sorted(queued) and len(queued) == 2
     # The fast tier may run without LocalStack: then the queue figures are null and the reason is given.
     if body["queue_error"] is None:
         assert all(isinstance(body[k], int) for k in ("queue_length", "active_workers", "dlq_depth"))

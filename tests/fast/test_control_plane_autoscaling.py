@@ -19,7 +19,7 @@ from chalicelib.services.autoscaling import AutoscalingService, decide
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 METRICS = {"type": "metrics", "min_replicas": 1, "max_replicas": 3, "metric_type": "cpu",
-           "metric_trigger": Decimal(80), "time_window": None, "cost_limit": None, "cooldown_seconds": 300}
+           "metric_trigger": Decimal("0.8"), "time_window": None, "cost_limit": None, "cooldown_seconds": 300}
 TIME = {**METRICS, "type": "time_of_day", "metric_type": None, "metric_trigger": None, "time_window": "09:00-17:00"}
 NIGHT = {**TIME, "time_window": "22:00-06:00"}
 COST = {**METRICS, "type": "cost", "metric_type": None, "metric_trigger": None, "cost_limit": Decimal("0.10")}
@@ -71,7 +71,7 @@ def test_decision_table(policy, current, metric, cost, now, last, expected):
 
 
 GOOD = {"name": "cpu-high", "type": "metrics", "min_replicas": 1, "max_replicas": 3, "metric_type": "cpu",
-        "metric_trigger": 80}
+        "metric_trigger": 0.8}  # a fraction, as in the original: 80%
 
 
 def test_policy_crud(client, make_cluster):
@@ -80,9 +80,10 @@ def test_policy_crud(client, make_cluster):
     assert created.status_code == 201
     policy = created.json
     assert policy["id"].startswith("policy-") and policy["cluster_id"] == cid and policy["enabled"] is True
-    assert (policy["metric_trigger"], policy["cooldown_seconds"], policy["version"]) == (80, 300, 1)
+    assert (policy["metric_trigger"], policy["cooldown_seconds"], policy["version"]) == (0.8, 300, 1)
+    assert (policy["time_window"], policy["cost_limit"]) == ("", 0)  # unused fields as the original sent them
     assert client.get(f"/api/v1/autoscaling/policies/{policy['id']}").json == policy
-    assert client.get(f"/api/v1/autoscaling/policies?cluster_id={cid}").json == [policy]
+    assert client.get(f"/api/v1/autoscaling/policies?cluster_id={cid}").json == {"items": [policy]}
 
     updated = client.put(f"/api/v1/autoscaling/policies/{policy['id']}",
                          {"type": "time_of_day", "time_window": "08:00-20:00", "metric_type": None,
@@ -91,20 +92,44 @@ def test_policy_crud(client, make_cluster):
     assert (updated.json["type"], updated.json["time_window"], updated.json["enabled"], updated.json["version"]) == (
         "time_of_day", "08:00-20:00", False, 2)
     deleted = client.delete(f"/api/v1/autoscaling/policies/{policy['id']}")
-    assert deleted.status_code == 200 and deleted.json == {"message": "Policy deleted successfully"}
+    assert deleted.status_code == 200
+    assert deleted.json == {"ok": True, "deleted": policy["id"], "message": "Policy deleted successfully"}
     assert client.get(f"/api/v1/autoscaling/policies/{policy['id']}").status_code == 404
-    assert client.get(f"/api/v1/autoscaling/policies?cluster_id={cid}").json == []
+    assert client.get(f"/api/v1/autoscaling/policies?cluster_id={cid}").json == {"items": []}
+
+
+def test_the_original_consoles_policy_forms_are_accepted(client, make_cluster):
+    # The original console's full form: no replicas bounds, "" and 0 for the fields a policy type does not
+    # use, and on update its own cluster_id again; or only {enabled} for the toggle.
+    cid = make_cluster()["id"]
+    form = {"name": "office hours", "cluster_id": cid, "type": "time_of_day", "enabled": True, "metric_type": "",
+            "metric_trigger": 0, "time_window": "08:00-18:00", "cost_limit": 0}
+    created = client.post("/api/v1/autoscaling/policies", form)
+    assert created.status_code == 201, created.json
+    assert (created.json["min_replicas"], created.json["max_replicas"]) == (1, 10)
+    updated = client.put(f"/api/v1/autoscaling/policies/{created.json['id']}", {**form, "time_window": "09:00-17:00"})
+    assert updated.status_code == 200 and updated.json["time_window"] == "09:00-17:00", updated.json
+    toggled = client.put(f"/api/v1/autoscaling/policies/{created.json['id']}", {"enabled": False})
+    assert toggled.status_code == 200 and toggled.json["enabled"] is False
+    moved = client.put(f"/api/v1/autoscaling/policies/{created.json['id']}", {"cluster_id": make_cluster()["id"]})
+    assert moved.status_code == 400 and "cluster_id" in moved.json["error"]
+
+
+def test_metric_trigger_is_a_fraction_and_80_is_refused_for_a_percent_metric(client, make_cluster):
+    cid = make_cluster()["id"]
+    response = client.post("/api/v1/autoscaling/policies", {**GOOD, "cluster_id": cid, "metric_trigger": 80})
+    assert response.status_code == 400 and "0.8 means 80%" in response.json["error"]
 
 
 @pytest.mark.parametrize(("change", "field"), [
     ({"min_replicas": 4}, "min_replicas"), ({"max_replicas": 0}, "max_replicas"), ({"min_replicas": -1}, "min_replicas"),
     ({"metric_type": "gpu"}, "metric_type"), ({"metric_type": None}, "metric_type"),
-    ({"metric_trigger": 0}, "metric_trigger"), ({"metric_trigger": 101}, "metric_trigger"),
+    ({"metric_trigger": -0.5}, "metric_trigger"), ({"metric_trigger": 1.01}, "metric_trigger"),
     ({"metric_trigger": "high"}, "metric_trigger"), ({"type": "magic"}, "type"),
     ({"type": "time_of_day"}, "time_window"), ({"type": "time_of_day", "time_window": "9-5"}, "time_window"),
     ({"type": "time_of_day", "time_window": "25:00-26:00"}, "time_window"),
     ({"type": "time_of_day", "time_window": "10:00-10:00"}, "time_window"),
-    ({"type": "cost"}, "cost_limit"), ({"type": "cost", "cost_limit": -1}, "cost_limit"),
+    ({"type": "cost", "cost_limit": 0}, "cost_limit"), ({"type": "cost", "cost_limit": -1}, "cost_limit"),
     ({"min_replicas": "1"}, "min_replicas"), ({"enabled": "yes"}, "enabled"), ({"bogus": 1}, "bogus"),
     ({"cluster_id": None}, "cluster_id"), ({"name": ""}, "name"), ({"cooldown_seconds": -5}, "cooldown_seconds"),
 ])
@@ -120,7 +145,7 @@ def test_bad_update_is_400_and_changes_nothing(client, make_cluster):
     cid = make_cluster()["id"]
     policy = client.post("/api/v1/autoscaling/policies", {**GOOD, "cluster_id": cid}).json
     for body, field in [({"min_replicas": 9}, "min_replicas"), ({"metric_type": "gpu"}, "metric_type"),
-                        ({"cluster_id": cid}, "cluster_id"), ({"metric_trigger": 500}, "metric_trigger")]:
+                        ({"cluster_id": "cluster-other"}, "cluster_id"), ({"metric_trigger": 5}, "metric_trigger")]:
         response = client.put(f"/api/v1/autoscaling/policies/{policy['id']}", body)
         assert response.status_code == 400 and field in response.json["error"], response.json
     assert client.get(f"/api/v1/autoscaling/policies/{policy['id']}").json == policy
@@ -156,21 +181,22 @@ def test_evaluate_enqueues_one_scale_job_for_that_cluster_then_cools_down(client
     assert result.status_code == 200
     body = result.json
     assert (body["cluster_id"], body["evaluated"]) == (cid, 1)
-    [action] = body["actions"]
+    [action] = body["scale_actions"]
+    assert body["actions"] == [f"policy:{action['policy_id']} -> {action['action']} ({action['reason']})"]
     assert (action["action"], action["current"], action["target"], action["policy_id"]) == ("scale_up", 2, 3, policy["id"])
     assert body["decisions"] == [action]
 
     assert job_queue.sent_job_ids() == [action["job_id"]]
     job = client.get(f"/api/v1/jobs/{action['job_id']}").json["job"]
     assert job["type"] == "scale" and job["cluster_id"] == cid and job["status"] == "queued"
-    assert {k: job["parameters"][k] for k in ("cluster_id", "replicas", "min_replicas", "max_replicas")} == {
+    assert {k: json.loads(job["parameters"])[k] for k in ("cluster_id", "replicas", "min_replicas", "max_replicas")} == {
         "cluster_id": cid, "replicas": "3", "min_replicas": "1", "max_replicas": "3"}
 
     again = client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}").json
     assert again["actions"] == [] and again["decisions"][0]["reason"].startswith("cool-down")
     assert len(job_queue.messages) == 1
     assert client.post(f"/api/v1/autoscaling/evaluate?cluster_id={other}").json == {
-        "cluster_id": other, "evaluated": 0, "actions": [], "decisions": []}
+        "cluster_id": other, "evaluated": 0, "actions": [], "scale_actions": [], "decisions": []}
 
 
 def test_disabled_policies_and_no_metrics_take_no_action(client, make_cluster, job_queue):
@@ -246,7 +272,7 @@ def test_a_failed_enqueue_gives_the_claim_back(client, make_cluster, job_queue):
     job_queue.fail_with = RuntimeError("queue down")
     assert client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}").status_code == 503
     job_queue.fail_with = None
-    assert len(client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}").json["actions"]) == 1
+    assert len(client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}").json["scale_actions"]) == 1
 
 
 def test_cost_policy_uses_the_clusters_bill(client, make_cluster, job_queue, catalog):
@@ -255,9 +281,9 @@ def test_cost_policy_uses_the_clusters_bill(client, make_cluster, job_queue, cat
         add_droplet(cid)  # 3 x 0.05 = 0.15/h
     client.post("/api/v1/autoscaling/policies", {"cluster_id": cid, "name": "budget", "type": "cost",
                                                  "min_replicas": 1, "max_replicas": 5, "cost_limit": 0.1})
-    [action] = client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}").json["actions"]
+    [action] = client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}").json["scale_actions"]
     assert (action["action"], action["target"]) == ("scale_down", 2)
-    assert action["reason"] == "hourly cost 0.15 exceeds the cost_limit 0.1000"
+    assert action["reason"] == "hourly cost 0.1500 exceeds the cost_limit 0.1000"
 
 
 def test_scheduled_autoscaler_and_threshold_hook_use_the_same_path(client, make_cluster, job_queue, catalog):

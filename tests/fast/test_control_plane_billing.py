@@ -34,11 +34,11 @@ def test_cluster_bill_by_hand(catalog, make_cluster):
 
     bill = BillingService().cluster_bill(cid, now=NOW)
     assert (bill.droplet_count, bill.hourly_cost, bill.monthly_cost, bill.accrued_cost) == (
-        4, "1.67", "1202.40", "1.84")  # 1.67 = 0.05 + 0.24 + 1.28 + 0.10; 1202.40 = 1.67 x 720
+        4, "1.6700", "1202.40", "1.84")  # 1.67 = 0.05 + 0.24 + 1.28 + 0.10 (hourly: 4 decimals); 1202.40 = 1.67 x 720
     # oldest first
     assert [(d.provider, d.hourly_cost, d.active_hours, d.accrued_cost) for d in bill.droplets] == [
-        ("simulated", "0.05", "10.00", "0.50"), ("digitalocean", "0.24", "2.50", "0.60"),
-        ("legacy", "0.10", "1.00", "0.10"), ("aws", "1.28", "0.50", "0.64")]
+        ("simulated", "0.0500", "10.00", "0.50"), ("digitalocean", "0.2400", "2.50", "0.60"),
+        ("legacy", "0.1000", "1.00", "0.10"), ("aws", "1.2800", "0.50", "0.64")]
 
 
 def test_rounding_happens_once_on_the_totals(client, catalog, make_cluster):
@@ -48,9 +48,10 @@ def test_rounding_happens_once_on_the_totals(client, catalog, make_cluster):
     for _ in range(3):
         add_droplet(cid, provider="cheap", created_at=hours_ago(1))
     bill = BillingService().cluster_bill(cid, now=NOW)
-    # 3 x 0.005 = 0.015 -> "0.02" (half up on the total; rounding each part first would give 0.03 or 0.00)
-    assert (bill.hourly_cost, bill.monthly_cost, bill.accrued_cost) == ("0.02", "10.80", "0.02")
-    assert [d.hourly_cost for d in bill.droplets] == ["0.01"] * 3  # 0.005 per line, shown half up
+    # 3 x 0.005 = 0.015 (hourly: the original's 4 decimals); the 2-decimal totals round half up once, on the
+    # total (rounding each part first would give 0.03 or 0.00)
+    assert (bill.hourly_cost, bill.monthly_cost, bill.accrued_cost) == ("0.0150", "10.80", "0.02")
+    assert [d.hourly_cost for d in bill.droplets] == ["0.0050"] * 3
 
 
 @pytest.mark.parametrize(("value", "text"), [(Decimal("0.125"), "0.13"), (Decimal("0.124999"), "0.12"),
@@ -63,18 +64,18 @@ def test_billing_route_happy_path_and_empty_cluster(client, catalog, make_cluste
     cid = make_cluster()["id"]
     empty = client.get(f"/api/v1/billing/cluster?cluster_id={cid}")
     assert empty.status_code == 200 and empty.json == {
-        "cluster_id": cid, "droplet_count": 0, "hourly_cost": "0.00", "monthly_cost": "0.00",
+        "cluster_id": cid, "droplet_count": 0, "hourly_cost": "0.0000", "monthly_cost": "0.00",
         "accrued_cost": "0.00", "droplets": []}
     add_droplet(cid, provider="simulated", size="s-2vcpu-2gb",
                 created_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
     bill = client.get(f"/api/v1/billing/cluster?cluster_id={cid}").json
     # 0.05 x 3 = 0.15/h; 0.15 x 720 = 108.00/month; 2 h -> 0.30
     assert (bill["droplet_count"], bill["hourly_cost"], bill["monthly_cost"], bill["accrued_cost"]) == (
-        1, "0.15", "108.00", "0.30")
+        1, "0.1500", "108.00", "0.30")
 
 
 @pytest.mark.parametrize(("query", "status", "field"), [
-    ("", 400, "cluster_id"), ("?cluster_id=", 400, "cluster_id"), ("?cluster_id=x&y=1", 400, "y"),
+    ("", 400, "cluster_id"), ("?cluster_id=", 400, "cluster_id"), ("?cluster_id=x&y=1", 404, "Cluster"),
     ("?cluster_id=cluster-missing", 404, "Cluster"),
 ])
 def test_billing_bad_input(client, query, status, field):

@@ -30,7 +30,7 @@ class Recorder:
 def start(client, cluster_id, strategy="canary", target=100, version="v2.0.1"):
     response = client.post("/api/v1/deployments/start", {"cluster_id": cluster_id, "version": version,
                                                          "strategy": strategy, "target_percent": target})
-    assert response.status_code == 200, response.json
+    assert response.status_code == 201, response.json  # a create, as in the original
     return response.json
 
 
@@ -41,10 +41,10 @@ def test_start_stores_a_pending_deployment_and_enqueues_its_job(client, make_clu
     assert (deployment["plan"], deployment["current_percent"], deployment["logs"]) == ([10, 50, 100], 0, [])
     assert job_queue.sent_job_ids() == [deployment["job_id"]]
     job = client.get(f"/api/v1/jobs/{deployment['job_id']}").json["job"]
-    assert job["type"] == "deploy" and job["parameters"] == {
+    assert job["type"] == "deploy" and json.loads(job["parameters"]) == {
         "cluster_id": cid, "deployment_id": deployment["id"], "action": "rollout"}
     assert client.get(f"/api/v1/deployments/{deployment['id']}").json == deployment
-    assert client.get(f"/api/v1/deployments?cluster_id={cid}").json == [deployment]
+    assert client.get(f"/api/v1/deployments?cluster_id={cid}").json == {"items": [deployment]}
 
 
 def test_a_rollout_runs_every_step_logged_and_emitted(client, make_cluster, job_queue):
@@ -55,10 +55,13 @@ def test_a_rollout_runs_every_step_logged_and_emitted(client, make_cluster, job_
     result = service.run_job({"deployment_id": deployment["id"], "action": "rollout"})
     assert result == {"deployment_id": deployment["id"], "status": "succeeded", "current_percent": 75}
     got = client.get(f"/api/v1/deployments/{deployment['id']}").json
-    assert (got["status"], got["current_percent"]) == ("succeeded", 75)
-    assert [(s["step"], s["action"], s["percent"], s["status"]) for s in got["logs"]] == [
+    assert (got["status"], got["current_percent"]) == ("rolled_out", 75)  # the original's word for succeeded
+    assert [(s["step"], s["action"], s["percent"], s["status"]) for s in got["log_entries"]] == [
         (1, "rollout", 25, "succeeded"), (2, "rollout", 50, "succeeded"), (3, "rollout", 75, "succeeded")]
-    assert got["logs"][0]["message"] == "step 1: rolling 25% of traffic on v2.0.1"
+    assert got["log_entries"][0]["message"] == "step 1: rolling 25% of traffic on v2.0.1"
+    # `logs` as the original sent them: lines of text; `started_at` as well as our created_at
+    assert got["logs"][0] == "rollout step 1 - 25% succeeded: step 1: rolling 25% of traffic on v2.0.1"
+    assert got["started_at"] == got["created_at"] == deployment["started_at"]
     assert events.events == [("deployment_started", None, None, None), ("deployment_step", 1, "rollout", 25),
                              ("deployment_step", 2, "rollout", 50), ("deployment_step", 3, "rollout", 75),
                              ("deployment_succeeded", None, None, None)]
@@ -80,19 +83,20 @@ def test_canary_failing_at_step_two_stops_and_is_rolled_back(client, make_cluste
     failed = client.get(f"/api/v1/deployments/{deployment['id']}").json
     assert (failed["status"], failed["current_percent"]) == ("failed", 10)
     assert failed["reason"] == "step 2: error rate 7.5% above 5% at 50% traffic"
-    assert [(s["step"], s["percent"], s["status"]) for s in failed["logs"]] == [(1, 10, "succeeded"), (2, 50, "failed")]
+    assert [(s["step"], s["percent"], s["status"]) for s in failed["log_entries"]] == [(1, 10, "succeeded"), (2, 50, "failed")]
 
     rolled = client.post(f"/api/v1/deployments/{deployment['id']}/rollback")
     assert rolled.status_code == 200 and rolled.json["status"] == "rolling_back"
+    assert rolled.json["ok"] is True and rolled.json["rolled_back"] == deployment["id"]  # the original's answer
     rollback_job = client.get(f"/api/v1/jobs/{rolled.json['job_id']}").json["job"]
-    assert rollback_job["parameters"]["action"] == "rollback" and rollback_job["id"] in job_queue.sent_job_ids()
+    assert json.loads(rollback_job["parameters"])["action"] == "rollback" and rollback_job["id"] in job_queue.sent_job_ids()
     # a second rollback request while one is under way is refused
     assert client.post(f"/api/v1/deployments/{deployment['id']}/rollback").status_code == 409
 
-    assert service.run_job(rollback_job["parameters"])["status"] == "rolled_back"
+    assert service.run_job(json.loads(rollback_job["parameters"]))["status"] == "rolled_back"
     done = client.get(f"/api/v1/deployments/{deployment['id']}").json
     assert (done["status"], done["current_percent"]) == ("rolled_back", 0)
-    assert [(s["step"], s["action"], s["percent"], s["status"]) for s in done["logs"]] == [
+    assert [(s["step"], s["action"], s["percent"], s["status"]) for s in done["log_entries"]] == [
         (1, "rollout", 10, "succeeded"), (2, "rollout", 50, "failed"), (1, "rollback", 0, "succeeded")]
     assert events.events[-3:] == [("deployment_failed", 2, None, None), ("deployment_step", 1, "rollback", 0),
                                   ("deployment_rolled_back", None, None, None)]

@@ -3,6 +3,8 @@ replacement on the target provider before it retires the old droplet, so the clu
 active droplets."""
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 
 import pytest
@@ -54,7 +56,7 @@ def test_post_migration_enqueues_a_migrate_job(client, catalog, make_cluster, jo
     got = client.get(f"/api/v1/jobs/{body['job_id']}")
     assert got.status_code == 200, (got.status_code, got.json)
     job = got.json["job"]
-    assert job["type"] == "migrate" and job["parameters"] == {
+    assert job["type"] == "migrate" and json.loads(job["parameters"]) == {
         "cluster_id": cid, "droplet_id": droplet["id"], "target_provider": "digitalocean"}
 
 

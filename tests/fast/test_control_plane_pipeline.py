@@ -54,8 +54,8 @@ def test_a_deployment_runs_through_the_job_worker_and_emits_its_steps(client, ma
                                                            "target_percent": 100}).json
     worker(job_queue)
     done = client.get(f"/api/v1/deployments/{deployment['id']}").json
-    assert (done["status"], done["current_percent"]) == ("succeeded", 100)
-    assert [(s["step"], s["percent"]) for s in done["logs"]] == [(1, 10), (2, 50), (3, 100)]
+    assert (done["status"], done["current_percent"]) == ("rolled_out", 100)
+    assert [(s["step"], s["percent"]) for s in done["log_entries"]] == [(1, 10), (2, 50), (3, 100)]
     assert client.get(f"/api/v1/jobs/{deployment['job_id']}").json["job"]["status"] == "completed"
     events = deployment_events(deployment["id"], "deployment_succeeded")
     assert [e["type"] for e in events] == ["deployment_started"] + ["deployment_step"] * 3 + ["deployment_succeeded"]
@@ -65,7 +65,7 @@ def test_a_deployment_runs_through_the_job_worker_and_emits_its_steps(client, ma
     worker(job_queue)
     back = client.get(f"/api/v1/deployments/{deployment['id']}").json
     assert (back["status"], back["current_percent"]) == ("rolled_back", 0)
-    assert [(s["step"], s["action"]) for s in back["logs"][3:]] == [(3, "rollback"), (2, "rollback"), (1, "rollback")]
+    assert [(s["step"], s["action"]) for s in back["log_entries"][3:]] == [(3, "rollback"), (2, "rollback"), (1, "rollback")]
     assert client.get(f"/api/v1/jobs/{rolled['job_id']}").json["job"]["status"] == "completed"
 
 
@@ -80,7 +80,7 @@ def test_a_migration_runs_through_the_job_worker(client, catalog, make_cluster, 
         worker(job_queue)
         job = client.get(f"/api/v1/jobs/{accepted['job_id']}").json["job"]
         assert job["status"] == "completed", job
-        new = DropletRepository().get(job["result"]["new_droplet_id"])
+        new = DropletRepository().get(json.loads(job["result"])["new_droplet_id"])
         assert (new["provider"], new["status"], new["region"]) == ("aws", "active", "nyc1")
         assert DropletRepository().get(droplet["id"])["status"] == "deleted"
         assert client.get(f"/api/v1/clusters/{cid}").json["cluster"]["droplets"] == [new["id"]]
@@ -97,8 +97,8 @@ def test_an_autoscaler_action_adds_exactly_one_droplet_to_that_cluster(client, m
                               timestamp=dt.datetime.now(dt.timezone.utc))
     client.post("/api/v1/autoscaling/policies", {"cluster_id": cid, "name": "cpu", "type": "metrics",
                                                  "min_replicas": 1, "max_replicas": 5, "metric_type": "cpu",
-                                                 "metric_trigger": 80})
-    [action] = client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}").json["actions"]
+                                                 "metric_trigger": 0.8})
+    [action] = client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}").json["scale_actions"]
     client.post(f"/api/v1/autoscaling/evaluate?cluster_id={cid}")  # in the cool-down: nothing more
     worker(job_queue)
     assert client.get(f"/api/v1/jobs/{action['job_id']}").json["job"]["status"] == "completed"

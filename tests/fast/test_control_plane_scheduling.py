@@ -12,11 +12,12 @@ from chalicelib.services.scheduling import choose
 
 def test_hello_greets_by_name(client):
     response = client.post("/api/v1/hello", {"name": "  Ada "})
-    assert response.status_code == 200 and response.json == {"message": "Hello, Ada!"}
+    assert response.status_code == 200 and response.json == {"message": "Hello, Ada from ClusterGenie!"}
+    # As the original: the name is optional (the console's "online" check needs only a 2xx).
+    assert client.post("/api/v1/hello", {}).json == {"message": "Hello,  from ClusterGenie!"}
 
 
-@pytest.mark.parametrize(("body", "field"), [({}, "name"), ({"name": ""}, "name"), ({"name": 5}, "name"),
-                                             ({"name": "a", "x": 1}, "x")])
+@pytest.mark.parametrize(("body", "field"), [({"name": 5}, "name"), ({"name": "a", "x": 1}, "x")])
 def test_hello_refuses_bad_input(client, body, field):
     response = client.post("/api/v1/hello", body)
     assert response.status_code == 400 and field in response.json["error"]
@@ -25,8 +26,8 @@ def test_hello_refuses_bad_input(client, body, field):
 def test_providers_are_seeded_by_the_migration(client, catalog):
     listed = client.get("/api/v1/providers")
     assert listed.status_code == 200
-    assert {p["name"]: p for p in listed.json} == {
-        name: {"name": name, **{k: v for k, v in p.items() if k != "price_per_hour"},
+    assert {p["name"]: p for p in listed.json["items"]} == {
+        name: {"id": name, "name": name, **{k: v for k, v in p.items() if k != "price_per_hour"},
                "price_per_hour": float(p["price_per_hour"])}
         for name, p in SEEDED.items()
     }
@@ -36,10 +37,14 @@ def test_post_provider_creates_then_replaces(client, catalog):
     body = {"name": "hetzner", "regions": ["fra1", "ams3"], "capacity": 10, "used": 2,
             "classes": ["s-1vcpu-1gb"], "price_per_hour": 0.0125}
     created = client.post("/api/v1/providers", body)
-    assert created.status_code == 200 and created.json == body
+    assert created.status_code == 201 and created.json == {"id": "hetzner", **body}
     replaced = client.post("/api/v1/providers", {**body, "used": 10, "price_per_hour": "0.02"})
     assert replaced.json["used"] == 10 and replaced.json["price_per_hour"] == 0.02
-    assert [p for p in client.get("/api/v1/providers").json if p["name"] == "hetzner"] == [replaced.json]
+    assert [p for p in client.get("/api/v1/providers").json["items"] if p["name"] == "hetzner"] == [replaced.json]
+    # The original console's form has no price: the provider gets the original's default droplet-hour price.
+    unpriced = client.post("/api/v1/providers", {"name": "console", "regions": ["nyc3"], "capacity": 3,
+                                                 "classes": ["s-1vcpu-1gb"]})
+    assert unpriced.status_code == 201 and unpriced.json["price_per_hour"] == 0.05
 
 
 GOOD_PROVIDER = {"name": "p1", "regions": ["nyc3"], "capacity": 5, "classes": ["s-1vcpu-1gb"], "price_per_hour": 0.05}
@@ -64,7 +69,7 @@ def test_schedule_picks_the_cheapest_provider_in_the_clusters_region(client, cat
     response = client.post("/api/v1/schedule", {"cluster_id": cluster["id"]})
     assert response.status_code == 200
     body = response.json
-    assert (body["provider"], body["region"]) == ("simulated", "nyc3")
+    assert (body["provider"]["name"], body["region"]) == ("simulated", "nyc3")  # the full entry, as the original
     assert body["reasons"] == ["simulated: lowest price among eligible providers (0.050000/h)",
                                "region nyc3: the cluster's own region"]
     assert [c["provider"] for c in body["candidates"]] == ["simulated", "digitalocean", "aws"]
@@ -73,10 +78,13 @@ def test_schedule_picks_the_cheapest_provider_in_the_clusters_region(client, cat
 def test_schedule_honours_preferred_and_avoided_providers(client, catalog, make_cluster):
     cluster = make_cluster(region="nyc3")
     preferred = client.post("/api/v1/schedule", {"cluster_id": cluster["id"], "preferred_provider": "aws"}).json
-    assert (preferred["provider"], preferred["region"]) == ("aws", "nyc1")
+    assert (preferred["provider"]["name"], preferred["region"]) == ("aws", "nyc1")
     assert preferred["reasons"][1] == "region nyc1: aws does not serve the cluster's region nyc3"
     avoided = client.post("/api/v1/schedule", {"cluster_id": cluster["id"], "avoid_provider": "simulated"}).json
-    assert avoided["provider"] == "digitalocean"
+    assert avoided["provider"]["name"] == "digitalocean"
+    # The original console sends "" for a provider it does not prefer or avoid: the same as not sending it.
+    blank = client.post("/api/v1/schedule", {"cluster_id": cluster["id"], "preferred_provider": "", "avoid_provider": ""})
+    assert blank.status_code == 200 and blank.json["provider"]["name"] == "simulated"
     assert avoided["candidates"][0] == {"provider": "simulated", "eligible": False, "price_per_hour": 0.05,
                                         "region": "nyc3", "reason": "avoided by the request"}
 

@@ -203,7 +203,7 @@ def test_threshold_burst_on_a_cluster_with_a_policy_lets_the_policy_decide(handl
         DropletRepository().create(name=f"d{n}", region="nyc3", size="s-1vcpu-1gb", image="ubuntu-22-04-x64",
                                    provider="simulated", cluster_id=cluster_id, status="active")
     created = client.post("/api/v1/autoscaling/policies", {"name": "cpu-high", "type": "metrics", "min_replicas": 1,
-                                                           "max_replicas": 4, "metric_type": "cpu", "metric_trigger": 80,
+                                                           "max_replicas": 4, "metric_type": "cpu", "metric_trigger": 0.8,
                                                            "cluster_id": cluster_id})
     assert created.status_code == 201, created.json
     handle(batch_of([envelope("telemetry", cluster_id, payload={"cpu": 93}),

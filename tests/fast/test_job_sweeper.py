@@ -19,7 +19,7 @@ def test_a_job_stuck_in_processing_is_failed_and_a_fresh_one_is_left(client, mak
     assert result["stuck"] == 1
     jobs = {i: client.get(f"/api/v1/jobs/{i}").json["job"] for i in ids}
     assert jobs[stuck]["status"] == "failed" and "while processing" in jobs[stuck]["error"]
-    assert jobs[fresh]["status"] == "processing" and jobs[queued]["status"] == "queued"
+    assert jobs[fresh]["status"] == "running" and jobs[queued]["status"] == "queued"  # `processing` on the wire
     assert job_sweeper.sweep()["stuck"] == 0  # nothing left to sweep
 
 

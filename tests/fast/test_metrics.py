@@ -76,11 +76,12 @@ def test_http_requests_are_counted_by_route_template_and_status(client, make_clu
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     text = response.body.decode()
-    route = "/api/v1/clusters/{cluster_id}"
-    assert value(text, "clustergenie_http_requests_total", method="GET", route=route, status="200") == 1
-    assert value(text, "clustergenie_http_requests_total", method="GET", route=route, status="404") == 1
-    assert value(text, "clustergenie_http_request_duration_seconds_count", method="GET", route=route) == 2
-    assert value(text, "clustergenie_http_requests_total", method="POST", route="/api/v1/clusters", status="201") == 1
+    route, path = "/api/v1/clusters/{cluster_id}", "/api/v1/clusters/:cluster_id"  # path: the original's label
+    assert value(text, "clustergenie_http_requests_total", method="GET", route=route, status="200", path=path) == 1
+    assert value(text, "clustergenie_http_requests_total", method="GET", route=route, status="404", path=path) == 1
+    assert value(text, "clustergenie_http_request_duration_seconds_count", method="GET", route=route, path=path) == 2
+    assert value(text, "clustergenie_http_requests_total", method="POST", route="/api/v1/clusters", status="201",
+                 path="/api/v1/clusters") == 1
     # Jobs by status are read from the database at scrape, every status present.
     assert value(text, "clustergenie_jobs", status="queued") == 0
 
@@ -90,7 +91,8 @@ def test_rate_limit_denials_reach_the_aggregate(client, fresh_metrics):
         client.post("/api/v1/jobs", {"type": "monitor", "parameters": {}}, headers={"X-User-ID": "metrics-test"})
     text = render_without_scrape_readings()
     assert value(text, "clustergenie_rate_limit_exceeded_total", name="jobs_create", scope_type="user") >= 1
-    assert value(text, "clustergenie_http_requests_total", method="POST", route="/api/v1/jobs", status="429") >= 1
+    assert value(text, "clustergenie_http_requests_total", method="POST", route="/api/v1/jobs", status="429",
+                 path="/api/v1/jobs") >= 1
 
 
 def test_scrape_readings_are_served_and_a_failing_one_is_counted(fresh_metrics):
@@ -203,3 +205,37 @@ def test_a_job_run_interrupted_by_an_outage_is_counted_as_retried_then_completed
     text = render_without_scrape_readings()
     assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="retried") == 1
     assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="completed") == 1
+
+
+def test_the_originals_job_and_worker_pool_metric_names_are_served(fresh_metrics, client):
+    # The original's dashboards and rules (api-v1-wire.md §6) query these names and labels.
+    metrics.observe_job("provision", "completed", 0.3)
+    metrics.observe_job("scale", "failed", 2.0)
+    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=lambda: 0,
+                                               job_queue=lambda: (7, 2))
+    text = exposition.render([exposition.AggregatedCollector(_redis()), collector]).decode()
+    assert value(text, "clustergenie_jobs_processed_total", job_type="provision", status="completed") == 1
+    assert value(text, "clustergenie_jobs_processed_total", job_type="scale", status="failed") == 1
+    assert value(text, "clustergenie_job_processing_seconds_bucket", job_type="provision", status="completed", le="0.5") == 1
+    assert value(text, "clustergenie_job_processing_seconds_bucket", job_type="provision", status="completed", le="0.25") == 0
+    assert value(text, "clustergenie_workerpool_queue_length") == 7
+    assert value(text, "clustergenie_workerpool_active_workers") == 2
+    assert value(text, "clustergenie_workerpool_worker_count") == 10
+    # HEAD /metrics is answered (the original answered any method), without a body
+    head = client.request("HEAD", "/metrics")
+    assert head.status_code == 200 and not head.body and head.headers["Content-Type"].startswith("text/plain")
+
+
+def test_series_recorded_under_an_older_label_set_are_skipped_not_fatal(fresh_metrics):
+    # A deploy that adds a label (as `path` was) leaves the old series in Redis: the page must still render.
+    from chalicelib.redis_client import get_redis
+
+    get_redis().hset(metrics.COUNTS_KEY, metrics.field("clustergenie_http_requests_total", "", ("GET", "/x", "200")), 3)
+    text = exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
+    assert value(text, "clustergenie_http_requests_total", method="GET", route="/x", status="200") is None
+
+
+def _redis():
+    from chalicelib.redis_client import get_redis
+
+    return get_redis()

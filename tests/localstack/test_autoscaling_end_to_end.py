@@ -39,7 +39,7 @@ def test_a_burst_of_high_cpu_telemetry_adds_exactly_one_droplet(stack, app_db, f
     try:
         status, policy = post(stack["api_url"] + "/api/v1/autoscaling/policies", {
             "cluster_id": cluster_id, "name": "cpu-high", "type": "metrics", "min_replicas": 1, "max_replicas": 5,
-            "metric_type": "cpu", "metric_trigger": 80, "cooldown_seconds": 3600})
+            "metric_type": "cpu", "metric_trigger": 0.8, "cooldown_seconds": 3600})
         assert status == 201, policy
 
         # From here on, only events.

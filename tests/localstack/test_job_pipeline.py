@@ -175,7 +175,7 @@ def test_a_provision_job_goes_from_post_to_completed_with_a_droplet_and_its_even
 
     [droplet] = droplets(app_db, cluster)
     assert droplet["status"] == "active" and droplet["ip_address"].startswith("10.")
-    assert done["result"]["droplet_id"] == droplet["id"]
+    assert json.loads(done["result"])["droplet_id"] == droplet["id"]  # `result` is JSON text on the wire
 
     stream = events(job_id, "job_completed")
     types = [e["type"] for e in stream]

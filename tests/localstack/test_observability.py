@@ -65,16 +65,16 @@ def prom_query(expr: str) -> list[dict]:
 
 
 def test_http_counters_add_up_across_concurrent_api_instances(stack):
-    route = "/api/v1/jobs/{job_id}/logs"
-    before = sample(scrape(stack), "clustergenie_http_requests_total", method="GET", route=route, status="404")
+    route, path = "/api/v1/jobs/{job_id}/logs", "/api/v1/jobs/:job_id/logs"
+    before = sample(scrape(stack), "clustergenie_http_requests_total", method="GET", route=route, status="404", path=path)
     n = 40
     url = f"{stack['api_url'].rstrip('/')}/api/v1/jobs/job-none-{time.time_ns()}/logs"
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda _: http("GET", url)[0], range(n)))
     assert statuses == [404] * n
     after = scrape(stack)
-    assert sample(after, "clustergenie_http_requests_total", method="GET", route=route, status="404") - before == n
-    assert sample(after, "clustergenie_http_request_duration_seconds_count", method="GET", route=route) >= n
+    assert sample(after, "clustergenie_http_requests_total", method="GET", route=route, status="404", path=path) - before == n
+    assert sample(after, "clustergenie_http_request_duration_seconds_count", method="GET", route=route, path=path) >= n
 
 
 def test_exporter_gauges_reach_the_pushgateway_and_prometheus(stack, aws, app_db, function_env, unique):
