@@ -177,7 +177,12 @@ def test_a_dead_broker_never_blocks_logging_and_drops_are_counted(fresh_rate_lim
 
     text = exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
     dropped = [x for x in text.splitlines() if x.startswith('clustergenie_log_lines_dropped_total{reason="queue_full"}')]
-    assert dropped and float(dropped[0].split()[-1]) >= 1800
+    # The sender takes what the queue holds (at most 100) once per linger period while the loop runs, and drops
+    # it as broker_unreachable; every other line must be counted as a queue_full drop.
+    from chalicelib.logs.shipping import LINGER_SECONDS
+
+    accepted_at_most = 100 * (2 + int(elapsed / LINGER_SECONDS))
+    assert dropped and float(dropped[0].split()[-1]) >= 2000 - accepted_at_most
 
 
 def test_lines_are_pushed_to_loki_when_configured(clean_logs, monkeypatch):
