@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import hashlib
 import os
 import subprocess
@@ -109,8 +110,25 @@ def cmd_up(cfg: StackConfig) -> None:
     say(f"{'prometheus':<12} {prometheus.reload()}")
     say(f"{'msk-bridge':<12} {Bridge(cfg).ensure()}")
     check_api(stack)
+    console_url = deploy_console(cfg, stack)
     say(f"stack up in {time.monotonic() - started:.1f}s")
-    print(f"\nAPI base URL: {stack['api_url']}\n  try: curl {stack['api_url'].rstrip('/')}/api/v1/clusters\n")
+    print(f"\nAPI base URL: {stack['api_url']}\n  try: curl {stack['api_url'].rstrip('/')}/api/v1/clusters\n"
+          f"Console:      {console_url}\n")
+
+
+def deploy_console(cfg: StackConfig, stack: dict) -> str:
+    """Build the console when its sources changed and publish it next to the API (devstack/console.py)."""
+    from devstack import console
+
+    started = time.monotonic()
+    dist, built = console.build(cfg)
+    url, published = console.publish(cfg, console.DEFAULT_BUCKET, stack["api_url"], dist)
+    say(f"{'console':<12} {built}; {published} ({time.monotonic() - started:.1f}s)")
+    stack_file = cfg.state_dir / "stack.json"
+    if stack.get("console_url") != url:
+        stack = {**stack_json(cfg), "console_url": url, "console_bucket": console.DEFAULT_BUCKET}
+        stack_file.write_text(json.dumps(stack, indent=2) + "\n")
+    return url
 
 
 def cmd_test(cfg: StackConfig, args: list[str]) -> int:
@@ -148,6 +166,8 @@ def cmd_status(cfg: StackConfig) -> None:
     stack = stack_json(cfg)
     if stack:
         print(f"\nAPI base URL: {stack.get('api_url')}")
+        if stack.get("console_url"):
+            print(f"Console:      {stack['console_url']}")
 
 
 def cmd_logs(cfg: StackConfig, args: list[str]) -> None:
