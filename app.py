@@ -6,6 +6,7 @@ pay for another's dependencies.
 """
 from chalice import Chalice, ConvertToMiddleware
 
+from chalicelib.cors import register_cors
 from chalicelib.http import register_error_handling
 from chalicelib.logs.context import register_log_context
 from chalicelib.metrics.middleware import register_metrics
@@ -17,6 +18,7 @@ app = Chalice(app_name="clustergenie", configure_logs=False)
 app.experimental_feature_flags.update({"BLUEPRINTS"})
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
 register_log_context(app)  # function, request_id (+ trace/job/cluster ids) on every line, after the clear above
+register_cors(app)  # outermost HTTP middleware: CORS headers and the request id on every response, errors included
 register_metrics(app)  # outside error handling: records the status the client gets; flushes every function
 register_error_handling(app)
 register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope
@@ -53,6 +55,10 @@ app.register_blueprint(autoscaling_bp, url_prefix="/api/v1")
 app.register_blueprint(deployments_bp, url_prefix="/api/v1")
 app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 app.register_blueprint(job_logs_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/logs
+
+from chalicelib.api.edge_routes import register_edge_routes  # noqa: E402
+
+register_edge_routes(app)  # last: OPTIONS preflights, 405s and 404 catch-alls derived from the routes above
 
 
 # --- SQS job queue -> job_worker -----------------------------------------------------------------------

@@ -23,6 +23,12 @@ class ValidationError(ClusterGenieError):
     status_code = 400
 
 
+class PayloadTooLargeError(ClusterGenieError):
+    """The request body is over the size limit; nothing was read further."""
+
+    status_code = 413
+
+
 class NotFoundError(ClusterGenieError):
     status_code = 404
 

@@ -12,7 +12,7 @@ import pydantic
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib.errors import ClusterGenieError, ValidationError
+from chalicelib.errors import ClusterGenieError, PayloadTooLargeError, ValidationError
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 
@@ -65,10 +65,10 @@ def caller_id(request: Request) -> str:
 
 
 def parse_body(request: Request, model: type[Model]) -> Model:
-    """Validate a JSON body into `model`; any problem (including a body over the size limit) is a 400 naming the field."""
+    """Validate a JSON body into `model`; any problem is a 400 naming the field (a body over the size limit: 413)."""
     raw = request.raw_body or b""
     if len(raw) > get_settings().max_body_bytes:
-        raise ValidationError(f"request body exceeds {get_settings().max_body_bytes} bytes")
+        raise PayloadTooLargeError(f"request body exceeds {get_settings().max_body_bytes} bytes")
     try:
         data = json.loads(raw) if raw.strip() else None
     except (ValueError, UnicodeDecodeError):

@@ -15,6 +15,15 @@ def _env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
+# Local development servers of the console (Vite's dev server and its preview), allowed by default.
+DEV_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:4173", "http://127.0.0.1:4173")
+
+
+def _origins(value: str) -> frozenset[str]:
+    # An origin has no path: a trailing slash pasted from a browser's address bar is dropped.
+    return frozenset(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     environment: str
@@ -53,6 +62,10 @@ class Settings:
     loki_url: str | None = None
     # How long the log store keeps lines (by the line's own timestamp); log_retention deletes older ones.
     log_retention_days: int = 7
+    # Origins whose pages may call the API from a browser (issue 12, `chalicelib.cors`): the comma-separated
+    # CG_CORS_ALLOWED_ORIGINS, or by default the console's own origin (CG_CONSOLE_ORIGIN, its S3 website URL)
+    # plus the usual local development servers. `*` is allowed but never combined with credentials.
+    cors_allowed_origins: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -85,6 +98,8 @@ class Settings:
             logs_to_kafka=_env("CG_LOGS_TO_KAFKA", "0").lower() not in ("0", "false", "no", "off"),
             loki_url=os.environ.get("LOKI_URL") or None,
             log_retention_days=int(_env("CG_LOG_RETENTION_DAYS", "7")),
+            cors_allowed_origins=_origins(_env("CG_CORS_ALLOWED_ORIGINS", ",".join(
+                [*DEV_ORIGINS, os.environ.get("CG_CONSOLE_ORIGIN", "")]))),
         )
 
 

@@ -37,7 +37,10 @@ JOBS_QUEUE = "clustergenie-jobs"
 JOBS_DLQ = "clustergenie-jobs-dlq"
 EVENT_FAILURES_QUEUE = "clustergenie-event-handler-failures"
 # Settings whose values depend on this machine's ports: copied from the environment into every function.
-PORT_SETTINGS = ("CG_DB_HOST", "CG_DB_PORT", "CG_REDIS_URL", "CG_KAFKA_BOOTSTRAP", "CG_PUSHGATEWAY_URL")
+PORT_SETTINGS = ("CG_DB_HOST", "CG_DB_PORT", "CG_REDIS_URL", "CG_KAFKA_BOOTSTRAP", "CG_PUSHGATEWAY_URL",
+                 "CG_CONSOLE_ORIGIN", "CG_CORS_ALLOWED_ORIGINS")
+# The console's S3 website on LocalStack (issue 14), whose pages call the API: a CORS origin by default.
+CONSOLE_BUCKET = "clustergenie-console"
 
 
 def say(msg: str) -> None:
@@ -62,6 +65,7 @@ def load_environment() -> str:
     os.environ["AWS_SECRET_ACCESS_KEY"] = "test"
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
+    os.environ.setdefault("CG_CONSOLE_ORIGIN", f"http://{CONSOLE_BUCKET}.s3-website.localhost.localstack.cloud:{port}")
     return endpoint
 
 
@@ -228,6 +232,20 @@ def point_environment_here(lam, function_name: str) -> None:
         wait_until_ready(lam, function_name)
 
 
+def apply_gateway_responses(apigateway) -> None:
+    """The GatewayResponses of infra/resources.json (`chalice deploy` has no place for them): API Gateway's own
+    errors in the v1 envelope. Issue 19's CloudFormation deploy of the packaged template replaces this."""
+    template = json.loads((ROOT / "infra" / "resources.json").read_text())
+    rest_api = next(r for r in deployed_resources() if r.get("resource_type") == "rest_api")
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::ApiGateway::GatewayResponse":
+            props = {k: v for k, v in resource["Properties"].items() if k != "RestApiId"}
+            apigateway.put_gateway_response(
+                restApiId=rest_api["rest_api_id"], responseType=props["ResponseType"],
+                **({"statusCode": props["StatusCode"]} if "StatusCode" in props else {}),
+                responseTemplates=props["ResponseTemplates"])
+
+
 def write_stack_json(endpoint: str, functions: dict[str, str], queues: dict[str, str]) -> dict:
     rest_api = next((r for r in deployed_resources() if r.get("resource_type") == "rest_api"), None)
     if rest_api is None:
@@ -267,6 +285,7 @@ def main() -> int:
     if "job_worker" not in functions:
         raise SystemExit(f"no job_worker among the deployed functions: {sorted(functions)}")
     enable_partial_batch_failures(aws["lambda"], functions["job_worker"])
+    apply_gateway_responses(aws["apigateway"])
     for name in functions.values():
         point_environment_here(aws["lambda"], name)
     stack = write_stack_json(endpoint, functions, queues)

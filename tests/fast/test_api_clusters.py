@@ -124,7 +124,7 @@ def test_create_cluster_rejects_malformed_bodies(client, snapshot, raw, needle):
 def test_oversized_body_is_refused_before_parsing(client, snapshot):
     before = snapshot()
     response = client.post("/api/v1/clusters", raw=b'{"name": "' + b"x" * 70_000 + b'", "region": "nyc3"}')
-    assert response.status_code == 400 and "exceeds" in response.json["error"]
+    assert response.status_code == 413 and "exceeds" in response.json["error"]
     assert snapshot() == before
 
 
