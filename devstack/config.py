@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+# The console's website bucket on LocalStack (devstack/console.py; issue 19 moves it into the CloudFormation stack).
+CONSOLE_BUCKET = "clustergenie-console"
 
 
 def _port(var: str, default: int) -> int:
@@ -98,6 +100,12 @@ class StackConfig:
             path.chmod(0o600)
         return path.read_text().strip()
 
+    @property
+    def console_origin(self) -> str:
+        """The console's S3 website on LocalStack (devstack/console.py). LocalStack serves website buckets
+        on `<bucket>.s3-website.<anything>`; browsers resolve `*.localhost` to the loopback without DNS."""
+        return f"http://{CONSOLE_BUCKET}.s3-website.localhost:{self.localstack_port}"
+
     def app_env(self) -> dict[str, str]:
         """The CG_* settings the app, the tests and the deploy script read (written to stack.env)."""
         return {
@@ -112,6 +120,8 @@ class StackConfig:
             "CG_PUSHGATEWAY_URL": f"http://{HOST}:{self.pushgateway_port}",
             "CG_PROMETHEUS_URL": f"http://{HOST}:{self.prometheus_port}",
             "CG_LOCALSTACK_PORT": str(self.localstack_port),
+            # The origin the API's CORS allows (issue 12): the console's website, as a browser sees it.
+            "CG_CONSOLE_ORIGIN": self.console_origin,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_DEFAULT_REGION": "us-east-1",
             # LocalStack accepts any credentials; these are its documented dummies, not secrets.

@@ -17,12 +17,12 @@ import pathlib
 import shutil
 import subprocess
 
-from devstack.config import ROOT, StackConfig
+from devstack.config import CONSOLE_BUCKET, ROOT, StackConfig
 from devstack.process import StackError
 
 CONSOLE_DIR = ROOT / "console"
 DIST_DIR = CONSOLE_DIR / "dist"
-DEFAULT_BUCKET = "clustergenie-console"
+DEFAULT_BUCKET = CONSOLE_BUCKET
 BUILD_INPUTS = ("index.html", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json", "src", "public")
 MIN_NODE = (20, 19)  # Vite 8's floor
 
