@@ -238,7 +238,7 @@ def apply_gateway_responses(apigateway) -> None:
     template = json.loads((ROOT / "infra" / "resources.json").read_text())
     rest_api = next(r for r in deployed_resources() if r.get("resource_type") == "rest_api")
     for resource in template["Resources"].values():
-        if resource.get("Type") == "AWS::ApiGateway::GatewayResponse":  # merge fragments carry no Type
+        if resource.get("Type") == "AWS::ApiGateway::GatewayResponse":
             props = {k: v for k, v in resource["Properties"].items() if k != "RestApiId"}
             apigateway.put_gateway_response(
                 restApiId=rest_api["rest_api_id"], responseType=props["ResponseType"],
