@@ -15,7 +15,9 @@ export interface Job { id: string; cluster_id: string; type: string; status: str
   started_at?: string | null; completed_at?: string | null; updated_at?: string }
 export interface JobPage { jobs: Job[]; page: number; page_size: number; total: number }
 export interface Metric { id: string | number; cluster_id: string; type: string; value: number; unit: string; timestamp: string }
-export interface LogLine { timestamp: string; function: string; level: string; message: string; line: unknown }
+export interface LogLine { timestamp: string; function: string; level: string; message: string;
+  /** The line's own fields (status change, progress, droplet...), without the logger's boilerplate. */
+  details: Record<string, unknown> }
 export interface Policy { id: string; cluster_id: string; name: string; type: string; enabled: boolean;
   min_replicas: number; max_replicas: number; metric_type?: string | null; metric_trigger?: number | null;
   time_window?: string | null; cost_limit?: number | null; cooldown_seconds?: number; version?: number; updated_at?: string }
@@ -121,11 +123,18 @@ function droplet(raw: Droplet & { cluster?: Cluster }): Droplet {
   return { ...raw, cluster_id: raw.cluster_id ?? raw.cluster?.id ?? null };
 }
 
+// Fields every Powertools line carries; what is left says what happened.
+const LOG_BOILERPLATE = new Set(["level", "location", "message", "timestamp", "service", "environment", "cold_start", "function",
+  "function_name", "function_memory_size", "function_arn", "function_request_id", "request_id", "xray_trace_id",
+  "correlation_id", "job_id", "trace_id", "sampling_rate"]);
+
 function logLine(raw: Record<string, unknown>): LogLine {
   const body = raw.line as Record<string, unknown> | string | undefined;
   const message = raw.message ?? (typeof body === "object" ? body?.message : body) ?? "";
-  return { timestamp: String(raw.ts ?? raw.timestamp ?? "").replace(" ", "T"), function: String(raw.function ?? ""), level: String(raw.level ?? ""),
-    message: String(message), line: body };
+  const details = typeof body === "object" && body
+    ? Object.fromEntries(Object.entries(body).filter(([k]) => !LOG_BOILERPLATE.has(k))) : {};
+  return { timestamp: String(raw.ts ?? raw.timestamp ?? "").replace(" ", "T"), function: String(raw.function ?? ""),
+    level: String(raw.level ?? ""), message: String(message), details };
 }
 
 function numberOr(value: unknown): number | null {

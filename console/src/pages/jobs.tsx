@@ -71,14 +71,40 @@ function clusterOf(job: Job): string {
   return params && typeof params === "object" && typeof params.cluster_id === "string" ? params.cluster_id : "";
 }
 
+/** A log line as an event: "job transition queued → processing (5%)", "job event applied: job_started". */
+function describe(line: LogLine): string {
+  const d = line.details;
+  let text = line.message;
+  if (d.from !== undefined && d.to !== undefined) text += ` ${d.from} → ${d.to}`;
+  if (d.event_type) text += `: ${d.event_type}`;
+  if (d.droplet_id) text += ` ${d.droplet_id}`;
+  if (typeof d.progress === "number") text += ` (${d.progress}%)`;
+  return text;
+}
+
+function detailsText(details: Record<string, unknown>): string {
+  return Object.entries(details).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ");
+}
+
 interface TimelineEntry { at: string; what: string; source?: string }
 
 function timeline(job: Job, logs: LogLine[]): TimelineEntry[] {
   const entries: TimelineEntry[] = [{ at: job.created_at, what: "created (queued)", source: "api" }];
   if (job.started_at) entries.push({ at: job.started_at, what: "processing started", source: "worker" });
-  for (const line of logs) if (line.timestamp) entries.push({ at: line.timestamp, what: line.message, source: line.function });
+  for (const line of logs) if (line.timestamp) entries.push({ at: line.timestamp, what: describe(line), source: line.function });
   if (job.completed_at) entries.push({ at: job.completed_at, what: job.status, source: "worker" });
   return entries.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+}
+
+const LOG_GRACE_MS = 60_000;
+
+/** The job ended and its log lines caught up: log shipping is asynchronous, so the lines of the job's last
+ * moments arrive a little after its status; polling goes on until a line from its end has arrived (or a minute). */
+function settled({ job, logs }: { job: Job; logs: LogLine[] }): boolean {
+  if (!FINAL.has(job.status)) return false;
+  const end = Date.parse(job.completed_at ?? job.updated_at ?? "");
+  if (!Number.isFinite(end) || Date.now() - end > LOG_GRACE_MS) return true;
+  return logs.some((l) => Date.parse(l.timestamp) >= end);
 }
 
 export function JobDetail({ id }: { id: string }) {
@@ -86,8 +112,9 @@ export function JobDetail({ id }: { id: string }) {
   const state = usePoll(async () => {
     const [job, logs] = await Promise.all([api.getJob(id), api.jobLogs(id).catch(() => [] as LogLine[])]);
     return { job, logs };
-  }, (d) => FINAL.has(d.job.status), [id]);
+  }, settled, [id]);
   const live = state.data && !FINAL.has(state.data.job.status);
+  const settling = state.data && !live && !settled(state.data);
   return (
     <Page title={`Job ${id}`}>
       <Loaded state={state}>
@@ -102,7 +129,7 @@ export function JobDetail({ id }: { id: string }) {
               <div><dt>Trace</dt><dd class="small">{job.trace_id ?? "—"}</dd></div>
             </dl>
             <Progress value={job.progress} label="Job progress" />
-            <p class="muted small" role="status" aria-live="polite">{live ? "Updating live…" : "Finished; no longer updating."}</p>
+            <p class="muted small" role="status" aria-live="polite">{live ? "Updating live…" : settling ? "Finished; collecting its last log lines…" : "Finished; no longer updating."}</p>
             {job.error ? <div class="error" role="alert">{job.error}</div> : null}
             <div class="grid2">
               <section aria-labelledby="h-params"><h2 id="h-params">Parameters</h2><pre>{pretty(job.parameters)}</pre></section>
@@ -114,7 +141,7 @@ export function JobDetail({ id }: { id: string }) {
             </ol>
             <h2>Log lines</h2>
             {logs.length === 0 ? <p class="empty">No log lines yet.</p> : (
-              <pre class="logs" data-testid="job-logs">{logs.map((l) => `${l.timestamp} ${l.level.padEnd(7)} ${l.function}: ${l.message}`).join("\n")}</pre>
+              <pre class="logs" data-testid="job-logs">{logs.map((l) => `${l.timestamp} ${l.level.padEnd(7)} ${l.function}: ${l.message} ${detailsText(l.details)}`).join("\n")}</pre>
             )}
           </>
         )}
