@@ -1,7 +1,8 @@
 """Entry point behind `./dev` (which first installs Debian packages and the app's venv).
 
     ./dev up                  start every service, migrate, deploy to LocalStack, start the bridge
-    ./dev test [fast|localstack|all] [pytest args...]
+    ./dev test [fast|localstack|browser|all] [pytest args...]
+    ./dev screenshots         a screenshot of each console page into docs/console/ (demo data via the API)
     ./dev down                stop what ./dev started (by pid); external servers are left alone
     ./dev status              each service's state and the API URL
     ./dev logs [service]      tail the logs
@@ -133,7 +134,7 @@ def deploy_console(cfg: StackConfig, stack: dict) -> str:
 
 def cmd_test(cfg: StackConfig, args: list[str]) -> int:
     tier = "all"
-    if args and args[0] in ("fast", "localstack", "all"):
+    if args and args[0] in ("fast", "localstack", "browser", "all"):
         tier, args = args[0], args[1:]
     started = time.monotonic()
     if tier == "fast":
@@ -141,12 +142,21 @@ def cmd_test(cfg: StackConfig, args: list[str]) -> int:
         selection = ["-m", "not localstack"]
     else:
         cmd_up(cfg)
-        selection = ["-m", "localstack"] if tier == "localstack" else []
+        selection = {"localstack": ["-m", "localstack"], "browser": ["-m", "browser"]}.get(tier, [])
     say(f"stack ready in {time.monotonic() - started:.1f}s; running the {tier} tier")
     env = {**os.environ, **cfg.app_env()}
     result = subprocess.run([str(cfg.app_python), "-m", "pytest", *selection, *args], env=env, cwd=ROOT)
     say(f"./dev test {tier} finished in {time.monotonic() - started:.1f}s (exit {result.returncode})")
     return result.returncode
+
+
+def cmd_screenshots(cfg: StackConfig) -> None:
+    from devstack import screenshots
+
+    cmd_up(cfg)
+    stack = stack_json(cfg)
+    for path in screenshots.take(stack["console_url"], stack["api_url"]):
+        say(f"wrote {path.relative_to(ROOT)}")
 
 
 def cmd_down(cfg: StackConfig) -> None:
@@ -196,6 +206,8 @@ def main(argv: list[str]) -> int:
             cmd_up(cfg)
         elif cmd == "test":
             return cmd_test(cfg, args)
+        elif cmd == "screenshots":
+            cmd_screenshots(cfg)
         elif cmd == "down":
             cmd_down(cfg)
         elif cmd == "status":

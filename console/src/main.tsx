@@ -1,5 +1,5 @@
 import { render } from "preact";
-import { useEffect } from "preact/hooks";
+import { useEffect, useRef } from "preact/hooks";
 import "./styles.css";
 import { useRoute } from "./router";
 import { Overview } from "./pages/overview";
@@ -22,8 +22,11 @@ function App() {
   const route = useRoute();
   const [section, id] = route.parts;
   const current = `/${section ?? ""}`;
+  const first = useRef(true);
   useEffect(() => {
-    // After a navigation, move focus to the page heading so keyboard and screen-reader users start there.
+    // After a navigation (not the first load), move focus to the page heading so keyboard and
+    // screen-reader users start there.
+    if (first.current) { first.current = false; return; }
     const h1 = document.querySelector<HTMLElement>("main h1");
     if (h1 && document.activeElement?.tagName !== "INPUT" && document.activeElement?.tagName !== "SELECT") h1.focus({ preventScroll: true });
   }, [route.path]);
@@ -58,4 +61,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById("app")!);
+const root = document.getElementById("app")!;
+root.textContent = ""; // the "Loading the console…" placeholder shown until this script ran
+render(<App />, root);

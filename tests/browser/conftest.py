@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = os.environ.get("CG_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update"]
+from devstack.browser import CHROMIUM, launch  # noqa: E402 - one way to start the browser
+
 STATE_DIR = pathlib.Path(os.environ.get("CG_STATE_DIR", pathlib.Path(__file__).resolve().parents[2] / ".local"))
 BLANK_PAGE = "<!doctype html><html><head><meta charset='utf-8'><title>cross-origin page</title></head><body></body></html>"
 
@@ -45,7 +44,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        instance = launch(playwright)
         yield instance
         instance.close()
 
