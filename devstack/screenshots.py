@@ -110,6 +110,7 @@ def take(console_url: str, api_url: str, out_dir: pathlib.Path = OUT_DIR) -> lis
             page.goto(console_url + path)
             page.locator(ready).first.wait_for(timeout=60_000)
             page.wait_for_load_state("networkidle")
+            page.wait_for_function("() => !document.querySelector('main .loading')", timeout=60_000)
             if name == "scheduling":
                 page.get_by_role("button", name="Simulate placement").click()
                 page.get_by_test_id("placement").wait_for()

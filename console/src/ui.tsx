@@ -2,7 +2,7 @@
 // form controls, status badges and times.
 import type { ComponentChildren, InputHTMLAttributes } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError } from "./api";
+import { api, ApiError } from "./api";
 import { localTime, relativeTime } from "./format";
 
 export interface AsyncState<T> { data?: T; error?: unknown; loading: boolean; reload: () => void }
@@ -192,4 +192,9 @@ export function Choice({ label, name, options, initial, required }: { label: str
       </select>
     </Field>
   );
+}
+
+/** The values the API allows for a field (from its OpenAPI document, fetched once): the choices offered. */
+export function useAllowed(schema: string, field: string): string[] {
+  return useAsync(() => api.allowedValues(schema, field), [schema, field]).data ?? [];
 }

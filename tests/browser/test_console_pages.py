@@ -4,6 +4,7 @@ URL (filters included) can be bookmarked, shared and walked back with the back b
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.localstack, pytest.mark.browser]
 
@@ -54,7 +55,7 @@ def test_filters_live_in_the_url_so_a_bookmark_reopens_them_and_back_walks_them(
     shared = page.context.new_page()  # the same URL opened afresh, as from a bookmark or a shared link
     shared.goto(bookmark)
     shared.get_by_role("link", name=cluster["name"]).wait_for()
-    assert shared.get_by_label("Status").input_value() == "warning"
+    expect(shared.get_by_label("Status")).to_have_value("warning")
     shared.close()
 
     page.go_back()

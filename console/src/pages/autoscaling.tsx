@@ -1,11 +1,9 @@
 import { useState } from "preact/hooks";
 import { api, type Evaluation, type Policy } from "../api";
 import { setQuery } from "../router";
-import { ActionButton, ActionForm, Badge, Choice, Input, Loaded, Page, Time, str, useAsync } from "../ui";
+import { ActionButton, ActionForm, Badge, Choice, useAllowed, Input, Loaded, Page, Time, str, useAsync } from "../ui";
 import { ClusterPicker } from "./droplets";
 
-const POLICY_TYPES = ["metrics", "time_of_day", "cost"];
-const METRIC_TYPES = ["cpu", "memory", "disk", "network"];
 
 function policyBody(d: FormData): Record<string, unknown> {
   const type = str(d, "type");
@@ -20,13 +18,15 @@ function policyBody(d: FormData): Record<string, unknown> {
 }
 
 function PolicyFields({ policy }: { policy?: Policy }) {
+  const policyTypes = useAllowed("CreatePolicyRequest", "type");
+  const metricTypes = useAllowed("Metric", "type");
   return (
     <>
       <Input label="Policy name" name="name" required defaultValue={policy?.name} />
-      <Choice label="Policy type" name="type" options={POLICY_TYPES} initial={policy?.type} />
+      <Choice label="Policy type" name="type" options={policyTypes} initial={policy?.type} />
       <Input label="Min replicas" name="min_replicas" type="number" min={0} max={100} defaultValue={String(policy?.min_replicas ?? 1)} required />
       <Input label="Max replicas" name="max_replicas" type="number" min={1} max={100} defaultValue={String(policy?.max_replicas ?? 3)} required />
-      <Choice label="Metric (metrics policies)" name="metric_type" options={METRIC_TYPES} initial={policy?.metric_type ?? undefined} />
+      <Choice label="Metric (metrics policies)" name="metric_type" options={metricTypes} initial={policy?.metric_type ?? undefined} />
       <Input label="Trigger above (metrics policies, %)" name="metric_trigger" type="number" step="any" defaultValue={String(policy?.metric_trigger ?? 80)} />
       <Input label="Time window UTC (time_of_day, HH:MM-HH:MM)" name="time_window" defaultValue={policy?.time_window ?? "08:00-18:00"} />
       <Input label="Cost limit $/h (cost policies)" name="cost_limit" type="number" step="any" defaultValue={String(policy?.cost_limit ?? 1)} />

@@ -1,9 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, type Cluster, type Diagnosis } from "../api";
 import { navigate, setQuery } from "../router";
-import { ActionButton, ActionForm, Badge, Choice, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync } from "../ui";
-
-export const CLUSTER_STATUSES = ["healthy", "warning", "critical"];
+import { ActionButton, ActionForm, Badge, Choice, useAllowed, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync } from "../ui";
 
 export function useRegions() {
   return useAsync(() => api.allowedValues("CreateClusterRequest", "region"), []);
@@ -15,6 +13,7 @@ export function Clusters({ query }: { query: URLSearchParams }) {
   const clusters = useAsync(() => api.listClusters(), []);
   const regions = useRegions();
   const [editing, setEditing] = useState<string>();
+  const statuses = useAllowed("Cluster", "status");
   const shown = (clusters.data ?? []).filter((c) => (!status || c.status === status) &&
     (!q || `${c.name} ${c.id} ${c.region}`.toLowerCase().includes(q.toLowerCase())));
   return (
@@ -29,7 +28,7 @@ export function Clusters({ query }: { query: URLSearchParams }) {
       <div class="filters" role="search">
         <Input label="Search" type="search" value={q} placeholder="name, id or region"
           onInput={(e: Event) => setQuery({ q: (e.target as HTMLInputElement).value || undefined }, true)} />
-        <Select label="Status" value={status} blank="any status" options={CLUSTER_STATUSES} onChange={(v) => setQuery({ status: v || undefined })} />
+        <Select label="Status" value={status} blank="any status" options={statuses} onChange={(v) => setQuery({ status: v || undefined })} />
       </div>
       <Loaded state={clusters} empty="No clusters yet: create one above.">
         {() => shown.length === 0 ? <p class="empty">No cluster matches these filters.</p> : (
@@ -37,7 +36,7 @@ export function Clusters({ query }: { query: URLSearchParams }) {
             <thead><tr><th>Name</th><th>Region</th><th>Status</th><th>Droplets</th><th>Last checked</th><th><span class="sr-only">Actions</span></th></tr></thead>
             <tbody>
               {shown.map((c) => editing === c.id
-                ? <EditRow key={c.id} cluster={c} regions={regions.data ?? []} done={() => { setEditing(undefined); clusters.reload(); }} />
+                ? <EditRow key={c.id} cluster={c} regions={regions.data ?? []} statuses={statuses} done={() => { setEditing(undefined); clusters.reload(); }} />
                 : (
                   <tr key={c.id}>
                     <td><a href={`#/clusters/${encodeURIComponent(c.id)}`}>{c.name}</a><div class="muted small">{c.id}</div></td>
@@ -57,7 +56,7 @@ export function Clusters({ query }: { query: URLSearchParams }) {
   );
 }
 
-function EditRow({ cluster, regions, done }: { cluster: Cluster; regions: string[]; done: () => void }) {
+function EditRow({ cluster, regions, statuses, done }: { cluster: Cluster; regions: string[]; statuses: string[]; done: () => void }) {
   const [name, setName] = useState(cluster.name);
   const [region, setRegion] = useState(cluster.region);
   const [status, setStatus] = useState(cluster.status);
@@ -74,7 +73,7 @@ function EditRow({ cluster, regions, done }: { cluster: Cluster; regions: string
       <form class="action-form" onSubmit={save} aria-label={`Edit ${cluster.name}`}>
         <Input label="Name" value={name} onInput={(e: Event) => setName((e.target as HTMLInputElement).value)} required />
         <Select label="Region" value={region} options={regions.length ? regions : [region]} onChange={setRegion} />
-        <Select label="Status" value={status} options={CLUSTER_STATUSES} onChange={setStatus} />
+        <Select label="Status" value={status} options={statuses} onChange={setStatus} />
         <button type="submit">Save</button> <button type="button" onClick={done}>Cancel</button>
         <ErrorMessage error={error} />
       </form>

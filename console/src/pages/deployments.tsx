@@ -1,13 +1,13 @@
 import { api, type Deployment } from "../api";
 import { setQuery } from "../router";
-import { ActionButton, ActionForm, Badge, Choice, Input, Loaded, Page, Progress, Time, str, usePoll } from "../ui";
+import { ActionButton, ActionForm, Badge, Choice, useAllowed, Input, Loaded, Page, Progress, Time, str, usePoll } from "../ui";
 import { ClusterPicker } from "./droplets";
 
-const STRATEGIES = ["canary", "rolling", "blue-green"];
 const SETTLED = new Set(["succeeded", "failed", "rolled_back", "rolled_out"]);
 
 export function Deployments({ query }: { query: URLSearchParams }) {
   const cluster = query.get("cluster") ?? "";
+  const strategies = useAllowed("StartDeploymentRequest", "strategy");
   // Polled while any deployment is still moving, so its steps appear live; stops once all settled.
   const deployments = usePoll(async () => (cluster ? api.listDeployments(cluster) : []),
     (ds: Deployment[]) => ds.every((d) => SETTLED.has(d.status)), [cluster], 800, 8000);
@@ -23,7 +23,7 @@ export function Deployments({ query }: { query: URLSearchParams }) {
             deployments.reload();
           }}>
             <Input label="Version" name="version" required placeholder="e.g. v1.2.3" />
-            <Choice label="Strategy" name="strategy" options={STRATEGIES} />
+            <Choice label="Strategy" name="strategy" options={strategies} />
             <Input label="Target traffic %" name="target_percent" type="number" min={1} max={100} defaultValue="100" required />
           </ActionForm>
           <Loaded state={deployments} empty="No deployments for this cluster.">

@@ -1,11 +1,9 @@
 import { api, type Job, type LogLine } from "../api";
 import { pretty } from "../format";
 import { navigate, setQuery } from "../router";
-import { ActionForm, Badge, Choice, Loaded, Page, Progress, Select, Time, str, useAsync, usePoll } from "../ui";
+import { ActionForm, Badge, Choice, useAllowed, Loaded, Page, Progress, Select, Time, str, useAsync, usePoll } from "../ui";
 import { ClusterPicker, useClusters } from "./droplets";
 
-export const JOB_TYPES = ["provision", "scale", "diagnose", "monitor"];
-const JOB_STATUSES = ["queued", "processing", "completed", "failed"];
 const FINAL = new Set(["completed", "failed"]);
 const PAGE_SIZE = 20;
 
@@ -16,6 +14,8 @@ export function Jobs({ query }: { query: URLSearchParams }) {
   const cluster = query.get("cluster") ?? "";
   const jobs = useAsync(() => api.listJobs({ page, page_size: PAGE_SIZE, sort_dir: "desc" }), [page]);
   const clusters = useClusters();
+  const types = useAllowed("CreateJobRequest", "type");
+  const statuses = useAllowed("Job", "status");
   // The API pages jobs newest first and has no filter parameters yet; the filters narrow the page shown.
   const shown = (jobs.data?.jobs ?? []).filter((j) => (!status || j.status === status) && (!type || j.type === type) &&
     (!cluster || (j.cluster_id || clusterOf(j)) === cluster));
@@ -26,7 +26,7 @@ export function Jobs({ query }: { query: URLSearchParams }) {
         const job = await api.createJob({ type: str(d, "type"), parameters: { cluster_id: str(d, "cluster_id") } });
         navigate(`/jobs/${encodeURIComponent(job.id)}`);
       }}>
-        <Choice label="Job type" name="type" options={JOB_TYPES} />
+        <Choice label="Job type" name="type" options={types} />
         <label class="field"><span>Cluster for the job</span>
           <select name="cluster_id" required>
             {(clusters.data ?? []).map((c) => <option key={c.id} value={c.id} selected={c.id === cluster}>{c.name}</option>)}
@@ -34,8 +34,8 @@ export function Jobs({ query }: { query: URLSearchParams }) {
         </label>
       </ActionForm>
       <div class="filters" role="search">
-        <Select label="Status" value={status} blank="any status" options={JOB_STATUSES} onChange={(v) => setQuery({ status: v || undefined })} />
-        <Select label="Type" value={type} blank="any type" options={JOB_TYPES} onChange={(v) => setQuery({ type: v || undefined })} />
+        <Select label="Status" value={status} blank="any status" options={statuses} onChange={(v) => setQuery({ status: v || undefined })} />
+        <Select label="Type" value={type} blank="any type" options={types} onChange={(v) => setQuery({ type: v || undefined })} />
         <ClusterPicker value={cluster} blank="any cluster" onChange={(v) => setQuery({ cluster: v || undefined })} />
       </div>
       <Loaded state={jobs} isEmpty={(p) => p.jobs.length === 0} empty="No jobs yet.">

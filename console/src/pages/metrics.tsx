@@ -3,12 +3,11 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api, type Metric } from "../api";
 import { setQuery } from "../router";
-import { Loaded, Page, Select, useAsync } from "../ui";
+import { Loaded, Page, Select, useAllowed, useAsync } from "../ui";
 import { ClusterPicker } from "./droplets";
 
 const RANGES: [string, string][] = [["15m", "last 15 minutes"], ["1h", "last hour"], ["6h", "last 6 hours"], ["24h", "last 24 hours"], ["7d", "last 7 days"]];
 const RANGE_SECONDS: Record<string, number> = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800 };
-const TYPES = ["cpu", "memory", "disk", "network"];
 const MAX_PAGES = 5;
 
 /** Samples of one cluster (and type) newer than `since`, newest pages first, at most MAX_PAGES pages of 100. */
@@ -31,12 +30,13 @@ export function Metrics({ query }: { query: URLSearchParams }) {
     if (!cluster) return undefined;
     return samples(cluster, type || undefined, Date.now() - (RANGE_SECONDS[range] ?? 3600) * 1000);
   }, [cluster, type, range]);
-  const types = type ? [type] : TYPES;
+  const allTypes = useAllowed("Metric", "type");
+  const types = type ? [type] : allTypes;
   return (
     <Page title="Metrics">
       <div class="filters" role="search">
         <ClusterPicker value={cluster} blank="choose a cluster" onChange={(v) => setQuery({ cluster: v || undefined })} />
-        <Select label="Metric type" value={type} blank="all types" options={TYPES} onChange={(v) => setQuery({ type: v || undefined })} />
+        <Select label="Metric type" value={type} blank="all types" options={allTypes} onChange={(v) => setQuery({ type: v || undefined })} />
         <Select label="Time range" value={range} options={RANGES} onChange={(v) => setQuery({ range: v })} />
       </div>
       {!cluster ? <p class="empty">Choose a cluster to see its metrics.</p> : (
