@@ -227,16 +227,34 @@ export const api = {
     request("POST", "/observability/ratelimit/config", { body }),
   deleteLimiterConfig: (key: string) => request("DELETE", "/observability/ratelimit/config", { body: { key } }),
 
-  /** The allowed values of a request field (regions, sizes, providers, images), read from the API's OpenAPI document. */
-  allowedValues: async (schema: string, field: string): Promise<string[]> => {
+  /** The allowed values of a field (regions, sizes, statuses...), read from the API's OpenAPI document:
+   * `"CreateDropletRequest.region"` names a schema's property, `"GET /api/v1/metrics?type"` a query
+   * parameter. Several places may be given (schema names changed with the v1 wire work); the first that
+   * has an enum wins. */
+  allowedValues: async (...places: string[]): Promise<string[]> => {
     const doc = await openapi();
-    const props = (doc?.components?.schemas?.[schema]?.properties ?? {}) as Record<string, OpenApiProp>;
-    return enumOf(props[field], doc) ?? [];
+    for (const place of places) {
+      const query = /^(\w+) (\S+)\?(\w+)$/.exec(place);
+      let prop: OpenApiProp | undefined;
+      if (query) {
+        const op = doc.paths?.[query[2]]?.[query[1].toLowerCase()];
+        prop = op?.parameters?.find((p) => p.name === query[3])?.schema;
+      } else {
+        const [schema, field] = place.split(".");
+        prop = doc.components?.schemas?.[schema]?.properties?.[field];
+      }
+      const values = enumOf(prop, doc);
+      if (values?.length) return values;
+    }
+    return [];
   },
 };
 
 interface OpenApiProp { enum?: string[]; anyOf?: OpenApiProp[]; allOf?: OpenApiProp[]; $ref?: string; default?: string; items?: OpenApiProp }
-interface OpenApiDoc { components?: { schemas?: Record<string, { properties?: Record<string, OpenApiProp>; enum?: string[] }> } }
+interface OpenApiDoc {
+  components?: { schemas?: Record<string, { properties?: Record<string, OpenApiProp>; enum?: string[] }> };
+  paths?: Record<string, Record<string, { parameters?: { name: string; schema?: OpenApiProp }[] }>>;
+}
 let openapiPromise: Promise<OpenApiDoc> | undefined;
 function openapi(): Promise<OpenApiDoc> {
   openapiPromise ??= request<OpenApiDoc>("GET", "/openapi.json");

@@ -195,6 +195,6 @@ export function Choice({ label, name, options, initial, required }: { label: str
 }
 
 /** The values the API allows for a field (from its OpenAPI document, fetched once): the choices offered. */
-export function useAllowed(schema: string, field: string): string[] {
-  return useAsync(() => api.allowedValues(schema, field), [schema, field]).data ?? [];
+export function useAllowed(...places: string[]): string[] {
+  return useAsync(() => api.allowedValues(...places), places).data ?? [];
 }

@@ -18,8 +18,8 @@ function policyBody(d: FormData): Record<string, unknown> {
 }
 
 function PolicyFields({ policy }: { policy?: Policy }) {
-  const policyTypes = useAllowed("CreatePolicyRequest", "type");
-  const metricTypes = useAllowed("Metric", "type");
+  const policyTypes = useAllowed("CreatePolicyRequest.type");
+  const metricTypes = useAllowed("GET /api/v1/metrics?type", "MetricOut.type", "Metric.type");
   return (
     <>
       <Input label="Policy name" name="name" required defaultValue={policy?.name} />

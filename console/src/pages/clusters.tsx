@@ -4,7 +4,7 @@ import { navigate, setQuery } from "../router";
 import { ActionButton, ActionForm, Badge, Choice, useAllowed, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync } from "../ui";
 
 export function useRegions() {
-  return useAsync(() => api.allowedValues("CreateClusterRequest", "region"), []);
+  return useAsync(() => api.allowedValues("CreateClusterRequest.region"), []);
 }
 
 export function Clusters({ query }: { query: URLSearchParams }) {
@@ -13,7 +13,7 @@ export function Clusters({ query }: { query: URLSearchParams }) {
   const clusters = useAsync(() => api.listClusters(), []);
   const regions = useRegions();
   const [editing, setEditing] = useState<string>();
-  const statuses = useAllowed("Cluster", "status");
+  const statuses = useAllowed("Cluster.status", "UpdateClusterRequest.status");
   const shown = (clusters.data ?? []).filter((c) => (!status || c.status === status) &&
     (!q || `${c.name} ${c.id} ${c.region}`.toLowerCase().includes(q.toLowerCase())));
   return (

@@ -7,7 +7,7 @@ const SETTLED = new Set(["succeeded", "failed", "rolled_back", "rolled_out"]);
 
 export function Deployments({ query }: { query: URLSearchParams }) {
   const cluster = query.get("cluster") ?? "";
-  const strategies = useAllowed("StartDeploymentRequest", "strategy");
+  const strategies = useAllowed("StartDeploymentRequest.strategy");
   // Polled while any deployment is still moving, so its steps appear live; stops once all settled.
   const deployments = usePoll(async () => (cluster ? api.listDeployments(cluster) : []),
     (ds: Deployment[]) => ds.every((d) => SETTLED.has(d.status)), [cluster], 800, 8000);

@@ -17,7 +17,7 @@ export function Droplets({ query }: { query: URLSearchParams }) {
   const droplets = useAsync(() => api.listDroplets(cluster || undefined), [cluster]);
   const clusters = useClusters();
   const allowed = useAsync(async () => {
-    const [regions, sizes, providers, images] = await Promise.all(["region", "size", "provider", "image"].map((f) => api.allowedValues("CreateDropletRequest", f)));
+    const [regions, sizes, providers, images] = await Promise.all(["region", "size", "provider", "image"].map((f) => api.allowedValues(`CreateDropletRequest.${f}`)));
     return { regions, sizes, providers, images };
   }, []);
   const names = new Map((clusters.data ?? []).map((c) => [c.id, c.name]));

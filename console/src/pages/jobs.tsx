@@ -14,8 +14,8 @@ export function Jobs({ query }: { query: URLSearchParams }) {
   const cluster = query.get("cluster") ?? "";
   const jobs = useAsync(() => api.listJobs({ page, page_size: PAGE_SIZE, sort_dir: "desc" }), [page]);
   const clusters = useClusters();
-  const types = useAllowed("CreateJobRequest", "type");
-  const statuses = useAllowed("Job", "status");
+  const types = useAllowed("CreateJobRequest.type");
+  const statuses = useAllowed("JobOut.status", "Job.status");
   // The API pages jobs newest first and has no filter parameters yet; the filters narrow the page shown.
   const shown = (jobs.data?.jobs ?? []).filter((j) => (!status || j.status === status) && (!type || j.type === type) &&
     (!cluster || (j.cluster_id || clusterOf(j)) === cluster));

@@ -30,7 +30,7 @@ export function Metrics({ query }: { query: URLSearchParams }) {
     if (!cluster) return undefined;
     return samples(cluster, type || undefined, Date.now() - (RANGE_SECONDS[range] ?? 3600) * 1000);
   }, [cluster, type, range]);
-  const allTypes = useAllowed("Metric", "type");
+  const allTypes = useAllowed("GET /api/v1/metrics?type", "MetricOut.type", "Metric.type");
   const types = type ? [type] : allTypes;
   return (
     <Page title="Metrics">
