@@ -70,7 +70,7 @@ def test_create_droplet_rejects_bad_input(client, make_cluster, snapshot, body, 
 def test_malformed_and_oversized_droplet_bodies(client, snapshot):
     before = snapshot()
     assert client.post("/api/v1/droplets", raw=b"{oops").status_code == 400
-    assert client.post("/api/v1/droplets", raw=b'{"name": "' + b"y" * 70_000 + b'"}').status_code == 400
+    assert client.post("/api/v1/droplets", raw=b'{"name": "' + b"y" * 70_000 + b'"}').status_code == 413
     assert snapshot() == before
 
 
