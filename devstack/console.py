@@ -27,10 +27,10 @@ BUILD_INPUTS = ("index.html", "package.json", "package-lock.json", "vite.config.
 MIN_NODE = (20, 19)  # Vite 8's floor
 
 
-def _digest(paths: list[pathlib.Path], base: pathlib.Path = CONSOLE_DIR) -> str:
+def _digest(paths: list[pathlib.Path], base: pathlib.Path | None = None) -> str:
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(path.relative_to(base).as_posix().encode())
+        digest.update(path.relative_to(base or CONSOLE_DIR).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
