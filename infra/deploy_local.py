@@ -36,8 +36,10 @@ SECRET_ID = f"{APP_NAME}/{STAGE}/db"
 JOBS_QUEUE = "clustergenie-jobs"
 JOBS_DLQ = "clustergenie-jobs-dlq"
 EVENT_FAILURES_QUEUE = "clustergenie-event-handler-failures"
-# Settings whose values depend on this machine's ports: copied from the environment into every function.
-PORT_SETTINGS = ("CG_DB_HOST", "CG_DB_PORT", "CG_REDIS_URL", "CG_KAFKA_BOOTSTRAP", "CG_PUSHGATEWAY_URL",
+# Settings whose values depend on this machine and checkout (ports, the database name that `./dev` created
+# and migrated): copied from the environment into every function. Without CG_DB_NAME here every checkout's
+# deployed functions shared the stage's `clustergenie` database on a shared MariaDB.
+PORT_SETTINGS = ("CG_DB_HOST", "CG_DB_PORT", "CG_DB_NAME", "CG_REDIS_URL", "CG_KAFKA_BOOTSTRAP", "CG_PUSHGATEWAY_URL",
                  "CG_CONSOLE_ORIGIN", "CG_CORS_ALLOWED_ORIGINS")
 # The console's S3 website on LocalStack (issue 14), whose pages call the API: a CORS origin by default.
 CONSOLE_BUCKET = "clustergenie-console"
