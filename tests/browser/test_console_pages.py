@@ -41,10 +41,15 @@ def test_each_page_loads_its_data_with_no_console_error_and_no_failed_request(pa
 
 
 def test_filters_live_in_the_url_so_a_bookmark_reopens_them_and_back_walks_them(page, console_url, api, cluster):
-    status, body = api("PUT", f"/clusters/{cluster['id']}", {"status": "warning"})
-    assert status == 200, body
     page.goto(console_url + "#/clusters")
     page.get_by_role("link", name=cluster["name"]).wait_for()
+    # Edit the cluster's status in place (the same row, a form, Save).
+    page.locator("tbody tr", has_text=cluster["name"]).get_by_role("button", name="Edit").click()
+    edit = page.get_by_role("form", name=f"Edit {cluster['name']}")
+    edit.get_by_label("Status").select_option("warning")
+    edit.get_by_role("button", name="Save").click()
+    page.locator("tbody tr", has_text=cluster["name"]).locator(".badge", has_text="warning").wait_for()
+    assert api("GET", f"/clusters/{cluster['id']}")[1]["cluster"]["status"] == "warning"
     page.get_by_label("Status").select_option("critical")
     assert "status=critical" in page.url
     page.get_by_text("No cluster matches these filters.").wait_for()
