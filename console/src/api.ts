@@ -53,7 +53,8 @@ let configPromise: Promise<ConsoleConfig> | undefined;
 
 /** config.json, uploaded next to index.html by the deploy (devstack/console.py on LocalStack). */
 export function loadConfig(): Promise<ConsoleConfig> {
-  configPromise ??= fetch("./config.json", { cache: "no-store" }).then(async (r) => {
+  // Served with Cache-Control: no-cache, so this revalidates; the default cache mode lets the preload be used.
+  configPromise ??= fetch("./config.json").then(async (r) => {
     if (!r.ok) throw new ApiError(r.status, `config.json could not be read (HTTP ${r.status})`);
     const cfg = (await r.json()) as ConsoleConfig;
     return { apiBaseUrl: cfg.apiBaseUrl.replace(/\/+$/, "") };
