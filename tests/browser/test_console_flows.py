@@ -135,3 +135,19 @@ def test_a_deployment_is_started_followed_live_and_rolled_back(page, console_url
     card.locator(".badge", has_text="rolled_back").first.wait_for(timeout=60_000)
     assert card.get_by_role("button", name="Roll back").count() == 0
     page.watch.assert_clean()
+
+
+def test_a_droplet_is_created_with_the_offered_values_and_deleted_after_confirmation(page, console_url, api, cluster):
+    page.goto(console_url + f"#/droplets?cluster={cluster['id']}")
+    page.get_by_text("No droplets yet.").wait_for()
+    page.get_by_label("Droplet name").fill("db-1")
+    page.get_by_label("Region").select_option("ams3")
+    page.get_by_role("button", name="Create droplet").click()
+    row = page.locator("tbody tr", has_text="db-1")
+    row.wait_for()
+    assert "ams3" in row.inner_text() and cluster["name"] in row.inner_text()
+    row.get_by_role("button", name="Delete").click()
+    page.get_by_text("No droplets yet.").wait_for()
+    droplets = api("GET", f"/droplets?cluster_id={cluster['id']}")[1]
+    assert [d for d in droplets.get("droplets", droplets.get("items", [])) if d["status"] not in ("deleting", "deleted")] == []
+    page.watch.assert_clean()
