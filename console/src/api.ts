@@ -144,8 +144,24 @@ function numberOr(value: unknown): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
-function policy(raw: Policy): Policy {
-  return { ...raw, metric_trigger: numberOr(raw.metric_trigger), cost_limit: numberOr(raw.cost_limit) };
+/** The console shows and takes `metric_trigger` in percent (75 = 75 %). The v1 wire, and our API once
+ * issue 12 lands, store a fraction (0.75), which the API's OpenAPI document says in the field's
+ * description; before that it was percent. */
+async function triggerIsFraction(): Promise<boolean> {
+  const doc = await openapi().catch(() => ({} as OpenApiDoc));
+  const prop = doc.components?.schemas?.Policy?.properties?.metric_trigger as { description?: string } | undefined;
+  return /fraction/i.test(prop?.description ?? "");
+}
+
+async function policy(raw: Policy): Promise<Policy> {
+  const trigger = numberOr(raw.metric_trigger);
+  const scale = trigger !== null && (await triggerIsFraction()) ? 100 : 1;
+  return { ...raw, metric_trigger: trigger === null ? null : Math.round(trigger * scale * 10000) / 10000, cost_limit: numberOr(raw.cost_limit) };
+}
+
+async function policyBody(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  if (typeof body.metric_trigger !== "number" || !(await triggerIsFraction())) return body;
+  return { ...body, metric_trigger: Math.round((body.metric_trigger / 100) * 1e6) / 1e6 };
 }
 
 function deployment(raw: Deployment): Deployment {
@@ -190,11 +206,11 @@ export const api = {
   },
 
   listPolicies: async (clusterId: string) =>
-    list<Policy>(await request("GET", "/autoscaling/policies", { query: { cluster_id: clusterId } }), "policies").map(policy),
+    Promise.all(list<Policy>(await request("GET", "/autoscaling/policies", { query: { cluster_id: clusterId } }), "policies").map(policy)),
   createPolicy: async (body: Record<string, unknown>) =>
-    policy(one<Policy>(await request("POST", "/autoscaling/policies", { body }), "policy")),
+    policy(one<Policy>(await request("POST", "/autoscaling/policies", { body: await policyBody(body) }), "policy")),
   updatePolicy: async (id: string, body: Record<string, unknown>) =>
-    policy(one<Policy>(await request("PUT", `/autoscaling/policies/${enc(id)}`, { body }), "policy")),
+    policy(one<Policy>(await request("PUT", `/autoscaling/policies/${enc(id)}`, { body: await policyBody(body) }), "policy")),
   deletePolicy: (id: string) => request("DELETE", `/autoscaling/policies/${enc(id)}`),
   evaluate: async (clusterId: string): Promise<Evaluation> => {
     const data = await request<Partial<Evaluation> & { actions?: unknown[] }>("POST", "/autoscaling/evaluate",

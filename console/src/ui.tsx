@@ -21,9 +21,13 @@ export function useAsync<T>(load: () => Promise<T>, deps: unknown[]): AsyncState
   return { ...state, reload };
 }
 
+/** How long an answer may stay the same before polling gives up (a droplet stuck in `provisioning`). */
+const POLL_GIVE_UP_MS = 120_000;
+
 /**
  * Calls `load` until `done(result)` says stop: every `min` ms while the answer changes, backing off
- * (doubling, up to `max` ms) while it does not, and after errors. Stops when the component goes away.
+ * (doubling, up to `max` ms) while it does not, and after errors; gives up after two minutes without a
+ * change, and stops when the component goes away. `reload()` starts it again.
  */
 export function usePoll<T>(load: () => Promise<T>, done: (value: T) => boolean, deps: unknown[], min = 700, max = 8000): AsyncState<T> {
   const [state, setState] = useState<{ data?: T; error?: unknown; loading: boolean }>({ loading: true });
@@ -33,15 +37,17 @@ export function usePoll<T>(load: () => Promise<T>, done: (value: T) => boolean, 
     let timer: number | undefined;
     let delay = min;
     let last = "";
+    let changed = Date.now();
     const run = async () => {
       try {
         const data = await load();
         if (!live) return;
         const seen = JSON.stringify(data);
-        delay = seen === last ? Math.min(delay * 2, max) : min;
+        if (seen === last) delay = Math.min(delay * 2, max);
+        else { delay = min; changed = Date.now(); }
         last = seen;
         setState({ data, loading: false });
-        if (!done(data)) timer = window.setTimeout(run, delay);
+        if (!done(data) && Date.now() - changed < POLL_GIVE_UP_MS) timer = window.setTimeout(run, delay);
       } catch (error) {
         if (!live) return;
         setState((s) => ({ ...s, error, loading: false }));

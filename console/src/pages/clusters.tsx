@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, type Cluster, type Diagnosis } from "../api";
 import { navigate, setQuery } from "../router";
-import { ActionButton, ActionForm, Badge, Choice, useAllowed, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync } from "../ui";
+import { ActionButton, ActionForm, Badge, Choice, useAllowed, usePoll, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync } from "../ui";
 
 export function useRegions() {
   return useAsync(() => api.allowedValues("CreateClusterRequest.region"), []);
@@ -10,7 +10,8 @@ export function useRegions() {
 export function Clusters({ query }: { query: URLSearchParams }) {
   const q = query.get("q") ?? "";
   const status = query.get("status") ?? "";
-  const clusters = useAsync(() => api.listClusters(), []);
+  // Polled while a cluster is being deleted (its droplets are terminated by jobs first), so it leaves the list by itself.
+  const clusters = usePoll(() => api.listClusters(), (cs) => !cs.some((c) => c.status === "deleting"), [], 1000, 8000);
   const regions = useRegions();
   const [editing, setEditing] = useState<string>();
   const statuses = useAllowed("Cluster.status", "UpdateClusterRequest.status");

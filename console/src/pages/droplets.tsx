@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, type Droplet } from "../api";
 import { setQuery } from "../router";
-import { ActionButton, ActionForm, Badge, Choice, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync } from "../ui";
+import { ActionButton, ActionForm, Badge, Choice, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync, usePoll } from "../ui";
 
 export function useClusters() {
   return useAsync(() => api.listClusters(), []);
@@ -14,7 +14,9 @@ export function ClusterPicker({ value, onChange, blank }: { value: string; onCha
 
 export function Droplets({ query }: { query: URLSearchParams }) {
   const cluster = query.get("cluster") ?? "";
-  const droplets = useAsync(() => api.listDroplets(cluster || undefined), [cluster]);
+  // Polled while a droplet is on its way up or down, so its status changes show without a reload.
+  const droplets = usePoll(() => api.listDroplets(cluster || undefined),
+    (ds) => !ds.some((d) => d.status === "provisioning" || d.status === "deleting"), [cluster], 1000, 8000);
   const clusters = useClusters();
   const allowed = useAsync(async () => {
     const [regions, sizes, providers, images] = await Promise.all(["region", "size", "provider", "image"].map((f) => api.allowedValues(`CreateDropletRequest.${f}`)));
