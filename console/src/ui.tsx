@@ -189,11 +189,13 @@ export function str(data: FormData, key: string): string {
   return String(data.get(key) ?? "").trim();
 }
 
-/** An uncontrolled select for forms read through FormData: `options` are the allowed values. */
-export function Choice({ label, name, options, initial, required }: { label: string; name: string; options: string[]; initial?: string; required?: boolean }) {
+/** An uncontrolled select for forms read through FormData: `options` are the allowed values. Until they
+ * have arrived it holds an empty, required placeholder, so the form cannot be sent without a choice. */
+export function Choice({ label, name, options, initial }: { label: string; name: string; options: string[]; initial?: string }) {
   return (
     <Field label={label}>
-      <select name={name} required={required}>
+      <select name={name} required>
+        {options.length === 0 ? <option value="">Loading…</option> : null}
         {options.map((o) => <option key={o} value={o} selected={o === initial}>{o}</option>)}
       </select>
     </Field>

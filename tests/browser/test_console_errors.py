@@ -18,6 +18,7 @@ def test_bad_input_shows_the_apis_400_message_next_to_the_form(page, console_url
     page.get_by_text("No policies for this cluster.").wait_for()
     page.get_by_text("New policy").click()
     page.get_by_label("Policy name").fill("upside-down")
+    page.get_by_label("Policy type").select_option("time_of_day")  # waits for the allowed values
     page.get_by_label("Min replicas").fill("5")
     page.get_by_label("Max replicas").fill("2")
     page.get_by_role("button", name="Create policy").click()
