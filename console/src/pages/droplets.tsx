@@ -36,7 +36,7 @@ export function Droplets({ query }: { query: URLSearchParams }) {
             droplets.reload();
           }}>
             <Input label="Droplet name" name="name" required />
-            <Field2 label="Cluster" name="cluster_id" options={(clusters.data ?? []).map((c) => [c.id, c.name])} initial={cluster} />
+            <ClusterChoice label="Cluster" name="cluster_id" options={(clusters.data ?? []).map((c) => [c.id, c.name])} initial={cluster} />
             <Choice label="Region" name="region" options={a.regions} />
             <Choice label="Provider" name="provider" options={a.providers} initial="simulated" />
             <Choice label="Size" name="size" options={a.sizes} />
@@ -69,7 +69,8 @@ export function Droplets({ query }: { query: URLSearchParams }) {
   );
 }
 
-function Field2({ label, name, options, initial }: { label: string; name: string; options: [string, string][]; initial: string }) {
+/** The droplet's cluster, or none (a droplet may stand alone). */
+function ClusterChoice({ label, name, options, initial }: { label: string; name: string; options: [string, string][]; initial: string }) {
   return (
     <label class="field"><span>{label}</span>
       <select name={name}>
