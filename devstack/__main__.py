@@ -1,7 +1,8 @@
 """Entry point behind `./dev` (which first installs Debian packages and the app's venv).
 
     ./dev up                  start every service, migrate, deploy the stack to LocalStack, start the bridge
-    ./dev test [fast|localstack|all] [pytest args...]
+    ./dev test [fast|localstack|browser|all] [pytest args...]
+    ./dev screenshots         a screenshot of each console page into docs/console/ (demo data via the API)
     ./dev down                stop what ./dev started (by pid); external servers are left alone
     ./dev status              each service's state and the API URL
     ./dev logs [service]      tail the logs
@@ -123,13 +124,27 @@ def cmd_up(cfg: StackConfig) -> None:
     say(f"{'prometheus':<12} {prometheus.reload()}")
     say(f"{'msk-bridge':<12} {Bridge(cfg).ensure()}")
     check_api(stack)
+    console_url = deploy_console(cfg, stack)
     say(f"stack up in {time.monotonic() - started:.1f}s")
-    print(f"\nAPI base URL: {stack['api_url']}\n  try: curl {stack['api_url'].rstrip('/')}/api/v1/clusters\n")
+    print(f"\nAPI base URL: {stack['api_url']}\n  try: curl {stack['api_url'].rstrip('/')}/api/v1/clusters\n"
+          f"Console:      {console_url}\n")
+
+
+def deploy_console(cfg: StackConfig, stack: dict) -> str:
+    """Build the console when its sources changed and publish it to the stack's console bucket
+    (devstack/console.py); its URL is the stack's `ConsoleUrl` output."""
+    from devstack import console
+
+    started = time.monotonic()
+    dist, built = console.build(cfg)
+    published = console.publish(cfg, stack["console_bucket"], stack["api_url"], dist)
+    say(f"{'console':<12} {built}; {published} ({time.monotonic() - started:.1f}s)")
+    return stack["console_url"]
 
 
 def cmd_test(cfg: StackConfig, args: list[str]) -> int:
     tier = "all"
-    if args and args[0] in ("fast", "localstack", "all"):
+    if args and args[0] in ("fast", "localstack", "browser", "all"):
         tier, args = args[0], args[1:]
     started = time.monotonic()
     if tier == "fast":
@@ -137,12 +152,21 @@ def cmd_test(cfg: StackConfig, args: list[str]) -> int:
         selection = ["-m", "not localstack"]
     else:
         cmd_up(cfg)
-        selection = ["-m", "localstack"] if tier == "localstack" else []
+        selection = {"localstack": ["-m", "localstack"], "browser": ["-m", "browser"]}.get(tier, [])
     say(f"stack ready in {time.monotonic() - started:.1f}s; running the {tier} tier")
     env = {**os.environ, **cfg.app_env()}
     result = subprocess.run([str(cfg.app_python), "-m", "pytest", *selection, *args], env=env, cwd=ROOT)
     say(f"./dev test {tier} finished in {time.monotonic() - started:.1f}s (exit {result.returncode})")
     return result.returncode
+
+
+def cmd_screenshots(cfg: StackConfig) -> None:
+    from devstack import screenshots
+
+    cmd_up(cfg)
+    stack = stack_json(cfg)
+    for path in screenshots.take(stack["console_url"], stack["api_url"]):
+        say(f"wrote {path.relative_to(ROOT)}")
 
 
 def cmd_down(cfg: StackConfig) -> None:
@@ -198,6 +222,8 @@ def main(argv: list[str]) -> int:
             cmd_up(cfg)
         elif cmd == "test":
             return cmd_test(cfg, args)
+        elif cmd == "screenshots":
+            cmd_screenshots(cfg)
         elif cmd == "down":
             cmd_down(cfg)
         elif cmd == "status":

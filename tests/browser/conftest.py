@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = os.environ.get("CG_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update"]
+from devstack.browser import CHROMIUM, launch  # noqa: E402 - one way to start the browser
+
 STATE_DIR = pathlib.Path(os.environ.get("CG_STATE_DIR", pathlib.Path(__file__).resolve().parents[2] / ".local"))
 BLANK_PAGE = "<!doctype html><html><head><meta charset='utf-8'><title>cross-origin page</title></head><body></body></html>"
 
@@ -45,7 +44,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        instance = launch(playwright)
         yield instance
         instance.close()
 
@@ -70,3 +69,80 @@ def page_on(browser) -> Iterator[Callable[[str], Any]]:  # noqa: ANN001
     yield open_page
     for context in contexts:
         context.close()
+
+
+# --- the console (issue 14) ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def console_url() -> str:
+    """The console's S3 website on LocalStack (published by `./dev up`, recorded in stack.json)."""
+    stack_file = STATE_DIR / "stack.json"
+    if not stack_file.exists():
+        _missing(f"{stack_file} is missing: deploy first with `./dev up`")
+    url = json.loads(stack_file.read_text()).get("console_url")
+    if not url:
+        _missing("stack.json names no console_url: `./dev up` publishes the console")
+    return url.rstrip("/") + "/"
+
+
+class PageWatch:
+    """What went wrong in a page, as a person would notice it in the browser's devtools: console errors,
+    uncaught exceptions, requests that failed (network or CORS) and HTTP responses >= 400."""
+
+    def __init__(self, page: Any) -> None:
+        self.console_errors: list[str] = []
+        self.failed_requests: list[str] = []
+        self.error_responses: list[str] = []
+        page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.console_errors.append(f"uncaught: {e}"))
+        page.on("requestfailed", lambda r: self.failed_requests.append(f"{r.method} {r.url}: {r.failure}"))
+        page.on("response", lambda r: self.error_responses.append(f"{r.status} {r.request.method} {r.url}")
+                if r.status >= 400 else None)
+
+    def assert_clean(self) -> None:
+        assert not self.console_errors, self.console_errors
+        assert not self.failed_requests, self.failed_requests
+        assert not self.error_responses, self.error_responses
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Any]:  # noqa: ANN001
+    """A fresh page (laptop-sized, the person's timezone set) whose problems are collected on `page.watch`.
+    Confirmation dialogs (delete, roll back) are accepted, as a person clicking OK would."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Berlin", locale="en-GB")
+    page = context.new_page()
+    page.watch = PageWatch(page)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def api(api_url) -> Callable[..., tuple[int, Any]]:
+    """`api("POST", "/clusters", body)` -> (status, JSON): set-up and clean-up behind the test's back."""
+    import urllib.error
+    import urllib.request
+
+    def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{api_url}/api/v1{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    return call
+
+
+@pytest.fixture
+def cluster(api) -> Iterator[dict[str, Any]]:
+    """A cluster made for one test through the API, deleted afterwards if the test did not."""
+    import uuid
+
+    status, body = api("POST", "/clusters", {"name": f"ui-{uuid.uuid4().hex[:8]}", "region": "nyc3"})
+    assert status == 201, body
+    yield body["cluster"]
+    api("DELETE", f"/clusters/{body['cluster']['id']}")
