@@ -6,6 +6,7 @@ pay for another's dependencies.
 """
 from chalice import Chalice, ConvertToMiddleware
 
+from chalicelib.auth.middleware import register_authentication
 from chalicelib.cors import register_cors
 from chalicelib.http import register_error_handling
 from chalicelib.logs.context import register_log_context
@@ -21,7 +22,8 @@ register_log_context(app)  # function, request_id (+ trace/job/cluster ids) on e
 register_cors(app)  # outermost HTTP middleware: CORS headers and the request id on every response, errors included
 register_metrics(app)  # outside error handling: records the status the client gets; flushes every function
 register_error_handling(app)
-register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope
+register_authentication(app)  # inside CORS and error handling (401/403/503 carry both), before rate limiting
+register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope; scoped on the principal
 
 # --- REST API (function `api`, behind API Gateway), one blueprint per resource ----------------------
 from chalicelib.api.clusters import bp as clusters_bp  # noqa: E402
@@ -40,6 +42,7 @@ from chalicelib.api.deployments import bp as deployments_bp  # noqa: E402 - cont
 from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
 from chalicelib.api.job_logs import bp as job_logs_bp  # noqa: E402
 from chalicelib.api.job_events import bp as job_events_bp  # noqa: E402
+from chalicelib.api.identity import bp as identity_bp  # noqa: E402 - identity and access (issue 13)
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
 app.register_blueprint(droplets_bp, url_prefix="/api/v1")
@@ -57,6 +60,7 @@ app.register_blueprint(deployments_bp, url_prefix="/api/v1")
 app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 app.register_blueprint(job_logs_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/logs
 app.register_blueprint(job_events_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/event-state
+app.register_blueprint(identity_bp, url_prefix="/api/v1")  # /api/v1/auth/keys, /auth/whoami, /audit
 
 from chalicelib.api.edge_routes import register_edge_routes  # noqa: E402
 

@@ -9,8 +9,8 @@ integration can only send one fixed origin and we allow a list.
 
 Rules:
 - An allowed origin (`CG_CORS_ALLOWED_ORIGINS`, see `chalicelib.settings`) is echoed back in
-  `Access-Control-Allow-Origin` with `Vary: Origin`. No credentials are ever allowed (the API has no
-  cookies and no auth), so a `*` in the setting is sent as `*` and never with credentials.
+  `Access-Control-Allow-Origin` with `Vary: Origin`. No credentials (cookies) are ever allowed: the API's
+  credentials are request headers (issue 13), so a `*` in the setting is sent as `*` and never with credentials.
 - A request from an origin that is not allowed gets no CORS header at all: the browser refuses it.
 - `Access-Control-Expose-Headers` lets a page read the rate-limit headers and the request id.
 """
@@ -24,10 +24,12 @@ from chalicelib.settings import get_settings
 REQUEST_ID_HEADER = "X-Request-Id"
 EXPOSED_HEADERS = (
     "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Policy",
-    REQUEST_ID_HEADER,
+    REQUEST_ID_HEADER, "WWW-Authenticate",
 )
 # What a page may send: the original's three, plus the demo scripts' caller header and a request id.
-ALLOWED_HEADERS = ("Content-Type", "Origin", "Content-Length", "X-User-ID", REQUEST_ID_HEADER)
+# Issue 13: the credentials, `Authorization: Bearer ...` and `X-API-Key` (sent as headers, never cookies).
+ALLOWED_HEADERS = ("Content-Type", "Origin", "Content-Length", "X-User-ID", REQUEST_ID_HEADER, "Authorization",
+                   "X-API-Key")
 PREFLIGHT_MAX_AGE = "7200"  # seconds; Chromium caps it at 2 hours
 
 

@@ -33,3 +33,11 @@ class RateLimitedError(ClusterGenieError):
 
 class ServiceUnavailableError(ClusterGenieError):
     """A dependency (queue, broker) refused the work; the caller may retry."""
+
+
+class AuthenticationError(ClusterGenieError):
+    """No usable credential: missing, malformed, unknown, expired, revoked or wrongly signed."""
+
+
+class PermissionDeniedError(ClusterGenieError):
+    """The caller is known but its role does not allow this."""

@@ -15,7 +15,7 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from chalicelib.errors import (
-    ClusterGenieError, ConflictError, NotFoundError, PayloadTooLargeError, RateLimitedError, ServiceUnavailableError,
+    AuthenticationError, ClusterGenieError, PermissionDeniedError, ConflictError, NotFoundError, PayloadTooLargeError, RateLimitedError, ServiceUnavailableError,
     ValidationError,
 )
 from chalicelib.models.validation import validate
@@ -28,7 +28,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 # The one table from domain errors to HTTP status codes (most specific class first wins via the MRO).
 STATUS_FOR: dict[type[ClusterGenieError], int] = {
-    ValidationError: 400, NotFoundError: 404, PayloadTooLargeError: 413, ConflictError: 409, RateLimitedError: 429,
+    ValidationError: 400, AuthenticationError: 401, PermissionDeniedError: 403, NotFoundError: 404, PayloadTooLargeError: 413, ConflictError: 409, RateLimitedError: 429,
     ServiceUnavailableError: 503, ClusterGenieError: 500,
 }
 
@@ -96,14 +96,27 @@ def register_error_handling(app: Chalice) -> None:
         return response
 
 
-def caller_id(request: Request) -> str:
-    """The caller, as the v1 contract identifies it today: the `X-User-ID` header, else "anonymous".
+def source_ip(request: Request) -> str:
+    """The client address as API Gateway reports it (`requestContext.identity.sourceIp`); never a header."""
+    context = getattr(request, "context", None) or {}
+    return str((context.get("identity") or {}).get("sourceIp") or "unknown")[:64]
 
-    This is the single place that knows how a caller is identified, so real authentication can replace
-    it without touching the routes.
+
+def caller_id(request: Request) -> str:
+    """The caller: the authenticated principal (issue 13). Only with authentication off (the local stage)
+    does the v1 contract's `X-User-ID` header still name it, else the source address does.
+
+    This is the single place that knows how a caller is identified.
     """
-    value = (request.headers or {}).get("x-user-id", "").strip()
-    return value[:128] if value else "anonymous"
+    from chalicelib.auth.principal import current_principal
+
+    principal = current_principal()
+    if principal.kind in ("key", "token"):
+        return principal.id
+    if principal.kind == "local":
+        value = (request.headers or {}).get("x-user-id", "").strip()
+        return value[:128] if value else "anonymous"
+    return f"ip:{source_ip(request)}"
 
 
 def parse_body(request: Request, model: type[Model]) -> Model:

@@ -77,8 +77,24 @@ class Settings(BaseSettings):
     # The most job_worker instances SQS runs at once (the mapping's ScalingConfig.MaximumConcurrency in
     # infra/resources.json): the original's worker_count.
     job_worker_concurrency: Positive = 10
+    # Identity and access (issue 13, `chalicelib.auth`). On by default on every stage; off is refused
+    # unless the environment is `local`. A warm container trusts a verified credential for
+    # `auth_cache_ttl` seconds, so a revoked key stops working within that time.
+    auth_enabled: bool = True
+    # The tenant whose admins administer what every tenant shares (rate limits, providers, observability).
+    auth_platform_tenant: str = "default"
+    auth_cache_ttl_seconds: float = Field(5.0, ge=0, le=300, validation_alias="CG_AUTH_CACHE_TTL")
+    # Bearer tokens (JWT) from an identity provider: verified against a JWKS document or a PEM public key
+    # (file paths), the issuer and the audience; tenant and role are read from the named claims.
+    auth_jwt_jwks_file: str | None = None
+    auth_jwt_public_key_file: str | None = None
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    auth_jwt_algorithms: Annotated[frozenset[str], NoDecode] = frozenset({"RS256", "ES256"})
+    auth_jwt_tenant_claim: str = "tenant"
+    auth_jwt_role_claim: str = "role"
 
-    @field_validator("ratelimit_fail_closed", mode="before")
+    @field_validator("ratelimit_fail_closed", "auth_jwt_algorithms", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return frozenset(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) else value
@@ -93,6 +109,9 @@ class Settings(BaseSettings):
         # No explicit list: the console's own origin plus the local development servers.
         if not self.cors_allowed_origins:
             object.__setattr__(self, "cors_allowed_origins", _origins(",".join([*DEV_ORIGINS, self.console_origin])))
+        if not self.auth_enabled and self.environment != "local":
+            raise ValueError(f"CG_AUTH_ENABLED: authentication may be off only on the local stage, "
+                             f"not on {self.environment!r}")
         return self
 
 

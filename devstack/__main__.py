@@ -7,6 +7,8 @@
     ./dev status              each service's state and the API URL
     ./dev logs [service]      tail the logs
     ./dev migrate [apply|rollback [N]] [--test]
+    ./dev apikey create --tenant T --role viewer|operator|admin [--name N]
+                              print a new API key for the stack (shown this once)
 """
 from __future__ import annotations
 
@@ -98,13 +100,16 @@ def _deploy_locked(cfg: StackConfig) -> dict:
     return record
 
 
-def check_api(stack: dict) -> None:
+def check_api(cfg: StackConfig, stack: dict) -> None:
+    from devstack.apikeys import read_admin_key
+
     url = f"{stack['api_url'].rstrip('/')}/api/v1/clusters"
+    key = read_admin_key(cfg)
     deadline = time.monotonic() + 60
     last = ""
     while time.monotonic() < deadline:
         try:
-            status, body = http_get(url, timeout=30)
+            status, body = http_get(url, timeout=30, headers={"X-API-Key": key} if key else None)
             if status == 200:
                 say(f"GET {url} -> 200")
                 return
@@ -123,10 +128,14 @@ def cmd_up(cfg: StackConfig) -> None:
     prometheus.write_config(stack["api_url"].rstrip("/") + "/metrics")
     say(f"{'prometheus':<12} {prometheus.reload()}")
     say(f"{'msk-bridge':<12} {Bridge(cfg).ensure()}")
-    check_api(stack)
+    from devstack.apikeys import ensure_admin_key
+
+    say(f"{'admin key':<12} {ensure_admin_key(cfg)}: {cfg.admin_key_file} (owner-only; send it as X-API-Key)")
+    check_api(cfg, stack)
     console_url = deploy_console(cfg, stack)
     say(f"stack up in {time.monotonic() - started:.1f}s")
-    print(f"\nAPI base URL: {stack['api_url']}\n  try: curl {stack['api_url'].rstrip('/')}/api/v1/clusters\n"
+    print(f"\nAPI base URL: {stack['api_url']}\n  try: curl -H \"X-API-Key: $(cat {cfg.admin_key_file})\" "
+          f"{stack['api_url'].rstrip('/')}/api/v1/clusters\n"
           f"Console:      {console_url}\n")
 
 
@@ -187,6 +196,9 @@ def cmd_status(cfg: StackConfig) -> None:
     if stack:
         print(f"\nstack {stack.get('stack_name')} (deployed {stack.get('deployed_at')})")
         print(f"API base URL: {stack.get('api_url')}")
+        auth = "ON (API key or bearer token required)" if cfg.auth_enabled == "true" else \
+            "OFF (local stage only: every caller is an admin)"
+        print(f"auth:         {auth}; admin key: {cfg.admin_key_file if cfg.admin_key_file.exists() else 'none yet'}")
         print(f"console:      {stack.get('console_url')} (bucket {stack.get('console_bucket')})")
         for role, name in sorted(stack.get("functions", {}).items()):
             print(f"  function {role:<17} {name}")
@@ -214,6 +226,23 @@ def cmd_migrate(cfg: StackConfig, args: list[str]) -> None:
     say(f"{direction} on {db}: {', '.join(touched) or 'nothing to do'}")
 
 
+def cmd_apikey(cfg: StackConfig, args: list[str]) -> int:
+    import argparse
+
+    from devstack.apikeys import create_key
+
+    parser = argparse.ArgumentParser(prog="./dev apikey")
+    sub = parser.add_subparsers(dest="action", required=True)
+    create = sub.add_parser("create", help="create an API key and print it (shown this once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    create.add_argument("--name", default="created with ./dev apikey")
+    opts = parser.parse_args(args)
+    ensure_services(cfg, [s for s in BASE_SERVICES if s.name == "mariadb"])
+    print(create_key(cfg, opts.tenant, opts.role, opts.name))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     cfg = StackConfig.from_env()
     cmd, args = (argv[0], argv[1:]) if argv else ("help", [])
@@ -232,6 +261,8 @@ def main(argv: list[str]) -> int:
             cmd_logs(cfg, args)
         elif cmd == "migrate":
             cmd_migrate(cfg, args)
+        elif cmd == "apikey":
+            return cmd_apikey(cfg, args)
         else:
             print(__doc__)
             return 0 if cmd in ("help", "-h", "--help") else 2

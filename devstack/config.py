@@ -33,6 +33,13 @@ def _stack_name(name: str) -> str:
     return name
 
 
+def _auth_enabled(value: str) -> str:
+    """The deployed stack's AuthEnabled parameter: "true" unless CG_AUTH_ENABLED says false (local stage only)."""
+    if value.strip().lower() not in ("true", "false", "1", "0", "on", "off", "yes", "no"):
+        raise SystemExit(f"CG_AUTH_ENABLED={value!r}: use true or false")
+    return "false" if value.strip().lower() in ("false", "0", "off", "no") else "true"
+
+
 @dataclass(frozen=True)
 class StackConfig:
     state_dir: pathlib.Path
@@ -49,6 +56,7 @@ class StackConfig:
     db_user: str
     lambda_executor: str
     stack_name: str
+    auth_enabled: str = "true"
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -67,6 +75,7 @@ class StackConfig:
             db_user=os.environ.get("CG_DB_USER", "clustergenie"),
             lambda_executor=os.environ.get("CG_LAMBDA_EXECUTOR", "local-process"),
             stack_name=_stack_name(os.environ.get("CG_STACK_NAME", "clustergenie-local")),
+            auth_enabled=_auth_enabled(os.environ.get("CG_AUTH_ENABLED", "true")),
         )
 
     # --- derived paths ---------------------------------------------------------------------------------
@@ -85,6 +94,11 @@ class StackConfig:
     @property
     def app_python(self) -> pathlib.Path:
         return ROOT / ".venv" / "bin" / "python"
+
+    @property
+    def admin_key_file(self) -> pathlib.Path:
+        """The first admin API key of this stack (`./dev up` creates it; owner-only permissions)."""
+        return self.state_dir / "admin.key"
 
     @property
     def localstack_venv(self) -> pathlib.Path:

@@ -76,6 +76,8 @@ def parameters(cfg: StackConfig, secret_arn: str) -> dict[str, str]:
         "JobsVisibilityTimeout": os.environ.get("CG_JOBS_VISIBILITY_TIMEOUT", "30"),
         "JobsMaxReceiveCount": os.environ.get("CG_JOBS_MAX_RECEIVE_COUNT", "3"),
         "ConsoleWebsiteDomain": f"s3-website.localhost:{cfg.localstack_port}",
+        # On unless CG_AUTH_ENABLED=false is exported for `./dev up` (local only: the app refuses it elsewhere).
+        "AuthEnabled": cfg.auth_enabled,
     }
 
 

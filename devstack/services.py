@@ -20,8 +20,8 @@ from devstack.config import HOST, ROOT, StackConfig
 from devstack.process import StackError
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - only 127.0.0.1 URLs
+def http_get(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as resp:  # noqa: S310
         return resp.status, resp.read().decode("utf-8", "replace")
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import models as m
+from chalicelib.api.access import PUBLIC, required_access
 from chalicelib.http import JSON_HEADERS
 
 API_PREFIX = "/api/v1"
@@ -82,7 +83,7 @@ _OPERATIONS: list[Operation] = [
     Operation("DELETE", _v1("/droplets/{droplet_id}"), "Delete a droplet (its machine is stopped by a job)", "droplets",
               m.Deletion),
     Operation("POST", _v1("/jobs"), "Create a job (stored as queued, then enqueued)", "jobs", m.JobEnvelope, 201,
-              body=m.CreateJobRequest, notes="Rate limited by `jobs_create`, per caller (X-User-ID).", links=_JOB_LINKS),
+              body=m.CreateJobRequest, notes="Rate limited by `jobs_create`, per caller (the authenticated principal).", links=_JOB_LINKS),
     Operation("GET", _v1("/jobs"), "List jobs (paged, sorted on allow-listed columns)", "jobs", m.JobPage,
               query=m.JobListQuery),
     Operation("GET", _v1("/jobs/{job_id}"), "Get a job", "jobs", m.JobEnvelope),
@@ -214,6 +215,17 @@ def openapi_document() -> dict[str, Any]:
                 "default": {"description": "error: `{\"error\": ...}`", "content": _json_content(_ref(m.ErrorResponse))},
             },
         }
+        level = required_access(op.method, op.path)
+        if level == PUBLIC:
+            entry["security"] = []
+        else:
+            # Issue 13: an API key (X-API-Key or Authorization: Bearer) or a bearer token (JWT).
+            entry["security"] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+            entry["x-required-access"] = level
+            entry["responses"]["401"] = {"description": "no usable credential (with `WWW-Authenticate`)",
+                                         "content": _json_content(_ref(m.ErrorResponse))}
+            entry["responses"]["403"] = {"description": f"the credential's role is below `{level}`",
+                                         "content": _json_content(_ref(m.ErrorResponse))}
         if op.notes:
             entry["description"] = op.notes
         if path_params or query_params:
@@ -233,8 +245,17 @@ def openapi_document() -> dict[str, Any]:
                            "Errors are `{\"error\": \"...\"}`; 500s also carry a `request_id`.",
         },
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
+        "security": [{"ApiKeyHeader": []}, {"BearerAuth": []}],
     }
+
+
+SECURITY_SCHEMES = {
+    "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                     "description": "an API key (`cgk_...`), from `./dev apikey create` or POST /api/v1/auth/keys"},
+    "BearerAuth": {"type": "http", "scheme": "bearer",
+                   "description": "an API key, or a JWT from the configured identity provider"},
+}
 
 
 bp = Blueprint(__name__)

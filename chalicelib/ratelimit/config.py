@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from chalicelib.errors import ValidationError
 from chalicelib.observability import logger
 
-SCOPE_TYPES = ("global", "user", "cluster")
+SCOPE_TYPES = ("global", "user", "cluster", "source")  # source: a client address (issue 13)
 CONFIG_KEY_PREFIX = "limiter_config:"
 
 # Bounds on stored config. A capacity beyond this is a typo, not a policy, and a rate beyond it means
@@ -41,6 +41,8 @@ DEFAULT_CONFIG = LimiterConfig(refill_rate=0.2, capacity=5)
 DEFAULTS: dict[str, LimiterConfig] = {
     "diagnosis": LimiterConfig(refill_rate=0.2, capacity=5),
     "jobs_create": LimiterConfig(refill_rate=0.1, capacity=3),
+    # Requests that fail authentication, per source address: a burst of typos passes, a brute-force loop does not.
+    "auth_failures": LimiterConfig(refill_rate=1.0, capacity=20),
 }
 
 

@@ -4,7 +4,7 @@ Metric recording goes only through `record_exceeded`, `record_available` and `re
 into `chalicelib.metrics`, the aggregate across Lambda instances that GET /metrics serves.
 
 Label cardinality stays bounded however many users call us:
-- the counter's `scope_type` label is only `global`, `user` or `cluster`;
+- the counter's `scope_type` label is only `global`, `user`, `cluster` or `source`;
 - the gauge's `scope` label is `global`; the scope type `user` for every user (a user's own bucket is
   read on demand from GET /api/v1/observability/ratelimit instead); `cluster:<id>` for at most
   MAX_CLUSTER_SERIES clusters per container, and `cluster:other` beyond that.
@@ -24,8 +24,8 @@ _cluster_series_lock = threading.Lock()
 
 def gauge_scope_label(scope: Scope) -> str:
     """The gauge's `scope` label for a bucket: bounded whatever the number of users and clusters."""
-    if scope.type == "user":
-        return "user"
+    if scope.type in ("user", "source"):  # one series for all users, one for all source addresses
+        return scope.type
     if scope.type == "cluster":
         label = str(scope)
         with _cluster_series_lock:
