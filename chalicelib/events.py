@@ -23,10 +23,11 @@ JOB_EVENT_TYPES = frozenset({"job_requested", "job_started", "job_progress", "dr
 
 def envelope(event_type: str, *, job_id: str | None, job_type: str | None, cluster_id: str | None,
              progress: int | None, message: str, trace_id: str | None, correlation_id: str | None,
-             payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The v1 event envelope (../shared/reference/api-v1.md), with an ISO-8601 UTC timestamp."""
+             payload: dict[str, Any] | None = None, tenant_id: str | None = None) -> dict[str, Any]:
+    """The v1 event envelope (../shared/reference/api-v1.md), with an ISO-8601 UTC timestamp, plus the tenant
+    of the job's cluster (issue 13): the event handler applies an event only within that tenant."""
     return {
-        "type": event_type, "job_id": job_id, "job_type": job_type, "cluster_id": cluster_id,
+        "type": event_type, "job_id": job_id, "job_type": job_type, "cluster_id": cluster_id, "tenant_id": tenant_id,
         "progress": progress, "message": message,
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
         "trace_id": trace_id, "correlation_id": correlation_id, "payload": payload or {},

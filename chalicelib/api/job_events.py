@@ -19,7 +19,10 @@ def get_job_event_state(job_id: str):
     from chalicelib.event_pipeline.handler import job_event_state
     from chalicelib.redis_client import get_redis
 
-    state = job_event_state(get_redis(), job_id)
+    from chalicelib.repositories import JobRepository
+
+    # The read model in Redis knows no tenants: the job must be one of the caller's (issue 13).
+    state = job_event_state(get_redis(), job_id) if JobRepository().exists(job_id) else None
     if state is None:
         raise NotFoundError("No event about this job was handled")
     return Response(body=state, headers=JSON_HEADERS)

@@ -20,10 +20,11 @@ from chalicelib.api.access import PLATFORM, PUBLIC, required_access
 from chalicelib.api.edge_routes import EDGE_VIEWS
 from chalicelib.auth import audit
 from chalicelib.auth.authenticator import get_authenticator
-from chalicelib.auth.principal import ANONYMOUS, LOCAL, Principal, is_platform_admin, set_current_principal
+from chalicelib.auth.principal import ANONYMOUS, LOCAL, Principal, acting_as, is_platform_admin
 from chalicelib.errors import AuthenticationError, ClusterGenieError, PermissionDeniedError, RateLimitedError
 from chalicelib.http import domain_error_response, request_id, source_ip
 from chalicelib.settings import get_settings
+from chalicelib.tenancy import confined_to
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clustergenie", charset="UTF-8"'}
 FAILURE_LIMITER = "auth_failures"
@@ -71,13 +72,12 @@ def register_authentication(app: Chalice) -> None:
     @app.middleware("http")
     def authenticate(event: Request, get_response):  # noqa: ANN001 - Chalice's middleware signature
         if not get_settings().auth_enabled:
-            set_current_principal(LOCAL)
-            return get_response(event)
+            with acting_as(LOCAL), confined_to(LOCAL.tenant):
+                return get_response(event)
         level = PUBLIC if _view_name(app, event) in EDGE_VIEWS else required_access(event.method, event.path)
         if level == PUBLIC:
-            set_current_principal(ANONYMOUS)
-            return get_response(event)
-        set_current_principal(ANONYMOUS)
+            with acting_as(ANONYMOUS):  # no tenant data on a public route, and no confinement needed
+                return get_response(event)
         try:
             credential = credential_of(event)
             if credential is None:
@@ -85,17 +85,17 @@ def register_authentication(app: Chalice) -> None:
             principal = get_authenticator().authenticate(credential)
         except AuthenticationError as exc:
             return _unauthenticated(event, exc)
-        set_current_principal(principal)
-        response: Response | None = None
-        try:
-            if not allowed(principal, level):
-                needed = "a platform admin" if level == PLATFORM else f"the {level} role"
-                response = domain_error_response(PermissionDeniedError(f"this operation needs {needed}"))
-            else:
-                try:
-                    response = get_response(event)
-                except ClusterGenieError as exc:
-                    response = domain_error_response(exc)
-            return response
-        finally:
-            audit.record(event, principal, response, request_id(event))
+        with acting_as(principal), confined_to(principal.tenant):
+            response: Response | None = None
+            try:
+                if not allowed(principal, level):
+                    needed = "a platform admin" if level == PLATFORM else f"the {level} role"
+                    response = domain_error_response(PermissionDeniedError(f"this operation needs {needed}"))
+                else:
+                    try:
+                        response = get_response(event)
+                    except ClusterGenieError as exc:
+                        response = domain_error_response(exc)
+                return response
+            finally:
+                audit.record(event, principal, response, request_id(event))

@@ -1,7 +1,9 @@
 """The caller of the current request, and the roles' order."""
 from __future__ import annotations
 
+import contextlib
 import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 ROLES = ("viewer", "operator", "admin")  # each includes the ones before it
@@ -36,8 +38,15 @@ def current_principal() -> Principal:
     return _current.get()
 
 
-def set_current_principal(principal: Principal) -> None:
-    _current.set(principal)
+@contextlib.contextmanager
+def acting_as(principal: Principal) -> Iterator[None]:
+    """The principal for the body's duration (one request), restored afterwards: a warm container's next
+    invocation never inherits it."""
+    token = _current.set(principal)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def current_tenant() -> str:

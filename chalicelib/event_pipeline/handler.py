@@ -31,6 +31,7 @@ from chalicelib.event_pipeline.ledger import EventLedger
 from chalicelib.models.domain import (DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_REGION, DEFAULT_SIZE,
                                       DROPLET_SIZES, PROVIDERS, REGIONS)
 from chalicelib.observability import logger
+from chalicelib.tenancy import confined_to
 
 JOB_KEY = "events:job:"
 READ_MODEL_TTL_SECONDS = 7 * 24 * 3600
@@ -122,7 +123,8 @@ class EventHandler:
     def apply(self, event: model.Envelope, key: str, counts: BatchCounts) -> None:
         """Apply (job and telemetry events: defer until `flush`) one event claimed under `key`."""
         handler = self._handlers.get(event.type, self.on_unknown)
-        handler(event, key, counts)
+        with confined_to(event.tenant_id):  # an event of tenant A never reaches a cluster of tenant B
+            handler(event, key, counts)
 
     # --- one function per type ---------------------------------------------------------------------------
     def on_job_event(self, event: model.JobEvent, key: str, counts: BatchCounts) -> None:
@@ -183,11 +185,15 @@ class EventHandler:
         pending, self._telemetry = self._telemetry, []
         if not pending:
             return
-        existing = self.monitoring.existing_clusters({event.cluster_id for event, _ in pending})
+        tenants = self.monitoring.cluster_tenants({event.cluster_id for event, _ in pending})
+
+        def found(event: model.TelemetryEvent) -> bool:  # in the event's tenant, when it names one
+            return event.cluster_id in tenants and event.tenant_id in (None, tenants[event.cluster_id])
+
         for event, key in pending:
-            if event.cluster_id not in existing:
+            if not found(event):
                 self._skip(event, key, counts, "cluster_not_found")
-        pending = [(event, key) for event, key in pending if event.cluster_id in existing]
+        pending = [(event, key) for event, key in pending if found(event)]
         if not pending:
             return
         samples, sources = [], []

@@ -34,6 +34,9 @@ class Envelope(BaseModel):
     job_id: Id | None = None
     job_type: str | None = None
     cluster_id: Id | None = None
+    # The tenant the producer acted for (issue 13): the event is applied only to a cluster of that tenant.
+    # Absent (v1 producers): the cluster named is enough, as before.
+    tenant_id: Id | None = None
     progress: Annotated[int, Field(ge=0, le=100)] | None = None
     message: str = ""
     trace_id: str | None = None

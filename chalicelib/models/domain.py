@@ -115,6 +115,8 @@ class Droplet(_Response):
 
 class Job(_Response):
     id: str
+    # The tenant of the job's cluster (issue 13): carried on its events, never on the v1 wire.
+    tenant_id: str = Field("default", exclude=True)
     cluster_id: str
     type: JobType
     status: JobStatus

@@ -9,6 +9,7 @@ import pymysql
 import pymysql.cursors
 
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.tenancy import current_scope
 
 # MySQL/MariaDB error numbers that are the caller's business, not a server fault.
 ER_NO_REFERENCED_ROW = 1452  # FK child insert whose parent is gone
@@ -27,12 +28,31 @@ def utc_text(column: str) -> str:
     return f"CONCAT({column}, 'Z') AS {column}"
 
 
-def lock_cluster(cur: pymysql.cursors.Cursor, cluster_id: str) -> None:
+def tenant_filter(column: str = "tenant_id", joiner: str = " AND ") -> tuple[str, tuple]:
+    """(SQL, args) confining a statement to the current tenant (`chalicelib.tenancy`), on a table with its
+    own tenant column; ("", ()) outside a request. `joiner` is " AND " or " WHERE "."""
+    tenant = current_scope()
+    return (f"{joiner}{column} = %s", (tenant,)) if tenant is not None else ("", ())
+
+
+def via_cluster(column: str = "cluster_id", joiner: str = " AND ") -> tuple[str, tuple]:
+    """(SQL, args) confining a table whose rows follow their cluster (metrics, policies, deployments)."""
+    tenant = current_scope()
+    if tenant is None:
+        return "", ()
+    return f"{joiner}{column} IN (SELECT id FROM clusters WHERE tenant_id = %s)", (tenant,)
+
+
+def lock_cluster(cur: pymysql.cursors.Cursor, cluster_id: str) -> str:
     """Share-lock the cluster for the rest of the transaction, so it cannot be deleted between this check
-    and the insert that references it; NotFoundError("Cluster not found") when it does not exist."""
-    cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
-    if cur.fetchone() is None:
+    and the insert that references it, and return its tenant; NotFoundError("Cluster not found") when it
+    does not exist in the current tenant."""
+    cond, args = tenant_filter()
+    cur.execute(f"SELECT id, tenant_id FROM clusters WHERE id = %s{cond} LOCK IN SHARE MODE", (cluster_id, *args))
+    row = cur.fetchone()
+    if row is None:
         raise NotFoundError("Cluster not found")
+    return row["tenant_id"]
 
 
 def new_id(prefix: str) -> str:

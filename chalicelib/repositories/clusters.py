@@ -5,9 +5,10 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import domain_errors, new_id, utc_text
+from chalicelib.repositories.base import domain_errors, new_id, tenant_filter, utc_text
+from chalicelib.tenancy import owner_tenant
 
-_COLUMNS = ", ".join(["id", "name", "region", "status", utc_text("last_checked"), "version",
+_COLUMNS = ", ".join(["id", "tenant_id", "name", "region", "status", utc_text("last_checked"), "version",
                       utc_text("created_at"), utc_text("updated_at")])
 # Deleted droplets are history, not members.
 _DROPLET_IDS = "SELECT id, cluster_id FROM droplets WHERE cluster_id {cond} AND status <> 'deleted' ORDER BY droplets.created_at, droplets.id"
@@ -29,15 +30,16 @@ def _attach_droplets(cur: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 class ClusterRepository:
-    """Rows are dicts with the clusters columns plus `droplets` (list of droplet ids)."""
+    """Rows are dicts with the clusters columns plus `droplets` (list of droplet ids). Every statement is
+    confined to the current tenant (`chalicelib.tenancy`): another tenant's cluster is not found."""
 
     def create(self, name: str, region: str, status: str = "healthy") -> dict[str, Any]:
-        """Insert a new cluster and return it as stored."""
+        """Insert a new cluster in the current tenant and return it as stored."""
         cluster_id = new_id("cluster")
         with db.transaction() as cur, domain_errors():
             cur.execute(
-                "INSERT INTO clusters (id, name, region, status) VALUES (%s, %s, %s, %s)",
-                (cluster_id, name, region, status),
+                "INSERT INTO clusters (id, tenant_id, name, region, status) VALUES (%s, %s, %s, %s, %s)",
+                (cluster_id, owner_tenant(), name, region, status),
             )
             cur.execute(f"SELECT {_COLUMNS} FROM clusters WHERE id = %s", (cluster_id,))
             row = cur.fetchone()
@@ -46,31 +48,35 @@ class ClusterRepository:
 
     def get(self, cluster_id: str) -> dict[str, Any]:
         """The cluster with its droplet ids; NotFoundError when missing."""
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM clusters WHERE id = %s", (cluster_id,))
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters WHERE id = %s{cond}", (cluster_id, *args))
             row = cur.fetchone()
             if row is None:
                 raise NotFoundError("Cluster not found")
             return _attach_droplets(cur, [row])[0]
 
     def exists(self, cluster_id: str) -> bool:
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute("SELECT 1 FROM clusters WHERE id = %s", (cluster_id,))
+            cur.execute(f"SELECT 1 FROM clusters WHERE id = %s{cond}", (cluster_id, *args))
             return cur.fetchone() is not None
 
-    def existing(self, cluster_ids: set[str]) -> set[str]:
-        """Those of `cluster_ids` that exist, in one query."""
+    def tenants_of(self, cluster_ids: set[str]) -> dict[str, str]:
+        """{cluster id: tenant} of those of `cluster_ids` that exist, in one query."""
         if not cluster_ids:
-            return set()
+            return {}
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute("SELECT id FROM clusters WHERE id IN (" + ", ".join(["%s"] * len(cluster_ids)) + ")",
-                        tuple(cluster_ids))
-            return {row["id"] for row in cur.fetchall()}
+            cur.execute("SELECT id, tenant_id FROM clusters WHERE id IN (" + ", ".join(["%s"] * len(cluster_ids))
+                        + f"){cond}", (*cluster_ids, *args))
+            return {row["id"]: row["tenant_id"] for row in cur.fetchall()}
 
     def list(self) -> list[dict[str, Any]]:
-        """Every cluster, oldest first, with droplet ids."""
+        """Every cluster of the tenant, oldest first, with droplet ids."""
+        cond, args = tenant_filter(joiner=" WHERE ")
         with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM clusters ORDER BY clusters.created_at, clusters.id")
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters{cond} ORDER BY clusters.created_at, clusters.id", args)
             return _attach_droplets(cur, list(cur.fetchall()))
 
     def update(self, cluster_id: str, expected_version: int, changes: dict[str, Any]) -> dict[str, Any]:
@@ -80,13 +86,14 @@ class ClusterRepository:
         allowed = ("name", "region", "status", "last_checked")
         fields = [f for f in allowed if f in changes]
         assignments = "".join(f"{f} = %s, " for f in fields)
+        cond, args = tenant_filter()
         with db.transaction() as cur, domain_errors():
             cur.execute(
-                f"UPDATE clusters SET {assignments}version = version + 1 WHERE id = %s AND version = %s",
-                (*[changes[f] for f in fields], cluster_id, expected_version),
+                f"UPDATE clusters SET {assignments}version = version + 1 WHERE id = %s AND version = %s{cond}",
+                (*[changes[f] for f in fields], cluster_id, expected_version, *args),
             )
             if cur.rowcount == 0:
-                cur.execute("SELECT version FROM clusters WHERE id = %s", (cluster_id,))
+                cur.execute(f"SELECT version FROM clusters WHERE id = %s{cond}", (cluster_id, *args))
                 current = cur.fetchone()
                 if current is None:
                     raise NotFoundError("Cluster not found")
@@ -99,9 +106,10 @@ class ClusterRepository:
 
     def delete(self, cluster_id: str) -> None:
         """Delete the cluster with its metrics, jobs and droplets in one transaction; NotFoundError if missing."""
+        cond, args = tenant_filter()
         with db.transaction() as cur, domain_errors():
             # Lock the cluster first so no droplet or job can be attached while we cascade.
-            cur.execute("SELECT id FROM clusters WHERE id = %s FOR UPDATE", (cluster_id,))
+            cur.execute(f"SELECT id FROM clusters WHERE id = %s{cond} FOR UPDATE", (cluster_id, *args))
             if cur.fetchone() is None:
                 raise NotFoundError("Cluster not found")
             # Explicit, child-first deletes: the outcome does not depend on the FK's ON DELETE clause.

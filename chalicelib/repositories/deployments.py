@@ -6,7 +6,7 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, utc_text
+from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, utc_text, via_cluster
 
 _COLUMNS = ", ".join(["id", "cluster_id", "version", "strategy", "target_percent", "status", "current_percent",
                       "plan", "reason", "job_id", utc_text("created_at"), utc_text("updated_at")])
@@ -41,8 +41,9 @@ class DeploymentRepository:
             return _attach_logs(cur, [cur.fetchone()])[0]
 
     def get(self, deployment_id: str) -> dict[str, Any]:
+        cond, args = via_cluster()
         with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM deployments WHERE id = %s", (deployment_id,))
+            cur.execute(f"SELECT {_COLUMNS} FROM deployments WHERE id = %s{cond}", (deployment_id, *args))
             row = cur.fetchone()
             if row is None:
                 raise NotFoundError("Deployment not found")
@@ -50,9 +51,10 @@ class DeploymentRepository:
 
     def list(self, cluster_id: str) -> list[dict[str, Any]]:
         """The cluster's deployments, newest first, with their logs."""
+        cond, args = via_cluster()
         with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM deployments WHERE cluster_id = %s "
-                        "ORDER BY deployments.created_at DESC, deployments.id DESC", (cluster_id,))
+            cur.execute(f"SELECT {_COLUMNS} FROM deployments WHERE cluster_id = %s{cond} "
+                        "ORDER BY deployments.created_at DESC, deployments.id DESC", (cluster_id, *args))
             return _attach_logs(cur, list(cur.fetchall()))
 
     def move(self, deployment_id: str, from_statuses: tuple[str, ...], to_status: str, *,
@@ -63,11 +65,13 @@ class DeploymentRepository:
             if value is not None:
                 sets.append(f"{column} = %s")
                 args.append(value)
+        cond, tenant_args = via_cluster()
         with db.transaction() as cur:
             cur.execute(f"UPDATE deployments SET {', '.join(sets)} WHERE id = %s AND status IN "
-                        f"({', '.join(['%s'] * len(from_statuses))})", (*args, deployment_id, *from_statuses))
+                        f"({', '.join(['%s'] * len(from_statuses))}){cond}",
+                        (*args, deployment_id, *from_statuses, *tenant_args))
             if cur.rowcount == 0:
-                cur.execute("SELECT status FROM deployments WHERE id = %s", (deployment_id,))
+                cur.execute(f"SELECT status FROM deployments WHERE id = %s{cond}", (deployment_id, *tenant_args))
                 row = cur.fetchone()
                 if row is None:
                     raise NotFoundError("Deployment not found")

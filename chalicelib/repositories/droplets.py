@@ -5,24 +5,27 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import NotFoundError
-from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, utc_text
+from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, tenant_filter, utc_text
+from chalicelib.tenancy import owner_tenant
 
-_COLUMNS = ", ".join(["id", "cluster_id", "name", "region", "provider", "size", "image", "status", "ip_address",
+_COLUMNS = ", ".join(["id", "tenant_id", "cluster_id", "name", "region", "provider", "size", "image", "status", "ip_address",
                       "provider_instance_id", "version", utc_text("created_at"), utc_text("updated_at")])
 
 
 class DropletRepository:
+    """A droplet belongs to its cluster's tenant (to the current one when it has no cluster); every statement
+    is confined to the current tenant (`chalicelib.tenancy`)."""
+
     def create(self, *, name: str, region: str, size: str, image: str, provider: str,
                cluster_id: str | None = None, status: str = "provisioning") -> dict[str, Any]:
         """Insert a droplet; when `cluster_id` is given the cluster must exist (NotFoundError otherwise)."""
         droplet_id = new_id("droplet")
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            if cluster_id is not None:
-                lock_cluster(cur, cluster_id)
+            tenant = lock_cluster(cur, cluster_id) if cluster_id is not None else owner_tenant()
             cur.execute(
-                "INSERT INTO droplets (id, cluster_id, name, region, provider, size, image, status) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (droplet_id, cluster_id, name, region, provider, size, image, status),
+                "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (droplet_id, tenant, cluster_id, name, region, provider, size, image, status),
             )
             cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s", (droplet_id,))
             return cur.fetchone()
@@ -32,18 +35,19 @@ class DropletRepository:
         """Insert a droplet under a known id (one announced by an event) unless a row with that id
         exists; True if inserted. NotFoundError if the cluster is missing. Idempotent."""
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            lock_cluster(cur, cluster_id)
+            tenant = lock_cluster(cur, cluster_id)
             cur.execute(
-                "INSERT INTO droplets (id, cluster_id, name, region, provider, size, image, status, ip_address) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
-                (droplet_id, cluster_id, name, region, provider, size, image, status, ip_address),
+                "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status, "
+                "ip_address) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
+                (droplet_id, tenant, cluster_id, name, region, provider, size, image, status, ip_address),
             )
             return cur.rowcount == 1
 
     def get(self, droplet_id: str) -> dict[str, Any]:
         """The droplet; NotFoundError when missing."""
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s", (droplet_id,))
+            cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s{cond}", (droplet_id, *args))
             row = cur.fetchone()
         if row is None:
             raise NotFoundError("Droplet not found")
@@ -53,10 +57,12 @@ class DropletRepository:
         """Droplets, oldest first, optionally of one cluster."""
         with db.transaction() as cur:
             if cluster_id is None:
-                cur.execute(f"SELECT {_COLUMNS} FROM droplets ORDER BY droplets.created_at, droplets.id")
+                cond, args = tenant_filter(joiner=" WHERE ")
+                cur.execute(f"SELECT {_COLUMNS} FROM droplets{cond} ORDER BY droplets.created_at, droplets.id", args)
             else:
-                cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE cluster_id = %s ORDER BY droplets.created_at, droplets.id",
-                            (cluster_id,))
+                cond, args = tenant_filter()
+                cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE cluster_id = %s{cond} "
+                            "ORDER BY droplets.created_at, droplets.id", (cluster_id, *args))
             return list(cur.fetchall())
 
     def update(self, droplet_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +70,11 @@ class DropletRepository:
         allowed = ("status", "ip_address", "provider_instance_id")
         fields = [f for f in allowed if f in changes]
         assignments = "".join(f"{f} = %s, " for f in fields)
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute(f"UPDATE droplets SET {assignments}version = version + 1 WHERE id = %s",
-                        (*[changes[f] for f in fields], droplet_id))
-            cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s", (droplet_id,))
+            cur.execute(f"UPDATE droplets SET {assignments}version = version + 1 WHERE id = %s{cond}",
+                        (*[changes[f] for f in fields], droplet_id, *args))
+            cur.execute(f"SELECT {_COLUMNS} FROM droplets WHERE id = %s{cond}", (droplet_id, *args))
             row = cur.fetchone()
         if row is None:
             raise NotFoundError("Droplet not found")
@@ -82,16 +89,18 @@ class DropletRepository:
     def retire(self, droplet_id: str, from_provider: str, to_provider: str) -> None:
         """Mark the droplet deleted and move one unit of catalogue usage from `from_provider` to
         `to_provider`, together (once: a re-run finds the droplet already deleted and moves nothing)."""
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute("UPDATE droplets SET status = 'deleted', version = version + 1 "
-                        "WHERE id = %s AND status <> 'deleted'", (droplet_id,))
+            cur.execute(f"UPDATE droplets SET status = 'deleted', version = version + 1 "
+                        f"WHERE id = %s AND status <> 'deleted'{cond}", (droplet_id, *args))
             if cur.rowcount == 1:
                 cur.execute("UPDATE providers SET used = used + 1 WHERE name = %s", (to_provider,))
                 cur.execute("UPDATE providers SET used = used - 1 WHERE name = %s AND used > 0", (from_provider,))
 
     def delete(self, droplet_id: str) -> None:
         """Remove the droplet; NotFoundError when missing."""
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute("DELETE FROM droplets WHERE id = %s", (droplet_id,))
+            cur.execute(f"DELETE FROM droplets WHERE id = %s{cond}", (droplet_id, *args))
             if cur.rowcount == 0:
                 raise NotFoundError("Droplet not found")

@@ -10,9 +10,9 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, utc_text
+from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, tenant_filter, utc_text
 
-_COLUMNS = ", ".join(["id", "cluster_id", "type", "status", "trace_id", "progress", "parameters", "result", "error",
+_COLUMNS = ", ".join(["id", "tenant_id", "cluster_id", "type", "status", "trace_id", "progress", "parameters", "result", "error",
                       "version", utc_text("created_at"), utc_text("updated_at"), utc_text("started_at"),
                       utc_text("completed_at")])
 
@@ -21,33 +21,38 @@ SORT_COLUMNS: dict[str, str] = {"created_at": "jobs.created_at", "id": "jobs.id"
 _STATE_FIELDS = ("status", "progress", "result", "error", "started_at", "completed_at")
 
 
-def page_sql(sort_by: str, sort_dir: str) -> str:
-    """The statement for one page of jobs (args: limit, offset); it reads idx_jobs_created or the primary key."""
+def page_sql(sort_by: str, sort_dir: str, where: str = "") -> str:
+    """The statement for one page of jobs (args: the `where` clause's, limit, offset); it reads
+    idx_jobs_created (idx_jobs_tenant within a tenant) or the primary key."""
     column = SORT_COLUMNS[sort_by]
     direction = "ASC" if sort_dir == "asc" else "DESC"
     # `id` breaks ties so that pages never overlap or skip rows.
     order = f"{column} {direction}" + ("" if column == "jobs.id" else f", jobs.id {direction}")
-    return f"SELECT {_COLUMNS} FROM jobs ORDER BY {order} LIMIT %s OFFSET %s"
+    return f"SELECT {_COLUMNS} FROM jobs{where} ORDER BY {order} LIMIT %s OFFSET %s"
 
 
 class JobRepository:
+    """A job belongs to its cluster's tenant; every statement is confined to the current tenant
+    (`chalicelib.tenancy`), none outside a request (the worker and the sweeper address jobs by id)."""
+
     def create(self, *, job_type: str, cluster_id: str, parameters: dict[str, str], trace_id: str) -> dict[str, Any]:
         """Insert a `queued` job for an existing cluster (NotFoundError otherwise)."""
         job_id = new_id("job")
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            lock_cluster(cur, cluster_id)
+            tenant = lock_cluster(cur, cluster_id)
             cur.execute(
-                "INSERT INTO jobs (id, cluster_id, type, status, trace_id, progress, parameters) "
-                "VALUES (%s, %s, %s, 'queued', %s, 0, %s)",
-                (job_id, cluster_id, job_type, trace_id, json.dumps(parameters, separators=(",", ":"))),
+                "INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, progress, parameters) "
+                "VALUES (%s, %s, %s, %s, 'queued', %s, 0, %s)",
+                (job_id, tenant, cluster_id, job_type, trace_id, json.dumps(parameters, separators=(",", ":"))),
             )
             cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
             return cur.fetchone()
 
     def get(self, job_id: str) -> dict[str, Any]:
         """The job; NotFoundError when missing."""
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s{cond}", (job_id, *args))
             row = cur.fetchone()
         if row is None:
             raise NotFoundError("Job not found")
@@ -56,10 +61,11 @@ class JobRepository:
     def list(self, *, page: int, page_size: int, sort_by: str = "created_at",
              sort_dir: str = "desc") -> tuple[list[dict[str, Any]], int]:
         """One page of jobs and the exact total, read in one transaction (one snapshot)."""
+        cond, args = tenant_filter(joiner=" WHERE ")
         with db.transaction() as cur:
-            cur.execute(page_sql(sort_by, sort_dir), (page_size, (page - 1) * page_size))
+            cur.execute(page_sql(sort_by, sort_dir, cond), (*args, page_size, (page - 1) * page_size))
             rows = list(cur.fetchall())
-            cur.execute("SELECT COUNT(*) AS n FROM jobs")
+            cur.execute(f"SELECT COUNT(*) AS n FROM jobs{cond}", args)
             total = cur.fetchone()["n"]
         return rows, int(total)
 
@@ -79,7 +85,8 @@ class JobRepository:
         return counts, max(0.0, float(age or 0) / 1e6)
 
     def exists(self, job_id: str) -> bool:
-        return db.query_one("SELECT 1 AS one FROM jobs WHERE id = %s", (job_id,)) is not None
+        cond, args = tenant_filter()
+        return db.query_one(f"SELECT 1 AS one FROM jobs WHERE id = %s{cond}", (job_id, *args)) is not None
 
     def stale_ids(self, status: str, updated_before: Any, limit: int = 100) -> list[str]:
         """Ids of jobs in `status` not updated since `updated_before` (naive UTC), oldest first; reads

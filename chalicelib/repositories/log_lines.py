@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from chalicelib import db
-from chalicelib.repositories.base import utc_text
+from chalicelib.repositories.base import tenant_filter, utc_text
 
 KEYS = ("service", "environment", "function", "request_id", "job_id", "trace_id", "cluster_id")
 MAX_LINES = 1000
@@ -78,7 +78,11 @@ class LogStore:
 
     def for_job(self, job_id: str, limit: int = MAX_LINES) -> list[dict[str, Any]]:
         """One job's lines from every function, oldest first (a range scan on idx_log_lines_job_ts)."""
+        # Within a request, only a job of the caller's tenant (issue 13).
+        cond, args = tenant_filter()
+        tenant = f" AND job_id IN (SELECT id FROM jobs WHERE id = %s{cond})" if cond else ""
         with db.transaction() as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM log_lines FORCE INDEX (idx_log_lines_job_ts) "
-                        "WHERE job_id = %s ORDER BY log_lines.ts, log_lines.id LIMIT %s", (job_id, limit))
+                        f"WHERE job_id = %s{tenant} ORDER BY log_lines.ts, log_lines.id LIMIT %s",
+                        (job_id, *((job_id, *args) if cond else ()), limit))
             return list(cur.fetchall())

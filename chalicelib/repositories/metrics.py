@@ -7,35 +7,45 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.models.domain import METRIC_TYPES
-from chalicelib.repositories.base import domain_errors, utc_text
+from chalicelib.repositories.base import domain_errors, tenant_filter, utc_text, via_cluster
 
 _COLUMNS = ", ".join(["id", "cluster_id", "type", "value", "unit", utc_text("timestamp")])
 
 # One backwards lookup on idx_metrics_cluster_type_ts per type, in a single round trip. The index is
 # forced: on small or skewed tables the optimiser may prefer (cluster_id, timestamp) and scan a cluster's
 # whole history instead.
-_LATEST_PER_TYPE = " UNION ALL ".join(
-    f"(SELECT {_COLUMNS} FROM metrics FORCE INDEX (idx_metrics_cluster_type_ts) "
-    f"WHERE cluster_id = %s AND type = '{t}' ORDER BY metrics.timestamp DESC, metrics.id DESC LIMIT 1)"
-    for t in METRIC_TYPES
-)
+def latest_per_type_sql(cond: str = "") -> str:
+    """`cond`: the tenant condition (`via_cluster`), repeated in every branch with its args."""
+    return " UNION ALL ".join(
+        f"(SELECT {_COLUMNS} FROM metrics FORCE INDEX (idx_metrics_cluster_type_ts) "
+        f"WHERE cluster_id = %s AND type = '{t}'{cond} ORDER BY metrics.timestamp DESC, metrics.id DESC LIMIT 1)"
+        for t in METRIC_TYPES
+    )
+
+
+_LATEST_PER_TYPE = latest_per_type_sql()
 
 _TYPES = " UNION ALL ".join(f"SELECT '{t}' AS type" for t in METRIC_TYPES)  # fixed literals, not input
 
 # Per (cluster, type): the id of the newest sample, by a backwards lookup on idx_metrics_cluster_type_ts
 # (LIMIT 1; the index holds the primary key, so "timestamp DESC, id DESC" is its order), then the row by
 # primary key. No scan of a cluster's history, whatever its length.
-LATEST_SQL = f"""
+def latest_sql(cond: str = "") -> str:
+    """`cond`: the tenant condition on the clusters `c` (`tenant_filter`), or nothing (every tenant)."""
+    return f"""
 SELECT x.cluster_id, x.cluster_name, x.type, m.value, UNIX_TIMESTAMP(m.timestamp) AS ts
 FROM (
     SELECT c.id AS cluster_id, c.name AS cluster_name, t.type,
            (SELECT mm.id FROM metrics mm FORCE INDEX (idx_metrics_cluster_type_ts)
              WHERE mm.cluster_id = c.id AND mm.type = t.type
              ORDER BY mm.timestamp DESC, mm.id DESC LIMIT 1) AS metric_id
-    FROM clusters c CROSS JOIN ({_TYPES}) t
+    FROM clusters c CROSS JOIN ({_TYPES}) t{cond}
 ) x
 LEFT JOIN metrics m ON m.id = x.metric_id
 """
+
+
+LATEST_SQL = latest_sql()
 
 
 def list_filter(*, by_cluster: bool, by_type: bool) -> str:
@@ -54,8 +64,9 @@ class MetricRepository:
     def latest_of_every_cluster(self) -> list[dict[str, Any]]:
         """One row per (cluster, metric type): cluster_id, cluster_name, type, value and ts (None when
         the cluster has no sample of that type)."""
+        cond, args = tenant_filter("c.tenant_id", joiner=" WHERE ")
         with db.transaction() as cur:
-            cur.execute(LATEST_SQL)
+            cur.execute(latest_sql(cond) if cond else LATEST_SQL, args)
             return list(cur.fetchall())
 
     def list(self, *, cluster_id: str | None, metric_type: str | None, page: int,
@@ -63,6 +74,8 @@ class MetricRepository:
         """A page of samples, newest first, filtered by cluster and/or type, with the exact total."""
         args = [value for value in (cluster_id, metric_type) if value is not None]
         where = list_filter(by_cluster=cluster_id is not None, by_type=metric_type is not None)
+        cond, tenant_args = via_cluster(joiner=" AND " if where else "WHERE ")
+        where, args = where + cond, [*args, *tenant_args]
         with db.transaction() as cur:
             cur.execute(page_sql(where), (*args, page_size, (page - 1) * page_size))
             rows = list(cur.fetchall())
@@ -72,8 +85,9 @@ class MetricRepository:
 
     def latest_per_type(self, cluster_id: str) -> dict[str, dict[str, Any]]:
         """The most recent sample of each metric type the cluster has reported (absent types are absent)."""
+        cond, args = via_cluster()
         with db.transaction() as cur:
-            cur.execute(_LATEST_PER_TYPE, (cluster_id,) * len(METRIC_TYPES))
+            cur.execute(latest_per_type_sql(cond) if cond else _LATEST_PER_TYPE, (cluster_id, *args) * len(METRIC_TYPES))
             return {row["type"]: row for row in cur.fetchall()}
 
     def record(self, *, cluster_id: str, metric_type: str, value: float, unit: str,

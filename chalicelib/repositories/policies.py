@@ -7,7 +7,7 @@ import pymysql
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import ER_LOCK_DEADLOCK, domain_errors, lock_cluster, new_id, utc_text
+from chalicelib.repositories.base import ER_LOCK_DEADLOCK, domain_errors, lock_cluster, new_id, utc_text, via_cluster
 
 _FIELDS = ("name", "type", "min_replicas", "max_replicas", "metric_type", "metric_trigger", "time_window",
            "cost_limit", "enabled", "cooldown_seconds")
@@ -30,7 +30,8 @@ class PolicyRepository:
             return cur.fetchone()
 
     def get(self, policy_id: str) -> dict[str, Any]:
-        row = db.query_one(f"SELECT {_COLUMNS} FROM policies WHERE id = %s", (policy_id,))
+        cond, args = via_cluster()
+        row = db.query_one(f"SELECT {_COLUMNS} FROM policies WHERE id = %s{cond}", (policy_id, *args))
         if row is None:
             raise NotFoundError("Policy not found")
         return row
@@ -38,8 +39,9 @@ class PolicyRepository:
     def list(self, cluster_id: str, *, enabled_only: bool = False) -> list[dict[str, Any]]:
         """The cluster's policies, oldest first."""
         extra = " AND enabled = TRUE" if enabled_only else ""
-        return db.query(f"SELECT {_COLUMNS} FROM policies WHERE cluster_id = %s{extra} "
-                        "ORDER BY policies.created_at, policies.id", (cluster_id,))
+        cond, args = via_cluster()
+        return db.query(f"SELECT {_COLUMNS} FROM policies WHERE cluster_id = %s{extra}{cond} "
+                        "ORDER BY policies.created_at, policies.id", (cluster_id, *args))
 
     def clusters_with_enabled_policies(self) -> list[str]:
         return [r["cluster_id"] for r in db.query(
@@ -47,14 +49,15 @@ class PolicyRepository:
 
     def update(self, policy_id: str, expected_version: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Replace the policy's fields if it is still at `expected_version` (ConflictError otherwise)."""
+        cond, args = via_cluster()
         with db.transaction() as cur, domain_errors():
             cur.execute(
                 f"UPDATE policies SET {''.join(f'{f} = %s, ' for f in _FIELDS)}version = version + 1 "
-                "WHERE id = %s AND version = %s",
-                (*(fields[f] for f in _FIELDS), policy_id, expected_version),
+                f"WHERE id = %s AND version = %s{cond}",
+                (*(fields[f] for f in _FIELDS), policy_id, expected_version, *args),
             )
             if cur.rowcount == 0:
-                cur.execute("SELECT id FROM policies WHERE id = %s", (policy_id,))
+                cur.execute(f"SELECT id FROM policies WHERE id = %s{cond}", (policy_id, *args))
                 if cur.fetchone() is None:
                     raise NotFoundError("Policy not found")
                 raise ConflictError(f"policy {policy_id} was modified concurrently; re-read and retry")
@@ -62,8 +65,9 @@ class PolicyRepository:
             return cur.fetchone()
 
     def delete(self, policy_id: str) -> None:
+        cond, args = via_cluster()
         with db.transaction() as cur:
-            cur.execute("DELETE FROM policies WHERE id = %s", (policy_id,))
+            cur.execute(f"DELETE FROM policies WHERE id = %s{cond}", (policy_id, *args))
             if cur.rowcount == 0:
                 raise NotFoundError("Policy not found")
 

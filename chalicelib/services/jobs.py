@@ -142,4 +142,5 @@ class JobService:
         when the caller's handler flushes the publisher."""
         return self._publisher().publish_best_effort(envelope(
             event_type, job_id=job.id, job_type=job.type, cluster_id=job.cluster_id, progress=job.progress,
-            message=message, trace_id=job.trace_id, correlation_id=correlation_id, payload=payload), flush=flush)
+            message=message, trace_id=job.trace_id, correlation_id=correlation_id, payload=payload,
+            tenant_id=job.tenant_id), flush=flush)

@@ -84,9 +84,9 @@ class MonitoringService:
                 raise ValidationError(f"type: unknown metric type {metric_type!r}")
         self.metrics.record_many([(c, t, float(v), METRIC_UNITS[t], ts or now) for c, t, v, ts in samples], sources)
 
-    def existing_clusters(self, cluster_ids: set[str]) -> set[str]:
-        """Those of `cluster_ids` that exist (one query)."""
-        return self.clusters.existing(cluster_ids)
+    def cluster_tenants(self, cluster_ids: set[str]) -> dict[str, str]:
+        """The tenant of each of `cluster_ids` that exists (one query)."""
+        return self.clusters.tenants_of(cluster_ids)
 
     def refresh_cluster_health(self, cluster_id: str) -> HealthReport:
         """Evaluate health (the rules above) and store it on the cluster: `status` (unless `unknown`) and

@@ -92,8 +92,9 @@ def test_provision_job_completes_with_one_active_droplet_and_its_events_in_order
     progress = [e["progress"] for e in seen]
     assert progress == sorted(progress) and progress[-1] == 100
     for event in seen:
-        assert set(event) == {"type", "job_id", "job_type", "cluster_id", "progress", "message", "timestamp",
-                              "trace_id", "correlation_id", "payload"}
+        assert set(event) == {"type", "job_id", "job_type", "cluster_id", "tenant_id", "progress", "message",
+                              "timestamp", "trace_id", "correlation_id", "payload"}
+        assert event["tenant_id"] == "default"
         assert event["trace_id"] == job["trace_id"] and event["cluster_id"] == cluster["id"]
         assert event["job_type"] == "provision" and event["correlation_id"]
     created = next(e for e in seen if e["type"] == "droplet_created")
