@@ -81,18 +81,23 @@ def run(calls: int, warmup: int) -> list[dict]:
         cur.fetchone()
         bare.commit()
 
+    from chalicelib.auth.keys import ApiKeyService
+
+    # Authentication on, as everywhere but the local stage: an operator's key, cached after the first call.
+    key_row, key = ApiKeyService().create(tenant="default", role="operator", name=marker, created_by="bench")
     create_body = json.dumps({"name": marker, "region": "nyc3"}).encode()
     results = []
     try:
         with Client(app) as client:
             http = client.http
-            json_headers = {"Content-Type": "application/json"}
+            auth = {"X-API-Key": key}
+            json_headers = {"Content-Type": "application/json", **auth}
 
             def app_get_cluster() -> None:
-                assert http.get(f"/api/v1/clusters/{cluster['id']}").status_code == 200
+                assert http.get(f"/api/v1/clusters/{cluster['id']}", headers=auth).status_code == 200
 
             def app_list_jobs() -> None:
-                assert http.get("/api/v1/jobs?page_size=50").status_code == 200
+                assert http.get("/api/v1/jobs?page_size=50", headers=auth).status_code == 200
 
             def app_create_cluster() -> None:
                 assert http.post("/api/v1/clusters", headers=json_headers, body=create_body).status_code == 201
@@ -133,6 +138,8 @@ def run(calls: int, warmup: int) -> list[dict]:
             ids = [row["id"] for row in c.fetchall()]
         for cluster_id in ids:
             clusters.delete(cluster_id)
+        with db.transaction() as c:
+            c.execute("DELETE FROM api_keys WHERE id = %s", (key_row["id"],))
     return results
 
 

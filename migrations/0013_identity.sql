@@ -23,7 +23,8 @@ CREATE TABLE api_keys (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Every mutation through the API: who, in which tenant, what, on which resource, with which outcome.
--- The app only appends (INSERT) and reads (SELECT) it.
+-- The app only appends (INSERT) and reads (SELECT) it; the triggers below refuse UPDATE and DELETE to
+-- anyone (retention is an operator's TRUNCATE or partition drop, which they do not see).
 CREATE TABLE audit_log (
     id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
     occurred_at   DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
@@ -40,6 +41,11 @@ CREATE TABLE audit_log (
     KEY idx_audit_resource (resource_id, occurred_at),
     KEY idx_audit_time (occurred_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log FOR EACH ROW
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit_log is append-only';
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log FOR EACH ROW
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit_log is append-only';
 
 ALTER TABLE clusters ADD COLUMN tenant_id VARCHAR(64) COLLATE utf8mb4_bin NOT NULL DEFAULT 'default' AFTER id,
     ADD KEY idx_clusters_tenant (tenant_id, created_at, id);

@@ -13,13 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
-import pymysql
-
 from chalicelib.auth.keys import KEY_MARK, ApiKeyService
 from chalicelib.auth.principal import Principal
 from chalicelib.auth.tokens import looks_like_jwt, verify_token
-from chalicelib.errors import AuthenticationError, ServiceUnavailableError
-from chalicelib.observability import logger
+from chalicelib.errors import AuthenticationError
 from chalicelib.settings import get_settings
 from chalicelib.warm import PerContainer
 
@@ -50,11 +47,7 @@ class Authenticator:
 
     def _verify(self, credential: str) -> Principal:
         if credential.startswith(KEY_MARK):
-            try:
-                return self.keys.verify(credential)
-            except pymysql.err.Error:
-                logger.warning("cannot verify an API key: the database is unavailable")
-                raise ServiceUnavailableError("authentication is unavailable; retry") from None
+            return self.keys.verify(credential)  # ServiceUnavailableError (503) when MariaDB cannot be asked
         if looks_like_jwt(credential):
             return verify_token(credential)
         raise AuthenticationError("invalid credentials")

@@ -4,8 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pymysql
+
 from chalicelib import db
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import NotFoundError, ServiceUnavailableError
+from chalicelib.observability import logger
 from chalicelib.repositories.base import domain_errors, new_id, utc_text
 
 # The hash never leaves this module except to the verifier (`lookup`); listings do not select it.
@@ -27,15 +30,20 @@ class ApiKeyRepository:
 
     def lookup(self, prefix: str) -> dict[str, Any] | None:
         """The usable key with this prefix (not revoked, not expired), hash included; None otherwise.
-        Marks it used (last_used_at) in the same round of work."""
-        with db.transaction() as cur:
-            cur.execute(
-                "SELECT id, secret_hash, name, tenant_id, role FROM api_keys WHERE prefix = %s "
-                "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > UTC_TIMESTAMP(6))", (prefix,))
-            row = cur.fetchone()
-            if row is not None:
-                cur.execute("UPDATE api_keys SET last_used_at = UTC_TIMESTAMP(6) WHERE id = %s", (row["id"],))
-            return row
+        Marks it used (last_used_at) in the same round of work. ServiceUnavailableError when MariaDB cannot be
+        asked: a credential that cannot be checked is never taken as valid."""
+        try:
+            with db.transaction() as cur:
+                cur.execute(
+                    "SELECT id, secret_hash, name, tenant_id, role FROM api_keys WHERE prefix = %s "
+                    "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > UTC_TIMESTAMP(6))", (prefix,))
+                row = cur.fetchone()
+                if row is not None:
+                    cur.execute("UPDATE api_keys SET last_used_at = UTC_TIMESTAMP(6) WHERE id = %s", (row["id"],))
+                return row
+        except pymysql.err.Error:
+            logger.warning("cannot verify an API key: the database is unavailable")
+            raise ServiceUnavailableError("authentication is unavailable; retry") from None
 
     def list(self, tenant_id: str | None) -> list[dict[str, Any]]:
         """Keys of one tenant (None: every tenant), newest first."""

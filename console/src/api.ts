@@ -1,7 +1,7 @@
 // The console's one API client. Every request goes through `request()`, so this is the place where:
 //  - the API base URL is read from config.json (written next to index.html at deploy time, never baked
 //    into the bundle);
-//  - sign-in will add its `Authorization` header (issue 13: identity) - see `authHeaders()`;
+//  - the signed-in API key (issue 13) is sent as `X-API-Key` on every call - see `session` and `authHeaders()`;
 //  - the wire shapes are normalised: the v1 wire format (shared/reference/api-v1-wire.md) and our API
 //    before issue 12 differ in a few envelopes and in job `parameters`/`result` being strings or objects.
 //    Pages only ever see the normalised types below.
@@ -62,9 +62,50 @@ export function loadConfig(): Promise<ConsoleConfig> {
   return configPromise;
 }
 
-/** Headers every request carries. Sign-in (issue 13) adds `Authorization: Bearer <token>` here. */
+// --- the signed-in caller (issue 13) --------------------------------------------------------------------
+export interface WhoAmI { principal: string; tenant: string; role: string; kind: string; name: string }
+export interface ApiKey { id: string; prefix: string; name: string; tenant: string; role: string; created_by?: string;
+  expires_at?: string; last_used_at?: string; revoked_at?: string; created_at: string }
+export interface AuditEntry { id: number; occurred_at: string; tenant: string; principal: string; role: string;
+  action: string; resource_id?: string; outcome: number; request_id: string }
+export type Level = "viewer" | "operator" | "admin" | "platform";
+
+const KEY_SLOT = "clustergenie.apiKey";
+const RANK: Record<string, number> = { viewer: 0, operator: 1, admin: 2 };
+
+/** The API key of this tab (sessionStorage: gone when the tab closes, never shared with other tabs) and who it
+ * is. `who.kind === "local"`: the API runs with authentication off (local stage), everyone is an admin. */
+export const session = {
+  who: null as WhoAmI | null,
+  key: (): string | null => sessionStorage.getItem(KEY_SLOT),
+  signIn: async (key: string): Promise<WhoAmI> => {
+    sessionStorage.setItem(KEY_SLOT, key.trim());
+    try {
+      session.who = await request<WhoAmI>("GET", "/auth/whoami");
+      return session.who;
+    } catch (err) {
+      sessionStorage.removeItem(KEY_SLOT);
+      throw err;
+    }
+  },
+  signOut: (): void => {
+    sessionStorage.removeItem(KEY_SLOT);
+    session.who = null;
+    window.dispatchEvent(new Event("clustergenie:signed-out"));
+  },
+  /** What the signed-in role may do; "platform": an admin of the platform tenant (`default`). */
+  can: (level: Level): boolean => {
+    const who = session.who;
+    if (!who) return false;
+    if (level === "platform") return who.role === "admin" && who.tenant === "default";
+    return (RANK[who.role] ?? -1) >= RANK[level];
+  },
+};
+
+/** Headers every request carries: the signed-in key. */
 function authHeaders(): Record<string, string> {
-  return {};
+  const key = session.key();
+  return key ? { "X-API-Key": key } : {};
 }
 
 type Query = Record<string, string | number | undefined | null>;
@@ -88,6 +129,8 @@ async function request<T>(method: string, path: string, opts: { query?: Query; b
   if (!response.ok) {
     const body = (data && typeof data === "object" ? data : {}) as { error?: string; message?: string; request_id?: string };
     const message = body.error ?? body.message ?? (typeof data === "string" && data ? data : `HTTP ${response.status}`);
+    // The key was revoked or expired meanwhile: back to the sign-in page (not for the sign-in check itself).
+    if (response.status === 401 && session.who) session.signOut();
     throw new ApiError(response.status, message, body.request_id);
   }
   return data as T;
@@ -235,6 +278,14 @@ export const api = {
     const provider = typeof raw === "string" ? raw : raw?.name ?? "";
     return { provider, region: data.region ?? "", price_per_hour: data.price_per_hour, reasons: data.reasons ?? [], candidates: data.candidates ?? [] };
   },
+
+  whoami: () => request<WhoAmI>("GET", "/auth/whoami"),
+  listKeys: async () => list<ApiKey>(await request("GET", "/auth/keys"), "keys"),
+  createKey: (body: { role: string; name: string; tenant?: string }) =>
+    request<{ key: ApiKey; secret: string }>("POST", "/auth/keys", { body }),
+  revokeKey: (id: string) => request("DELETE", `/auth/keys/${enc(id)}`),
+  audit: (query: { tenant?: string; principal?: string; resource_id?: string; before_id?: number; limit?: number }) =>
+    request<{ entries: AuditEntry[]; next_before_id?: number }>("GET", "/audit", { query }),
 
   queue: () => request<QueueStatus>("GET", "/observability/workerpool"),
   limiterStatus: (query: { name: string; scope_type?: string; scope_id?: string }) =>

@@ -2,7 +2,7 @@
 // form controls, status badges and times.
 import type { ComponentChildren, InputHTMLAttributes } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { api, ApiError } from "./api";
+import { api, ApiError, session, type Level } from "./api";
 import { localTime, relativeTime } from "./format";
 
 export interface AsyncState<T> { data?: T; error?: unknown; loading: boolean; reload: () => void }
@@ -118,8 +118,16 @@ export function Input({ label, ...props }: { label: string } & InputHTMLAttribut
   return <Field label={label}><input {...props} /></Field>;
 }
 
-/** A form that runs `submit`, disables itself meanwhile and shows the API's error message. */
-export function ActionForm({ label, submit, children, class: cls }: {
+/** A form that runs `submit`, disables itself meanwhile and shows the API's error message. Not shown at all
+ * to a caller whose role cannot do it (`needs`, default operator: changes within the tenant). */
+export function ActionForm({ label, submit, children, class: cls, needs = "operator" }: {
+  label: string; submit: (data: FormData) => Promise<unknown>; children: ComponentChildren; class?: string; needs?: Level;
+}) {
+  if (!session.can(needs)) return null;
+  return <ActionFormShown label={label} submit={submit} class={cls}>{children}</ActionFormShown>;
+}
+
+function ActionFormShown({ label, submit, children, class: cls }: {
   label: string; submit: (data: FormData) => Promise<unknown>; children: ComponentChildren; class?: string;
 }) {
   const [busy, setBusy] = useState(false);
@@ -147,8 +155,13 @@ export function ActionForm({ label, submit, children, class: cls }: {
   );
 }
 
-/** A button that asks for confirmation first (destructive actions) and reports the API's error. */
-export function ActionButton({ label, confirm, run, danger }: { label: string; confirm?: string; run: () => Promise<unknown>; danger?: boolean }) {
+/** A button that asks for confirmation first (destructive actions) and reports the API's error; hidden from a
+ * caller whose role cannot do it (`needs`, default operator). */
+export function ActionButton(props: { label: string; confirm?: string; run: () => Promise<unknown>; danger?: boolean; needs?: Level }) {
+  return session.can(props.needs ?? "operator") ? <ActionButtonShown {...props} /> : null;
+}
+
+function ActionButtonShown({ label, confirm, run, danger }: { label: string; confirm?: string; run: () => Promise<unknown>; danger?: boolean }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
   const onClick = async () => {

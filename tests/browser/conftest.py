@@ -50,8 +50,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page_on(browser) -> Iterator[Callable[[str], Any]]:  # noqa: ANN001
-    """`page_on("http://localhost:5173")` -> a Playwright page whose document comes from that origin."""
+def page_on(browser, console_key) -> Iterator[Callable[[str], Any]]:  # noqa: ANN001
+    """`page_on("http://localhost:5173")` -> a Playwright page whose document comes from that origin. The
+    page holds an API key in `window.cgApiKey` for its scripts to send (issue 13), as the console does."""
     contexts = []
 
     def open_page(origin: str) -> Any:
@@ -64,6 +65,7 @@ def page_on(browser) -> Iterator[Callable[[str], Any]]:  # noqa: ANN001
         page = context.new_page()
         page.route(f"{origin}/", lambda route: route.fulfill(status=200, content_type="text/html", body=BLANK_PAGE))
         page.goto(f"{origin}/")
+        page.evaluate("key => { window.cgApiKey = key; }", console_key)
         return page
 
     yield open_page
@@ -105,17 +107,45 @@ class PageWatch:
         assert not self.error_responses, self.error_responses
 
 
+KEY_SLOT = "clustergenie.apiKey"  # console/src/api.ts: the tab's API key, in sessionStorage
+
+
 @pytest.fixture
-def page(browser) -> Iterator[Any]:  # noqa: ANN001
-    """A fresh page (laptop-sized, the person's timezone set) whose problems are collected on `page.watch`.
-    Confirmation dialogs (delete, roll back) are accepted, as a person clicking OK would."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Berlin", locale="en-GB")
-    page = context.new_page()
-    page.watch = PageWatch(page)
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
+def new_page(browser) -> Iterator[Callable[[str | None], Any]]:  # noqa: ANN001
+    """`new_page(key)` -> a fresh page (laptop-sized, the person's timezone set) whose problems are collected on
+    `page.watch`, signed in to the console with `key` (None: signed out). Confirmation dialogs (delete, roll
+    back) are accepted, as a person clicking OK would."""
+    contexts = []
+
+    def open_page(key: str | None) -> Any:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Berlin", locale="en-GB")
+        contexts.append(context)
+        if key:  # as if the person had pasted it on the sign-in page of this tab
+            context.add_init_script(f"sessionStorage.getItem({json.dumps(KEY_SLOT)}) === null && "
+                                    f"sessionStorage.setItem({json.dumps(KEY_SLOT)}, {json.dumps(key)})")
+        page = context.new_page()
+        page.watch = PageWatch(page)
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.set_default_timeout(20_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page, console_key) -> Any:  # noqa: ANN001
+    """A page signed in as the browser tests' admin (a platform admin: every page and card)."""
+    return new_page(console_key)
+
+
+@pytest.fixture(scope="session")
+def console_key(api) -> str:
+    """An admin key created for this run through the API (as the stack's first admin, tests/conftest.py)."""
+    status, body = api("POST", "/auth/keys", {"role": "admin", "name": "browser tests"})
+    assert status == 201, body
+    return body["secret"]
 
 
 @pytest.fixture(scope="session")

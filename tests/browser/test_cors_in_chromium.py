@@ -16,21 +16,32 @@ ALLOWED_ORIGIN = "http://localhost:5173"  # the console's Vite dev server: allow
 STRANGER_ORIGIN = "http://localhost:5999"  # same machine, same loopback address space, not allowed
 
 # Runs in the page: one fetch, the outcome as plain data (status, JSON body, the headers a page can read).
-FETCH = """async ([url, method, body]) => {
+FETCH = """async ([url, method, body, signed]) => {
   try {
-    const init = {method, headers: {}};
+    const init = {method, headers: signed && window.cgApiKey ? {'X-API-Key': window.cgApiKey} : {}};
     if (body !== null) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
     const r = await fetch(url, init);
     const text = await r.text();
     return {status: r.status, body: text ? JSON.parse(text) : null,
             retryAfter: r.headers.get('Retry-After'), limit: r.headers.get('X-RateLimit-Limit'),
-            requestId: r.headers.get('X-Request-Id')};
+            requestId: r.headers.get('X-Request-Id'), challenge: r.headers.get('WWW-Authenticate')};
   } catch (e) { return {refused: String(e)}; }
 }"""
 
 
-def fetch(page, url: str, method: str = "GET", body=None) -> dict:  # noqa: ANN001
-    return page.evaluate(FETCH, [url, method, body])
+def fetch(page, url: str, method: str = "GET", body=None, signed: bool = True) -> dict:  # noqa: ANN001
+    """`signed`: send the page's API key (`window.cgApiKey`) as X-API-Key, as the console does."""
+    return page.evaluate(FETCH, [url, method, body, signed])
+
+
+def test_a_page_without_a_key_reads_the_401_and_its_challenge(page_on, api_url):
+    page = page_on(ALLOWED_ORIGIN)
+    refused = fetch(page, f"{api_url}/api/v1/clusters", signed=False)
+    assert refused.get("status") == 401, refused  # readable: the 401 carries the CORS headers
+    assert refused["body"] == {"error": "authentication required"}
+    assert refused["challenge"].startswith("Bearer")
+    wrong = fetch(page, f"{api_url}/api/v1/clusters", "POST", {"name": "x", "region": "nyc3"}, signed=False)
+    assert wrong.get("status") == 401, wrong  # the preflight for a POST admits the request, the API refuses it
 
 
 def test_a_page_on_an_allowed_origin_creates_reads_updates_and_deletes(page_on, api_url):

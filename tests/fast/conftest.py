@@ -70,15 +70,13 @@ def base_stack(mariadb, redis_server, kafka_broker) -> None:  # noqa: ANN001
     _reachable("Prometheus", "127.0.0.1", cfg.prometheus_port)
 
 
-# Identity tables (issue 13) are emptied with the others, but are not part of `snapshot` (a refused
-# mutation is still recorded in the audit log).
-IDENTITY_TABLES = ("audit_log", "api_keys")
-
-
 def truncate_tables() -> None:
     with db.transaction() as cur:
-        for table in (*TABLES, *IDENTITY_TABLES):
+        for table in (*TABLES, "api_keys"):
             cur.execute(f"DELETE FROM {table}")
+        # Not part of `snapshot` (a refused mutation is still audited); append-only, so emptied by TRUNCATE,
+        # which its UPDATE/DELETE triggers do not see.
+        cur.execute("TRUNCATE TABLE audit_log")
 
 
 @pytest.fixture
@@ -131,25 +129,21 @@ def new_api_key(role: str = "admin", tenant: str = "default", name: str = "test"
     return ApiKeyService().create(tenant=tenant, role=role, name=name, created_by="tests")[1]
 
 
-class ApiClient:
-    """A thin JSON wrapper over chalice.test.Client's HTTP client, sending `key` (X-API-Key) on every request
-    unless the request's own headers name a credential, or `key` is None."""
+class SignedHttp:
+    """chalice.test's `client.http`, sending an API key (X-API-Key) on every request that names no credential
+    of its own (`key` None: none). The v1 scripts name distinct callers with X-User-ID; with authentication on
+    the caller is the key, so each such name calls with a key of its own (same tenant and role) and stays a
+    distinct caller. The one way the fast tier's requests carry credentials (ApiClient is built on it)."""
 
-    def __init__(self, http, key: str | None = None, user_keys: dict[str, str] | None = None) -> None:  # noqa: ANN001
+    def __init__(self, http, key: str | None, user_keys: dict[str, str] | None = None) -> None:  # noqa: ANN001
         self.http = http
         self.key = key
         self._user_keys = {} if user_keys is None else user_keys
 
-    def as_key(self, key: str | None) -> "ApiClient":
-        """The same client, calling with another key (None: no credential)."""
-        return ApiClient(self.http, key, self._user_keys)
-
-    def _credential(self, headers: dict[str, str]) -> dict[str, str]:
+    def credential(self, headers: dict[str, str]) -> dict[str, str]:
         names = {h.lower(): v for h, v in headers.items()}
         if not self.key or {"authorization", "x-api-key"} & set(names):
             return {}
-        # The v1 scripts name distinct callers with X-User-ID; with authentication on the caller is the key,
-        # so each such name calls with a key of its own (same tenant and role), and stays a distinct caller.
         user = names.get("x-user-id")
         if user:
             if user not in self._user_keys:
@@ -157,12 +151,49 @@ class ApiClient:
             return {"X-API-Key": self._user_keys[user]}
         return {"X-API-Key": self.key}
 
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | str = b""):
+        return self.http.request(method, path, headers={**self.credential(headers or {}), **(headers or {})}, body=body)
+
+    def get(self, path: str, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path: str, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+def signed_client(test_client, role: str = "admin", tenant: str = "default"):  # noqa: ANN001
+    """A chalice.test Client's stand-in whose `.http` signs every request with a fresh key."""
+    import types
+
+    return types.SimpleNamespace(http=SignedHttp(test_client.http, new_api_key(role, tenant)), lambda_=test_client.lambda_,
+                                 events=test_client.events)
+
+
+class ApiClient:
+    """A thin JSON wrapper over SignedHttp: the key is sent unless the request's own headers name a
+    credential, or `key` is None."""
+
+    def __init__(self, http, key: str | None = None, user_keys: dict[str, str] | None = None) -> None:  # noqa: ANN001
+        self.http = http
+        self.key = key
+        self.signed = SignedHttp(http, key, user_keys)
+
+    def as_key(self, key: str | None) -> "ApiClient":
+        """The same client, calling with another key (None: no credential)."""
+        return ApiClient(self.http, key, self.signed._user_keys)
+
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | str | None = None,
                 headers: dict[str, str] | None = None):
-        headers = {"Content-Type": "application/json", **self._credential(headers or {}), **(headers or {})}
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if raw is None and body is not None:
             raw = json.dumps(body)
-        response = self.http.request(method, path, headers=headers, body=raw if raw is not None else b"")
+        response = self.signed.request(method, path, headers=headers, body=raw if raw is not None else b"")
         try:
             response.json = json.loads(response.body) if response.body else None
         except ValueError:  # not JSON (GET /metrics is Prometheus text)

@@ -15,6 +15,7 @@ from app import app as chalice_app
 from chalicelib.api.edge_routes import EDGE_VIEWS, catch_all_paths
 from chalicelib.cors import EXPOSED_HEADERS
 from chalicelib.settings import get_settings, load_settings
+from conftest import signed_client
 
 ALLOWED = "http://localhost:5173"
 DENIED = "http://evil.example"
@@ -53,7 +54,7 @@ def concrete(path: str) -> str:
 @pytest.fixture
 def http(app):  # noqa: ANN001 - clean database, in-memory queue, full buckets
     with Client(app) as client:
-        yield client
+        yield signed_client(client)  # a platform admin's key on every request (issue 13)
 
 
 def app_routes() -> list[tuple[str, str]]:
@@ -159,3 +160,21 @@ def test_405_names_the_allowed_methods_and_404_answers_every_depth(http):
 
 def test_exposed_headers_are_the_ones_the_api_sends():
     assert {"Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-Request-Id"} <= set(EXPOSED_HEADERS)
+
+
+def test_401_and_403_carry_cors_headers(http):
+    from conftest import new_api_key
+
+    anonymous = call(http, "GET", "/api/v1/clusters", headers={"X-API-Key": ""})
+    assert anonymous.status_code == 401 and lower(anonymous.headers)["www-authenticate"].startswith("Bearer")
+    assert_cors(anonymous)
+    assert "www-authenticate" in {x.strip().lower() for x in lower(anonymous.headers)["access-control-expose-headers"].split(",")}
+    viewer = call(http, "POST", "/api/v1/clusters", body={"name": "x", "region": "nyc3"},
+                  headers={"X-API-Key": new_api_key("viewer")})
+    assert viewer.status_code == 403
+    assert_cors(viewer)
+    preflight = call(http, "OPTIONS", "/api/v1/clusters", headers={"Access-Control-Request-Method": "POST",
+                                                                   "Access-Control-Request-Headers": "x-api-key"})
+    assert preflight.status_code == 204  # a preflight needs no credential
+    allowed = {x.strip().lower() for x in lower(preflight.headers)["access-control-allow-headers"].split(",")}
+    assert {"authorization", "x-api-key"} <= allowed

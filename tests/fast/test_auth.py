@@ -304,3 +304,14 @@ def test_the_audit_log_filters_pages_and_keeps_tenants_apart(client):
 def test_an_unverifiable_key_never_reaches_the_repository_lookup():
     with pytest.raises(AuthenticationError):
         Authenticator().authenticate("neither-a-key-nor-a-token")
+
+
+def test_the_audit_log_is_append_only_in_the_database(client):
+    import pymysql
+
+    client.post("/api/v1/clusters", {"name": "web", "region": "nyc3"})
+    for statement in ("UPDATE audit_log SET outcome = 200", "DELETE FROM audit_log"):
+        with pytest.raises(pymysql.err.OperationalError, match="append-only"):
+            with db.transaction() as cur:
+                cur.execute(statement)
+    assert len(client.get("/api/v1/audit").json["entries"]) == 1

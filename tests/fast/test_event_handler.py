@@ -97,7 +97,10 @@ def test_job_event_updates_the_read_model(handle, dead_letters, cluster, event_t
 
 
 def test_the_read_model_is_served_as_the_jobs_event_state(handle, dead_letters, cluster, client):
-    job_id = f"job-{uuid.uuid4()}"
+    from chalicelib.repositories import JobRepository
+
+    # The route serves the read model of a job of the caller's tenant only (issue 13): a stored job.
+    job_id = JobRepository().create(job_type="monitor", cluster_id=cluster["id"], parameters={}, trace_id="t")["id"]
     handle(batch_of([envelope("job_started", cluster["id"], job_id=job_id, progress=5, timestamp="2026-01-01T00:00:01Z"),
                      envelope("job_progress", cluster["id"], job_id=job_id, progress=40, timestamp="2026-01-01T00:00:02Z")]))
     served = client.get(f"/api/v1/jobs/{job_id}/event-state")

@@ -17,6 +17,8 @@ import pytest
 import redis
 from chalice import Chalice
 from chalice.test import Client
+
+from conftest import signed_client
 from prometheus_client.parser import text_string_to_metric_families
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -368,6 +370,14 @@ def limited_app(manager: LimiterManager, diagnosis_error: Exception | None = Non
     app = Chalice(app_name="ratelimit-test")
     app.experimental_feature_flags.update({"BLUEPRINTS"})
     register_error_handling(app)
+
+    @app.middleware("http")
+    def authentication_off(event, get_response):  # noqa: ANN001 - as the local stage with CG_AUTH_ENABLED=false:
+        from chalicelib.auth.principal import LOCAL, acting_as  # X-User-ID names the caller (issue 13)
+
+        with acting_as(LOCAL):
+            return get_response(event)
+
     register_rate_limiting(app, manager=lambda: manager)
 
     @app.route("/api/v1/jobs", methods=["POST"])
@@ -471,11 +481,13 @@ def _real_app_or_skip(path: str):
     return app
 
 
-def test_real_app_limits_post_jobs_per_user(cleanup):
+def test_real_app_limits_post_jobs_per_user(cleanup, mariadb):  # noqa: ANN001
     app = _real_app_or_skip("/api/v1/jobs")
     user = unique("user")
-    cleanup.append(bucket_key("jobs_create", f"user:{user}"))
-    with Client(app) as client:
+    with Client(app) as raw_client:
+        client = signed_client(raw_client)  # X-User-ID -> a key of its own: the principal is the scope
+        key_id = client.http.request("GET", "/api/v1/auth/whoami", headers={"X-User-ID": user}).json_body["principal"]
+        cleanup.append(bucket_key("jobs_create", f"user:{key_id}"))
         # An invalid body: the route answers 400 and nothing is created, but the tokens are spent.
         statuses = [client.http.post("/api/v1/jobs", headers={**JSON, "X-User-ID": user}, body="{}") for _ in range(4)]
         assert [resp.status_code == 429 for resp in statuses] == [False, False, False, True]
@@ -484,11 +496,12 @@ def test_real_app_limits_post_jobs_per_user(cleanup):
         assert statuses[-1].headers["Retry-After"] == "10"
 
 
-def test_real_app_limits_diagnosis_per_cluster(cleanup):
+def test_real_app_limits_diagnosis_per_cluster(cleanup, mariadb):  # noqa: ANN001
     app = _real_app_or_skip("/api/v1/diagnosis/diagnose")
     cluster = unique("cluster-missing-")
     cleanup.append(bucket_key("diagnosis", f"cluster:{cluster}"))
-    with Client(app) as client:
+    with Client(app) as raw_client:
+        client = signed_client(raw_client)
         body = json.dumps({"cluster_id": cluster})
         statuses = [client.http.post("/api/v1/diagnosis/diagnose", headers=JSON, body=body) for _ in range(6)]
         assert [resp.status_code == 429 for resp in statuses] == [False] * 5 + [True]
@@ -512,9 +525,9 @@ def observability_app() -> Chalice:
 
 
 @pytest.fixture
-def api(redis_server):  # noqa: ANN001
+def api(redis_server, mariadb):  # noqa: ANN001
     with Client(observability_app()) as client:
-        yield client
+        yield signed_client(client)  # the observability routes need a platform admin (issue 13)
 
 
 def post_config(api, **body):

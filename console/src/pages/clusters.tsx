@@ -112,7 +112,7 @@ export function ClusterDetail({ id }: { id: string }) {
               {(h) => <><p><Badge status={h.status} /> checked <Time iso={h.timestamp} /></p>
                 {h.issues.length ? <ul>{h.issues.map((i) => <li key={i}>{i}</li>)}</ul> : <p class="muted">No issues.</p>}</>}
             </Loaded>
-            <ActionButton label="Run diagnosis" run={async () => setDiagnosis(await api.diagnose(id))} />
+            <ActionButton label="Run diagnosis" needs="viewer" run={async () => setDiagnosis(await api.diagnose(id))} />
             {diagnosis ? (
               <div data-testid="diagnosis">
                 <h3>Insights</h3><ul>{diagnosis.insights.map((i) => <li key={i}>{i}</li>)}</ul>

@@ -39,7 +39,7 @@ export function Operations({ query }: { query: URLSearchParams }) {
         {(b) => <dl class="counts" data-testid="bucket"><div><dt>Available</dt><dd>{b.available}</dd></div><div><dt>Capacity</dt><dd>{b.capacity}</dd></div><div><dt>Refill per second</dt><dd>{b.rate_per_sec}</dd></div>{b.scope ? <div><dt>Scope</dt><dd>{b.scope}</dd></div> : null}</dl>}
       </Loaded>
       <h2>Limiter configs (admin)</h2>
-      <ActionForm label="Save limiter config" submit={async (d) => {
+      <ActionForm label="Save limiter config" needs="platform" submit={async (d) => {
         const refill = str(d, "refill_rate"), capacity = str(d, "capacity");
         await api.saveLimiterConfig({ name: str(d, "name"), scope_type: str(d, "scope_type"), scope_id: str(d, "scope_id") || undefined,
           refill_rate: refill ? Number(refill) : undefined, capacity: capacity ? Number(capacity) : undefined });
@@ -56,7 +56,7 @@ export function Operations({ query }: { query: URLSearchParams }) {
           <table>
             <thead><tr><th>Limiter</th><th>Scope</th><th>Config</th><th><span class="sr-only">Actions</span></th></tr></thead>
             <tbody>{cs.map((c) => <tr key={c.key}><td>{c.name}</td><td>{c.scope}</td><td><code>{JSON.stringify(c.config)}</code></td>
-              <td><ActionButton label="Delete" danger confirm={`Delete the override ${c.key}?`} run={async () => { await api.deleteLimiterConfig(c.key); configs.reload(); bucket.reload(); }} /></td></tr>)}</tbody>
+              <td><ActionButton label="Delete" needs="platform" danger confirm={`Delete the override ${c.key}?`} run={async () => { await api.deleteLimiterConfig(c.key); configs.reload(); bucket.reload(); }} /></td></tr>)}</tbody>
           </table>
         )}
       </Loaded>

@@ -1,4 +1,4 @@
-import { api } from "../api";
+import { api, session } from "../api";
 import { Badge, Loaded, Page, Time, useAsync } from "../ui";
 
 function countBy<T>(items: T[], key: (t: T) => string): [string, number][] {
@@ -15,7 +15,9 @@ export function Overview() {
   }, []);
   const droplets = useAsync(() => api.listDroplets(), []);
   const jobs = useAsync(() => api.listJobs({ page: 1, page_size: 5, sort_dir: "desc" }), []);
-  const queue = useAsync(() => api.queue(), []);
+  // The job queue is an observability route: platform admins only (issue 13); others do not see the card.
+  const showQueue = session.can("platform");
+  const queue = useAsync(() => (showQueue ? api.queue() : Promise.resolve(null)), [showQueue]);
   return (
     <Page title="Overview">
       <div class="cards">
@@ -37,10 +39,10 @@ export function Overview() {
             {(d) => <dl class="counts">{countBy(d, (x) => x.status).map(([s, n]) => <div key={s}><dt><Badge status={s} /></dt><dd>{n}</dd></div>)}</dl>}
           </Loaded>
         </article>
-        <article class="card" aria-labelledby="h-queue">
+        {showQueue ? <article class="card" aria-labelledby="h-queue">
           <h2 id="h-queue">Job queue</h2>
           <Loaded state={queue}>
-            {(q) => (
+            {(q) => q && (
               <>
                 <dl class="counts">
                   <div><dt>Queued</dt><dd data-testid="queue-depth">{q.queue_length ?? "?"}</dd></div>
@@ -51,7 +53,7 @@ export function Overview() {
               </>
             )}
           </Loaded>
-        </article>
+        </article> : null}
       </div>
       <h2>Newest jobs</h2>
       <Loaded state={jobs} isEmpty={(p) => p.jobs.length === 0} empty="No jobs yet.">
