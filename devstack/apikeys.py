@@ -16,8 +16,10 @@ def _service(cfg: StackConfig):
     os.environ["CG_DB_NAME"] = cfg.db_name
     from chalicelib import db
     from chalicelib.auth.keys import ApiKeyService
+    from chalicelib.observability import logger
     from chalicelib.settings import reset_settings
 
+    logger.setLevel("WARNING")  # the operator's terminal gets the path (or the key asked for), not app log lines
     reset_settings()
     db.reset_connection()
     return ApiKeyService()

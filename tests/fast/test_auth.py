@@ -207,15 +207,35 @@ def test_authentication_may_be_off_only_on_the_local_stage(monkeypatch):
     assert load_settings().auth_enabled is True  # on by default
 
 
-def test_with_authentication_off_locally_the_original_clients_are_served_unchanged(client, monkeypatch):
+def test_with_authentication_off_locally_the_original_clients_are_served_unchanged(client, monkeypatch, job_queue):
+    """The original's clients send no credentials: on the local stage with authentication off, their calls are
+    answered as before, in the v1 shapes of tests/contract/original_v1.py."""
+    import jsonschema
+
+    from tests.contract.original_v1 import RESPONSES, V1
+
     monkeypatch.setenv("CG_AUTH_ENABLED", "false")
     monkeypatch.setenv("CG_ENVIRONMENT", "local")
     reset_settings()
     try:
         anonymous = client.as_key(None)
+
+        def check(method: str, route: str, response) -> None:  # noqa: ANN001
+            status, schema = RESPONSES[(method, V1 + route)]
+            assert response.status_code == status, response.json
+            jsonschema.validate(response.json, schema)
+
         created = anonymous.post("/api/v1/clusters", {"name": "web", "region": "nyc3"})
-        assert created.status_code == 201
-        assert anonymous.get("/api/v1/clusters").json["clusters"][0]["id"] == created.json["cluster"]["id"]
+        check("POST", "/clusters", created)
+        cid = created.json["cluster"]["id"]
+        check("GET", "/clusters", anonymous.get("/api/v1/clusters"))
+        check("GET", "/clusters/{cluster_id}", anonymous.get(f"/api/v1/clusters/{cid}"))
+        check("PUT", "/clusters/{cluster_id}", anonymous.put(f"/api/v1/clusters/{cid}", {"name": "web2"}))
+        check("POST", "/jobs", anonymous.post("/api/v1/jobs", {"type": "monitor", "parameters": {"cluster_id": cid}},
+                                              headers={"X-User-ID": "script"}))
+        check("GET", "/jobs", anonymous.get("/api/v1/jobs"))
+        check("GET", "/providers", anonymous.get("/api/v1/providers"))
+        check("POST", "/hello", anonymous.post("/api/v1/hello", {"name": "original"}))
         assert anonymous.get("/api/v1/auth/whoami").json["kind"] == "local"
     finally:
         monkeypatch.undo()
