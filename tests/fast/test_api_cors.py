@@ -15,7 +15,7 @@ from app import app as chalice_app
 from chalicelib.api.edge_routes import EDGE_VIEWS, catch_all_paths
 from chalicelib.cors import EXPOSED_HEADERS
 from chalicelib.settings import get_settings, load_settings
-from conftest import signed_client
+from conftest import new_api_key, signed_client
 
 ALLOWED = "http://localhost:5173"
 DENIED = "http://evil.example"
@@ -163,8 +163,6 @@ def test_exposed_headers_are_the_ones_the_api_sends():
 
 
 def test_401_and_403_carry_cors_headers(http):
-    from conftest import new_api_key
-
     anonymous = call(http, "GET", "/api/v1/clusters", headers={"X-API-Key": ""})
     assert anonymous.status_code == 401 and lower(anonymous.headers)["www-authenticate"].startswith("Bearer")
     assert_cors(anonymous)
