@@ -138,6 +138,10 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
 
 
 def main() -> None:
+    from devstack.apikeys import install_stack_credentials, read_admin_key
+    from devstack.config import StackConfig
+
+    install_stack_credentials(read_admin_key(StackConfig.from_env()))  # authentication is on (issue 13)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--threads", type=int, default=8)

@@ -125,6 +125,10 @@ def bench_in_process(calls: int) -> list[float]:
 
 
 def main() -> int:
+    from devstack.apikeys import install_stack_credentials, read_admin_key
+    from devstack.config import StackConfig
+
+    install_stack_credentials(read_admin_key(StackConfig.from_env()))  # authentication is on (issue 13)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warm", type=int, default=200, help="warm requests (default 200)")
     parser.add_argument("--cold", type=int, default=3, help="cold starts to measure (default 3)")

@@ -174,7 +174,9 @@ def cmd_screenshots(cfg: StackConfig) -> None:
 
     cmd_up(cfg)
     stack = stack_json(cfg)
-    for path in screenshots.take(stack["console_url"], stack["api_url"]):
+    from devstack.apikeys import read_admin_key
+
+    for path in screenshots.take(stack["console_url"], stack["api_url"], key=read_admin_key(cfg)):
         say(f"wrote {path.relative_to(ROOT)}")
 
 

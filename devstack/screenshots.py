@@ -23,13 +23,15 @@ DEMO = "demo-web"
 
 
 class Api:
-    def __init__(self, api_url: str) -> None:
+    def __init__(self, api_url: str, key: str | None) -> None:
         self.base = api_url.rstrip("/") + "/api/v1"
+        self.key = key  # the stack's first admin key (issue 13); None with authentication off
 
     def __call__(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json", "X-User-ID": CALLER})
+                                         headers={"Content-Type": "application/json", "X-User-ID": CALLER,
+                                                  **({"X-API-Key": self.key} if self.key else {})})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read() or b"null")
@@ -95,16 +97,23 @@ def pages(demo: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def take(console_url: str, api_url: str, out_dir: pathlib.Path = OUT_DIR) -> list[pathlib.Path]:
+def take(console_url: str, api_url: str, out_dir: pathlib.Path = OUT_DIR, key: str | None = None) -> list[pathlib.Path]:
+    """`key`: the API key the demo data is made with and the console is signed in with."""
     from playwright.sync_api import sync_playwright
 
-    api = Api(api_url)
+    api = Api(api_url, key)
+    # The console's tab holds its key in sessionStorage (console/src/api.ts), as after a sign-in.
+    from devstack.apikeys import CONSOLE_KEY_SLOT
+
+    signed_in = f"sessionStorage.setItem({json.dumps(CONSOLE_KEY_SLOT)}, {json.dumps(key)})" if key else ""
     demo = seed(api)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with sync_playwright() as playwright:
         browser = launch(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="UTC", locale="en-GB")
+        if signed_in:
+            context.add_init_script(signed_in)
         page = context.new_page()
         for name, path, ready in pages(demo):
             page.goto(console_url + path)
@@ -120,7 +129,10 @@ def take(console_url: str, api_url: str, out_dir: pathlib.Path = OUT_DIR) -> lis
             target = out_dir / f"{name}.png"
             page.screenshot(path=str(target), full_page=True)
             written.append(target)
-        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, timezone_id="UTC").new_page()
+        phone_context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, timezone_id="UTC")
+        if signed_in:
+            phone_context.add_init_script(signed_in)
+        phone = phone_context.new_page()
         phone.goto(console_url + f"#/jobs/{demo['job']['id']}")
         phone.get_by_text("Finished; no longer updating.").wait_for(timeout=60_000)
         phone.screenshot(path=str(out_dir / "phone-job-detail.png"))

@@ -45,24 +45,8 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # --- credentials for the deployed stack (issue 13) ------------------------------------------------------
 # The LocalStack and browser tiers call the API with urllib. Authentication is on there as everywhere, so
 # every urllib request to the stack's API carries the stack's first admin key (`./dev up` writes it to
-# $CG_STATE_DIR/admin.key) unless the request names a credential itself. A test that must send none opens
-# its request with `urllib.request.build_opener()` (a plain opener, without this handler).
-import urllib.request  # noqa: E402
-
-
-class StackCredentials(urllib.request.BaseHandler):
-    handler_order = 100
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
-        if "/_aws/execute-api/" in request.full_url and not (
-                request.has_header("X-api-key") or request.has_header("Authorization")):
-            request.add_unredirected_header("X-api-key", self.key)
-        return request
-
-
+# $CG_STATE_DIR/admin.key) unless the request names a credential itself (devstack.apikeys.StackCredentials).
+# A test that must send none opens its request with `urllib.request.build_opener()` (a plain opener).
 def stack_admin_key() -> str | None:
     path = STATE_DIR / "admin.key"
     return path.read_text().strip() if path.exists() else None
@@ -70,10 +54,9 @@ def stack_admin_key() -> str | None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _stack_credentials():
+    from devstack.apikeys import install_stack_credentials
+
     key = stack_admin_key()
-    if key is None:
-        yield
-        return
-    urllib.request.install_opener(urllib.request.build_opener(StackCredentials(key)))
+    install_stack_credentials(key)
     yield
-    urllib.request.install_opener(None)
+    install_stack_credentials(None)

@@ -107,7 +107,7 @@ class PageWatch:
         assert not self.error_responses, self.error_responses
 
 
-KEY_SLOT = "clustergenie.apiKey"  # console/src/api.ts: the tab's API key, in sessionStorage
+from devstack.apikeys import CONSOLE_KEY_SLOT as KEY_SLOT  # noqa: E402 - where the console keeps a tab's key
 
 
 @pytest.fixture
