@@ -2,6 +2,7 @@ import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, session, type Level, type WhoAmI } from "./api";
 import { ApiKeys, Audit, SignIn } from "./pages/identity";
+import { errorText } from "./ui";
 import "./styles.css";
 import { useRoute } from "./router";
 import { Overview } from "./pages/overview";
@@ -34,7 +35,11 @@ function App() {
     if (!session.key()) { setWho(null); return () => window.removeEventListener("clustergenie:signed-out", out); }
     api.whoami()
       .then((w) => { session.who = w; setWho(w); })
-      .catch((err) => { if (err instanceof ApiError && err.status !== 401) console.warn(err.message); setWho(null); });
+      .catch((err) => {
+        // Refused (revoked, expired): forget the key and ask again. Anything else: the sign-in page says why.
+        if (err instanceof ApiError && err.status === 401) session.signOut(); else console.warn(errorText(err));
+        setWho(null);
+      });
     return () => window.removeEventListener("clustergenie:signed-out", out);
   }, []);
   if (who === undefined) return <p class="loading" aria-busy="true">Loading…</p>;

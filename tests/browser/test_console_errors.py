@@ -64,7 +64,8 @@ def test_the_api_admits_the_consoles_origin_and_the_browser_refuses_another_orig
     assert page.evaluate("location.origin") == console_url.rstrip("/")
     page.watch.assert_clean()  # the console's own calls (GET, and POST preflights elsewhere) went through
     answer = page.evaluate("""async url => {
-        const r = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'});
+        const key = sessionStorage.getItem('clustergenie.apiKey');  // the signed-in key, as the console sends it
+        const r = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json', 'X-API-Key': key}, body: '{}'});
         return [r.status, r.headers.get('Access-Control-Allow-Origin')]; }""", f"{api_url}/api/v1/autoscaling/evaluate")
     assert answer[0] == 400  # a preflighted POST from the console's origin reaches the API and its answer is readable
 

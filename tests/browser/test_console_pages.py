@@ -88,8 +88,13 @@ def test_keyboard_focus_is_visible_and_times_are_local_with_relative_times(page,
     assert local in shown.inner_text()
 
 
-def test_on_a_phone_screen_the_navigation_and_page_fit_without_sideways_scrolling(browser, console_url):
+def test_on_a_phone_screen_the_navigation_and_page_fit_without_sideways_scrolling(browser, console_url, console_key):
+    import json
+
+    from devstack.apikeys import CONSOLE_KEY_SLOT
+
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context.add_init_script(f"sessionStorage.setItem({json.dumps(CONSOLE_KEY_SLOT)}, {json.dumps(console_key)})")
     phone = context.new_page()
     phone.goto(console_url + "#/jobs")
     phone.get_by_role("heading", level=1, name="Jobs").wait_for()
