@@ -5,37 +5,19 @@ into `chalicelib.metrics`, the aggregate across Lambda instances that GET /metri
 
 Label cardinality stays bounded however many users call us:
 - the counter's `scope_type` label is only `global`, `user`, `cluster` or `source`;
-- the gauge's `scope` label is `global`; the scope type `user` for every user (a user's own bucket is
-  read on demand from GET /api/v1/observability/ratelimit instead); `cluster:<id>` for at most
-  MAX_CLUSTER_SERIES clusters per container, and `cluster:other` beyond that.
+- the gauge's `scope` label is `global`, or the scope type alone (`user`, `cluster`, `source`): a user's,
+  cluster's or address's own bucket is read on demand from GET /api/v1/observability/ratelimit (platform
+  admins) instead. GET /metrics is public and serves no tenant data (issue 13), so no cluster id is a label.
 """
 from __future__ import annotations
-
-import threading
 
 from chalicelib import metrics as aggregated
 from chalicelib.ratelimit.config import Scope
 
-MAX_CLUSTER_SERIES = 100
-
-_cluster_series: set[str] = set()
-_cluster_series_lock = threading.Lock()
-
 
 def gauge_scope_label(scope: Scope) -> str:
-    """The gauge's `scope` label for a bucket: bounded whatever the number of users and clusters."""
-    if scope.type in ("user", "source"):  # one series for all users, one for all source addresses
-        return scope.type
-    if scope.type == "cluster":
-        label = str(scope)
-        with _cluster_series_lock:
-            if label in _cluster_series:
-                return label
-            if len(_cluster_series) < MAX_CLUSTER_SERIES:
-                _cluster_series.add(label)
-                return label
-        return "cluster:other"
-    return "global"
+    """The gauge's `scope` label for a bucket: `global` or the scope type, never an id."""
+    return scope.type
 
 
 def record_exceeded(name: str, scope: Scope) -> None:

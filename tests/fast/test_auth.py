@@ -335,3 +335,14 @@ def test_the_audit_log_is_append_only_in_the_database(client):
             with db.transaction() as cur:
                 cur.execute(statement)
     assert len(client.get("/api/v1/audit").json["entries"]) == 1
+
+
+def test_the_public_metrics_serve_no_tenant_data(client, make_cluster):
+    cluster = make_cluster()
+    client.post("/api/v1/diagnosis/diagnose", {"cluster_id": cluster["id"]})  # the per-cluster limiter's gauge
+    client.get(f"/api/v1/clusters/{cluster['id']}")
+    scraped = client.as_key(None).get("/metrics")
+    assert scraped.status_code == 200
+    text = scraped.body.decode() if isinstance(scraped.body, bytes) else scraped.body
+    assert "clustergenie_rate_limit_available_tokens" in text
+    assert cluster["id"] not in text and "key-" not in text and "cgk_" not in text
