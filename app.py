@@ -40,6 +40,7 @@ from chalicelib.api.deployments import bp as deployments_bp  # noqa: E402 - cont
 from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
 from chalicelib.api.job_logs import bp as job_logs_bp  # noqa: E402
 from chalicelib.api.job_events import bp as job_events_bp  # noqa: E402
+from chalicelib.api.quotas import bp as quotas_bp  # noqa: E402 - issue 18
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
 app.register_blueprint(droplets_bp, url_prefix="/api/v1")
@@ -57,6 +58,7 @@ app.register_blueprint(deployments_bp, url_prefix="/api/v1")
 app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 app.register_blueprint(job_logs_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/logs
 app.register_blueprint(job_events_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/event-state
+app.register_blueprint(quotas_bp, url_prefix="/api/v1")  # GET/PUT /api/v1/quotas (issue 18)
 
 from chalicelib.api.edge_routes import register_edge_routes  # noqa: E402
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     jobs_dlq_name: str = Field("clustergenie-jobs-dlq", validation_alias="CG_JOBS_DLQ")
     pushgateway_url: str = "http://127.0.0.1:9091"
     max_body_bytes: Positive = 65536
+    # JSON bodies (issue 18): deepest nesting and most object keys a request body may have (a 400 past them).
+    max_json_depth: Positive = 32
+    max_json_keys: Positive = 1000
     # Rate limiter: how long a warm container trusts its cached limiter config, and which limiters
     # deny (rather than admit) requests while Redis is unreachable (comma-separated names).
     ratelimit_config_ttl_seconds: float = Field(5.0, ge=0, validation_alias="CG_RATELIMIT_CONFIG_TTL")

@@ -67,8 +67,26 @@ class ClusterRepository:
                         tuple(cluster_ids))
             return {row["id"] for row in cur.fetchall()}
 
+    def page(self, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of clusters, oldest first, with droplet ids; and how many clusters there are."""
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters ORDER BY clusters.created_at, clusters.id LIMIT %s OFFSET %s",
+                        (limit, offset))
+            rows = _attach_droplets(cur, list(cur.fetchall()))
+            cur.execute("SELECT COUNT(*) AS n FROM clusters")
+            return rows, cur.fetchone()["n"]
+
+    def get_many(self, cluster_ids: set[str]) -> list[dict[str, Any]]:
+        """Those of `cluster_ids` that exist, with droplet ids, in two queries."""
+        if not cluster_ids:
+            return []
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters WHERE id IN (" + ", ".join(["%s"] * len(cluster_ids)) + ")",
+                        tuple(cluster_ids))
+            return _attach_droplets(cur, list(cur.fetchall()))
+
     def list(self) -> list[dict[str, Any]]:
-        """Every cluster, oldest first, with droplet ids."""
+        """Every cluster, oldest first, with droplet ids (internal callers only: the API pages)."""
         with db.transaction() as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM clusters ORDER BY clusters.created_at, clusters.id")
             return _attach_droplets(cur, list(cur.fetchall()))
