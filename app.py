@@ -8,6 +8,7 @@ from chalice import Chalice, ConvertToMiddleware
 
 from chalicelib.cors import register_cors
 from chalicelib.http import register_error_handling
+from chalicelib.idempotency import register_idempotency
 from chalicelib.logs.context import register_log_context
 from chalicelib.metrics.middleware import register_metrics
 from chalicelib.observability import logger
@@ -22,6 +23,7 @@ register_cors(app)  # outermost HTTP middleware: CORS headers and the request id
 register_metrics(app)  # outside error handling: records the status the client gets; flushes every function
 register_error_handling(app)
 register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope
+register_idempotency(app)  # innermost: Idempotency-Key on creates (issue 18), replays counted by the limiter
 
 # --- REST API (function `api`, behind API Gateway), one blueprint per resource ----------------------
 from chalicelib.api.clusters import bp as clusters_bp  # noqa: E402

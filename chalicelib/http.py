@@ -14,8 +14,8 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from chalicelib.errors import (
-    ClusterGenieError, ConflictError, NotFoundError, PayloadTooLargeError, RateLimitedError, ServiceUnavailableError,
-    ValidationError,
+    ClusterGenieError, ConflictError, IdempotencyKeyReusedError, NotFoundError, PayloadTooLargeError, RateLimitedError,
+    ServiceUnavailableError, ValidationError,
 )
 from chalicelib.json_limits import decode_json
 from chalicelib.models.validation import validate
@@ -29,7 +29,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 # The one table from domain errors to HTTP status codes (most specific class first wins via the MRO).
 STATUS_FOR: dict[type[ClusterGenieError], int] = {
     ValidationError: 400, NotFoundError: 404, PayloadTooLargeError: 413, ConflictError: 409, RateLimitedError: 429,
-    ServiceUnavailableError: 503, ClusterGenieError: 500,
+    ServiceUnavailableError: 503, IdempotencyKeyReusedError: 422, ClusterGenieError: 500,
 }
 
 

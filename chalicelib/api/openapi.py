@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from chalicelib import models as m
 from chalicelib.http import JSON_HEADERS
+from chalicelib.idempotency import CREATE_ROUTES
 
 API_PREFIX = "/api/v1"
 _REF = "#/components/schemas/{model}"
@@ -122,6 +123,13 @@ def operations() -> list[Operation]:
     return list(_OPERATIONS)
 
 
+# Every create takes an Idempotency-Key (chalicelib/idempotency.py, issue 18).
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Makes the create safe to retry for 24 hours: the same key and request get the first response "
+                   "again (`Idempotent-Replayed: true`); the same key with another request is a 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]{0,253}[!-~])?$"},
+}
 _PAGE_HEADERS = {
     "X-Total-Count": {"description": "How many items the whole list has.", "schema": {"type": "integer", "minimum": 0}},
     "Link": {"description": "RFC 8288 links to the `next` and `prev` pages, when there are such pages.",
@@ -211,6 +219,8 @@ def openapi_document() -> dict[str, Any]:
             for name in re.findall(r"{(\w+)}", op.path)
         ]
         query_params = _query_parameters(op.query) if op.query else []
+        if (op.method, op.path) in CREATE_ROUTES:
+            query_params.append(_IDEMPOTENCY_KEY)
         response_schema = _ref(op.response) if op.response else {"type": "object"}
         entry: dict[str, Any] = {
             "operationId": _operation_id(op),

@@ -206,3 +206,54 @@ def test_every_write_route_has_a_rate_limit_entry():
     table = [(route.method, route.path) for route in LIMITED_ROUTES]
     assert len(table) == len(set(table))  # one entry per route
     assert writes - set(table) == set()
+
+
+# --- idempotency keys -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_keys(mariadb):  # noqa: ANN001
+    """Keys outlive the tables clean_db empties (they are kept 24 hours): each test starts without any."""
+    from chalicelib import db
+
+    with db.transaction() as cur:
+        cur.execute("DELETE FROM idempotency_keys")
+
+
+def test_the_same_idempotency_key_three_times_makes_one_cluster(client, no_keys):
+    from chalicelib import db
+
+    headers = {"Idempotency-Key": "create-web-1"}
+    responses = [client.post("/api/v1/clusters", {"name": "web", "region": "nyc3"}, headers=headers) for _ in range(3)]
+    assert [r.status_code for r in responses] == [201, 201, 201]
+    assert responses[0].json == responses[1].json == responses[2].json
+    assert "Idempotent-Replayed" not in responses[0].headers
+    assert responses[1].headers["Idempotent-Replayed"] == "true"
+    assert db.query("SELECT COUNT(*) AS n FROM clusters")[0]["n"] == 1
+    other = client.post("/api/v1/clusters", {"name": "api", "region": "nyc3"}, headers=headers)
+    assert other.status_code == 422 and other.json == {"error": "Idempotency-Key was already used with a different request"}
+    # keys are per caller, and without a key every create creates
+    assert client.post("/api/v1/clusters", {"name": "web", "region": "nyc3"},
+                       headers={**headers, "X-User-ID": "someone-else"}).status_code == 201
+    assert client.post("/api/v1/clusters", {"name": "web", "region": "nyc3"}).status_code == 201
+    assert db.query("SELECT COUNT(*) AS n FROM clusters")[0]["n"] == 3
+
+
+def test_a_refused_create_is_replayed_and_a_bad_key_is_a_400(client, make_cluster, no_keys):
+    cluster = make_cluster()
+    body = {"type": "scale", "parameters": {"cluster_id": cluster["id"], "replicas": "1000"}}
+    first = client.post("/api/v1/jobs", body, headers={"Idempotency-Key": "k-scale"})
+    again = client.post("/api/v1/jobs", body, headers={"Idempotency-Key": "k-scale"})
+    assert first.status_code == again.status_code == 409 and first.json == again.json
+    assert client.post("/api/v1/clusters", {"name": "web", "region": "nyc3"},
+                       headers={"Idempotency-Key": "x" * 256}).status_code == 400
+
+
+def test_every_create_route_takes_an_idempotency_key():
+    from app import app
+    from chalicelib.idempotency import CREATE_ROUTES
+
+    routes = {(method, path) for path, methods in app.routes.items() for method in methods}
+    assert CREATE_ROUTES <= routes
+    created_201 = {(op.method, op.path) for op in __import__("chalicelib.api.openapi", fromlist=["x"]).operations()
+                   if op.status == 201}
+    assert created_201 <= CREATE_ROUTES
