@@ -10,6 +10,8 @@ gauges on the Pushgateway.
   and the exposition (families one after another, as the text format wants) is streamed from those
   files to the Pushgateway with a Content-Length, never held in memory whole
   (`bench/bench_exporter_memory.py`, peak RSS at 30k and 100k clusters in docs/benchmarks.md).
+- **Labels from bounded, server-chosen sets** (issue 18): a cluster's series carry its id (chosen by the
+  server), never its name (chosen by the caller); the name is the API's to show.
 - **A stable group, replaced whole.** Every run PUTs the complete state under job
   `clustergenie_metrics_exporter` and grouping key `{instance="database"}`; a PUT replaces the group, so
   the series of a deleted cluster disappear at the next run.
@@ -40,6 +42,8 @@ PUSH_JOB = "clustergenie_metrics_exporter"
 GROUPING_KEY = {"instance": "database"}
 HEALTH_STATUSES = ("unknown", "healthy", "warning", "critical")
 CHUNK_CLUSTERS = 1000
+# The Pushgateway parses the whole group before it answers (tens of MB at tens of thousands of clusters).
+PUSH_TIMEOUT_SECONDS = 30
 
 # The per-cluster families, in the order they are written: name -> help.
 CLUSTER_FAMILIES = {
@@ -73,17 +77,15 @@ def collect(out: BinaryIO) -> dict[str, int]:
         droplet_counts = DropletRepository()
         for rows in MetricRepository().latest_of_every_cluster(CHUNK_CLUSTERS):
             latest: dict[str, dict[str, float]] = {}
-            names: dict[str, str] = {}
             for row in rows:
                 cluster_id = row["cluster_id"]
-                names[cluster_id] = row["cluster_name"]
                 latest.setdefault(cluster_id, {})
                 if row["value"] is None:
                     continue
                 latest[cluster_id][row["type"]] = row["value"]
                 spools["clustergenie_cluster_metric"].write(_line("clustergenie_cluster_metric", {
-                    "cluster_id": cluster_id, "cluster_name": row["cluster_name"], "type": row["type"],
-                    "unit": METRIC_UNITS.get(row["type"], "")}, row["value"]))
+                    "cluster_id": cluster_id, "type": row["type"], "unit": METRIC_UNITS.get(row["type"], "")},
+                    row["value"]))
                 spools["clustergenie_cluster_metric_timestamp_seconds"].write(_line(
                     "clustergenie_cluster_metric_timestamp_seconds", {"cluster_id": cluster_id, "type": row["type"]},
                     float(row["ts"])))
@@ -91,8 +93,7 @@ def collect(out: BinaryIO) -> dict[str, int]:
                 current, _ = judge_health(found)
                 for status in HEALTH_STATUSES:
                     spools["clustergenie_cluster_health"].write(_line("clustergenie_cluster_health", {
-                        "cluster_id": cluster_id, "cluster_name": names[cluster_id], "status": status},
-                        1 if status == current else 0))
+                        "cluster_id": cluster_id, "status": status}, 1 if status == current else 0))
             for row in droplet_counts.count_by_cluster_status(list(latest)):
                 spools["clustergenie_cluster_droplets"].write(_line(
                     "clustergenie_cluster_droplets", {"cluster_id": row["cluster_id"], "status": row["status"]}, row["n"]))
@@ -116,7 +117,7 @@ def push(url: str, body: BinaryIO) -> None:
     path = "/".join(f"{k}/{v}" for k, v in GROUPING_KEY.items())
     request = urllib.request.Request(f"{url.rstrip('/')}/metrics/job/{PUSH_JOB}/{path}", data=body, method="PUT",
                                      headers={"Content-Type": CONTENT_TYPE_LATEST, "Content-Length": str(size)})
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=PUSH_TIMEOUT_SECONDS) as response:
         response.read()
 
 

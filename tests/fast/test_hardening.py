@@ -257,3 +257,49 @@ def test_every_create_route_takes_an_idempotency_key():
     created_201 = {(op.method, op.path) for op in __import__("chalicelib.api.openapi", fromlist=["x"]).operations()
                    if op.status == 201}
     assert created_201 <= CREATE_ROUTES
+
+
+# --- labels and logs ------------------------------------------------------------------------------------------
+
+def test_job_log_lines_hide_other_callers_and_function_arns():
+    from chalicelib.logs.redaction import HIDDEN, for_viewer
+
+    line = {"message": "job queued", "caller": "alice", "function_arn":
+            "arn:aws:lambda:us-east-1:000000000000:function:cg-api", "nested": {"caller": "bob", "user_id": "alice"},
+            "error": "AccessDenied for arn:aws:iam::000000000000:role/cg-worker on x"}
+    as_bob = for_viewer(line, "bob")
+    assert "function_arn" not in as_bob and as_bob["caller"] == HIDDEN and as_bob["nested"]["caller"] == "bob"
+    assert as_bob["nested"]["user_id"] == HIDDEN and "arn:aws" not in as_bob["error"]
+    assert for_viewer(line, "alice")["caller"] == "alice"
+
+
+def test_job_logs_route_shows_lines_through_the_redaction(client, make_cluster):
+    from chalicelib import db
+
+    cluster = make_cluster()
+    job = client.post("/api/v1/jobs", {"type": "monitor", "parameters": {"cluster_id": cluster["id"]}},
+                      headers={"X-User-ID": "alice"}).json["job"]
+    record = json.dumps({"message": "job queued", "caller": "alice", "job_id": job["id"],
+                         "function_arn": "arn:aws:lambda:us-east-1:000000000000:function:cg-api"})
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO log_lines (source, ts, level, job_id, message, line) VALUES "
+                    "(%s, UTC_TIMESTAMP(6), 'INFO', %s, 'job queued', %s)", (f"test:{job['id']}", job["id"], record))
+    try:
+        as_bob = client.get(f"/api/v1/jobs/{job['id']}/logs", headers={"X-User-ID": "bob"}).json["lines"]
+        assert as_bob and "alice" not in json.dumps(as_bob) and "arn:aws:lambda" not in json.dumps(as_bob)
+        as_alice = client.get(f"/api/v1/jobs/{job['id']}/logs", headers={"X-User-ID": "alice"}).json["lines"]
+        assert as_alice[0]["line"]["caller"] == "alice"
+    finally:
+        with db.transaction() as cur:
+            cur.execute("DELETE FROM log_lines WHERE source = %s", (f"test:{job['id']}",))
+
+
+def test_metric_labels_come_from_bounded_sets(redis_server):
+    from chalicelib import metrics
+    from chalicelib.metrics import exposition
+    from chalicelib.redis_client import get_redis
+
+    metrics.observe_http("EVIL<script>", "/api/v1/clusters", 405, 0.001)
+    metrics.flush()
+    text = exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
+    assert "EVIL" not in text and 'method="OTHER"' in text

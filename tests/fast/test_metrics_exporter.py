@@ -54,13 +54,13 @@ def test_latest_value_health_and_droplets_are_pushed_and_deleted_clusters_disapp
     result = exporter.export()
     assert result["pushed"] is True and result["clusters"] == 2
     got = pushed()
-    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"),
                                                 ("type", "cpu"), ("unit", "%")))] == 95.0
-    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"),
                                                 ("type", "memory"), ("unit", "%")))] == 20.0
-    assert got[("clustergenie_cluster_health", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+    assert got[("clustergenie_cluster_health", (("cluster_id", "c-hot"),
                                                 ("status", "warning")))] == 1
-    assert got[("clustergenie_cluster_health", (("cluster_id", "c-quiet"), ("cluster_name", "c-quiet-name"),
+    assert got[("clustergenie_cluster_health", (("cluster_id", "c-quiet"),
                                                 ("status", "unknown")))] == 1
     assert got[("clustergenie_cluster_droplets", (("cluster_id", "c-hot"), ("status", "active")))] == 2
     assert got[("clustergenie_clusters", ())] == 2
@@ -98,8 +98,7 @@ def test_clusters_are_read_in_chunks_and_every_one_is_pushed(exporter, monkeypat
     assert result["pushed"] is True and result["clusters"] == 5 and result["samples"] == 5
     got = pushed()
     for n in range(5):
-        assert got[("clustergenie_cluster_metric", (("cluster_id", f"c-{n}"), ("cluster_name", f"c-{n}-name"),
-                                                    ("type", "cpu"), ("unit", "%")))] == float(n)
+        assert got[("clustergenie_cluster_metric", (("cluster_id", f"c-{n}"), ("type", "cpu"), ("unit", "%")))] == float(n)
     assert {key[1] for key in got if key[0] == "clustergenie_cluster_droplets"} == {
         (("cluster_id", f"c-{n}"), ("status", "active")) for n in range(1, 5)}
     assert got[("clustergenie_clusters", ())] == 5
