@@ -303,3 +303,29 @@ def test_metric_labels_come_from_bounded_sets(redis_server):
     metrics.flush()
     text = exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
     assert "EVIL" not in text and 'method="OTHER"' in text
+
+
+# --- the provider catalogue -----------------------------------------------------------------------------------
+
+def test_providers_need_a_positive_price_and_can_be_deleted(client):
+    body = {"name": "cheapo", "regions": ["nyc3"], "capacity": 10, "classes": ["s-1vcpu-1gb"]}
+    for price in (0, -1):
+        refused = client.post("/api/v1/providers", {**body, "price_per_hour": price})
+        assert refused.status_code == 400 and "price_per_hour" in refused.json["error"]
+    assert client.post("/api/v1/providers", {**body, "price_per_hour": 0.01}).status_code == 201
+    try:
+        from chalicelib import db
+
+        with db.transaction() as cur:
+            cur.execute("INSERT INTO clusters (id, name, region) VALUES ('c-prov', 'p', 'nyc3')")
+            cur.execute("INSERT INTO droplets (id, cluster_id, name, region, size, image, provider, status) "
+                        "VALUES ('d-prov', 'c-prov', 'd', 'nyc3', 's-1vcpu-1gb', 'i', 'cheapo', 'active')")
+        busy = client.delete("/api/v1/providers/cheapo")
+        assert busy.status_code == 409 and "still has droplets" in busy.json["error"]
+        with db.transaction() as cur:
+            cur.execute("DELETE FROM droplets WHERE id = 'd-prov'")
+        assert client.delete("/api/v1/providers/cheapo").status_code == 200
+        assert "cheapo" not in [p["name"] for p in client.get("/api/v1/providers").json["items"]]
+        assert client.delete("/api/v1/providers/cheapo").status_code == 404
+    finally:
+        client.delete("/api/v1/providers/cheapo")
