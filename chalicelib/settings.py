@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Event pipeline (issue 5): where malformed records go, how long a handled event is remembered
     # (replays within it change nothing), and the scale cool-down of a cluster without policies.
     events_dlq_topic: str = "cluster-events.dlq"
+    # Trusted events (issue 18, chalicelib/event_signing.py): the HMAC keys, as the id of a Secrets Manager
+    # secret (deployed functions) or the key document itself (local runs, tests).
+    event_signing_secret_id: str | None = None
+    event_signing_keys: str | None = None
     event_dedup_ttl_seconds: Positive = Field(7 * 24 * 3600, validation_alias="CG_EVENT_DEDUP_TTL")
     scale_cooldown_seconds: int = Field(300, ge=0, validation_alias="CG_SCALE_COOLDOWN")
     # Observability (issue 7): aggregated metrics on/off (off only for the overhead bench), log lines

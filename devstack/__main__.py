@@ -7,6 +7,7 @@
     ./dev status              each service's state and the API URL
     ./dev logs [service]      tail the logs
     ./dev migrate [apply|rollback [N]] [--test]
+    ./dev rotate-event-key    a new event signing key (the old one still accepted), in stack.env and the stack's secret
 """
 from __future__ import annotations
 
@@ -232,6 +233,9 @@ def main(argv: list[str]) -> int:
             cmd_logs(cfg, args)
         elif cmd == "migrate":
             cmd_migrate(cfg, args)
+        elif cmd == "rotate-event-key":
+            stack_deploy.rotate_event_key(cfg)
+            say("event signing key rotated: new current key, the previous one still accepted")
         else:
             print(__doc__)
             return 0 if cmd in ("help", "-h", "--help") else 2

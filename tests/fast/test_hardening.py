@@ -329,3 +329,76 @@ def test_providers_need_a_positive_price_and_can_be_deleted(client):
         assert client.delete("/api/v1/providers/cheapo").status_code == 404
     finally:
         client.delete("/api/v1/providers/cheapo")
+
+
+# --- trusted events -------------------------------------------------------------------------------------------
+
+def test_a_forged_event_is_dead_lettered_with_its_reason_and_counted(clean_db, redis_server, make_cluster):
+    from chalicelib import metrics
+    from chalicelib.event_pipeline import dead_letters as dl
+    from chalicelib.event_pipeline.batch import get_batch_processor, reset_batch_processor
+    from chalicelib.event_signing import HEADER
+    from chalicelib.metrics import exposition
+    from chalicelib.redis_client import get_redis
+    from msk_events import envelope, kafka_record, msk_event
+
+    cluster = make_cluster()
+    sink = dl.InMemoryDeadLetters()
+    dl._sink.set(sink)
+    reset_batch_processor()
+    metrics.reset_buffer()
+    get_redis().delete(metrics.COUNTS_KEY, metrics.GAUGES_KEY)
+    try:
+        phantom = envelope("droplet_created", cluster["id"], payload={"droplet": {"id": "droplet-phantom"}})
+        critical = envelope("telemetry", cluster["id"], payload={"cpu": 99})
+        forged = kafka_record(critical, 1, signed=False)
+        tampered = kafka_record(phantom, 2)
+        tampered = tampered._replace(value=tampered.value.replace(b"phantom", b"phantoN"))
+        wrong_key = kafka_record(phantom, 3, signed=False)._replace(headers=[(HEADER, b"k=nope,v1=00")])
+        result = get_batch_processor().process(msk_event([forged, tampered, wrong_key]))
+        assert result == {"records": 3, "applied": 0, "duplicates": 0, "malformed": 3}
+        assert [letter["reason"] for letter in sink.letters] == ["unsigned", "bad_signature", "bad_signature"]
+        from chalicelib import db
+
+        assert db.query("SELECT COUNT(*) AS n FROM metrics")[0]["n"] == 0
+        assert db.query("SELECT COUNT(*) AS n FROM droplets")[0]["n"] == 0
+        metrics.flush()
+        text = exposition.render([exposition.AggregatedCollector(get_redis())]).decode()
+        assert 'outcome="malformed",reason="unsigned"' in text.replace(", ", ",")
+        # the same telemetry, signed by the app, is applied
+        assert get_batch_processor().process(msk_event([kafka_record(critical, 4)]))["applied"] == 1
+    finally:
+        dl._sink.set(None)
+        reset_batch_processor()
+
+
+def test_signatures_verify_against_the_current_and_previous_key(monkeypatch):
+    import json as _json
+
+    from chalicelib import event_signing
+    from chalicelib.settings import reset_settings
+
+    first = event_signing.new_key_document()
+    monkeypatch.setenv("CG_EVENT_SIGNING_KEYS", first)
+    monkeypatch.delenv("CG_EVENT_SIGNING_SECRET_ID", raising=False)
+    reset_settings()
+    event_signing.forget_keys()
+    try:
+        old_signature = event_signing.sign(b"value")
+        assert event_signing.untrusted_reason(b"value", old_signature) is None
+        rotated = event_signing.new_key_document(previous=_json.loads(first)["current"])
+        monkeypatch.setenv("CG_EVENT_SIGNING_KEYS", rotated)
+        reset_settings()
+        event_signing.forget_keys()
+        assert event_signing.untrusted_reason(b"value", old_signature) is None  # the previous key still verifies
+        assert event_signing.sign(b"value") != old_signature
+        assert event_signing.untrusted_reason(b"other", old_signature) == "bad_signature"
+        assert event_signing.untrusted_reason(b"value", None) == "unsigned"
+        monkeypatch.setenv("CG_EVENT_SIGNING_KEYS", event_signing.new_key_document(previous=_json.loads(rotated)["current"]))
+        reset_settings()
+        event_signing.forget_keys()
+        assert event_signing.untrusted_reason(b"value", old_signature) == "bad_signature"  # two rotations on: gone
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+        event_signing.forget_keys()
