@@ -54,8 +54,9 @@ class StackConfig:
     def from_env(cls) -> "StackConfig":
         return cls(
             state_dir=pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local")).resolve(),
-            mysql_port=_port("CG_MYSQL_PORT", 3306),
-            redis_port=_port("CG_REDIS_PORT", 6379),
+            # Its own MariaDB and Redis on ports of their own (issue 18): never the machine's 3306 and 6379.
+            mysql_port=_port("CG_MYSQL_PORT", 3307),
+            redis_port=_port("CG_REDIS_PORT", 6380),
             kafka_port=_port("CG_KAFKA_PORT", 19092),
             pushgateway_port=_port("CG_PUSHGATEWAY_PORT", 9091),
             prometheus_port=_port("CG_PROMETHEUS_PORT", 9090),
