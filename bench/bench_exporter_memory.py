@@ -24,7 +24,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_exporter import BENCH_DB, add_metric_rows, admin_connection, create_database, load_clusters, load_stack_env  # noqa: E402
+from bench_exporter import (  # noqa: E402
+    BENCH_DB, add_metric_rows, admin_connection, create_database, load_clusters, load_stack_env,
+)
 
 RUN = """
 import json, resource, time
@@ -32,7 +34,8 @@ from chalicelib.functions import metrics_exporter
 metrics_exporter.GROUPING_KEY = {"instance": "bench-memory"}
 started = time.perf_counter()
 result = metrics_exporter.export()
-print(json.dumps({"pushed": result["pushed"], "clusters": result.get("clusters"), "seconds": time.perf_counter() - started,
+print(json.dumps({"pushed": result["pushed"], "clusters": result.get("clusters"),
+                  "seconds": time.perf_counter() - started,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -41,7 +44,8 @@ def measure(cfg, clusters: int) -> dict:  # noqa: ANN001
     create_database(cfg)
     load_clusters(cfg, clusters)
     add_metric_rows(cfg, clusters, 0, clusters * 4 - 1)
-    out = subprocess.run([sys.executable, "-c", RUN], cwd=ROOT, env=os.environ, check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", RUN], cwd=ROOT, env=os.environ, check=True, capture_output=True,
+                         text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

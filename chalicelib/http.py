@@ -49,7 +49,8 @@ def short_message(message: str) -> str:
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    return Response(body={"error": short_message(message), **extra}, status_code=status, headers={**JSON_HEADERS, **(headers or {})})
+    return Response(body={"error": short_message(message), **extra}, status_code=status,
+                    headers={**JSON_HEADERS, **(headers or {})})
 
 
 def domain_error_response(exc: ClusterGenieError, headers: dict[str, str] | None = None) -> Response:

@@ -5,7 +5,9 @@ from chalice import Blueprint
 
 from chalicelib.api.responses import created, ok, paged
 from chalicelib.http import caller_id, parse_body, parse_query, request_id
-from chalicelib.models import ClusterEnvelope, ClusterList, ClusterListQuery, CreateClusterRequest, Deletion, UpdateClusterRequest
+from chalicelib.models import (
+    ClusterEnvelope, ClusterList, ClusterListQuery, CreateClusterRequest, Deletion, UpdateClusterRequest,
+)
 from chalicelib.services.clusters import ClusterService
 
 bp = Blueprint(__name__)

@@ -95,15 +95,16 @@ def collect(out: BinaryIO) -> dict[str, int]:
                     spools["clustergenie_cluster_health"].write(_line("clustergenie_cluster_health", {
                         "cluster_id": cluster_id, "status": status}, 1 if status == current else 0))
             for row in droplet_counts.count_by_cluster_status(list(latest)):
-                spools["clustergenie_cluster_droplets"].write(_line(
-                    "clustergenie_cluster_droplets", {"cluster_id": row["cluster_id"], "status": row["status"]}, row["n"]))
+                spools["clustergenie_cluster_droplets"].write(_line("clustergenie_cluster_droplets", {
+                    "cluster_id": row["cluster_id"], "status": row["status"]}, row["n"]))
             clusters += len(latest)
             samples += sum(len(s) for s in latest.values())
         for name, help_text in CLUSTER_FAMILIES.items():
             out.write(_header(name, help_text))
             spools[name].seek(0)
             shutil.copyfileobj(spools[name], out)
-        out.write(_header("clustergenie_clusters", "Clusters known to ClusterGenie.") + _line("clustergenie_clusters", {}, clusters))
+        out.write(_header("clustergenie_clusters", "Clusters known to ClusterGenie.")
+                  + _line("clustergenie_clusters", {}, clusters))
         return {"clusters": clusters, "samples": samples}
     finally:
         for spool in spools.values():
