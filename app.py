@@ -9,6 +9,7 @@ from chalice import Chalice, ConvertToMiddleware
 from chalicelib.auth.middleware import register_authentication
 from chalicelib.cors import register_cors
 from chalicelib.http import register_error_handling
+from chalicelib.idempotency import register_idempotency
 from chalicelib.logs.context import register_log_context
 from chalicelib.metrics.middleware import register_metrics
 from chalicelib.observability import logger
@@ -24,6 +25,7 @@ register_metrics(app)  # outside error handling: records the status the client g
 register_error_handling(app)
 register_authentication(app)  # inside CORS and error handling (401/403/503 carry both), before rate limiting
 register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope; scoped on the principal
+register_idempotency(app)  # innermost: Idempotency-Key on creates (issue 18), replays counted by the limiter
 
 # --- REST API (function `api`, behind API Gateway), one blueprint per resource ----------------------
 from chalicelib.api.clusters import bp as clusters_bp  # noqa: E402
@@ -43,6 +45,7 @@ from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
 from chalicelib.api.job_logs import bp as job_logs_bp  # noqa: E402
 from chalicelib.api.job_events import bp as job_events_bp  # noqa: E402
 from chalicelib.api.identity import bp as identity_bp  # noqa: E402 - identity and access (issue 13)
+from chalicelib.api.quotas import bp as quotas_bp  # noqa: E402 - issue 18
 
 app.register_blueprint(clusters_bp, url_prefix="/api/v1")
 app.register_blueprint(droplets_bp, url_prefix="/api/v1")
@@ -61,6 +64,7 @@ app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
 app.register_blueprint(job_logs_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/logs
 app.register_blueprint(job_events_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/event-state
 app.register_blueprint(identity_bp, url_prefix="/api/v1")  # /api/v1/auth/keys, /auth/whoami, /audit
+app.register_blueprint(quotas_bp, url_prefix="/api/v1")  # GET/PUT /api/v1/quotas (issue 18)
 
 from chalicelib.api.edge_routes import register_edge_routes  # noqa: E402
 

@@ -24,12 +24,13 @@ from chalicelib.settings import get_settings
 REQUEST_ID_HEADER = "X-Request-Id"
 EXPOSED_HEADERS = (
     "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Policy",
-    REQUEST_ID_HEADER, "WWW-Authenticate",
+    REQUEST_ID_HEADER, "WWW-Authenticate", "X-Total-Count", "Link", "Idempotent-Replayed",
 )
 # What a page may send: the original's three, plus the demo scripts' caller header and a request id.
 # Issue 13: the credentials, `Authorization: Bearer ...` and `X-API-Key` (sent as headers, never cookies).
+# Issue 18: `Idempotency-Key` on creates; a page reads X-Total-Count/Link (paging) and Idempotent-Replayed.
 ALLOWED_HEADERS = ("Content-Type", "Origin", "Content-Length", "X-User-ID", REQUEST_ID_HEADER, "Authorization",
-                   "X-API-Key")
+                   "X-API-Key", "Idempotency-Key")
 PREFLIGHT_MAX_AGE = "7200"  # seconds; Chromium caps it at 2 hours
 
 

@@ -19,6 +19,10 @@ class PayloadTooLargeError(ClusterGenieError):
     """The request body is over the size limit; nothing was read further."""
 
 
+class IdempotencyKeyReusedError(ClusterGenieError):
+    """An Idempotency-Key already used for a different request (issue 18); nothing was done."""
+
+
 class NotFoundError(ClusterGenieError):
     """The named thing does not exist."""
 

@@ -34,6 +34,11 @@ def envelope(event_type: str, *, job_id: str | None, job_type: str | None, clust
     }
 
 
+def serialize(value: Any) -> bytes:
+    """A record's value as produced (the producer's serializer, and what the signature covers)."""
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
 @functools.lru_cache(maxsize=None)
 def _producer_for(bootstrap: str) -> Any:
     """The container's one producer for `bootstrap`, shared by every EventPublisher (cluster-events and
@@ -44,7 +49,7 @@ def _producer_for(bootstrap: str) -> Any:
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=3,
         max_block_ms=5000, request_timeout_ms=10000,
         key_serializer=lambda k: k.encode() if k is not None else None,
-        value_serializer=lambda v: json.dumps(v, separators=(",", ":"), default=str).encode(),
+        value_serializer=serialize,
     )
 
 
@@ -65,8 +70,12 @@ class EventPublisher:
         return self._producer
 
     def publish(self, event: dict[str, Any]) -> None:
-        """Queue one envelope for sending (keyed by its cluster_id). Raises if the broker is unreachable."""
-        self.producer.send(self.topic, key=event.get("cluster_id"), value=event)
+        """Queue one envelope for sending (keyed by its cluster_id), signed (`chalicelib.event_signing`).
+        Raises if the broker is unreachable."""
+        from chalicelib.event_signing import HEADER, sign
+
+        self.producer.send(self.topic, key=event.get("cluster_id"), value=event,
+                           headers=[(HEADER, sign(serialize(event)))])
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every queued event is acknowledged (or raise after `timeout` seconds)."""

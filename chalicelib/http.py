@@ -5,7 +5,6 @@ Routes stay thin: they parse input with `parse_body`/`parse_query`, call a servi
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -15,9 +14,10 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from chalicelib.errors import (
-    AuthenticationError, ClusterGenieError, PermissionDeniedError, ConflictError, NotFoundError, PayloadTooLargeError, RateLimitedError, ServiceUnavailableError,
-    ValidationError,
+    AuthenticationError, ClusterGenieError, ConflictError, IdempotencyKeyReusedError, NotFoundError, PayloadTooLargeError,
+    PermissionDeniedError, RateLimitedError, ServiceUnavailableError, ValidationError,
 )
+from chalicelib.json_limits import decode_json
 from chalicelib.models.validation import validate
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
@@ -28,8 +28,8 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 # The one table from domain errors to HTTP status codes (most specific class first wins via the MRO).
 STATUS_FOR: dict[type[ClusterGenieError], int] = {
-    ValidationError: 400, AuthenticationError: 401, PermissionDeniedError: 403, NotFoundError: 404, PayloadTooLargeError: 413, ConflictError: 409, RateLimitedError: 429,
-    ServiceUnavailableError: 503, ClusterGenieError: 500,
+    ValidationError: 400, AuthenticationError: 401, PermissionDeniedError: 403, NotFoundError: 404, PayloadTooLargeError: 413,
+    ConflictError: 409, IdempotencyKeyReusedError: 422, RateLimitedError: 429, ServiceUnavailableError: 503, ClusterGenieError: 500,
 }
 
 
@@ -39,8 +39,18 @@ def request_id(request: Request | None) -> str:
     return context.get("requestId") or str(uuid.uuid4())
 
 
+# An error reply never echoes more than a short excerpt of what the caller sent (issue 18).
+MAX_ERROR_MESSAGE_CHARS = 300
+
+
+def short_message(message: str) -> str:
+    """`message`, cut to MAX_ERROR_MESSAGE_CHARS with an ellipsis."""
+    return message if len(message) <= MAX_ERROR_MESSAGE_CHARS else message[:MAX_ERROR_MESSAGE_CHARS - 1] + "…"
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    return Response(body={"error": message, **extra}, status_code=status, headers={**JSON_HEADERS, **(headers or {})})
+    return Response(body={"error": short_message(message), **extra}, status_code=status,
+                    headers={**JSON_HEADERS, **(headers or {})})
 
 
 def domain_error_response(exc: ClusterGenieError, headers: dict[str, str] | None = None) -> Response:
@@ -119,15 +129,21 @@ def caller_id(request: Request) -> str:
     return f"ip:{source_ip(request)}"
 
 
+def json_body(request: Request) -> Any:
+    """The request body as JSON (None when empty): 413 over the size limit, 400 when it is not JSON or
+    nests deeper / has more keys than the settings allow."""
+    settings = get_settings()
+    raw = request.raw_body or b""
+    if len(raw) > settings.max_body_bytes:
+        raise PayloadTooLargeError(f"request body exceeds {settings.max_body_bytes} bytes")
+    if not raw.strip():
+        return None
+    return decode_json(raw, max_depth=settings.max_json_depth, max_keys=settings.max_json_keys)
+
+
 def parse_body(request: Request, model: type[Model]) -> Model:
     """Validate a JSON body into `model`; any problem is a 400 naming the field (a body over the size limit: 413)."""
-    raw = request.raw_body or b""
-    if len(raw) > get_settings().max_body_bytes:
-        raise PayloadTooLargeError(f"request body exceeds {get_settings().max_body_bytes} bytes")
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationError("request body is not valid JSON") from None
+    data = json_body(request)
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object")
     return validate(model, data)

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     jobs_dlq_name: str = Field("clustergenie-jobs-dlq", validation_alias="CG_JOBS_DLQ")
     pushgateway_url: str = "http://127.0.0.1:9091"
     max_body_bytes: Positive = 65536
+    # JSON bodies (issue 18): deepest nesting and most object keys a request body may have (a 400 past them).
+    max_json_depth: Positive = 32
+    max_json_keys: Positive = 1000
     # Rate limiter: how long a warm container trusts its cached limiter config, and which limiters
     # deny (rather than admit) requests while Redis is unreachable (comma-separated names).
     ratelimit_config_ttl_seconds: float = Field(5.0, ge=0, validation_alias="CG_RATELIMIT_CONFIG_TTL")
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     # Event pipeline (issue 5): where malformed records go, how long a handled event is remembered
     # (replays within it change nothing), and the scale cool-down of a cluster without policies.
     events_dlq_topic: str = "cluster-events.dlq"
+    # Trusted events (issue 18, chalicelib/event_signing.py): the HMAC keys, as the id of a Secrets Manager
+    # secret (deployed functions) or the key document itself (local runs, tests).
+    event_signing_secret_id: str | None = None
+    event_signing_keys: str | None = None
     event_dedup_ttl_seconds: Positive = Field(7 * 24 * 3600, validation_alias="CG_EVENT_DEDUP_TTL")
     scale_cooldown_seconds: int = Field(300, ge=0, validation_alias="CG_SCALE_COOLDOWN")
     # Observability (issue 7): aggregated metrics on/off (off only for the overhead bench), log lines

@@ -9,6 +9,7 @@
     ./dev migrate [apply|rollback [N]] [--test]
     ./dev apikey create --tenant T --role viewer|operator|admin [--name N]
                               print a new API key for the stack (shown this once)
+    ./dev rotate-event-key    a new event signing key (the old one still accepted), in stack.env and the stack's secret
 """
 from __future__ import annotations
 
@@ -265,6 +266,9 @@ def main(argv: list[str]) -> int:
             cmd_migrate(cfg, args)
         elif cmd == "apikey":
             return cmd_apikey(cfg, args)
+        elif cmd == "rotate-event-key":
+            stack_deploy.rotate_event_key(cfg)
+            say("event signing key rotated: new current key, the previous one still accepted")
         else:
             print(__doc__)
             return 0 if cmd in ("help", "-h", "--help") else 2

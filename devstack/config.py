@@ -62,8 +62,9 @@ class StackConfig:
     def from_env(cls) -> "StackConfig":
         return cls(
             state_dir=pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local")).resolve(),
-            mysql_port=_port("CG_MYSQL_PORT", 3306),
-            redis_port=_port("CG_REDIS_PORT", 6379),
+            # Its own MariaDB and Redis on ports of their own (issue 18): never the machine's 3306 and 6379.
+            mysql_port=_port("CG_MYSQL_PORT", 3307),
+            redis_port=_port("CG_REDIS_PORT", 6380),
             kafka_port=_port("CG_KAFKA_PORT", 19092),
             pushgateway_port=_port("CG_PUSHGATEWAY_PORT", 9091),
             prometheus_port=_port("CG_PROMETHEUS_PORT", 9090),
@@ -108,6 +109,32 @@ class StackConfig:
     def endpoint_url(self) -> str:
         return f"http://{HOST}:{self.localstack_port}"
 
+    @property
+    def event_keys_file(self) -> pathlib.Path:
+        return self.state_dir / "event_signing_keys.json"
+
+    def event_signing_keys(self) -> str:
+        """The HMAC keys the app signs its events with (issue 18, chalicelib/event_signing.py): generated once
+        per checkout into the state dir (mode 0600, never committed), rotated by `./dev rotate-event-key`."""
+        from chalicelib.event_signing import new_key_document
+
+        path = self.event_keys_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_key_document())
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def rotate_event_key(self) -> str:
+        """A new current key; the old current becomes previous (still accepted), the old previous goes."""
+        import json
+
+        from chalicelib.event_signing import new_key_document
+
+        old = json.loads(self.event_signing_keys())
+        self.event_keys_file.write_text(new_key_document(previous=old["current"]))
+        return self.event_signing_keys()
+
     def db_password(self) -> str:
         """The app user's password: generated once per machine, never committed or logged.
 
@@ -131,6 +158,7 @@ class StackConfig:
             "CG_DB_NAME": self.db_name,
             "CG_DB_USER": self.db_user,
             "CG_DB_PASSWORD": self.db_password(),
+            "CG_EVENT_SIGNING_KEYS": self.event_signing_keys(),
             "CG_REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
             "CG_KAFKA_BOOTSTRAP": f"{HOST}:{self.kafka_port}",
             "CG_PUSHGATEWAY_URL": f"http://{HOST}:{self.pushgateway_port}",

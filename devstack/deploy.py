@@ -62,13 +62,14 @@ def package(out_dir: pathlib.Path, python: pathlib.Path) -> Package:
     return Package(json.loads((out_dir / "sam.json").read_text()), out_dir / "deployment.zip")
 
 
-def parameters(cfg: StackConfig, secret_arn: str) -> dict[str, str]:
+def parameters(cfg: StackConfig, secret_arn: str, signing_arn: str = "") -> dict[str, str]:
     """The template's parameters for this machine: what differs from AWS, from stack.env's values."""
     env = cfg.app_env()
     return {
         "EnvironmentName": "local",
         "DbHost": env["CG_DB_HOST"], "DbPort": env["CG_DB_PORT"], "DbName": env["CG_DB_NAME"],
         "DbUser": env["CG_DB_USER"], "DbSecretArn": secret_arn, "RedisUrl": env["CG_REDIS_URL"],
+        "EventSigningSecretArn": signing_arn,
         "KafkaBootstrap": env["CG_KAFKA_BOOTSTRAP"], "PushgatewayUrl": env["CG_PUSHGATEWAY_URL"],
         # LocalStack's free edition refuses Kafka event source mappings: the MSK bridge plays them.
         "EnableMsk": "false",
@@ -92,9 +93,10 @@ def clients(cfg: StackConfig) -> dict[str, Any]:
             for name in ("cloudformation", "s3", "secretsmanager")}
 
 
-def ensure_secret(secrets, name: str, password: str) -> str:
-    """The DB secret the functions read at cold start (on AWS it pre-exists too: parameter DbSecretArn)."""
-    value = json.dumps({"password": password})
+def ensure_secret(secrets, name: str, password: str | None = None, *, value: str | None = None) -> str:
+    """The DB secret the functions read at cold start (on AWS it pre-exists too: parameter DbSecretArn); with
+    `value`, any other secret (the event signing keys, EventSigningSecretArn)."""
+    value = value if value is not None else json.dumps({"password": password})
     try:
         current = secrets.get_secret_value(SecretId=name)
     except secrets.exceptions.ResourceNotFoundException:
@@ -306,11 +308,12 @@ def deploy(cfg: StackConfig, name: str, pkg: Package) -> dict[str, Any]:
     """Package already built: upload, create or update the stack `name`, return its record."""
     aws = clients(cfg)
     secret_arn = ensure_secret(aws["secretsmanager"], f"{name}/db", cfg.db_password())
+    signing_arn = ensure_secret(aws["secretsmanager"], signing_secret_name(name), value=cfg.event_signing_keys())
     bucket = f"{name}-artifacts".lower()
     ensure_bucket(aws["s3"], bucket)
     started = time.monotonic()
     template_url = upload(aws["s3"], bucket, pkg, cfg.endpoint_url)
-    params = parameters(cfg, secret_arn)
+    params = parameters(cfg, secret_arn, signing_arn)
     action = deploy_stack(aws["cloudformation"], name, template_url, params)
     say(f"stack {name} {action} ({time.monotonic() - started:.1f}s)")
     out = outputs(aws["cloudformation"], name)
@@ -332,10 +335,26 @@ def destroy(cfg: StackConfig, name: str) -> None:
         aws["s3"].delete_bucket(Bucket=bucket)
     except aws["s3"].exceptions.NoSuchBucket:
         pass
-    try:
-        aws["secretsmanager"].delete_secret(SecretId=f"{name}/db", ForceDeleteWithoutRecovery=True)
-    except aws["secretsmanager"].exceptions.ResourceNotFoundException:
-        pass
+    for secret in (f"{name}/db", signing_secret_name(name)):
+        try:
+            aws["secretsmanager"].delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
+        except aws["secretsmanager"].exceptions.ResourceNotFoundException:
+            pass
+
+
+def signing_secret_name(stack: str) -> str:
+    """The Secrets Manager secret of the stack's event signing keys (issue 18)."""
+    return f"{stack}/event-signing"
+
+
+def rotate_event_key(cfg: StackConfig) -> None:
+    """A new current signing key, the old one kept as previous: written to the state dir's key file and to
+    the deployed stack's secret. Warm functions re-read the secret within a minute and meanwhile still
+    verify (both keys are accepted) and sign with the old key (accepted as previous): no downtime."""
+    keys = cfg.rotate_event_key()
+    cfg.write_stack_env()
+    aws = clients(cfg)
+    ensure_secret(aws["secretsmanager"], signing_secret_name(cfg.stack_name), value=keys)
 
 
 def _empty_bucket(s3, bucket: str) -> None:

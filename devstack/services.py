@@ -1,8 +1,9 @@
 """The services of the local stack, each started for real, bound to 127.0.0.1, on a configurable port.
 
 `ensure()` is idempotent: a service this checkout started and that still runs is reused; a compatible
-server already listening on the port (e.g. the machine's own MariaDB or Redis) is reused and never
-stopped by `down`; anything else on the port is an error naming the port and its variable.
+server already listening on the port is reused and never stopped by `down`, except MariaDB and Redis, which
+`./dev` always runs itself (issue 18: `owned_only`); anything else on the port is an error naming the port
+and its variable.
 """
 from __future__ import annotations
 
@@ -71,10 +72,16 @@ class Service:
     def own_pid(self) -> int | None:
         return process.read_pid(self.pidfile)
 
+    # A service whose server ./dev must own (issue 18: it locks it down): a server it did not start on the
+    # port is refused, never reused.
+    owned_only = False
+
     def state(self) -> str:
         pid = self.own_pid()
         if pid is not None:
             return f"running (pid {pid}, started by ./dev)"
+        if process.port_in_use(self.port) and self.owned_only:
+            return "PORT TAKEN by a server ./dev did not start"
         if process.port_in_use(self.port):
             return "running (external, reused)" if self._safe_probe() else "PORT TAKEN by something else"
         return "stopped"
@@ -98,6 +105,11 @@ class Service:
                                logfile=self.logfile)
             self.after_ready()
             return f"reused (pid {pid})"
+        if process.port_in_use(self.port) and self.owned_only:
+            raise StackError(
+                f"port {self.port} is already in use by a server ./dev did not start; ./dev runs and owns its own "
+                f"{self.name} (never the machine's): set {self.port_var} to a free port"
+            )
         if process.port_in_use(self.port):
             if not self._safe_probe():
                 raise StackError(
@@ -129,6 +141,7 @@ def require_binary(name: str, package: str) -> str:
 class MariaDB(Service):
     name = "mariadb"
     port_var = "CG_MYSQL_PORT"
+    owned_only = True
 
     @property
     def port(self) -> int:
@@ -194,6 +207,7 @@ class MariaDB(Service):
 class Redis(Service):
     name = "redis"
     port_var = "CG_REDIS_PORT"
+    owned_only = True
 
     @property
     def port(self) -> int:

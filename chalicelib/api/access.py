@@ -48,8 +48,11 @@ ROUTE_ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/schedule"): OPERATOR,
     ("POST", "/api/v1/migrations"): OPERATOR,
     ("GET", "/api/v1/providers"): VIEWER,
+    ("GET", "/api/v1/quotas"): VIEWER,  # the caller's own tenant or one of its clusters
     # Shared by every tenant: platform admins only.
     ("POST", "/api/v1/providers"): PLATFORM,
+    ("DELETE", "/api/v1/providers/{name}"): PLATFORM,
+    ("PUT", "/api/v1/quotas"): PLATFORM,  # a tenant must not lift its own limits
     ("GET", "/api/v1/observability/ratelimit"): PLATFORM,
     ("POST", "/api/v1/observability/ratelimit/config"): PLATFORM,
     ("GET", "/api/v1/observability/ratelimit/config"): PLATFORM,

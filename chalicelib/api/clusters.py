@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.responses import created, ok
-from chalicelib.http import caller_id, parse_body, request_id
-from chalicelib.models import ClusterEnvelope, ClusterList, CreateClusterRequest, Deletion, UpdateClusterRequest
+from chalicelib.api.responses import created, ok, paged
+from chalicelib.http import caller_id, parse_body, parse_query, request_id
+from chalicelib.models import (
+    ClusterEnvelope, ClusterList, ClusterListQuery, CreateClusterRequest, Deletion, UpdateClusterRequest,
+)
 from chalicelib.services.clusters import ClusterService
 
 bp = Blueprint(__name__)
@@ -20,7 +22,10 @@ def create_cluster():
 
 @bp.route("/clusters", methods=["GET"])
 def list_clusters():
-    return ok(ClusterList(clusters=service.list()))
+    request = bp.current_request
+    query = parse_query(request, ClusterListQuery)
+    clusters, total = service.page(offset=query.offset, limit=query.page_size)
+    return paged(ClusterList(clusters=clusters), request, page=query.page, page_size=query.page_size, total=total)
 
 
 @bp.route("/clusters/{cluster_id}", methods=["GET"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.responses import created, ok
+from chalicelib.api.responses import created, ok, paged
 from chalicelib.errors import NotFoundError
 from chalicelib.http import caller_id, parse_body, parse_query, request_id
 from chalicelib.models import (
@@ -38,10 +38,12 @@ def create_droplet():
 
 @bp.route("/droplets", methods=["GET"])
 def list_droplets():
-    query = parse_query(bp.current_request, DropletListQuery)
-    droplets = service.list(query.cluster_id)
-    owners = {c.id: c for c in clusters.list()} if any(d.cluster_id for d in droplets) else {}
-    return ok(DropletList(droplets=[DropletOut.of(d, owners) for d in droplets]))
+    request = bp.current_request
+    query = parse_query(request, DropletListQuery)
+    droplets, total = service.page(query.cluster_id, offset=query.offset, limit=query.page_size)
+    owners = clusters.get_many({d.cluster_id for d in droplets if d.cluster_id})  # only this page's clusters
+    return paged(DropletList(droplets=[DropletOut.of(d, owners) for d in droplets]), request,
+                 page=query.page, page_size=query.page_size, total=total)
 
 
 @bp.route("/droplets/{droplet_id}", methods=["GET"])

@@ -7,7 +7,8 @@ from chalice import Blueprint, Response
 
 from chalicelib.api.openapi import Operation, document
 from chalicelib.errors import NotFoundError
-from chalicelib.http import JSON_HEADERS
+from chalicelib.http import JSON_HEADERS, caller_id
+from chalicelib.logs.redaction import for_viewer
 from chalicelib.repositories import JobRepository
 from chalicelib.repositories.log_lines import MAX_LINES, LogStore
 
@@ -24,10 +25,12 @@ def get_job_logs(job_id: str):
     if not lines and not JobRepository().exists(job_id):
         raise NotFoundError("Job not found")
     truncated = len(lines) > MAX_LINES
+    viewer = caller_id(bp.current_request)
     for line in lines[:MAX_LINES]:
         try:
             line["line"] = json.loads(line["line"])
         except ValueError:
             pass
-    body = {"job_id": job_id, "lines": lines[:MAX_LINES], "count": min(len(lines), MAX_LINES), "truncated": truncated}
+    shown = [for_viewer(line, viewer) for line in lines[:MAX_LINES]]  # no ARNs, no other callers' ids
+    body = {"job_id": job_id, "lines": shown, "count": min(len(lines), MAX_LINES), "truncated": truncated}
     return Response(body=body, headers=JSON_HEADERS)

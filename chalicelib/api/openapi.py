@@ -20,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 from chalicelib import models as m
 from chalicelib.api.access import PUBLIC, required_access
 from chalicelib.http import JSON_HEADERS
+from chalicelib.idempotency import CREATE_ROUTES
 
 API_PREFIX = "/api/v1"
 _REF = "#/components/schemas/{model}"
@@ -40,6 +41,7 @@ class Operation:
     # OpenAPI links from the success response to the operations that take what it returned.
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
     content_type: str = "application/json"  # of the success response; anything else is documented as text
+    paged: bool = False  # a page of a list: X-Total-Count and Link headers (issue 18)
 
 
 def _v1(path: str) -> str:
@@ -70,7 +72,8 @@ _JOB_LINKS = {"GetJob": {"operationId": "get_jobs_job_id", "parameters": {"job_i
 _OPERATIONS: list[Operation] = [
     Operation("POST", _v1("/clusters"), "Create a cluster", "clusters", m.ClusterEnvelope, 201, body=m.CreateClusterRequest,
               links=_CLUSTER_LINKS),
-    Operation("GET", _v1("/clusters"), "List clusters", "clusters", m.ClusterList),
+    Operation("GET", _v1("/clusters"), "List clusters (paged)", "clusters", m.ClusterList, query=m.ClusterListQuery,
+              paged=True),
     Operation("GET", _v1("/clusters/{cluster_id}"), "Get a cluster", "clusters", m.ClusterEnvelope),
     Operation("PUT", _v1("/clusters/{cluster_id}"), "Update a cluster (409 when a concurrent update won)", "clusters",
               m.ClusterEnvelope, body=m.UpdateClusterRequest),
@@ -78,7 +81,8 @@ _OPERATIONS: list[Operation] = [
               "clusters", m.Deletion, notes="With machines running, `terminate` jobs stop them first (`job_ids`)."),
     Operation("POST", _v1("/droplets"), "Create a droplet", "droplets", m.DropletEnvelope, 201, body=m.CreateDropletRequest,
               links=_DROPLET_LINKS),
-    Operation("GET", _v1("/droplets"), "List droplets", "droplets", m.DropletList, query=m.DropletListQuery),
+    Operation("GET", _v1("/droplets"), "List droplets (paged)", "droplets", m.DropletList, query=m.DropletListQuery,
+              paged=True),
     Operation("GET", _v1("/droplets/{droplet_id}"), "Get a droplet", "droplets", m.DropletEnvelope),
     Operation("DELETE", _v1("/droplets/{droplet_id}"), "Delete a droplet (its machine is stopped by a job)", "droplets",
               m.Deletion),
@@ -118,6 +122,20 @@ def document(*operations: Operation) -> None:
 
 def operations() -> list[Operation]:
     return list(_OPERATIONS)
+
+
+# Every create takes an Idempotency-Key (chalicelib/idempotency.py, issue 18).
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Makes the create safe to retry for 24 hours: the same key and request get the first response "
+                   "again (`Idempotent-Replayed: true`); the same key with another request is a 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]{0,253}[!-~])?$"},
+}
+_PAGE_HEADERS = {
+    "X-Total-Count": {"description": "How many items the whole list has.", "schema": {"type": "integer", "minimum": 0}},
+    "Link": {"description": "RFC 8288 links to the `next` and `prev` pages, when there are such pages.",
+             "schema": {"type": "string"}},
+}
 
 
 def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +220,8 @@ def openapi_document() -> dict[str, Any]:
             for name in re.findall(r"{(\w+)}", op.path)
         ]
         query_params = _query_parameters(op.query) if op.query else []
+        if (op.method, op.path) in CREATE_ROUTES:
+            query_params.append(_IDEMPOTENCY_KEY)
         response_schema = _ref(op.response) if op.response else {"type": "object"}
         entry: dict[str, Any] = {
             "operationId": _operation_id(op),
@@ -211,7 +231,8 @@ def openapi_document() -> dict[str, Any]:
                 str(op.status): {"description": op.summary,
                                  "content": _json_content(response_schema) if op.content_type == "application/json"
                                  else {op.content_type: {"schema": {"type": "string"}}},
-                                 **({"links": op.links} if op.links else {})},
+                                 **({"links": op.links} if op.links else {}),
+                                 **({"headers": _PAGE_HEADERS} if op.paged else {})},
                 "default": {"description": "error: `{\"error\": ...}`", "content": _json_content(_ref(m.ErrorResponse))},
             },
         }

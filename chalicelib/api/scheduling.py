@@ -6,6 +6,7 @@ from chalice import Blueprint
 from chalicelib.api.openapi import Operation, document
 from chalicelib.api.responses import created, ok
 from chalicelib.http import caller_id, parse_body
+from chalicelib.models import MessageResponse
 from chalicelib.models.control_plane import (
     MigrationAccepted, MigrationRequest, Provider, ProviderList, ProviderRequest, ScheduleOut, ScheduleRequest,
 )
@@ -18,6 +19,8 @@ document(
     Operation("GET", "/api/v1/providers", "List the scheduling catalogue", "scheduling", ProviderList),
     Operation("POST", "/api/v1/providers", "Create or replace a catalogue provider", "scheduling", Provider, 201,
               body=ProviderRequest),
+    Operation("DELETE", "/api/v1/providers/{name}", "Delete a catalogue provider (admin)", "scheduling",
+              MessageResponse, notes="404: no such provider; 409: droplets still run on it."),
     Operation("POST", "/api/v1/schedule", "Choose a provider and region for a cluster, with the reasons",
               "scheduling", ScheduleOut, body=ScheduleRequest,
               notes="409 when no provider is eligible (all avoided or without capacity)."),
@@ -35,6 +38,13 @@ def list_providers():
 @bp.route("/providers", methods=["POST"])
 def put_provider():
     return created(service.put_provider(parse_body(bp.current_request, ProviderRequest)))
+
+
+# Platform admins only, like POST /providers (chalicelib/api/access.py).
+@bp.route("/providers/{name}", methods=["DELETE"])
+def delete_provider(name: str):
+    service.delete_provider(name)
+    return ok(MessageResponse(message=f"Provider {name} deleted"))
 
 
 @bp.route("/schedule", methods=["POST"])

@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
 from pydantic import ValidationError
 
+from chalicelib.event_signing import HEADER, untrusted_reason
 from chalicelib.event_pipeline.counters import BatchCounts
 from chalicelib.event_pipeline.dead_letters import get_dead_letters
 from chalicelib.event_pipeline.handler import EventHandler
@@ -52,6 +53,9 @@ def decode(record: KafkaEventRecord) -> Decoded:
         raw = record.decoded_value
     except (binascii.Error, ValueError, TypeError) as exc:
         return Decoded(record, _record_key(record), reason="bad_base64", error=str(exc))
+    reason = untrusted_reason(raw, record.decoded_headers.get(HEADER))
+    if reason is not None:  # not produced by the app: never applied (issue 18)
+        return Decoded(record, _record_key(record), reason=reason, error="record not signed by the app")
     try:
         event = parse_event(raw)
     except ValidationError as exc:

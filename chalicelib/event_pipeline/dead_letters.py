@@ -1,7 +1,8 @@
 """The dead-letter destination for malformed records: the Kafka topic `cluster-events.dlq`.
 
 Each dead letter is one JSON document: where the record came from (topic, partition, offset, timestamp),
-why it was refused (`reason`: bad_base64, bad_json, missing_field, wrong_type, missing_value; `error`), and
+why it was refused (`reason`: bad_base64, bad_json, missing_field, wrong_type, missing_value, and, for a record
+not produced by the app (issue 18, chalicelib/event_signing.py), unsigned or bad_signature; `error`), and
 the record itself as delivered (base64 `key` and `value`, `headers`), so it can be inspected and replayed.
 It is keyed like the original (by cluster id), through the one EventPublisher (`chalicelib/events.py`).
 """

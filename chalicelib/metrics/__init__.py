@@ -182,7 +182,12 @@ def gin_path(route: str) -> str:
     return re.sub(r"\{(\w+)\+?\}", r":\1", route)
 
 
+# Labels come only from bounded, server-chosen sets (issue 18): a method outside these is counted as OTHER.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
+    method = method if method in HTTP_METHODS else "OTHER"
     path = gin_path(route)
     inc(HTTP_REQUESTS, (method, route, str(status), path))
     observe(HTTP_DURATION, (method, route, path), seconds)

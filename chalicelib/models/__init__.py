@@ -6,8 +6,8 @@ from chalicelib.models.domain import (
 )
 from chalicelib.models.wire import DropletEnvelope, DropletList, DropletOut, JobEnvelope, JobOut, JobPage, MetricPage
 from chalicelib.models.requests import (
-    CreateClusterRequest, CreateDropletRequest, CreateJobRequest, DiagnoseRequest, DropletListQuery, JobListQuery,
-    MetricListQuery, UpdateClusterRequest,
+    ClusterListQuery, CreateClusterRequest, CreateDropletRequest, CreateJobRequest, DiagnoseRequest, DropletListQuery,
+    JobListQuery, MetricListQuery, PageQuery, UpdateClusterRequest,
 )
 
 __all__ = [
@@ -16,5 +16,5 @@ __all__ = [
     "DiagnosisReport", "Deletion", "Droplet", "DropletEnvelope", "DropletOut", "JobOut", "DropletList", "ErrorResponse", "HealthReport", "Job",
     "JobEnvelope", "JobPage", "MessageResponse", "Metric", "MetricPage", "iso_utc", "CreateClusterRequest",
     "CreateDropletRequest", "CreateJobRequest", "DiagnoseRequest", "DropletListQuery", "JobListQuery",
-    "MetricListQuery", "UpdateClusterRequest",
+    "MetricListQuery", "UpdateClusterRequest", "ClusterListQuery", "PageQuery",
 ]

@@ -155,7 +155,28 @@ class JobListQuery(QueryParams):
     sort_dir: Literal["asc", "desc"] = "desc"
 
 
-class DropletListQuery(QueryParams):
+# Lists without paging in the original (clusters, droplets) are paged here (issue 18) so that no response can
+# outgrow Lambda's 6 MB payload: the body keeps the original's envelope (`{"clusters": [...]}`), the page
+# arrives with `page`/`page_size` and is described by the X-Total-Count and Link headers.
+LIST_DEFAULT_PAGE_SIZE = 100
+LIST_MAX_PAGE_SIZE = 500
+
+
+class PageQuery(QueryParams):
+    page: Annotated[int, _paging(1, 1_000_000), Field(ge=1, le=1_000_000)] = 1
+    page_size: Annotated[int, _paging(LIST_DEFAULT_PAGE_SIZE, LIST_MAX_PAGE_SIZE),
+                         Field(ge=1, le=LIST_MAX_PAGE_SIZE)] = LIST_DEFAULT_PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class ClusterListQuery(PageQuery):
+    pass
+
+
+class DropletListQuery(PageQuery):
     cluster_id: ResourceId | None = None
 
 
@@ -166,3 +187,33 @@ class MetricListQuery(QueryParams):
     page_size: Annotated[int, _paging(50, 100), Field(ge=1, le=100)] = 50
 
 
+
+
+# --- quotas (issue 18) -------------------------------------------------------------------------------------
+QuotaLimitName = Literal["droplets", "replicas", "concurrent_jobs", "deployments"]
+TenantId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
+                                            pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class QuotaScope(BaseModel):
+    """A tenant (`tenant_id`, by default the default tenant) or one cluster (`cluster_id`), not both."""
+
+    tenant_id: TenantId | None = None
+    cluster_id: ResourceId | None = None
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> "QuotaScope":
+        if self.tenant_id is not None and self.cluster_id is not None:
+            raise PydanticCustomError("one_scope", "give tenant_id or cluster_id, not both")
+        return self
+
+    def resolve(self, default_tenant: str) -> tuple[str, str]:
+        return ("cluster", self.cluster_id) if self.cluster_id is not None else ("tenant", self.tenant_id or default_tenant)
+
+
+class QuotaQuery(QueryParams, QuotaScope):
+    pass
+
+
+class QuotaUpdate(RequestBody, QuotaScope):
+    limits: Annotated[dict[QuotaLimitName, Annotated[int, Field(ge=0, le=1_000_000)]], Field(min_length=1)]

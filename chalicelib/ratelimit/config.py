@@ -38,11 +38,17 @@ class LimiterConfig:
 
 # The v1 defaults: the original's env-overridable values, fixed here.
 DEFAULT_CONFIG = LimiterConfig(refill_rate=0.2, capacity=5)
+# The write limiters of issue 18 (one per resource, per caller): a burst of 60, then one a second.
+WRITE_DEFAULT = LimiterConfig(refill_rate=1.0, capacity=60)
 DEFAULTS: dict[str, LimiterConfig] = {
     "diagnosis": LimiterConfig(refill_rate=0.2, capacity=5),
     "jobs_create": LimiterConfig(refill_rate=0.1, capacity=3),
     # Requests that fail authentication, per source address: a burst of typos passes, a brute-force loop does not.
     "auth_failures": LimiterConfig(refill_rate=1.0, capacity=20),
+    **{name: WRITE_DEFAULT for name in (
+        "clusters_write", "droplets_write", "policies_write", "autoscaling_evaluate", "deployments_write",
+        "providers_write", "schedule", "migrations_create", "hello", "ratelimit_config_write", "quotas_write",
+        "keys_write")},
 }
 
 

@@ -72,8 +72,28 @@ class ClusterRepository:
                         + f"){cond}", (*cluster_ids, *args))
             return {row["id"]: row["tenant_id"] for row in cur.fetchall()}
 
+    def page(self, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of clusters, oldest first, with droplet ids; and how many clusters there are."""
+        cond, args = tenant_filter(joiner=" WHERE ")
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters{cond} ORDER BY clusters.created_at, clusters.id LIMIT %s OFFSET %s",
+                        (*args, limit, offset))
+            rows = _attach_droplets(cur, list(cur.fetchall()))
+            cur.execute(f"SELECT COUNT(*) AS n FROM clusters{cond}", args)
+            return rows, cur.fetchone()["n"]
+
+    def get_many(self, cluster_ids: set[str]) -> list[dict[str, Any]]:
+        """Those of `cluster_ids` that exist, with droplet ids, in two queries."""
+        if not cluster_ids:
+            return []
+        cond, args = tenant_filter()
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM clusters WHERE id IN (" + ", ".join(["%s"] * len(cluster_ids)) + f"){cond}",
+                        (*cluster_ids, *args))
+            return _attach_droplets(cur, list(cur.fetchall()))
+
     def list(self) -> list[dict[str, Any]]:
-        """Every cluster of the tenant, oldest first, with droplet ids."""
+        """Every cluster of the tenant, oldest first, with droplet ids (internal callers only: the API pages)."""
         cond, args = tenant_filter(joiner=" WHERE ")
         with db.transaction() as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM clusters{cond} ORDER BY clusters.created_at, clusters.id", args)

@@ -43,6 +43,12 @@ class DropletRepository:
             )
             return cur.rowcount == 1
 
+    def exists(self, droplet_id: str) -> bool:
+        cond, args = tenant_filter()
+        with db.transaction() as cur:
+            cur.execute(f"SELECT 1 FROM droplets WHERE id = %s{cond}", (droplet_id, *args))
+            return cur.fetchone() is not None
+
     def get(self, droplet_id: str) -> dict[str, Any]:
         """The droplet; NotFoundError when missing."""
         cond, args = tenant_filter()
@@ -65,6 +71,18 @@ class DropletRepository:
                             "ORDER BY droplets.created_at, droplets.id", (cluster_id, *args))
             return list(cur.fetchall())
 
+    def page(self, cluster_id: str | None, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of droplets, oldest first, optionally of one cluster; and how many there are in all."""
+        where, args = ("WHERE cluster_id = %s", (cluster_id,)) if cluster_id is not None else ("", ())
+        cond, tenant_args = tenant_filter(joiner=" AND " if where else "WHERE ")
+        where, args = where + cond, (*args, *tenant_args)
+        with db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM droplets {where} ORDER BY droplets.created_at, droplets.id "
+                        "LIMIT %s OFFSET %s", (*args, limit, offset))
+            rows = list(cur.fetchall())
+            cur.execute(f"SELECT COUNT(*) AS n FROM droplets {where}", args)
+            return rows, cur.fetchone()["n"]
+
     def update(self, droplet_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Set status/ip_address/provider_instance_id (the provisioning pipeline's fields)."""
         allowed = ("status", "ip_address", "provider_instance_id")
@@ -80,10 +98,15 @@ class DropletRepository:
             raise NotFoundError("Droplet not found")
         return row
 
-    def count_by_cluster_status(self) -> list[dict[str, Any]]:
-        """Rows of cluster_id, status and n: how many droplets each cluster has in each status."""
+    def count_by_cluster_status(self, cluster_ids: list[str]) -> list[dict[str, Any]]:
+        """Rows of cluster_id, status and n: how many droplets each of `cluster_ids` has in each status."""
+        if not cluster_ids:
+            return []
+        cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute("SELECT cluster_id, status, COUNT(*) AS n FROM droplets GROUP BY cluster_id, status")
+            cur.execute("SELECT cluster_id, status, COUNT(*) AS n FROM droplets WHERE cluster_id IN ("
+                        + ", ".join(["%s"] * len(cluster_ids)) + f"){cond} GROUP BY cluster_id, status",
+                        (*cluster_ids, *args))
             return list(cur.fetchall())
 
     def retire(self, droplet_id: str, from_provider: str, to_provider: str) -> None:

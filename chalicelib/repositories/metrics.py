@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 from chalicelib import db
@@ -29,9 +30,11 @@ _TYPES = " UNION ALL ".join(f"SELECT '{t}' AS type" for t in METRIC_TYPES)  # fi
 
 # Per (cluster, type): the id of the newest sample, by a backwards lookup on idx_metrics_cluster_type_ts
 # (LIMIT 1; the index holds the primary key, so "timestamp DESC, id DESC" is its order), then the row by
-# primary key. No scan of a cluster's history, whatever its length.
+# primary key. No scan of a cluster's history, whatever its length. One chunk of clusters at a time, by
+# primary key after the last id of the previous chunk (placeholders: after id, [tenant,] chunk size), so a
+# reader's memory is bounded by the chunk, never by the number of clusters (issue 18).
 def latest_sql(cond: str = "") -> str:
-    """`cond`: the tenant condition on the clusters `c` (`tenant_filter`), or nothing (every tenant)."""
+    """`cond`: the tenant condition on the clusters (`tenant_filter`), or nothing (every tenant)."""
     return f"""
 SELECT x.cluster_id, x.cluster_name, x.type, m.value, UNIX_TIMESTAMP(m.timestamp) AS ts
 FROM (
@@ -39,9 +42,10 @@ FROM (
            (SELECT mm.id FROM metrics mm FORCE INDEX (idx_metrics_cluster_type_ts)
              WHERE mm.cluster_id = c.id AND mm.type = t.type
              ORDER BY mm.timestamp DESC, mm.id DESC LIMIT 1) AS metric_id
-    FROM clusters c CROSS JOIN ({_TYPES}) t{cond}
+    FROM (SELECT id, name FROM clusters WHERE id > %s{cond} ORDER BY id LIMIT %s) c CROSS JOIN ({_TYPES}) t
 ) x
 LEFT JOIN metrics m ON m.id = x.metric_id
+ORDER BY x.cluster_id
 """
 
 
@@ -61,13 +65,21 @@ def page_sql(where: str) -> str:
 
 
 class MetricRepository:
-    def latest_of_every_cluster(self) -> list[dict[str, Any]]:
-        """One row per (cluster, metric type): cluster_id, cluster_name, type, value and ts (None when
-        the cluster has no sample of that type)."""
-        cond, args = tenant_filter("c.tenant_id", joiner=" WHERE ")
-        with db.transaction() as cur:
-            cur.execute(latest_sql(cond) if cond else LATEST_SQL, args)
-            return list(cur.fetchall())
+    def latest_of_every_cluster(self, chunk: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of rows, one row per (cluster, metric type), `chunk` clusters at a time in id order:
+        cluster_id, cluster_name, type, value and ts (None when the cluster has no sample of that type).
+        Confined to the current tenant inside a request; every tenant outside one (the exporter)."""
+        cond, args = tenant_filter()
+        sql = latest_sql(cond)
+        after = ""
+        while True:
+            with db.transaction() as cur:
+                cur.execute(sql, (after, *args, chunk))
+                rows = list(cur.fetchall())
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["cluster_id"]
 
     def list(self, *, cluster_id: str | None, metric_type: str | None, page: int,
              page_size: int) -> tuple[list[dict[str, Any]], int]:

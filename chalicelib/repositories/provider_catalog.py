@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from chalicelib import db
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.repositories.base import domain_errors
 
 _COLUMNS = "name, regions, capacity, used, classes, price_per_hour"
@@ -35,6 +35,17 @@ class ProviderCatalogRepository:
     def prices(self) -> dict[str, Any]:
         """{name: price_per_hour (Decimal)} for billing."""
         return {r["name"]: r["price_per_hour"] for r in db.query("SELECT name, price_per_hour FROM providers")}
+
+    def delete(self, name: str) -> None:
+        """Remove the entry: NotFoundError when missing, ConflictError while droplets not deleted run on it."""
+        with db.transaction() as cur:
+            cur.execute("SELECT name FROM providers WHERE name = %s FOR UPDATE", (name,))
+            if cur.fetchone() is None:
+                raise NotFoundError(f"Provider {name} not found")
+            cur.execute("SELECT COUNT(*) AS n FROM droplets WHERE provider = %s AND status <> 'deleted'", (name,))
+            if cur.fetchone()["n"]:
+                raise ConflictError(f"provider {name} still has droplets; migrate or delete them first")
+            cur.execute("DELETE FROM providers WHERE name = %s", (name,))
 
     def upsert(self, *, name: str, regions: list[str], capacity: int, used: int, classes: list[str],
                price_per_hour: Any) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from chalicelib.models.validation import describe_validation_error
 from chalicelib.observability import logger
 from chalicelib.repositories import ClusterRepository, DropletRepository, MetricRepository
 from chalicelib.repositories.policies import PolicyRepository
+from chalicelib.services.quotas import QuotaExceededError
 
 # How a decision says the cluster is cooling down (decide's own rule, or a claim lost to another evaluation).
 COOLING_DOWN = ("cool-down:", "another evaluation scaled")
@@ -233,6 +234,10 @@ class AutoscalingService:
         try:
             job = self.jobs.submit("scale", cluster_id, parameters, caller="event_handler",
                                    correlation_id=correlation_id)
+        except QuotaExceededError as exc:  # the quota, not the cool-down, stops this one (issue 18)
+            self.policies.release_claim(cluster_id, previous)
+            logger.warning("alert scale refused by quota", extra={"cluster_id": cluster_id, "limit": exc.limit})
+            return AlertOutcome(None, False, evaluation)
         except Exception:
             self.policies.release_claim(cluster_id, previous)
             raise
@@ -252,6 +257,10 @@ class AutoscalingService:
         try:
             job = self.jobs.submit("scale", cluster_id, parameters, caller=f"autoscaler:{trigger}",
                                    correlation_id=correlation_id)
+        except QuotaExceededError as exc:  # the quota, not the cool-down, stops this one (issue 18)
+            self.policies.release_claim(cluster_id, previous)
+            return decision.model_copy(update={"action": "none", "target": decision.current,
+                                               "reason": f"{exc.message} (wanted: {decision.reason})"[:1024]})
         except Exception:
             self.policies.release_claim(cluster_id, previous)
             raise

@@ -22,8 +22,14 @@ class ClusterService:
         """The cluster; NotFoundError when missing."""
         return Cluster.from_row(self.clusters.get(cluster_id))
 
-    def list(self) -> list[Cluster]:
-        return Cluster.from_rows(self.clusters.list())
+    def page(self, *, offset: int, limit: int) -> tuple[list[Cluster], int]:
+        """One page of clusters and the total."""
+        rows, total = self.clusters.page(offset=offset, limit=limit)
+        return Cluster.from_rows(rows), total
+
+    def get_many(self, cluster_ids: set[str]) -> dict[str, Cluster]:
+        """The existing clusters among `cluster_ids`, by id."""
+        return {c.id: c for c in Cluster.from_rows(self.clusters.get_many(cluster_ids))}
 
     def update(self, cluster_id: str, request: UpdateClusterRequest) -> Cluster:
         """Apply the given fields. With `request.version` the update is a compare-and-set against it;

@@ -100,7 +100,13 @@ class DeploymentService:
 
     # --- API -----------------------------------------------------------------------------------------
     def start(self, request: StartDeploymentRequest, caller: str = "anonymous") -> Deployment:
-        """Store the deployment (`pending`) and enqueue its rollout job (NotFoundError: no cluster)."""
+        """Store the deployment (`pending`) and enqueue its rollout job (NotFoundError: no cluster; 409 when
+        the cluster or tenant has its quota of deployments under way or of concurrent jobs)."""
+        from chalicelib.services.quotas import QuotaService
+
+        quotas = QuotaService()
+        quotas.check_deployment(request.cluster_id)
+        quotas.check_job("deploy", request.cluster_id, {})
         row = self.deployments.create(cluster_id=request.cluster_id, version=request.version,
                                       strategy=request.strategy, target_percent=request.target_percent,
                                       plan=plan(request.strategy, request.target_percent))

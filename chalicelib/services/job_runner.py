@@ -22,6 +22,7 @@ from chalicelib.observability import logger
 from chalicelib.providers import ProviderError, get_provider
 from chalicelib.repositories import DropletRepository
 from chalicelib.services.jobs import JobService
+from chalicelib.services.quotas import QuotaExceededError, QuotaService
 
 # Scale bounds when the job does not name its own.
 DEFAULT_MIN_REPLICAS = 1
@@ -110,6 +111,15 @@ def _recorded_droplet(run: JobRun, droplets: DropletRepository, droplet_id: str,
     return droplets.get(droplet_id)
 
 
+def _within_quota(check: Callable[[QuotaService], None]) -> None:
+    """Run a quota check as the job runs (issue 18: checked at request time and again here): JobFailed naming
+    the limit when the cluster or its tenant has reached it since the job was requested."""
+    try:
+        check(QuotaService())
+    except QuotaExceededError as exc:
+        raise JobFailed(exc.message) from None
+
+
 def _job_droplet_id(job_id: str, index: int | None = None) -> str:
     """`droplet-<uuid5>` of the job's droplet (provision) or of its `index`-th addition (scale)."""
     return f"droplet-{uuid.uuid5(_DROPLET_NAMESPACE, job_id if index is None else f'{job_id}:{index}')}"
@@ -126,6 +136,8 @@ def provision(run: JobRun) -> dict[str, Any]:
             raise JobFailed(f"droplet {droplet['id']} is not in cluster {run.job.cluster_id}")
         run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
     else:
+        if not droplets.exists(_job_droplet_id(run.job.id)):  # a new droplet: checked again as the job runs
+            _within_quota(lambda quotas: quotas.check_new_droplets(run.job.cluster_id, 1))
         droplet = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id),
                                     run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
         run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
@@ -152,6 +164,7 @@ def scale(run: JobRun) -> dict[str, Any]:
             target = len(live) + _int_parameter(run, "delta", 1)
         if not low <= target <= high:
             raise JobFailed(f"scale target {target} is outside the bounds {low}..{high}")
+        _within_quota(lambda quotas: quotas.check_scale(run.job.cluster_id, target, len(live)))
         run.progress(10, f"scaling from {len(live)} to {target} droplets",
                      {"target": target, "adds": max(0, target - len(live)), "base": len(live)})
     plan = run.checkpoint

@@ -19,6 +19,7 @@ from chalicelib.models.validation import validate
 from chalicelib.observability import logger
 from chalicelib.repositories import JobRepository
 from chalicelib.services import job_state
+from chalicelib.services.quotas import QuotaService
 
 # A lost optimistic race is retried against the fresh row: the status machine re-checks it.
 _TRANSITION_ATTEMPTS = 3
@@ -37,13 +38,15 @@ class JobService:
         """Validate, store the job as `queued` with a fresh trace id, publish `job_requested` (with
         `correlation_id`, the id of whatever asked for the job), then hand the job to the JobQueue.
 
-        ValidationError for an unknown type or bad parameters (nothing stored); NotFoundError if the
-        cluster does not exist. If the queue refuses the job, the job is marked `failed` ("enqueue failed:
+        ValidationError for an unknown type or bad parameters (nothing stored); QuotaExceededError (409)
+        when the job would take its cluster or tenant beyond a quota; NotFoundError if the cluster does not
+        exist. If the queue refuses the job, the job is marked `failed` ("enqueue failed:
         ...", with a `job_failed` event) and ServiceUnavailableError is raised: a job that no worker will
         ever see must not stay `queued`.
         """
         spec = validate(JobSpec, {"type": job_type, "cluster_id": cluster_id,
                                   "parameters": {**parameters, "cluster_id": cluster_id}})
+        QuotaService().check_job(spec.type, spec.cluster_id, spec.parameters)  # 409 naming the limit (issue 18)
         job = Job.from_row(self.jobs.create(job_type=spec.type, cluster_id=spec.cluster_id,
                                             parameters=spec.parameters, trace_id=str(uuid.uuid4())))
         log = {"job_id": job.id, "trace_id": job.trace_id, "job_type": job.type,

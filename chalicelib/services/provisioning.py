@@ -19,7 +19,9 @@ class ProvisioningService:
         """Record a droplet in `provisioning` and queue its `provision` job; NotFoundError if
         `request.cluster_id` names no cluster. The job's failure to queue (503) leaves the droplet `error`."""
         from chalicelib.services.jobs import JobService
+        from chalicelib.services.quotas import QuotaService
 
+        QuotaService().check_new_droplets(request.cluster_id, 1)
         droplet = Droplet.from_row(self.droplets.create(
             name=request.name, region=request.region, size=request.size, image=request.image,
             provider=request.provider, cluster_id=request.cluster_id,
@@ -36,8 +38,10 @@ class ProvisioningService:
     def get(self, droplet_id: str) -> Droplet:
         return Droplet.from_row(self.droplets.get(droplet_id))
 
-    def list(self, cluster_id: str | None = None) -> list[Droplet]:
-        return Droplet.from_rows(self.droplets.list(cluster_id))
+    def page(self, cluster_id: str | None, *, offset: int, limit: int) -> tuple[list[Droplet], int]:
+        """One page of droplets (optionally of one cluster) and the total."""
+        rows, total = self.droplets.page(cluster_id, offset=offset, limit=limit)
+        return Droplet.from_rows(rows), total
 
     def delete(self, droplet_id: str, caller: str = "anonymous", correlation_id: str | None = None) -> Job | None:
         """Delete the droplet; NotFoundError when missing. A droplet with a machine is marked `deleting` and

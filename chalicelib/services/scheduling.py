@@ -93,6 +93,10 @@ class SchedulingService:
         """Create or replace a catalogue entry."""
         return Provider.model_validate(self.catalog.upsert(**request.model_dump()))
 
+    def delete_provider(self, name: str) -> None:
+        """Remove a catalogue entry (404 missing; 409 while droplets run on it)."""
+        self.catalog.delete(name)
+
     def schedule(self, request: ScheduleRequest) -> ScheduleDecision:
         """Pick a provider and region for the cluster (NotFoundError: no cluster; ValidationError: a named
         provider is not in the catalogue; ConflictError: no provider is eligible)."""

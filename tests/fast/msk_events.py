@@ -7,6 +7,7 @@ from typing import Any
 
 from kafka.consumer.fetcher import ConsumerRecord
 
+from chalicelib.event_signing import HEADER, sign
 from devstack.services import load_bridge_module
 
 ARN = "arn:aws:kafka:us-east-1:000000000000:cluster/test/abc-1"
@@ -29,8 +30,9 @@ RECORD_TIMESTAMP = 1_700_000_000_000  # CreateTime (ms) of every fixture record 
 
 
 def kafka_record(value: Any, offset: int, partition: int = 0, key: str | bytes | None = None,
-                 topic: str = TOPIC, timestamp: int = RECORD_TIMESTAMP) -> ConsumerRecord:
-    """A kafka-python ConsumerRecord; dict values are JSON-encoded, bytes are sent as they are."""
+                 topic: str = TOPIC, timestamp: int = RECORD_TIMESTAMP, signed: bool = True) -> ConsumerRecord:
+    """A kafka-python ConsumerRecord; dict values are JSON-encoded, bytes are sent as they are. Signed with the
+    app's event key, as the app's producers sign (`signed=False`: a record from anyone else)."""
     if isinstance(value, (dict, list)):
         value = json.dumps(value).encode()
     if key is None and isinstance(value, bytes):
@@ -40,9 +42,10 @@ def kafka_record(value: Any, offset: int, partition: int = 0, key: str | bytes |
             key = None
     if isinstance(key, str):
         key = key.encode()
+    headers = [(HEADER, sign(value))] if signed and value is not None else []
     return ConsumerRecord(
         topic=topic, partition=partition, leader_epoch=0, offset=offset, timestamp=timestamp,
-        timestamp_type=0, key=key, value=value, headers=[], checksum=None,
+        timestamp_type=0, key=key, value=value, headers=headers, checksum=None,
         serialized_key_size=len(key or b""), serialized_value_size=len(value or b""), serialized_header_size=0,
     )
 

@@ -35,6 +35,26 @@ def test_port_taken_by_something_else_names_port_and_variable(service_cls, var, 
     assert not service.pidfile.exists()  # nothing was started
 
 
+@pytest.mark.parametrize("service_cls", [Redis, MariaDB])
+def test_a_server_dev_did_not_start_is_never_reused_for_mariadb_or_redis(base_stack, service_cls, monkeypatch, tmp_path):
+    """Issue 18: ./dev owns its MariaDB and Redis. This checkout's running server, seen from another state dir
+    (so not started by "this" ./dev), is refused with the port and the variable, and left running."""
+    monkeypatch.setenv("CG_STATE_DIR", str(tmp_path))
+    service = service_cls(StackConfig.from_env())
+    with pytest.raises(StackError, match="did not start") as err:
+        service.ensure()
+    assert str(service.port) in str(err.value) and service.port_var in str(err.value)
+    assert service.state() == "PORT TAKEN by a server ./dev did not start"
+    assert service.probe() is True  # untouched
+
+
+def test_dev_defaults_to_its_own_ports_not_the_machines(monkeypatch):
+    for var in ("CG_MYSQL_PORT", "CG_REDIS_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = StackConfig.from_env()
+    assert (cfg.mysql_port, cfg.redis_port) == (3307, 6380)
+
+
 @pytest.mark.parametrize("service_cls", [Pushgateway, Redis, MariaDB, Kafka])
 def test_probe_recognises_the_running_service(base_stack, service_cls):  # noqa: ANN001
     """The other half of the clash check: the real server on its port is recognised (and so reused)."""

@@ -82,6 +82,7 @@ def test_settings_come_from_parameters_and_no_stage_overrides_them(resources, te
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     wanted = {"CG_ENVIRONMENT": "EnvironmentName", "CG_DB_HOST": "DbHost", "CG_DB_PORT": "DbPort",
               "CG_DB_NAME": "DbName", "CG_DB_USER": "DbUser", "CG_DB_SECRET_ID": "DbSecretArn",
+              "CG_EVENT_SIGNING_SECRET_ID": "EventSigningSecretArn",
               "CG_REDIS_URL": "RedisUrl", "CG_KAFKA_BOOTSTRAP": "KafkaBootstrap", "CG_PUSHGATEWAY_URL": "PushgatewayUrl"}
     for variable, parameter in wanted.items():
         assert variables[variable] == {"Ref": parameter}
@@ -101,20 +102,22 @@ MSK = {"kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers", "kafka-cluster:Co
        "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
        "ec2:DescribeSecurityGroups"}
 SECRET = {("secretsmanager:GetSecretValue", "Ref:DbSecretArn")}
+# The event signing keys (issue 18): only the functions that produce or verify cluster events read them.
+SIGNING = {("secretsmanager:GetSecretValue", "Ref:EventSigningSecretArn")}
 ENQUEUE = {("sqs:GetQueueUrl", "JobsQueue"), ("sqs:SendMessage", "JobsQueue")}
 DEPTHS = {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes") for q in ("JobsQueue", "JobsDeadLetterQueue")}
 EXPECTED_GRANTS = {
-    "APIHandler": SECRET | ENQUEUE | DEPTHS,
-    "JobWorker": SECRET
+    "APIHandler": SECRET | SIGNING | ENQUEUE | DEPTHS,
+    "JobWorker": SECRET | SIGNING
     | {(a, "JobsQueue") for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                                   "sqs:ChangeMessageVisibility")}
     | {(a, "*") for a in ("ec2:RunInstances", "ec2:DescribeInstances", "ec2:TerminateInstances", "ec2:CreateTags")},
-    "EventHandler": SECRET | ENQUEUE | {("sqs:SendMessage", "EventHandlerFailureQueue")},
+    "EventHandler": SECRET | SIGNING | ENQUEUE | {("sqs:SendMessage", "EventHandlerFailureQueue")},
     "LogConsumer": SECRET,
     "MetricsExporter": SECRET | DEPTHS,
-    "JobSweeper": SECRET | {(a, "JobsDeadLetterQueue") for a in ("sqs:GetQueueUrl", "sqs:ReceiveMessage",
+    "JobSweeper": SECRET | SIGNING | {(a, "JobsDeadLetterQueue") for a in ("sqs:GetQueueUrl", "sqs:ReceiveMessage",
                                                                  "sqs:DeleteMessage")},
-    "Autoscaler": SECRET | ENQUEUE,
+    "Autoscaler": SECRET | SIGNING | ENQUEUE,
     "LogRetention": SECRET,
 }
 

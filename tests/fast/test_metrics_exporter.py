@@ -54,13 +54,13 @@ def test_latest_value_health_and_droplets_are_pushed_and_deleted_clusters_disapp
     result = exporter.export()
     assert result["pushed"] is True and result["clusters"] == 2
     got = pushed()
-    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"),
                                                 ("type", "cpu"), ("unit", "%")))] == 95.0
-    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+    assert got[("clustergenie_cluster_metric", (("cluster_id", "c-hot"),
                                                 ("type", "memory"), ("unit", "%")))] == 20.0
-    assert got[("clustergenie_cluster_health", (("cluster_id", "c-hot"), ("cluster_name", "c-hot-name"),
+    assert got[("clustergenie_cluster_health", (("cluster_id", "c-hot"),
                                                 ("status", "warning")))] == 1
-    assert got[("clustergenie_cluster_health", (("cluster_id", "c-quiet"), ("cluster_name", "c-quiet-name"),
+    assert got[("clustergenie_cluster_health", (("cluster_id", "c-quiet"),
                                                 ("status", "unknown")))] == 1
     assert got[("clustergenie_cluster_droplets", (("cluster_id", "c-hot"), ("status", "active")))] == 2
     assert got[("clustergenie_clusters", ())] == 2
@@ -89,9 +89,24 @@ def test_unreachable_pushgateway_is_logged_and_counted_and_the_next_run_catches_
     assert 'clustergenie_exporter_runs_total{outcome="ok"} 1.0' in text
 
 
+def test_clusters_are_read_in_chunks_and_every_one_is_pushed(exporter, monkeypatch):
+    # Chunks of 2 over 5 clusters: three reads by primary key, every cluster and its droplets pushed once.
+    monkeypatch.setattr(metrics_exporter, "CHUNK_CLUSTERS", 2)
+    for n in range(5):
+        add_cluster(f"c-{n}", {"cpu": [float(n)]}, {"active": n})
+    result = exporter.export()
+    assert result["pushed"] is True and result["clusters"] == 5 and result["samples"] == 5
+    got = pushed()
+    for n in range(5):
+        assert got[("clustergenie_cluster_metric", (("cluster_id", f"c-{n}"), ("type", "cpu"), ("unit", "%")))] == float(n)
+    assert {key[1] for key in got if key[0] == "clustergenie_cluster_droplets"} == {
+        (("cluster_id", f"c-{n}"), ("status", "active")) for n in range(1, 5)}
+    assert got[("clustergenie_clusters", ())] == 5
+
+
 def test_latest_lookup_is_an_index_lookup_per_cluster_and_type(clean_db):
     with db.transaction() as cur:
-        cur.execute("EXPLAIN " + LATEST_SQL)
+        cur.execute("EXPLAIN " + LATEST_SQL, ("", 1000))
         plan = cur.fetchall()
     lookups = [row for row in plan if row["table"] == "mm"]
     assert lookups and lookups[0]["key"] == "idx_metrics_cluster_type_ts"

@@ -6,7 +6,8 @@ import datetime as dt
 import pytest
 
 from chalicelib.errors import (
-    AuthenticationError, ClusterGenieError, PermissionDeniedError, ConflictError, NotFoundError, PayloadTooLargeError, RateLimitedError, ServiceUnavailableError, ValidationError,
+    AuthenticationError, ClusterGenieError, ConflictError, IdempotencyKeyReusedError, NotFoundError, PayloadTooLargeError,
+    PermissionDeniedError, RateLimitedError, ServiceUnavailableError, ValidationError,
 )
 from chalicelib.models.requests import JobSpec
 from chalicelib.models.validation import validate
@@ -62,8 +63,9 @@ def test_a_job_spec_takes_internal_types_and_the_clients_parameter_rules():
 def test_the_edge_maps_each_domain_error_to_one_status():
     from chalicelib.http import STATUS_FOR, domain_error_response
 
-    expected = {ValidationError: 400, AuthenticationError: 401, PermissionDeniedError: 403, NotFoundError: 404, PayloadTooLargeError: 413, ConflictError: 409, RateLimitedError: 429,
-                ServiceUnavailableError: 503, job_state.IllegalTransition: 409, ClusterGenieError: 500}
+    expected = {ValidationError: 400, AuthenticationError: 401, PermissionDeniedError: 403, NotFoundError: 404,
+                PayloadTooLargeError: 413, ConflictError: 409, RateLimitedError: 429, ServiceUnavailableError: 503,
+                job_state.IllegalTransition: 409, IdempotencyKeyReusedError: 422, ClusterGenieError: 500}
     for error, status in expected.items():
         response = domain_error_response(error("what went wrong"), {"Retry-After": "1"})
         assert response.status_code == status and response.body == {"error": "what went wrong"}

@@ -401,10 +401,10 @@ def limited_app(manager: LimiterManager, diagnosis_error: Exception | None = Non
 
 
 def test_route_table_limits_job_creation_per_user_and_diagnosis_per_cluster():
-    assert {(route.method, route.path, route.limiter) for route in LIMITED_ROUTES} == {
-        ("POST", "/api/v1/jobs", "jobs_create"),
-        ("POST", "/api/v1/diagnosis/diagnose", "diagnosis"),
-    }
+    table = {(route.method, route.path): route.limiter for route in LIMITED_ROUTES}
+    assert table[("POST", "/api/v1/jobs")] == "jobs_create"
+    assert table[("POST", "/api/v1/diagnosis/diagnose")] == "diagnosis"
+    # every other write route is limited too (issue 18): tests/fast/test_hardening.py checks the whole table
 
 
 def test_job_creation_is_limited_per_user_with_429_envelope_and_headers(r, cleanup):

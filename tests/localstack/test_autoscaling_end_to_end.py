@@ -29,6 +29,8 @@ def post(url: str, body: dict) -> tuple[int, dict]:
 def test_a_burst_of_high_cpu_telemetry_adds_exactly_one_droplet(stack, app_db, function_env, unique):
     from kafka import KafkaProducer
 
+    from chalicelib.event_signing import HEADER, sign
+
     cluster_id = f"cluster-{unique}"
     with app_db.cursor() as cur:
         cur.execute("INSERT INTO clusters (id, name, region, status) VALUES (%s, %s, 'nyc3', 'healthy')",
@@ -51,8 +53,9 @@ def test_a_burst_of_high_cpu_telemetry_adds_exactly_one_droplet(stack, app_db, f
             event = {"type": "telemetry", "job_id": None, "job_type": None, "cluster_id": cluster_id,
                      "progress": None, "message": "", "timestamp": timestamp, "trace_id": None,
                      "correlation_id": None, "payload": {"cpu": 95.0 + n % 3}}
+            value = json.dumps(event).encode()
             producer.send(function_env.get("CG_EVENTS_TOPIC", "cluster-events"), key=cluster_id.encode(),
-                          value=json.dumps(event).encode())
+                          value=value, headers=[(HEADER, sign(value))])  # as the app's producers sign
         producer.flush(30)
         producer.close()
 

@@ -106,13 +106,16 @@ def test_failing_message_ends_in_the_dlq(stack, aws, fast_redelivery, unique):
 def test_kafka_event_reaches_the_event_handler_through_the_bridge(function_env, app_redis, unique):
     from kafka import KafkaProducer
 
+    from chalicelib.event_signing import HEADER, sign
+
     producer = KafkaProducer(bootstrap_servers=function_env.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092").split(","))
     job_id = f"job-{uuid.uuid4()}"
     event = {"type": "job_progress", "job_id": job_id, "job_type": "monitor", "cluster_id": unique, "progress": 42,
              "message": "", "timestamp": "2026-01-01T00:00:00Z", "trace_id": None, "correlation_id": None, "payload": {}}
     metadata = producer.send(
         function_env.get("CG_EVENTS_TOPIC", "cluster-events"),
-        key=unique.encode(), value=json.dumps(event).encode(), headers=[("trace-id", unique.encode())],
+        key=unique.encode(), value=json.dumps(event).encode(),
+        headers=[("trace-id", unique.encode()), (HEADER, sign(json.dumps(event).encode()))],  # as the app signs
     ).get(timeout=30)
     producer.close()
 

@@ -1,0 +1,120 @@
+"""Trusted events (issue 18): every record the app produces to Kafka carries an HMAC-SHA256 of its value in
+the header `cg-signature` (`k=<key id>,v1=<hex>`); the event handler applies only records whose signature
+checks against the current or the previous key, and dead-letters the rest with the reason (`unsigned`,
+`bad_signature`), counted in `clustergenie_events_handled_total{outcome="malformed"}`.
+
+The keys are one JSON document `{"current": {"id", "secret"}, "previous": {"id", "secret"} | null}`: from the
+Secrets Manager secret `CG_EVENT_SIGNING_SECRET_ID` (deployed functions), or inline in
+`CG_EVENT_SIGNING_KEYS` (local runs and the fast tests, from `stack.env`). Rotation without downtime
+(`./dev rotate-event-key`): the new key becomes current and the old one previous, so records signed before
+the rotation, or by a container that has not yet re-read the secret, still verify. A container re-reads the
+secret after KEYS_TTL_SECONDS, or at once (at most every REFRESH_SECONDS) when a record names a key id it
+does not know.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from chalicelib.settings import get_settings
+
+HEADER = "cg-signature"
+KEYS_TTL_SECONDS = 60
+REFRESH_SECONDS = 10
+
+
+class SigningKeysMissing(RuntimeError):
+    """Neither CG_EVENT_SIGNING_SECRET_ID nor CG_EVENT_SIGNING_KEYS is set: nothing can be signed or trusted."""
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    current: tuple[str, bytes]
+    previous: tuple[str, bytes] | None
+
+    @classmethod
+    def parse(cls, text: str) -> "SigningKeys":
+        doc = json.loads(text)
+        prev = doc.get("previous")
+        return cls((doc["current"]["id"], doc["current"]["secret"].encode()),
+                   (prev["id"], prev["secret"].encode()) if prev else None)
+
+    def by_id(self, key_id: str) -> bytes | None:
+        for known in (self.current, self.previous):
+            if known is not None and hmac.compare_digest(known[0], key_id):
+                return known[1]
+        return None
+
+
+def new_key_document(previous: dict | None = None) -> str:
+    """A fresh key document: a new current key, `previous` (the old current) kept for verification."""
+    return json.dumps({"current": {"id": secrets.token_hex(4), "secret": secrets.token_urlsafe(32)},
+                       "previous": previous})
+
+
+class _KeyCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: SigningKeys | None = None
+        self._read_at = 0.0
+
+    def get(self, *, refresh: bool = False) -> SigningKeys:
+        with self._lock:
+            age = time.monotonic() - self._read_at
+            if self._keys is None or age > KEYS_TTL_SECONDS or (refresh and age > REFRESH_SECONDS):
+                self._keys, self._read_at = SigningKeys.parse(_read_document()), time.monotonic()
+            return self._keys
+
+    def forget(self) -> None:
+        with self._lock:
+            self._keys = None
+
+
+def _read_document() -> str:
+    settings = get_settings()
+    if settings.event_signing_secret_id:
+        from chalicelib.aws import client
+
+        return client("secretsmanager").get_secret_value(SecretId=settings.event_signing_secret_id)["SecretString"]
+    if settings.event_signing_keys:
+        return settings.event_signing_keys
+    raise SigningKeysMissing("no event signing keys: set CG_EVENT_SIGNING_SECRET_ID or CG_EVENT_SIGNING_KEYS")
+
+
+_cache = _KeyCache()
+
+
+def forget_keys() -> None:
+    """Read the keys again on next use (tests; a rotation is picked up by the TTL)."""
+    _cache.forget()
+
+
+def _mac(secret: bytes, value: bytes) -> str:
+    return hmac.new(secret, value, hashlib.sha256).hexdigest()
+
+
+def sign(value: bytes) -> bytes:
+    """The `cg-signature` header value for a record whose value is `value`, with the current key."""
+    key_id, secret = _cache.get().current
+    return f"k={key_id},v1={_mac(secret, value)}".encode()
+
+
+def untrusted_reason(value: bytes, header: bytes | None) -> str | None:
+    """None when `header` is a valid signature of `value` by the current or the previous key; else why not
+    (`unsigned`, `bad_signature`)."""
+    if not header:
+        return "unsigned"
+    try:
+        fields = dict(part.split("=", 1) for part in header.decode("ascii").split(","))
+        key_id, mac = fields["k"], fields["v1"]
+    except (UnicodeDecodeError, ValueError, KeyError):
+        return "bad_signature"
+    secret = _cache.get().by_id(key_id) or _cache.get(refresh=True).by_id(key_id)
+    if secret is None or not hmac.compare_digest(_mac(secret, value), mac):
+        return "bad_signature"
+    return None

@@ -1,0 +1,2 @@
+-- Reverses 0018_quotas.
+DROP TABLE IF EXISTS quotas;
