@@ -33,3 +33,13 @@ class RateLimitedError(ClusterGenieError):
 
 class ServiceUnavailableError(ClusterGenieError):
     """A dependency (queue, broker) refused the work; the caller may retry."""
+
+
+class DependencyUnavailableError(ServiceUnavailableError):
+    """A backing store (MariaDB, Redis, the Kafka broker) could not be reached: nothing was decided, the
+    caller may retry once it is back. `source` names the store (`mariadb`, `redis`, `kafka`)."""
+
+    def __init__(self, source: str, detail: str = "") -> None:
+        super().__init__(f"{source} unavailable; retry later")
+        self.source = source
+        self.detail = detail

@@ -14,9 +14,11 @@ import pydantic
 from chalice import Chalice, Response
 from chalice.app import Request
 
+from chalicelib import metrics
+from chalicelib.dependencies import as_unavailable
 from chalicelib.errors import (
-    ClusterGenieError, ConflictError, NotFoundError, PayloadTooLargeError, RateLimitedError, ServiceUnavailableError,
-    ValidationError,
+    ClusterGenieError, ConflictError, DependencyUnavailableError, NotFoundError, PayloadTooLargeError, RateLimitedError,
+    ServiceUnavailableError, ValidationError,
 )
 from chalicelib.models.validation import validate
 from chalicelib.observability import logger
@@ -29,8 +31,11 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 # The one table from domain errors to HTTP status codes (most specific class first wins via the MRO).
 STATUS_FOR: dict[type[ClusterGenieError], int] = {
     ValidationError: 400, NotFoundError: 404, PayloadTooLargeError: 413, ConflictError: 409, RateLimitedError: 429,
-    ServiceUnavailableError: 503, ClusterGenieError: 500,
+    DependencyUnavailableError: 503, ServiceUnavailableError: 503, ClusterGenieError: 500,
 }
+
+# Every 503 tells the caller when to try again (a dependency outage, a refused queue): seconds.
+RETRY_AFTER_SECONDS = 5
 
 
 def request_id(request: Request | None) -> str:
@@ -46,7 +51,18 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def domain_error_response(exc: ClusterGenieError, headers: dict[str, str] | None = None) -> Response:
     """The v1 envelope `{"error": message}` with the status STATUS_FOR gives the error's class."""
     status = next(STATUS_FOR[cls] for cls in type(exc).__mro__ if cls in STATUS_FOR)
+    if isinstance(exc, DependencyUnavailableError):
+        metrics.inc(metrics.DEPENDENCY_UNAVAILABLE, (exc.source,))
+        logger.warning("dependency unavailable", extra={"source": exc.source, "error": exc.detail})
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     return error_response(status, exc.message, headers)
+
+
+def _unavailable_response(exc: Exception) -> Response | None:
+    """A 503 when `exc` says a dependency (Redis, the broker) is unreachable; None otherwise."""
+    unavailable = as_unavailable(exc)
+    return domain_error_response(unavailable) if unavailable is not None else None
 
 
 def _answering_domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,6 +74,11 @@ def _answering_domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         except ClusterGenieError as exc:
             return domain_error_response(exc)
+        except Exception as exc:
+            response = _unavailable_response(exc)
+            if response is None:
+                raise
+            return response
 
     answered.answers_domain_errors = True  # type: ignore[attr-defined]
     return answered
@@ -83,7 +104,10 @@ def register_error_handling(app: Chalice) -> None:
             response = get_response(event)
         except ClusterGenieError as exc:
             return domain_error_response(exc)
-        except Exception:
+        except Exception as exc:
+            unavailable = _unavailable_response(exc)
+            if unavailable is not None:
+                return unavailable
             rid = request_id(event)
             logger.exception("unhandled error", extra={"request_id": rid, "path": getattr(event, "path", None)})
             return error_response(500, "internal server error", request_id=rid)

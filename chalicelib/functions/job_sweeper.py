@@ -5,6 +5,10 @@
 - A message in the jobs DLQ: its job exhausted maxReceiveCount. The job is marked `failed` and the
   message deleted (a redrive would only be acknowledged: the job is final).
 Each job goes through JobService.transition, so a job that finished meanwhile is left alone.
+
+It is also the sweeping outbox relay: first it publishes whatever the workers' after-commit relays left in
+the outbox (a broker outage, a worker killed after its commit), for up to RELAY_BUDGET_SECONDS, and
+removes sent rows older than a day.
 """
 from __future__ import annotations
 
@@ -14,14 +18,16 @@ from typing import Any
 
 from chalicelib import jobs_queue
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.events import get_event_publisher
 from chalicelib.observability import logger
+from chalicelib.outbox import get_outbox_relay
 from chalicelib.services.job_state import FINAL_STATUSES
 from chalicelib.services.jobs import JobService
 
 # Longer than the worker's timeout times maxReceiveCount, so a job still being retried is never swept.
 PROCESSING_DEADLINE_SECONDS = 15 * 60
 MAX_DLQ_BATCHES = 10  # 100 messages per run; the schedule comes back in a minute
+RELAY_BUDGET_SECONDS = 15.0  # of the function's 30 s; the next run comes in a minute
+SENT_OUTBOX_KEPT_SECONDS = 24 * 3600
 
 
 def _fail(jobs: JobService, job_id: str, reason: str) -> bool | None:
@@ -69,12 +75,18 @@ def sweep_dead_letters(jobs: JobService) -> int:
 
 def sweep() -> dict[str, Any]:
     """One sweep; returns how many jobs each rule failed. An unreachable DLQ skips that rule only."""
+    result: dict[str, Any] = {"relayed": None, "stuck": None, "dead_lettered": None}
+    try:
+        relay = get_outbox_relay()
+        result["relayed"] = relay.drain(budget_seconds=RELAY_BUDGET_SECONDS, ignore_backoff=True).sent
+        relay.outbox.purge_sent(SENT_OUTBOX_KEPT_SECONDS)
+    except Exception:
+        logger.exception("outbox relay unavailable; unsent events wait for the next sweep")
     jobs = JobService()
-    result: dict[str, Any] = {"stuck": sweep_stuck(jobs), "dead_lettered": None}
+    result["stuck"] = sweep_stuck(jobs)
     try:
         result["dead_lettered"] = sweep_dead_letters(jobs)
     except Exception:
         logger.exception("jobs DLQ unavailable; dead letters not swept this time")
-    get_event_publisher().flush()
     logger.info("job sweep done", extra=result)
     return result

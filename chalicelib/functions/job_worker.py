@@ -26,8 +26,8 @@ from aws_lambda_powertools.utilities.idempotency.persistence.cache import CacheP
 
 from chalicelib import metrics
 from chalicelib.errors import NotFoundError
-from chalicelib.events import get_event_publisher
 from chalicelib.observability import logger
+from chalicelib.outbox import get_outbox_relay
 from chalicelib.redis_client import get_redis
 from chalicelib.services.job_runner import JobFailed, JobRun, run_job
 from chalicelib.services.job_state import FINAL_STATUSES
@@ -118,7 +118,17 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                         context=context)
     finally:
-        try:
-            get_event_publisher().flush()
-        except Exception:  # the jobs' state is committed; lost events are counted by the publisher's log
-            logger.exception("event flush failed")
+        relay_after_commit()
+
+
+# What a batch may spend publishing its events after commit: a broker outage costs a batch this much
+# (then the relay backs off and the scheduled relay takes over), never a failed or repeated job.
+RELAY_BUDGET_SECONDS = 2.0
+
+
+def relay_after_commit() -> None:
+    """Publish the outbox (this batch's events first among any left over) within RELAY_BUDGET_SECONDS."""
+    try:
+        get_outbox_relay().drain(budget_seconds=RELAY_BUDGET_SECONDS)
+    except Exception:  # noqa: BLE001 - the jobs and their events are committed; the scheduled relay sends them
+        logger.exception("outbox relay after commit failed")

@@ -44,10 +44,12 @@ class JobRepository:
             cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
             return cur.fetchone()
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        """The job; NotFoundError when missing."""
-        with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+    def get(self, job_id: str, *, for_update: bool = False) -> dict[str, Any]:
+        """The job; NotFoundError when missing. `for_update` locks the row for the caller's unit of work
+        (and reads the latest committed version, not the transaction's snapshot)."""
+        with db.transaction() as cur, domain_errors():
+            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s" + (" FOR UPDATE" if for_update else ""),
+                        (job_id,))
             row = cur.fetchone()
         if row is None:
             raise NotFoundError("Job not found")

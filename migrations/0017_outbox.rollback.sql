@@ -1,0 +1,2 @@
+-- Reverses 0017_outbox.
+DROP TABLE outbox;

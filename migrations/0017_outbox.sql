@@ -1,0 +1,23 @@
+-- The transactional outbox (issue 17): every event the app produces (job, droplet, deployment, scaling)
+-- is written here in the same transaction as the state change it announces; the relay
+-- (chalicelib/outbox.py) publishes unsent rows to Kafka in id order and stamps `sent_at`.
+-- No foreign keys: an event about a job or cluster deleted meanwhile must still be published.
+-- depends: 0006_metric_trigger_fraction
+
+CREATE TABLE outbox (
+    id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    event_id      VARCHAR(64)  COLLATE utf8mb4_bin NOT NULL,
+    topic         VARCHAR(128) COLLATE utf8mb4_bin NOT NULL,
+    partition_key VARCHAR(64)  COLLATE utf8mb4_bin NULL,
+    event_type    VARCHAR(64)  NOT NULL,
+    job_id        VARCHAR(64)  COLLATE utf8mb4_bin NULL,
+    body          LONGTEXT     NOT NULL,
+    created_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    sent_at       DATETIME(6)  NULL,
+    attempts      INT UNSIGNED NOT NULL DEFAULT 0,
+    last_error    VARCHAR(512) NULL,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_outbox_event (event_id),
+    KEY idx_outbox_unsent (sent_at, id),
+    KEY idx_outbox_job (job_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
