@@ -14,7 +14,6 @@ import pydantic
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib import metrics
 from chalicelib.dependencies import as_unavailable
 from chalicelib.errors import (
     ClusterGenieError, ConflictError, DependencyUnavailableError, NotFoundError, PayloadTooLargeError, RateLimitedError,
@@ -52,6 +51,8 @@ def domain_error_response(exc: ClusterGenieError, headers: dict[str, str] | None
     """The v1 envelope `{"error": message}` with the status STATUS_FOR gives the error's class."""
     status = next(STATUS_FOR[cls] for cls in type(exc).__mro__ if cls in STATUS_FOR)
     if isinstance(exc, DependencyUnavailableError):
+        from chalicelib import metrics  # here, not at import: app.py's importers need not load the Redis client
+
         metrics.inc(metrics.DEPENDENCY_UNAVAILABLE, (exc.source,))
         logger.warning("dependency unavailable", extra={"source": exc.source, "error": exc.detail})
     if status == 503:
