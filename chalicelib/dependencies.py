@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chalicelib.errors import DependencyUnavailableError
 
-SOURCES = ("mariadb", "redis", "kafka")
+SOURCES = ("mariadb", "redis", "kafka", "aws")
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
@@ -28,6 +28,12 @@ def _kafka_errors() -> tuple[type[BaseException], ...]:
     return tuple(getattr(kafka.errors, name) for name in names if hasattr(kafka.errors, name))
 
 
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    import botocore.exceptions as aws
+
+    return aws.EndpointConnectionError, aws.ConnectTimeoutError, aws.ReadTimeoutError, aws.ConnectionClosedError
+
+
 def as_unavailable(exc: BaseException) -> DependencyUnavailableError | None:
     """`exc` as a DependencyUnavailableError when it (or what it was raised from) says a dependency is
     unreachable; None for anything else."""
@@ -39,6 +45,8 @@ def as_unavailable(exc: BaseException) -> DependencyUnavailableError | None:
             return current
         if isinstance(current, _redis_errors()):
             return DependencyUnavailableError("redis", repr(current))
+        if isinstance(current, _aws_errors()):
+            return DependencyUnavailableError("aws", repr(current))
         kafka_errors = _kafka_errors()
         if kafka_errors and isinstance(current, kafka_errors):
             return DependencyUnavailableError("kafka", repr(current))
