@@ -6,7 +6,7 @@ pipeline waits an outage out instead of dead-lettering the batch.
 """
 from __future__ import annotations
 
-from chalicelib.errors import DependencyUnavailableError
+from chalicelib.errors import DependencyUnavailableError, ServiceUnavailableError
 
 SOURCES = ("mariadb", "redis", "kafka", "aws")
 
@@ -52,3 +52,9 @@ def as_unavailable(exc: BaseException) -> DependencyUnavailableError | None:
             return DependencyUnavailableError("kafka", repr(current))
         current = current.__cause__
     return None
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` says something the work needs is unreachable or refused it for now (retry when it
+    is back), False when the work itself failed."""
+    return isinstance(exc, ServiceUnavailableError) or as_unavailable(exc) is not None

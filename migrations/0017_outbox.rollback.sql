@@ -1,2 +1,5 @@
 -- Reverses 0017_outbox.
+ALTER TABLE jobs
+    DROP COLUMN redrives,
+    DROP COLUMN attempt_error;
 DROP TABLE outbox;

@@ -21,3 +21,10 @@ CREATE TABLE outbox (
     KEY idx_outbox_unsent (sent_at, id),
     KEY idx_outbox_job (job_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Why a job's latest delivery failed when it was the job's own doing (not a dependency outage), and how
+-- many times the sweeper handed a dead-lettered or stalled job back to the queue: the sweeper fails a job
+-- only for an error of its own (or after too many redrives), never because a dependency was down.
+ALTER TABLE jobs
+    ADD COLUMN attempt_error TEXT NULL,
+    ADD COLUMN redrives INT UNSIGNED NOT NULL DEFAULT 0;

@@ -21,8 +21,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
 from pydantic import ValidationError
 
-from chalicelib.dependencies import as_unavailable
-from chalicelib.errors import ServiceUnavailableError
+from chalicelib.dependencies import is_outage
 from chalicelib.event_pipeline.counters import BatchCounts
 from chalicelib.event_pipeline.dead_letters import get_dead_letters
 from chalicelib.event_pipeline.handler import EventHandler
@@ -69,7 +68,7 @@ def decode(record: KafkaEventRecord) -> Decoded:
 def waits_out(exc: BaseException) -> bool:
     """True when applying failed because something the event needs is unreachable or busy (retry the batch
     until it is back), False when the event itself cannot be applied."""
-    return isinstance(exc, (ServiceUnavailableError, EventsInFlight)) or as_unavailable(exc) is not None
+    return isinstance(exc, EventsInFlight) or is_outage(exc)
 
 
 def _dead_letter(item: Decoded) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 
 from chalicelib import metrics
+from chalicelib.dependencies import is_outage
 from chalicelib.errors import NotFoundError
 from chalicelib.observability import logger
 from chalicelib.outbox import get_outbox_relay
@@ -88,10 +89,15 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
         logger.warning("job failed", extra={"reason": str(exc)})
         metrics.observe_job(job.type, "failed", time.perf_counter() - started)
         return {"job_id": job.id, "outcome": "failed"}
-    except Exception:
+    except Exception as exc:
         # An outage (database, provider API, broker): SQS delivers the message again and the runner
         # resumes from its checkpoint. Counted, so retries show on the dashboards before the DLQ does.
+        # Any other failure is the job's own: remembered, so the sweeper can say why if it never succeeds.
         metrics.observe_job(job.type, "retried", time.perf_counter() - started)
+        outage = is_outage(exc)
+        logger.warning("job delivery failed; SQS delivers it again", extra={"error": repr(exc), "outage": outage})
+        if not outage:
+            jobs.note_attempt_error(job.id, exc)
         raise
     jobs.complete(job.id, result, correlation_id, last_seen=run.job)
     logger.info("job completed")

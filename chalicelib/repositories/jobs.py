@@ -91,6 +91,23 @@ class JobRepository:
                         (status, updated_before, limit))
             return [row["id"] for row in cur.fetchall()]
 
+    def note_attempt_error(self, job_id: str, error: str) -> None:
+        """Record why this delivery failed, when it was the job's own doing (the sweeper reads it)."""
+        with db.transaction() as cur:
+            cur.execute("UPDATE jobs SET attempt_error = %s WHERE id = %s", (error[:2000], job_id))
+
+    def attempt_record(self, job_id: str) -> tuple[str | None, int]:
+        """(the job's own latest delivery error or None, how often the sweeper redrove it); NotFoundError."""
+        row = db.query_one("SELECT attempt_error, redrives FROM jobs WHERE id = %s", (job_id,))
+        if row is None:
+            raise NotFoundError("Job not found")
+        return row["attempt_error"], int(row["redrives"])
+
+    def count_redrive(self, job_id: str) -> None:
+        """One more redrive; `updated_at` is touched, so a redriven job is not stale until it stalls again."""
+        with db.transaction() as cur, domain_errors():
+            cur.execute("UPDATE jobs SET redrives = redrives + 1 WHERE id = %s", (job_id,))
+
     def save_state(self, job_id: str, expected_version: int, state: dict[str, Any]) -> dict[str, Any]:
         """Write the state fields (status, progress, result, error, started_at, completed_at) only if
         the job is still at `expected_version`, bumping the version. ConflictError if another writer won."""

@@ -66,6 +66,25 @@ class JobService:
         logger.info("job queued", extra=log)
         return job
 
+    # --- deliveries that failed -----------------------------------------------------------------------
+    def note_attempt_error(self, job_id: str, exc: BaseException) -> None:
+        """Remember why a delivery failed when it was the job's own doing (not an outage: those are only
+        retried), so the sweeper can fail a dead-lettered job with its reason. Best effort."""
+        try:
+            self.jobs.note_attempt_error(job_id, f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the delivery is retried either way
+            logger.exception("job attempt error not recorded", extra={"job_id": job_id})
+
+    def attempt_record(self, job_id: str) -> tuple[str | None, int]:
+        """(the job's own latest delivery error, or None; how many times it was redriven)."""
+        return self.jobs.attempt_record(job_id)
+
+    def redrive(self, job: Job) -> None:
+        """Hand a job whose deliveries failed for want of a dependency back to the queue (counted)."""
+        self.jobs.count_redrive(job.id)
+        self._queue().send(job)
+        logger.warning("job redriven", extra={"job_id": job.id, "trace_id": job.trace_id})
+
     # --- reading -----------------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
         """The job; NotFoundError when missing."""
