@@ -1,4 +1,5 @@
 -- Reverses 0017_outbox.
+DROP TABLE limiter_overrides;
 ALTER TABLE jobs
     DROP COLUMN redrives,
     DROP COLUMN attempt_error;

@@ -28,3 +28,13 @@ CREATE TABLE outbox (
 ALTER TABLE jobs
     ADD COLUMN attempt_error TEXT NULL,
     ADD COLUMN redrives INT UNSIGNED NOT NULL DEFAULT 0;
+
+-- Rate-limit overrides (POST /api/v1/observability/ratelimit/config) are configuration: kept here, with the
+-- `limiter_config:*` Redis hashes as their cache (reloaded when Redis lost them).
+CREATE TABLE limiter_overrides (
+    config_key  VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
+    refill_rate DOUBLE       NULL,
+    capacity    INT UNSIGNED NULL,
+    updated_at  DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (config_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
