@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.cache import CacheP
 
 from chalicelib import metrics
 from chalicelib.dependencies import is_outage
-from chalicelib.errors import NotFoundError
+from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.observability import logger
 from chalicelib.outbox import get_outbox_relay
 from chalicelib.redis_client import get_redis
@@ -94,9 +94,10 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
         # resumes from its checkpoint. Counted, so retries show on the dashboards before the DLQ does.
         # Any other failure is the job's own: remembered, so the sweeper can say why if it never succeeds.
         metrics.observe_job(job.type, "retried", time.perf_counter() - started)
-        outage = is_outage(exc)
-        logger.warning("job delivery failed; SQS delivers it again", extra={"error": repr(exc), "outage": outage})
-        if not outage:
+        # A lost race or a lock held elsewhere (ConflictError) is contention, not the job's own error either.
+        own = not is_outage(exc) and not isinstance(exc, ConflictError)
+        logger.warning("job delivery failed; SQS delivers it again", extra={"error": repr(exc), "own_error": own})
+        if own:
             jobs.note_attempt_error(job.id, exc)
         raise
     jobs.complete(job.id, result, correlation_id, last_seen=run.job)
