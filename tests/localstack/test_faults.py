@@ -11,6 +11,7 @@ Built so far: MariaDB stopped for 30 s. Not yet built (docs/reliability.md): Red
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -47,8 +48,10 @@ def _call(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any
 
 
 def _query(env: dict[str, str], sql: str, args: Any = None) -> list[dict[str, Any]]:
-    conn = pymysql.connect(host=env["CG_DB_HOST"], port=int(env["CG_DB_PORT"]), user=env["CG_DB_USER"],
-                           password=env.get("CG_DB_PASSWORD", ""), database=env["CG_DB_NAME"],
+    # A connection per query: the session-wide `app_db` does not survive the server being stopped.
+    conn = pymysql.connect(host=env.get("CG_DB_HOST", "127.0.0.1"), port=int(env.get("CG_DB_PORT", "3306")),
+                           user=env.get("CG_DB_USER", "clustergenie"), password=os.environ["CG_DB_PASSWORD"],
+                           database=env.get("CG_DB_NAME", "clustergenie"),
                            cursorclass=pymysql.cursors.DictCursor, connect_timeout=3, autocommit=True)
     try:
         with conn.cursor() as cur:
