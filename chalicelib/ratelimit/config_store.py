@@ -14,6 +14,7 @@ import redis
 from chalicelib.errors import ServiceUnavailableError
 from chalicelib.observability import logger
 from chalicelib.ratelimit.config import GLOBAL, LimiterConfig, Scope, config_key, default_config, parse_stored, stored_view
+from chalicelib.repositories.base import unit_of_work
 from chalicelib.repositories.limiter_overrides import LimiterOverrideRepository
 
 LOADED_KEY = "limiter_config_loaded"  # not under `limiter_config:`, so no scan or delete of configs meets it
@@ -97,23 +98,27 @@ class ConfigStore:
         """Store the given fields (either or both) and return the stored override."""
         key = config_key(name, scope)
         mapping = _fields(refill_rate, capacity)
-        self._overrides.save(key, refill_rate, capacity)  # the durable copy first (503 when MariaDB is down)
-        try:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hset(key, mapping=mapping)
-            pipe.hgetall(key)
-            _, fields = pipe.execute()
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
+        # The durable copy and the cache together: Redis refusing rolls the MariaDB write back (a 503 then
+        # leaves nothing half-written); MariaDB down is a 503 before Redis is touched.
+        with unit_of_work():
+            self._overrides.save(key, refill_rate, capacity)
+            try:
+                pipe = self._client.pipeline(transaction=True)
+                pipe.hset(key, mapping=mapping)
+                pipe.hgetall(key)
+                _, fields = pipe.execute()
+            except redis.RedisError as exc:
+                raise _unavailable(exc) from None
         return stored_view(key, fields)
 
     def delete(self, key: str) -> bool:
         """Delete one override (MariaDB, then its cached hash); True when it existed."""
-        existed = self._overrides.delete(key)
-        try:
-            return bool(self._client.delete(key)) or existed
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
+        with unit_of_work():
+            existed = self._overrides.delete(key)
+            try:
+                return bool(self._client.delete(key)) or existed
+            except redis.RedisError as exc:
+                raise _unavailable(exc) from None
 
     def scan(self, pattern: str, limit: int = 1000) -> Iterator[tuple[str, dict[str, float | int]]]:
         """(key, stored override) for up to `limit` config hashes matching `pattern`, via SCAN (never KEYS,

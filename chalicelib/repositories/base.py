@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pymysql
 import pymysql.cursors
 
+from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
 
 # MySQL/MariaDB error numbers that are the caller's business, not a server fault.
@@ -33,6 +34,14 @@ def lock_cluster(cur: pymysql.cursors.Cursor, cluster_id: str) -> None:
     cur.execute("SELECT id FROM clusters WHERE id = %s LOCK IN SHARE MODE", (cluster_id,))
     if cur.fetchone() is None:
         raise NotFoundError("Cluster not found")
+
+
+@contextlib.contextmanager
+def unit_of_work() -> Iterator[None]:
+    """One MariaDB transaction around several repository calls: each call's own transaction joins it, so
+    (for example) a state change and the outbox row announcing it commit together or not at all."""
+    with db.transaction():
+        yield
 
 
 def new_id(prefix: str) -> str:

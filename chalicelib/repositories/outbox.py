@@ -8,17 +8,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from chalicelib import db
-from chalicelib.repositories.base import utc_text
+from chalicelib.repositories.base import unit_of_work, utc_text
+
+__all__ = ["RELAY_LOCK", "OutboxRepository", "unit_of_work"]
 
 RELAY_LOCK = "clustergenie_outbox_relay"
-
-
-@contextlib.contextmanager
-def unit_of_work() -> Iterator[None]:
-    """One MariaDB transaction around several repository calls: each call's own transaction joins it, so
-    a state change and the outbox row announcing it commit together or not at all."""
-    with db.transaction():
-        yield
 
 
 class OutboxRepository:

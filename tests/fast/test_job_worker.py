@@ -288,3 +288,26 @@ def test_a_crash_between_recording_the_droplet_and_checkpointing_it_adds_no_seco
     assert job_row(client, job["id"])["status"] == "completed"
     [droplet] = droplets_of(cluster["id"])
     assert droplet["status"] == "active" and job_row(client, job["id"])["result"]["droplet_id"] == droplet["id"]
+
+
+@pytest.mark.parametrize("raised, own", [(KeyError("size"), True), ("outage", False), ("conflict", False)])
+def test_a_failed_delivery_records_only_the_jobs_own_error(client, make_cluster, submit, worker, monkeypatch,
+                                                            raised, own):  # noqa: ANN001
+    """Issue 17: the sweeper fails a dead-lettered job only for an error of its own, so the worker records
+    one only when the failure was neither an outage nor contention."""
+    from chalicelib.errors import ConflictError, DependencyUnavailableError
+    from chalicelib.functions import job_worker
+    from chalicelib.repositories import JobRepository
+
+    error = {"outage": DependencyUnavailableError("redis"), "conflict": ConflictError("row locked")}.get(raised, raised)
+    cluster = make_cluster()
+    job, body = submit("diagnose", cluster_id=cluster["id"])
+
+    def failing(run):  # noqa: ANN001
+        raise error
+
+    monkeypatch.setattr(job_worker, "run_job", failing)
+    assert len(worker([body])["batchItemFailures"]) == 1
+    recorded, redrives = JobRepository().attempt_record(job["id"])
+    assert redrives == 0
+    assert (recorded == "KeyError: 'size'") if own else recorded is None

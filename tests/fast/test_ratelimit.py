@@ -703,3 +703,14 @@ def test_a_config_override_survives_redis_losing_it(api, r, cleanup):
     assert r.hgetall(key) == {"refill_rate": "2.5", "capacity": "7"} and r.exists(LOADED_KEY)
     assert ConfigStore(r).delete(key) is True
     assert [o for o in LimiterOverrideRepository().all() if o["config_key"] == key] == []
+
+
+def test_a_config_write_refused_by_redis_leaves_no_durable_override(api, monkeypatch):
+    from chalicelib.ratelimit.config import GLOBAL, config_key
+    from chalicelib.repositories.limiter_overrides import LimiterOverrideRepository
+
+    name = unique()
+    dead = LimiterManager(quick_client(free_port()))
+    monkeypatch.setattr("chalicelib.api.observability.get_limiter_manager", lambda: dead)
+    assert post_config(api, name=name, capacity=3).status_code == 503
+    assert config_key(name, GLOBAL) not in {o["config_key"] for o in LimiterOverrideRepository().all()}
