@@ -18,6 +18,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
+from chalicelib.errors import DependencyUnavailableError
 from chalicelib.settings import Settings, get_settings
 
 _lock = threading.RLock()
@@ -83,8 +84,29 @@ def _closed_by_server(conn: pymysql.connections.Connection) -> bool:
     return bool(readable)
 
 
+# Client and server codes that say the server cannot be reached or went away (not that the statement is
+# wrong): can't connect, gone away, lost connection, server shutting down, connection killed, too many.
+UNREACHABLE_CODES = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 1053, 1927, 1040, 1152, 1158, 1159, 1160, 1161})
+
+
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, pymysql.err.InterfaceError):  # a closed connection used again
+        return True
+    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in UNREACHABLE_CODES
+
+
 def get_connection() -> pymysql.connections.Connection:
-    """The warm container's connection, (re)connected when needed."""
+    """The warm container's connection, (re)connected when needed; DependencyUnavailableError("mariadb")
+    when the server cannot be reached."""
+    try:
+        return _get_connection()
+    except pymysql.err.Error as exc:
+        if _unreachable(exc):
+            raise DependencyUnavailableError("mariadb", repr(exc)) from exc
+        raise
+
+
+def _get_connection() -> pymysql.connections.Connection:
     global _connection, _last_used
     with _lock:
         now = time.monotonic()
@@ -109,21 +131,46 @@ def reset_connection() -> None:
         _connection = None
 
 
+# How deep the lock holder is in nested `transaction()`s: an inner one joins the outer transaction, so a
+# state change and the outbox row announcing it commit together (chalicelib/repositories/outbox.py).
+_depth = 0
+
+
 @contextlib.contextmanager
 def transaction() -> Iterator[pymysql.cursors.DictCursor]:
-    """A cursor inside one transaction: committed on success, rolled back on any error."""
+    """A cursor inside one transaction: committed on success, rolled back on any error; nested inside
+    another `transaction()` it is part of that one (committed with it). The server
+    going away meanwhile is DependencyUnavailableError("mariadb") (the connection is dropped, the next
+    unit of work reconnects)."""
+    global _depth
     with _lock:
+        if _depth:  # inside another unit of work: join it; the outermost one commits or rolls back
+            cursor = _connection.cursor()
+            _depth += 1
+            try:
+                yield cursor
+            finally:
+                _depth -= 1
+                with contextlib.suppress(Exception):
+                    cursor.close()
+            return
         conn = get_connection()
         cursor = conn.cursor()
+        _depth = 1
         try:
             yield cursor
             conn.commit()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.rollback()
+            if isinstance(exc, pymysql.err.Error) and _unreachable(exc):
+                reset_connection()
+                raise DependencyUnavailableError("mariadb", repr(exc)) from exc
             raise
         finally:
-            cursor.close()
+            _depth = 0
+            with contextlib.suppress(Exception):
+                cursor.close()
 
 
 def query(sql: str, args: Any = None) -> list[dict[str, Any]]:

@@ -45,3 +45,13 @@ class AuthenticationError(ClusterGenieError):
 
 class PermissionDeniedError(ClusterGenieError):
     """The caller is known but its role does not allow this."""
+
+
+class DependencyUnavailableError(ServiceUnavailableError):
+    """A backing store (MariaDB, Redis, the Kafka broker) could not be reached: nothing was decided, the
+    caller may retry once it is back. `source` names the store (`mariadb`, `redis`, `kafka`)."""
+
+    def __init__(self, source: str, detail: str = "") -> None:
+        super().__init__(f"{source} unavailable; retry later")
+        self.source = source
+        self.detail = detail

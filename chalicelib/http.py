@@ -13,9 +13,11 @@ import pydantic
 from chalice import Chalice, Response
 from chalice.app import Request
 
+from chalicelib.dependencies import as_unavailable
 from chalicelib.errors import (
-    AuthenticationError, ClusterGenieError, ConflictError, IdempotencyKeyReusedError, NotFoundError, PayloadTooLargeError,
-    PermissionDeniedError, RateLimitedError, ServiceUnavailableError, ValidationError,
+    AuthenticationError, ClusterGenieError, ConflictError, DependencyUnavailableError, IdempotencyKeyReusedError,
+    NotFoundError, PayloadTooLargeError, PermissionDeniedError, RateLimitedError, ServiceUnavailableError,
+    ValidationError,
 )
 from chalicelib.json_limits import decode_json
 from chalicelib.models.validation import validate
@@ -29,8 +31,12 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 # The one table from domain errors to HTTP status codes (most specific class first wins via the MRO).
 STATUS_FOR: dict[type[ClusterGenieError], int] = {
     ValidationError: 400, AuthenticationError: 401, PermissionDeniedError: 403, NotFoundError: 404, PayloadTooLargeError: 413,
-    ConflictError: 409, IdempotencyKeyReusedError: 422, RateLimitedError: 429, ServiceUnavailableError: 503, ClusterGenieError: 500,
+    ConflictError: 409, IdempotencyKeyReusedError: 422, RateLimitedError: 429, DependencyUnavailableError: 503,
+    ServiceUnavailableError: 503, ClusterGenieError: 500,
 }
+
+# Every 503 tells the caller when to try again (a dependency outage, a refused queue): seconds.
+RETRY_AFTER_SECONDS = 5
 
 
 def request_id(request: Request | None) -> str:
@@ -56,7 +62,20 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def domain_error_response(exc: ClusterGenieError, headers: dict[str, str] | None = None) -> Response:
     """The v1 envelope `{"error": message}` with the status STATUS_FOR gives the error's class."""
     status = next(STATUS_FOR[cls] for cls in type(exc).__mro__ if cls in STATUS_FOR)
+    if isinstance(exc, DependencyUnavailableError):
+        from chalicelib import metrics  # here, not at import: app.py's importers need not load the Redis client
+
+        metrics.inc(metrics.DEPENDENCY_UNAVAILABLE, (exc.source,))
+        logger.warning("dependency unavailable", extra={"source": exc.source, "error": exc.detail})
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     return error_response(status, exc.message, headers)
+
+
+def _unavailable_response(exc: Exception) -> Response | None:
+    """A 503 when `exc` says a dependency (Redis, the broker) is unreachable; None otherwise."""
+    unavailable = as_unavailable(exc)
+    return domain_error_response(unavailable) if unavailable is not None else None
 
 
 def _answering_domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,6 +87,11 @@ def _answering_domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         except ClusterGenieError as exc:
             return domain_error_response(exc)
+        except Exception as exc:
+            response = _unavailable_response(exc)
+            if response is None:
+                raise
+            return response
 
     answered.answers_domain_errors = True  # type: ignore[attr-defined]
     return answered
@@ -93,7 +117,10 @@ def register_error_handling(app: Chalice) -> None:
             response = get_response(event)
         except ClusterGenieError as exc:
             return domain_error_response(exc)
-        except Exception:
+        except Exception as exc:
+            unavailable = _unavailable_response(exc)
+            if unavailable is not None:
+                return unavailable
             rid = request_id(event)
             logger.exception("unhandled error", extra={"request_id": rid, "path": getattr(event, "path", None)})
             return error_response(500, "internal server error", request_id=rid)

@@ -1,7 +1,7 @@
 """Entry point behind `./dev` (which first installs Debian packages and the app's venv).
 
     ./dev up                  start every service, migrate, deploy the stack to LocalStack, start the bridge
-    ./dev test [fast|localstack|browser|all] [pytest args...]
+    ./dev test [fast|localstack|browser|faults|all] [pytest args...]
     ./dev screenshots         a screenshot of each console page into docs/console/ (demo data via the API)
     ./dev down                stop what ./dev started (by pid); external servers are left alone
     ./dev status              each service's state and the API URL
@@ -154,7 +154,7 @@ def deploy_console(cfg: StackConfig, stack: dict) -> str:
 
 def cmd_test(cfg: StackConfig, args: list[str]) -> int:
     tier = "all"
-    if args and args[0] in ("fast", "localstack", "browser", "all"):
+    if args and args[0] in ("fast", "localstack", "browser", "faults", "all"):
         tier, args = args[0], args[1:]
     started = time.monotonic()
     if tier == "fast":
@@ -162,7 +162,8 @@ def cmd_test(cfg: StackConfig, args: list[str]) -> int:
         selection = ["-m", "not localstack"]
     else:
         cmd_up(cfg)
-        selection = {"localstack": ["-m", "localstack"], "browser": ["-m", "browser"]}.get(tier, [])
+        selection = {"localstack": ["-m", "localstack"], "browser": ["-m", "browser"],
+                     "faults": ["-m", "faults"]}.get(tier, [])
     say(f"stack ready in {time.monotonic() - started:.1f}s; running the {tier} tier")
     env = {**os.environ, **cfg.app_env()}
     result = subprocess.run([str(cfg.app_python), "-m", "pytest", *selection, *args], env=env, cwd=ROOT)

@@ -223,7 +223,9 @@ class Redis(Service):
     def command(self) -> tuple[list[str], dict[str, str]]:
         self.data.mkdir(parents=True, exist_ok=True)
         return [require_binary("redis-server", "redis-server"), "--port", str(self.port), "--bind", HOST,
-                "--save", "", "--appendonly", "no", "--dir", str(self.data), "--daemonize", "no"], {}
+                "--save", "", "--dir", str(self.data), "--daemonize", "no",
+                # Persistence (issue 17): a restart keeps counters, dedup records and idempotency keys.
+                "--appendonly", "yes", "--appendfsync", "everysec"], {}
 
 
 class Kafka(Service):

@@ -4,12 +4,16 @@ Records are decoded with Powertools' Kafka data classes (base64 key/value/header
 events (`model.parse_event`). Records are applied in offset order within each topic-partition. A malformed
 record (bad base64, bad JSON, missing fields, wrong types, no value) is counted, logged with its topic,
 partition and offset, and dead-lettered; it never fails the batch. A transient failure while applying a
-valid event (database, Redis or broker down) fails the invocation: the claims not yet applied are released
-and the event source retries the batch, whose already-applied events are then skipped as duplicates.
+valid event (database, Redis, the broker or the job queue down: `waits_out`) fails the invocation: the claims
+not yet applied are released and the event source retries the batch (for as long as the outage lasts: the
+mapping's MaximumRetryAttempts is -1), whose already-applied events are then skipped as duplicates. Any other
+failure applying an event is about that event's content: it is dead-lettered at once (`apply_failed`) and the
+batch goes on.
 """
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +21,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
 from pydantic import ValidationError
 
+from chalicelib.dependencies import is_outage
 from chalicelib.event_signing import HEADER, untrusted_reason
 from chalicelib.event_pipeline.counters import BatchCounts
 from chalicelib.event_pipeline.dead_letters import get_dead_letters
 from chalicelib.event_pipeline.handler import EventHandler
-from chalicelib.event_pipeline.ledger import EventLedger
+from chalicelib.event_pipeline.ledger import EventLedger, EventsInFlight
 from chalicelib.event_pipeline.model import Envelope, malformed_reason, parse_event
 from chalicelib.observability import logger
 from chalicelib.warm import PerContainer
@@ -62,6 +67,12 @@ def decode(record: KafkaEventRecord) -> Decoded:
         return Decoded(record, _record_key(record), reason=malformed_reason(exc),
                        error=exc.errors(include_url=False, include_input=False).__repr__()[:1000])
     return Decoded(record, f"id:{event.id}" if event.id else _record_key(record), event=event)
+
+
+def waits_out(exc: BaseException) -> bool:
+    """True when applying failed because something the event needs is unreachable or busy (retry the batch
+    until it is back), False when the event itself cannot be applied."""
+    return isinstance(exc, EventsInFlight) or is_outage(exc)
 
 
 def _dead_letter(item: Decoded) -> dict[str, Any]:
@@ -110,7 +121,14 @@ class BatchProcessor:
                 elif item.event is None:
                     letters.append(item)
                 else:
-                    self.handler.apply(item.event, item.key, counts)
+                    try:
+                        self.handler.apply(item.event, item.key, counts)
+                    except Exception as exc:
+                        if waits_out(exc):
+                            raise
+                        # Its own content cannot be applied (no retry can change that): dead-lettered at once.
+                        letters.append(dataclasses.replace(item, reason="apply_failed", error=repr(exc)[:1000]))
+                        continue
                     applied += 1
             self.handler.flush(counts)
             if letters:

@@ -25,9 +25,10 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 
 from chalicelib import metrics
-from chalicelib.errors import NotFoundError
-from chalicelib.events import get_event_publisher
+from chalicelib.dependencies import is_outage
+from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.observability import logger
+from chalicelib.outbox import get_outbox_relay
 from chalicelib.redis_client import get_redis
 from chalicelib.services.job_runner import JobFailed, JobRun, run_job
 from chalicelib.services.job_state import FINAL_STATUSES
@@ -88,10 +89,16 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
         logger.warning("job failed", extra={"reason": str(exc)})
         metrics.observe_job(job.type, "failed", time.perf_counter() - started)
         return {"job_id": job.id, "outcome": "failed"}
-    except Exception:
+    except Exception as exc:
         # An outage (database, provider API, broker): SQS delivers the message again and the runner
         # resumes from its checkpoint. Counted, so retries show on the dashboards before the DLQ does.
+        # Any other failure is the job's own: remembered, so the sweeper can say why if it never succeeds.
         metrics.observe_job(job.type, "retried", time.perf_counter() - started)
+        # A lost race or a lock held elsewhere (ConflictError) is contention, not the job's own error either.
+        own = not is_outage(exc) and not isinstance(exc, ConflictError)
+        logger.warning("job delivery failed; SQS delivers it again", extra={"error": repr(exc), "own_error": own})
+        if own:
+            jobs.note_attempt_error(job.id, exc)
         raise
     jobs.complete(job.id, result, correlation_id, last_seen=run.job)
     logger.info("job completed")
@@ -118,7 +125,17 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                         context=context)
     finally:
-        try:
-            get_event_publisher().flush()
-        except Exception:  # the jobs' state is committed; lost events are counted by the publisher's log
-            logger.exception("event flush failed")
+        relay_after_commit()
+
+
+# What a batch may spend publishing its events after commit: a broker outage costs a batch this much
+# (then the relay backs off and the scheduled relay takes over), never a failed or repeated job.
+RELAY_BUDGET_SECONDS = 2.0
+
+
+def relay_after_commit() -> None:
+    """Publish the outbox (this batch's events first among any left over) within RELAY_BUDGET_SECONDS."""
+    try:
+        get_outbox_relay().drain(budget_seconds=RELAY_BUDGET_SECONDS)
+    except Exception:  # noqa: BLE001 - the jobs and their events are committed; the scheduled relay sends them
+        logger.exception("outbox relay after commit failed")

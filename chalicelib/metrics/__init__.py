@@ -102,6 +102,12 @@ EVENTS_HANDLED = _family("clustergenie_events_handled_total",
 EVENT_PUBLISH_FAILURES = _family("clustergenie_event_publish_failures_total",
                                  "Events that could not be handed to the broker (the work they describe went ahead).",
                                  "counter", ("type",))
+DEPENDENCY_UNAVAILABLE = _family("clustergenie_dependency_unavailable_total",
+                                 "Requests answered 503 because a dependency (mariadb|redis|kafka) was unreachable.",
+                                 "counter", ("source",))
+OUTBOX_RELAYED = _family("clustergenie_outbox_relayed_total",
+                         "Outbox events the relay published (outcome sent), and relay rounds that stopped at an "
+                         "event the broker did not take (outcome failed).", "counter", ("outcome",))
 LOG_LINES_DROPPED = _family("clustergenie_log_lines_dropped_total",
                             "Log lines not shipped to Kafka (queue full or broker unreachable).", "counter", ("reason",))
 

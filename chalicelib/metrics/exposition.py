@@ -4,7 +4,9 @@ Prometheus text exposition, through prometheus_client's custom-collector API.
 Scrape-time readings are facts other stores already hold, read once per scrape instead of being
 counted by every instance: jobs by status and the age of the stalest `processing` job (both on the
 `(status, updated_at)` index) and the depth of the jobs dead-letter queue (SQS). A reading that fails is left out and
-counted in `clustergenie_metrics_scrape_errors_total{source}`; the rest of the page is still served.
+counted in `clustergenie_metrics_scrape_errors_total{source}`; the rest of the page is still served, and
+`clustergenie_metrics_source_up{source}` says which sources answered this scrape (0: unreachable). Redis
+unreachable leaves out the aggregated families, never the page.
 """
 from __future__ import annotations
 
@@ -52,12 +54,19 @@ class AggregatedCollector:
 
     def __init__(self, redis_client: Any) -> None:
         self.redis = redis_client
+        self.sources: dict[str, bool] = {}
 
     def collect(self) -> Iterator[Metric]:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(COUNTS_KEY)
-        pipe.hgetall(GAUGES_KEY)
-        counts, gauges = (_parse(raw) for raw in pipe.execute())
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(COUNTS_KEY)
+            pipe.hgetall(GAUGES_KEY)
+            counts, gauges = (_parse(raw) for raw in pipe.execute())
+        except Exception as exc:  # noqa: BLE001 - Redis down: the scrape-time readings are still served
+            _log_failure("redis", exc)
+            self.sources["redis"] = False
+            return
+        self.sources["redis"] = True
         for family in FAMILIES.values():
             if family.kind == "histogram":
                 yield _histogram(family, counts.get(family.name, {}))
@@ -74,10 +83,13 @@ class AggregatedCollector:
 class ScrapeTimeCollector:
     """Readings taken at scrape: jobs by status and the DLQ depth."""
 
-    def __init__(self, jobs_by_status=None, dlq_depth=None, job_queue=None) -> None:  # noqa: ANN001 - injectable
+    def __init__(self, jobs_by_status=None, dlq_depth=None, job_queue=None,  # noqa: ANN001 - injectable
+                 outbox_backlog=None) -> None:  # noqa: ANN001
         self.jobs_by_status = jobs_by_status or read_jobs_by_status
+        self.outbox_backlog = outbox_backlog or read_outbox_backlog
         self.dlq_depth = dlq_depth or read_dlq_depth
         self.job_queue = job_queue or read_job_queue
+        self.sources: dict[str, bool] = {}
 
     def collect(self) -> Iterator[Metric]:
         errors = CounterMetricFamily("clustergenie_metrics_scrape_errors",
@@ -93,18 +105,35 @@ class ScrapeTimeCollector:
                                     "Age of the least recently updated job in `processing` (0 when none).")
             age.add_metric([], oldest)
             yield age
+            self.sources["mariadb"] = True
         except Exception as exc:  # noqa: BLE001 - one failed reading must not cost the whole page
             _log_failure("jobs", exc)
             errors.add_metric(["jobs"], 1)
+            self.sources["mariadb"] = False
+        try:
+            unsent, oldest_unsent = self.outbox_backlog()
+            for name, text, value in (
+                ("unsent", "Events in the outbox the relay has not published yet (read at scrape).", unsent),
+                ("oldest_unsent_seconds", "Age of the oldest unpublished outbox event (0 when none).", oldest_unsent),
+            ):
+                gauge = GaugeMetricFamily(f"clustergenie_outbox_{name}", text)
+                gauge.add_metric([], value)
+                yield gauge
+        except Exception as exc:  # noqa: BLE001
+            _log_failure("outbox", exc)
+            errors.add_metric(["outbox"], 1)
+            self.sources["mariadb"] = False
         try:
             depth = self.dlq_depth()
             dlq = GaugeMetricFamily("clustergenie_jobs_dlq_messages",
                                     "Messages in the jobs dead-letter queue (SQS, read at scrape).")
             dlq.add_metric([], depth)
             yield dlq
+            self.sources["sqs"] = True
         except Exception as exc:  # noqa: BLE001
             _log_failure("dlq", exc)
             errors.add_metric(["dlq"], 1)
+            self.sources["sqs"] = False
         try:
             # The original's worker-pool gauges, mapped onto the SQS worker: queue depth, in-flight messages
             # (each a busy worker) and the worker concurrency limit.
@@ -125,6 +154,23 @@ class ScrapeTimeCollector:
         yield errors
 
 
+class SourceUpCollector:
+    """`clustergenie_metrics_source_up{source}`: 1 if the source answered this scrape, 0 if unreachable.
+    Registered after the collectors it reports on (generate_latest collects in registration order)."""
+
+    def __init__(self, collectors: Iterable[Any]) -> None:
+        self.collectors = list(collectors)
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("clustergenie_metrics_source_up",
+                               "Whether each source of this page answered the scrape (0: unreachable, its part left out).",
+                               labels=["source"])
+        for collector in self.collectors:
+            for source, answered in sorted(getattr(collector, "sources", {}).items()):
+                up.add_metric([source], 1.0 if answered else 0.0)
+        yield up
+
+
 def _log_failure(source: str, exc: Exception) -> None:
     metrics.log().warning("metrics scrape reading failed", extra={"source": source, "error": repr(exc)})
 
@@ -134,6 +180,13 @@ def read_jobs_by_status() -> tuple[dict[str, int], float]:
     from chalicelib.repositories import JobRepository
 
     return JobRepository().status_summary()
+
+
+def read_outbox_backlog() -> tuple[int, float]:
+    """(unsent outbox events, age of the oldest in seconds)."""
+    from chalicelib.repositories.outbox import OutboxRepository
+
+    return OutboxRepository().backlog()
 
 
 def read_dlq_depth() -> int:
@@ -160,6 +213,7 @@ def render(collectors: Iterable[Any] | None = None) -> bytes:
         from chalicelib.redis_client import get_redis
 
         collectors = (AggregatedCollector(get_redis()), ScrapeTimeCollector())
-    for collector in collectors:
+    collectors = list(collectors)
+    for collector in (*collectors, SourceUpCollector(collectors)):
         registry.register(collector)
     return generate_latest(registry)

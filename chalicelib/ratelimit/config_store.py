@@ -1,4 +1,10 @@
-"""Where limiter config lives: the `limiter_config:<name>:<scope>` hashes in Redis."""
+"""Where limiter config lives: the `limiter_overrides` table in MariaDB (the durable copy, issue 17) and the
+`limiter_config:<name>:<scope>` hashes in Redis, its cache on the hot path.
+
+Writes go to MariaDB first, then to Redis. Reads come from Redis; the key `limiter_config_loaded` says the
+cache holds every override, and when it is missing (a Redis that lost its data) the first read reloads all
+overrides from MariaDB.
+"""
 from __future__ import annotations
 
 from typing import Iterator
@@ -8,6 +14,19 @@ import redis
 from chalicelib.errors import ServiceUnavailableError
 from chalicelib.observability import logger
 from chalicelib.ratelimit.config import GLOBAL, LimiterConfig, Scope, config_key, default_config, parse_stored, stored_view
+from chalicelib.repositories.base import unit_of_work
+from chalicelib.repositories.limiter_overrides import LimiterOverrideRepository
+
+LOADED_KEY = "limiter_config_loaded"  # not under `limiter_config:`, so no scan or delete of configs meets it
+
+
+def _fields(refill_rate: float | None, capacity: int | None) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    if refill_rate is not None:
+        mapping["refill_rate"] = repr(float(refill_rate))
+    if capacity is not None:
+        mapping["capacity"] = str(int(capacity))
+    return mapping
 
 
 def _unavailable(exc: redis.RedisError) -> ServiceUnavailableError:
@@ -18,8 +37,28 @@ def _unavailable(exc: redis.RedisError) -> ServiceUnavailableError:
 class ConfigStore:
     """Reads and writes limiter config hashes. One place knows their layout."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, overrides: LimiterOverrideRepository | None = None) -> None:
         self._client = client
+        self._overrides = overrides or LimiterOverrideRepository()
+
+    def reload(self) -> int:
+        """Copy every override from MariaDB into Redis and mark the cache complete; how many. Raises
+        redis.RedisError without Redis; a MariaDB outage leaves the cache as it is (tried again next read)."""
+        try:
+            rows = self._overrides.all()
+        except Exception as exc:  # noqa: BLE001 - MariaDB down: serve what Redis has, defaults for the rest
+            logger.warning("limiter overrides not reloaded", extra={"error": repr(exc)})
+            return 0
+        pipe = self._client.pipeline(transaction=True)
+        for row in rows:
+            mapping = _fields(row["refill_rate"], row["capacity"])
+            if mapping:
+                pipe.hset(row["config_key"], mapping=mapping)
+        pipe.set(LOADED_KEY, "1")
+        pipe.execute()
+        if rows:
+            logger.info("limiter overrides reloaded into Redis", extra={"overrides": len(rows)})
+        return len(rows)
 
     def resolve(self, name: str, scope: Scope) -> LimiterConfig:
         """The effective config: scope hash, then global hash, then defaults; one round trip.
@@ -28,9 +67,17 @@ class ConfigStore:
         if scope != GLOBAL:
             keys.append(config_key(name, GLOBAL))
         pipe = self._client.pipeline(transaction=False)
+        pipe.exists(LOADED_KEY)
         for key in keys:
             pipe.hgetall(key)
-        levels = [parse_stored(key, fields) for key, fields in zip(keys, pipe.execute())]
+        loaded, *stored = pipe.execute()
+        if not loaded:
+            self.reload()
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            stored = pipe.execute()
+        levels = [parse_stored(key, fields) for key, fields in zip(keys, stored)]
         default = default_config(name)
         rate = next((r for r, _ in levels if r is not None), default.refill_rate)
         capacity = next((c for _, c in levels if c is not None), default.capacity)
@@ -50,26 +97,28 @@ class ConfigStore:
     def save(self, name: str, scope: Scope, refill_rate: float | None, capacity: int | None) -> dict[str, float | int]:
         """Store the given fields (either or both) and return the stored override."""
         key = config_key(name, scope)
-        mapping: dict[str, str] = {}
-        if refill_rate is not None:
-            mapping["refill_rate"] = repr(float(refill_rate))
-        if capacity is not None:
-            mapping["capacity"] = str(int(capacity))
-        try:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hset(key, mapping=mapping)
-            pipe.hgetall(key)
-            _, fields = pipe.execute()
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
+        mapping = _fields(refill_rate, capacity)
+        # The durable copy and the cache together: Redis refusing rolls the MariaDB write back (a 503 then
+        # leaves nothing half-written); MariaDB down is a 503 before Redis is touched.
+        with unit_of_work():
+            self._overrides.save(key, refill_rate, capacity)
+            try:
+                pipe = self._client.pipeline(transaction=True)
+                pipe.hset(key, mapping=mapping)
+                pipe.hgetall(key)
+                _, fields = pipe.execute()
+            except redis.RedisError as exc:
+                raise _unavailable(exc) from None
         return stored_view(key, fields)
 
     def delete(self, key: str) -> bool:
-        """Delete one config hash; True when it existed."""
-        try:
-            return bool(self._client.delete(key))
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
+        """Delete one override (MariaDB, then its cached hash); True when it existed."""
+        with unit_of_work():
+            existed = self._overrides.delete(key)
+            try:
+                return bool(self._client.delete(key)) or existed
+            except redis.RedisError as exc:
+                raise _unavailable(exc) from None
 
     def scan(self, pattern: str, limit: int = 1000) -> Iterator[tuple[str, dict[str, float | int]]]:
         """(key, stored override) for up to `limit` config hashes matching `pattern`, via SCAN (never KEYS,

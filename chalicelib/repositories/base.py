@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pymysql
 import pymysql.cursors
 
+from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.tenancy import current_scope
 
@@ -53,6 +54,14 @@ def lock_cluster(cur: pymysql.cursors.Cursor, cluster_id: str) -> str:
     if row is None:
         raise NotFoundError("Cluster not found")
     return row["tenant_id"]
+
+
+@contextlib.contextmanager
+def unit_of_work() -> Iterator[None]:
+    """One MariaDB transaction around several repository calls: each call's own transaction joins it, so
+    (for example) a state change and the outbox row announcing it commit together or not at all."""
+    with db.transaction():
+        yield
 
 
 def new_id(prefix: str) -> str:

@@ -48,11 +48,13 @@ class JobRepository:
             cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
             return cur.fetchone()
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        """The job; NotFoundError when missing."""
+    def get(self, job_id: str, *, for_update: bool = False) -> dict[str, Any]:
+        """The job; NotFoundError when missing. `for_update` locks the row for the caller's unit of work
+        (and reads the latest committed version, not the transaction's snapshot)."""
         cond, args = tenant_filter()
-        with db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s{cond}", (job_id, *args))
+        with db.transaction() as cur, domain_errors():
+            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s{cond}" + (" FOR UPDATE" if for_update else ""),
+                        (job_id, *args))
             row = cur.fetchone()
         if row is None:
             raise NotFoundError("Job not found")
@@ -95,6 +97,23 @@ class JobRepository:
             cur.execute("SELECT id FROM jobs WHERE status = %s AND updated_at < %s ORDER BY updated_at LIMIT %s",
                         (status, updated_before, limit))
             return [row["id"] for row in cur.fetchall()]
+
+    def note_attempt_error(self, job_id: str, error: str) -> None:
+        """Record why this delivery failed, when it was the job's own doing (the sweeper reads it)."""
+        with db.transaction() as cur:
+            cur.execute("UPDATE jobs SET attempt_error = %s WHERE id = %s", (error[:2000], job_id))
+
+    def attempt_record(self, job_id: str) -> tuple[str | None, int]:
+        """(the job's own latest delivery error or None, how often the sweeper redrove it); NotFoundError."""
+        row = db.query_one("SELECT attempt_error, redrives FROM jobs WHERE id = %s", (job_id,))
+        if row is None:
+            raise NotFoundError("Job not found")
+        return row["attempt_error"], int(row["redrives"])
+
+    def count_redrive(self, job_id: str) -> None:
+        """One more redrive; `updated_at` is touched, so a redriven job is not stale until it stalls again."""
+        with db.transaction() as cur, domain_errors():
+            cur.execute("UPDATE jobs SET redrives = redrives + 1 WHERE id = %s", (job_id,))
 
     def save_state(self, job_id: str, expected_version: int, state: dict[str, Any]) -> dict[str, Any]:
         """Write the state fields (status, progress, result, error, started_at, completed_at) only if

@@ -20,8 +20,8 @@ from chalicelib.errors import ConflictError, NotFoundError
 from chalicelib.models.control_plane import Deployment, StartDeploymentRequest
 from chalicelib.observability import logger
 from chalicelib.repositories import ClusterRepository
+from chalicelib.outbox import unit_of_work
 from chalicelib.repositories.deployments import DeploymentRepository
-from chalicelib.warm import PerContainer
 
 CANARY_STEPS = (10, 50)
 ROLLING_INCREMENT = 25
@@ -59,21 +59,14 @@ def health_verifier(deployment: dict[str, Any], step: int, percent: int) -> str 
     return None
 
 
-def _new_topic_publisher() -> Any:
-    from chalicelib.events import EventPublisher
-
-    return EventPublisher(topic="deployments")
-
-
-_topic_publisher: PerContainer[Any] = PerContainer(_new_topic_publisher)
-
-
 def publish_to_deployments_topic(event_type: str, deployment: dict[str, Any], message: str,
                                  payload: dict[str, Any]) -> None:
-    """The v1 envelope on the `deployments` topic, keyed by cluster; best effort (the log is the record)."""
+    """The v1 envelope for the `deployments` topic, keyed by cluster, written to the outbox inside the
+    caller's unit of work (the relay publishes it)."""
     from chalicelib.events import envelope
+    from chalicelib.outbox import record_event
 
-    _topic_publisher.get().publish_best_effort(envelope(
+    record_event(topic="deployments", event=envelope(
         event_type, job_id=deployment.get("job_id"), job_type="deploy", cluster_id=deployment["cluster_id"],
         progress=deployment.get("current_percent"), message=message, trace_id=None,
         correlation_id=deployment["id"], payload={"deployment_id": deployment["id"], **payload},
@@ -154,32 +147,36 @@ class DeploymentService:
         if row["status"] in ("succeeded", "failed", "rolling_back", "rolled_back"):
             return Deployment.from_row(row)  # a redelivered job: nothing left to do
         if row["status"] == "pending":
-            self.deployments.move(deployment_id, ("pending",), "running")
-            row["status"] = "running"
-            self._emit("deployment_started", row, f"deploying {row['version']} ({row['strategy']})", {})
+            with unit_of_work():
+                self.deployments.move(deployment_id, ("pending",), "running")
+                row["status"] = "running"
+                self._emit("deployment_started", row, f"deploying {row['version']} ({row['strategy']})", {})
         done = sum(1 for s in row["logs"] if s["action"] == "rollout" and s["status"] == "succeeded")
         for number, percent in enumerate(row["plan"], start=1):
             if number <= done:
                 continue
             failure = self.verify(row, number, percent)
             if failure is not None:
-                self.deployments.log_step(deployment_id, step=number, action="rollout", percent=percent,
-                                          status="failed", message=failure)
-                self._emit("deployment_step", row, failure,
-                           {"step": number, "action": "rollout", "percent": percent, "status": "failed"})
-                self.deployments.move(deployment_id, ("running",), "failed", reason=f"step {number}: {failure}")
-                self._emit("deployment_failed", row, f"step {number}: {failure}", {"step": number})
+                with unit_of_work():
+                    self.deployments.log_step(deployment_id, step=number, action="rollout", percent=percent,
+                                              status="failed", message=failure)
+                    self._emit("deployment_step", row, failure,
+                               {"step": number, "action": "rollout", "percent": percent, "status": "failed"})
+                    self.deployments.move(deployment_id, ("running",), "failed", reason=f"step {number}: {failure}")
+                    self._emit("deployment_failed", row, f"step {number}: {failure}", {"step": number})
                 logger.warning("deployment failed", extra={"deployment_id": deployment_id, "step": number})
                 return self.get(deployment_id)
             message = self._describe(row, number, percent)
-            self.deployments.log_step(deployment_id, step=number, action="rollout", percent=percent,
-                                      status="succeeded", message=message)
-            self.deployments.set_progress(deployment_id, percent)
-            row["current_percent"] = percent
-            self._emit("deployment_step", row, message,
-                       {"step": number, "action": "rollout", "percent": percent, "status": "succeeded"})
-        self.deployments.move(deployment_id, ("running",), "succeeded")
-        self._emit("deployment_succeeded", row, f"{row['version']} at {row['target_percent']}%", {})
+            with unit_of_work():
+                self.deployments.log_step(deployment_id, step=number, action="rollout", percent=percent,
+                                          status="succeeded", message=message)
+                self.deployments.set_progress(deployment_id, percent)
+                row["current_percent"] = percent
+                self._emit("deployment_step", row, message,
+                           {"step": number, "action": "rollout", "percent": percent, "status": "succeeded"})
+        with unit_of_work():
+            self.deployments.move(deployment_id, ("running",), "succeeded")
+            self._emit("deployment_succeeded", row, f"{row['version']} at {row['target_percent']}%", {})
         return self.get(deployment_id)
 
     def rollback(self, deployment_id: str) -> Deployment:
@@ -198,14 +195,16 @@ class DeploymentService:
                 continue
             back_to = percents[index - 1]
             message = f"step {step['step']} reversed: {row['version']} back from {step['percent']}% to {back_to}%"
-            self.deployments.log_step(deployment_id, step=step["step"], action="rollback", percent=back_to,
-                                      status="succeeded", message=message)
-            self.deployments.set_progress(deployment_id, back_to)
-            row["current_percent"] = back_to
-            self._emit("deployment_step", row, message,
-                       {"step": step["step"], "action": "rollback", "percent": back_to, "status": "succeeded"})
-        self.deployments.move(deployment_id, ("rolling_back",), "rolled_back", current_percent=0)
-        self._emit("deployment_rolled_back", row, f"{row['version']} rolled back", {})
+            with unit_of_work():
+                self.deployments.log_step(deployment_id, step=step["step"], action="rollback", percent=back_to,
+                                          status="succeeded", message=message)
+                self.deployments.set_progress(deployment_id, back_to)
+                row["current_percent"] = back_to
+                self._emit("deployment_step", row, message,
+                           {"step": step["step"], "action": "rollback", "percent": back_to, "status": "succeeded"})
+        with unit_of_work():
+            self.deployments.move(deployment_id, ("rolling_back",), "rolled_back", current_percent=0)
+            self._emit("deployment_rolled_back", row, f"{row['version']} rolled back", {})
         return self.get(deployment_id)
 
     @staticmethod
@@ -217,7 +216,5 @@ class DeploymentService:
         return f"step {number}: {row['strategy']} {percent}% of traffic on {row['version']}"
 
     def _emit(self, event_type: str, row: dict[str, Any], message: str, payload: dict[str, Any]) -> None:
-        try:
-            self.publish(event_type, row, message, payload)
-        except Exception:  # the step is committed and logged; an event lost is counted by the publisher
-            logger.exception("deployment event not published", extra={"deployment_id": row["id"]})
+        """Record the event in the caller's unit of work: it commits with the step it announces, or neither does."""
+        self.publish(event_type, row, message, payload)

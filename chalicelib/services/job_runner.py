@@ -19,6 +19,7 @@ from chalicelib.models.domain import (
     DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_REGION, DEFAULT_SIZE, DROPLET_SIZES, REGIONS, Droplet, Job,
 )
 from chalicelib.observability import logger
+from chalicelib.outbox import unit_of_work
 from chalicelib.providers import ProviderError, get_provider
 from chalicelib.repositories import DropletRepository
 from chalicelib.services.jobs import JobService
@@ -88,11 +89,12 @@ def _launch(run: JobRun, droplets: DropletRepository, droplet: dict[str, Any]) -
     except ProviderError as exc:
         droplets.update(droplet["id"], {"status": "error"})
         raise JobFailed(f"provider {droplet['provider']} failed to launch {droplet['id']}: {exc}") from None
-    droplet = droplets.update(droplet["id"], {"status": "active", "ip_address": instance.ip_address,
-                                              "provider_instance_id": instance.instance_id})
+    with unit_of_work():  # the droplet active and its `droplet_created` event: both or neither
+        droplet = droplets.update(droplet["id"], {"status": "active", "ip_address": instance.ip_address,
+                                                  "provider_instance_id": instance.instance_id})
+        run.emit("droplet_created", f"droplet {droplet['id']} is active",
+                 {"droplet": Droplet.from_row(droplet).model_dump(mode="json")})
     logger.info("droplet active", extra={"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]})
-    run.emit("droplet_created", f"droplet {droplet['id']} is active",
-             {"droplet": Droplet.from_row(droplet).model_dump(mode="json")})
     return droplet
 
 

@@ -1,8 +1,12 @@
 """JobService: the one owner of the job lifecycle.
 
-It creates jobs (store, announce, enqueue), moves them through the status machine and publishes the
+It creates jobs (store, announce, enqueue), moves them through the status machine and records the
 event for each state it saved: the worker, the job runners, the sweeper and every internal caller go
 through it, and the event envelope is built only here (and for other topics in `events.envelope`).
+
+Each state change and the event announcing it are one MariaDB transaction: the event goes to the
+outbox (`chalicelib.outbox.record_event`), never straight to Kafka, so no caller waits on the broker,
+a crash between the two loses nothing, and a job's events are published in the order of its changes.
 """
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.errors import ConflictError, NotFoundError, ServiceUnavailableError
-from chalicelib.events import EventPublisher, envelope, get_event_publisher
+from chalicelib.events import envelope
 from chalicelib.jobs_queue import JobQueue, get_job_queue
 from chalicelib.models.domain import Job
 from chalicelib.models.requests import JobListQuery, JobSpec
 from chalicelib.models.validation import validate
 from chalicelib.observability import logger
+from chalicelib.outbox import record_event, unit_of_work
 from chalicelib.repositories import JobRepository
 from chalicelib.services import job_state
 from chalicelib.services.quotas import QuotaService
@@ -26,17 +31,16 @@ _TRANSITION_ATTEMPTS = 3
 
 
 class JobService:
-    def __init__(self, jobs: JobRepository | None = None, queue: Callable[[], JobQueue] = get_job_queue,
-                 publisher: Callable[[], EventPublisher] = get_event_publisher) -> None:
+    def __init__(self, jobs: JobRepository | None = None, queue: Callable[[], JobQueue] = get_job_queue) -> None:
         self.jobs = jobs or JobRepository()
         self._queue = queue
-        self._publisher = publisher
 
     # --- creating a job ----------------------------------------------------------------------------------
     def submit(self, job_type: str, cluster_id: str, parameters: dict[str, str], *,
                correlation_id: str | None = None, caller: str = "anonymous") -> Job:
-        """Validate, store the job as `queued` with a fresh trace id, publish `job_requested` (with
-        `correlation_id`, the id of whatever asked for the job), then hand the job to the JobQueue.
+        """Validate, store the job as `queued` with a fresh trace id and its `job_requested` event (with
+        `correlation_id`, the id of whatever asked for the job) in one transaction, then hand the job to
+        the JobQueue.
 
         ValidationError for an unknown type or bad parameters (nothing stored); QuotaExceededError (409)
         when the job would take its cluster or tenant beyond a quota; NotFoundError if the cluster does not
@@ -47,25 +51,42 @@ class JobService:
         spec = validate(JobSpec, {"type": job_type, "cluster_id": cluster_id,
                                   "parameters": {**parameters, "cluster_id": cluster_id}})
         QuotaService().check_job(spec.type, spec.cluster_id, spec.parameters)  # 409 naming the limit (issue 18)
-        job = Job.from_row(self.jobs.create(job_type=spec.type, cluster_id=spec.cluster_id,
-                                            parameters=spec.parameters, trace_id=str(uuid.uuid4())))
+        with unit_of_work():
+            job = Job.from_row(self.jobs.create(job_type=spec.type, cluster_id=spec.cluster_id,
+                                                parameters=spec.parameters, trace_id=str(uuid.uuid4())))
+            # In the outbox before the job reaches the queue, and the outbox is published in id order:
+            # `job_requested` is the first event of every job.
+            self.announce(job, "job_requested", "job requested", {"parameters": job.parameters, "caller": caller},
+                          correlation_id=correlation_id)
         log = {"job_id": job.id, "trace_id": job.trace_id, "job_type": job.type,
                "cluster_id": job.cluster_id, "caller": caller}
-        # Published and acknowledged before the job reaches the queue: the worker's events for this job
-        # come from another producer into the same partition (keyed by cluster_id), so only this order
-        # makes `job_requested` the first event of every job. Best effort: an event that cannot be
-        # published is logged and counted, never a failed request (a retry would create a second job).
-        self.announce(job, "job_requested", "job requested", {"parameters": job.parameters, "caller": caller},
-                      correlation_id=correlation_id, flush=True)
         try:
             self._queue().send(job)
         except Exception as exc:  # any queue failure: boto errors, timeouts, misconfiguration
             logger.exception("job enqueue failed", extra=log)
-            self.fail(job.id, f"enqueue failed: {type(exc).__name__}: {exc}", correlation_id=correlation_id,
-                      flush=True)
+            self.fail(job.id, f"enqueue failed: {type(exc).__name__}: {exc}", correlation_id=correlation_id)
             raise ServiceUnavailableError(f"job queue unavailable; job {job.id} was marked failed, retry later") from None
         logger.info("job queued", extra=log)
         return job
+
+    # --- deliveries that failed -----------------------------------------------------------------------
+    def note_attempt_error(self, job_id: str, exc: BaseException) -> None:
+        """Remember why a delivery failed when it was the job's own doing (not an outage: those are only
+        retried), so the sweeper can fail a dead-lettered job with its reason. Best effort."""
+        try:
+            self.jobs.note_attempt_error(job_id, f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the delivery is retried either way
+            logger.exception("job attempt error not recorded", extra={"job_id": job_id})
+
+    def attempt_record(self, job_id: str) -> tuple[str | None, int]:
+        """(the job's own latest delivery error, or None; how many times it was redriven)."""
+        return self.jobs.attempt_record(job_id)
+
+    def redrive(self, job: Job) -> None:
+        """Hand a job whose deliveries failed for want of a dependency back to the queue (counted)."""
+        self.jobs.count_redrive(job.id)
+        self._queue().send(job)
+        logger.warning("job redriven", extra={"job_id": job.id, "trace_id": job.trace_id})
 
     # --- reading -----------------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
@@ -82,16 +103,18 @@ class JobService:
     def start(self, job: Job, correlation_id: str | None = None) -> Job:
         """`queued` -> `processing` at 5%; a job left `processing` by a crashed delivery resumes as it is.
         Either way `job_started` is announced."""
-        if job.status == "queued":
-            job = self.transition(job.id, "processing", progress=5)
-        self.announce(job, "job_started", f"{job.type} job started", correlation_id=correlation_id)
+        with unit_of_work():
+            if job.status == "queued":
+                job = self.transition(job.id, "processing", progress=5)
+            self.announce(job, "job_started", f"{job.type} job started", correlation_id=correlation_id)
         return job
 
     def report_progress(self, job_id: str, progress: int, message: str, result: Any = None,
                         correlation_id: str | None = None) -> Job:
         """Record progress (and optionally a checkpoint in `result`), then announce `job_progress`."""
-        job = self.transition(job_id, "processing", progress=progress, result=result)
-        self.announce(job, "job_progress", message, correlation_id=correlation_id)
+        with unit_of_work():
+            job = self.transition(job_id, "processing", progress=progress, result=result)
+            self.announce(job, "job_progress", message, correlation_id=correlation_id)
         return job
 
     def complete(self, job_id: str, result: Any, correlation_id: str | None = None, *,
@@ -101,20 +124,22 @@ class JobService:
         The last `terminate` job of a deleted cluster deletes the cluster and this job's row with it
         (`result["cluster_deleted"]`): its outcome is then the completion event alone, about `last_seen`.
         """
-        try:
-            job = self.transition(job_id, "completed", result=result)
-        except NotFoundError:
-            if last_seen is None or not (isinstance(result, dict) and result.get("cluster_deleted")):
-                raise
-            job = last_seen
-        self.announce(job, "job_completed", f"{job.type} job completed", {"result": result},
-                      correlation_id=correlation_id)
+        with unit_of_work():
+            try:
+                job = self.transition(job_id, "completed", result=result)
+            except NotFoundError:
+                if last_seen is None or not (isinstance(result, dict) and result.get("cluster_deleted")):
+                    raise
+                job = last_seen
+            self.announce(job, "job_completed", f"{job.type} job completed", {"result": result},
+                          correlation_id=correlation_id)
         return job
 
-    def fail(self, job_id: str, reason: str, correlation_id: str | None = None, *, flush: bool = False) -> Job:
+    def fail(self, job_id: str, reason: str, correlation_id: str | None = None) -> Job:
         """Mark the job `failed` with `reason` and announce `job_failed` (IllegalTransition if it is final)."""
-        job = self.transition(job_id, "failed", error=reason)
-        self.announce(job, "job_failed", reason, {"error": reason}, correlation_id=correlation_id, flush=flush)
+        with unit_of_work():
+            job = self.transition(job_id, "failed", error=reason)
+            self.announce(job, "job_failed", reason, {"error": reason}, correlation_id=correlation_id)
         return job
 
     def transition(self, job_id: str, new_status: str, progress: int | None = None,
@@ -125,7 +150,7 @@ class JobService:
         NotFoundError if the job is missing. Concurrent writers are serialised by the job's version.
         """
         for attempt in range(_TRANSITION_ATTEMPTS):
-            row = self.jobs.get(job_id)
+            row = self.jobs.get(job_id, for_update=True)  # the latest version, even inside a unit of work
             state = job_state.next_state(row, new_status, progress=progress, result=result, error=error)
             try:
                 job = Job.from_row(self.jobs.save_state(job_id, row["version"], state))
@@ -139,11 +164,11 @@ class JobService:
         raise AssertionError("unreachable")
 
     def announce(self, job: Job, event_type: str, message: str, payload: dict[str, Any] | None = None, *,
-                 correlation_id: str | None = None, flush: bool = False) -> bool:
-        """Publish an event about `job` as saved. The database already holds the state it describes, so a
-        broker outage is logged and counted, never a reason to redo the work. Unflushed events are sent
-        when the caller's handler flushes the publisher."""
-        return self._publisher().publish_best_effort(envelope(
+                 correlation_id: str | None = None) -> str:
+        """Record an event about `job` as saved, in the outbox; called inside the unit of work that saved
+        the state (or alone, for an event that changes no state: a droplet created). The relay publishes
+        it; the event id is returned."""
+        return record_event(envelope(
             event_type, job_id=job.id, job_type=job.type, cluster_id=job.cluster_id, progress=job.progress,
             message=message, trace_id=job.trace_id, correlation_id=correlation_id, payload=payload,
-            tenant_id=job.tenant_id), flush=flush)
+            tenant_id=job.tenant_id))

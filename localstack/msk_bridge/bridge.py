@@ -89,8 +89,8 @@ class Mapping:
             raise ValueError(f"starting_position must be TRIM_HORIZON or LATEST, not {mapping.starting_position!r}")
         if not 1 <= mapping.batch_size <= 10000:
             raise ValueError("batch_size must be between 1 and 10000")
-        if mapping.maximum_retry_attempts < 0:
-            raise ValueError("maximum_retry_attempts must be >= 0")
+        if mapping.maximum_retry_attempts < -1:
+            raise ValueError("maximum_retry_attempts must be >= 0, or -1 (retry until the batch succeeds)")
         return mapping
 
 
@@ -381,7 +381,7 @@ class MappingWorker(threading.Thread):
                 log("INFO", "batch delivered", function=self.mapping.function_name, records=len(batch),
                     next_offsets=offsets, attempts=attempts, duration_ms=took_ms)
                 return True
-            if attempts > self.mapping.maximum_retry_attempts:
+            if 0 <= self.mapping.maximum_retry_attempts < attempts:  # -1: as AWS, retried until it succeeds
                 log("ERROR", "batch failed after retries", function=self.mapping.function_name, records=len(batch),
                     next_offsets=offsets, attempts=attempts, error=error)
                 return self._send_to_failure_destination(batch, attempts, error)

@@ -5,7 +5,7 @@ from typing import Any
 
 from chalicelib import db
 
-CORE_TABLES = ("metrics", "jobs", "droplets", "clusters")  # children first
+CORE_TABLES = ("outbox", "metrics", "jobs", "droplets", "clusters")  # children first (outbox: no keys)
 
 
 def table_snapshot(tables: tuple[str, ...] = CORE_TABLES) -> dict[str, tuple[int, Any]]:

@@ -82,3 +82,44 @@ def test_the_deploy_fingerprint_follows_the_parameters(monkeypatch):
     cfg = StackConfig.from_env()
     assert _deploy_fingerprint(cfg) == _deploy_fingerprint(cfg)
     assert _deploy_fingerprint(dataclasses.replace(cfg, redis_port=cfg.redis_port + 1)) != _deploy_fingerprint(cfg)
+
+
+def test_the_redis_dev_starts_keeps_its_keys_across_a_crash(tmp_path):
+    """Issue 17: the dev Redis runs with AOF on, so a killed and restarted Redis still has its counters,
+    dedup records and idempotency keys (a private server from the same command line, in tmp_path)."""
+    import dataclasses
+    import subprocess
+    import time
+
+    import redis as redis_lib
+
+    from private_redis import free_port
+
+    cfg = dataclasses.replace(StackConfig.from_env(), state_dir=tmp_path, redis_port=free_port())
+    argv, _ = Redis(cfg).command()
+    assert argv[argv.index("--appendonly") + 1] == "yes"
+
+    def start() -> tuple[subprocess.Popen, redis_lib.Redis]:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis_lib.Redis(port=cfg.redis_port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        for _ in range(100):
+            try:
+                client.ping()
+                return proc, client
+            except redis_lib.ConnectionError:  # still loading or starting
+                time.sleep(0.05)
+        proc.kill()
+        pytest.fail("redis-server did not start")
+
+    proc, client = start()
+    try:
+        client.set("events:seen:id:e1", "d")
+        client.hincrby("metrics:counts", "x", 3)
+        time.sleep(1.5)  # appendfsync everysec
+        proc.kill()  # SIGKILL: no shutdown save
+        proc.wait(timeout=5)
+        proc, client = start()
+        assert client.get("events:seen:id:e1") == b"d" and client.hget("metrics:counts", "x") == b"3"
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)

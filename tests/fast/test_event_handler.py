@@ -440,3 +440,46 @@ def test_dead_letters_reach_the_kafka_topic(handle, cluster):
     finally:
         set_dead_letters(None)
     assert [(f["reason"], f["source"]["offset"], base64.b64decode(f["value"])) for f in found] == [("bad_json", 7, b"not json")]
+
+
+def _failing_for(processor, job_id: str, error: Exception, monkeypatch) -> None:  # noqa: ANN001
+    real = processor.handler.apply
+
+    def apply(event, key, counts):  # noqa: ANN001
+        if event.job_id == job_id:
+            raise error
+        return real(event, key, counts)
+
+    monkeypatch.setattr(processor.handler, "apply", apply)
+
+
+def test_an_event_that_cannot_be_applied_is_dead_lettered_at_once_and_the_batch_goes_on(
+        handle, dead_letters, cluster, monkeypatch):  # noqa: ANN001
+    """Issue 17: a failure of the event's own (the handler refuses it) is no reason to hold the partition."""
+    bad, good = f"job-{uuid.uuid4()}", f"job-{uuid.uuid4()}"
+    _failing_for(batch_module.get_batch_processor(), bad, ValueError("no such droplet size"), monkeypatch)
+    result = handle(batch_of([envelope("job_progress", cluster["id"], job_id=bad, progress=10),
+                              envelope("job_progress", cluster["id"], job_id=good, progress=30)]))
+    assert result == {"records": 2, "applied": 1, "duplicates": 0, "malformed": 1}
+    [letter] = dead_letters.letters
+    assert letter["reason"] == "apply_failed" and "no such droplet size" in letter["error"]
+    assert get_redis().hget(f"events:job:{good}", "progress") == "30"
+
+
+@pytest.mark.parametrize("error", ["mariadb", "redis", "queue"])
+def test_a_dependency_outage_while_applying_fails_the_batch_and_dead_letters_nothing(
+        handle, dead_letters, cluster, monkeypatch, error):  # noqa: ANN001
+    import redis
+
+    from chalicelib.errors import DependencyUnavailableError, ServiceUnavailableError
+
+    raised = {"mariadb": DependencyUnavailableError("mariadb"), "redis": redis.ConnectionError("refused"),
+              "queue": ServiceUnavailableError("job queue unavailable")}[error]
+    job_id = f"job-{uuid.uuid4()}"
+    _failing_for(batch_module.get_batch_processor(), job_id, raised, monkeypatch)
+    with pytest.raises(type(raised)):
+        handle(batch_of([envelope("job_progress", cluster["id"], job_id=job_id, progress=10)]))
+    assert dead_letters.letters == []
+    monkeypatch.undo()  # the dependency is back: the retried batch applies
+    batch_module.reset_batch_processor()
+    assert handle(batch_of([envelope("job_progress", cluster["id"], job_id=job_id, progress=10)]))["applied"] == 1

@@ -1,10 +1,12 @@
 """JobService's domain calls (submit, start, report_progress, complete, fail) and the autoscaling service's
 `react_to_alert`, against the real database and the in-memory job queue.
 
-The event publisher is a recorder here: these tests are about which event follows which saved state, and
-the recorder shows that exactly (the Kafka path itself is covered by test_job_worker and the LocalStack tier).
+Events are read back from the outbox table, where JobService writes them in the transaction of the state
+they announce (the relay and the Kafka path are covered by test_outbox, test_job_worker and the LocalStack tier).
 """
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -14,23 +16,24 @@ from chalicelib.services.job_state import IllegalTransition
 from chalicelib.services.jobs import JobService
 
 
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.events: list[dict] = []
+class OutboxEvents:
+    """The events in the outbox, in the order they were written."""
 
-    def publish_best_effort(self, event: dict, *, flush: bool = True) -> bool:
-        self.events.append(event)
-        return True
+    @property
+    def events(self) -> list[dict]:
+        from chalicelib.repositories.outbox import OutboxRepository
+
+        return [json.loads(row["body"]) for row in OutboxRepository().unsent(10_000)]
 
 
 @pytest.fixture
-def published():
-    return RecordingPublisher()
+def published(clean_db):  # noqa: ANN001
+    return OutboxEvents()
 
 
 @pytest.fixture
 def jobs(clean_db, job_queue, published):  # noqa: ANN001
-    return JobService(publisher=lambda: published)
+    return JobService()
 
 
 @pytest.fixture

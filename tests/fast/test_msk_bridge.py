@@ -176,3 +176,20 @@ def test_a_batch_closes_when_its_window_ends_or_it_is_full():
     assert [r.offset for r in batch] == [0, 1, 2] and not stop.is_set()
     full = ScriptedConsumer([[record(0, i) for i in range(3)], [record(0, 3)]], stop, stop_after=1000)
     assert [r.offset for r in _worker(stop, window=60, batch_size=4)._poll_batch(full)] == [0, 1, 2, 3]
+
+
+def test_minus_one_retries_a_failing_batch_until_it_succeeds_and_never_dead_letters_it():
+    """Issue 17: MaximumRetryAttempts -1 (the template's event handler mapping) waits an outage out."""
+    import threading
+
+    with pytest.raises(ValueError):
+        bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g", "maximum_retry_attempts": -2})
+    mapping = bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g",
+                                        "maximum_retry_attempts": -1, "on_failure_queue": "q",
+                                        "retry_backoff_seconds": 0.001, "retry_backoff_max_seconds": 0.001})
+    worker = bridge.MappingWorker(mapping, "127.0.0.1:1", "us-east-1", threading.Event())
+    outcomes = [{"errorType": "DependencyUnavailableError"}] * 12 + [None]  # an outage 3 times the old limit
+    worker._invoke = lambda event: outcomes.pop(0)
+    worker._send_to_failure_destination = lambda *args: pytest.fail("dead-lettered during an outage")
+    assert worker._deliver([record(0, 7)]) is True
+    assert outcomes == []

@@ -6,8 +6,9 @@ import datetime as dt
 import pytest
 
 from chalicelib.errors import (
-    AuthenticationError, ClusterGenieError, ConflictError, IdempotencyKeyReusedError, NotFoundError, PayloadTooLargeError,
-    PermissionDeniedError, RateLimitedError, ServiceUnavailableError, ValidationError,
+    AuthenticationError, ClusterGenieError, ConflictError, DependencyUnavailableError, IdempotencyKeyReusedError,
+    NotFoundError, PayloadTooLargeError, PermissionDeniedError, RateLimitedError, ServiceUnavailableError,
+    ValidationError,
 )
 from chalicelib.models.requests import JobSpec
 from chalicelib.models.validation import validate
@@ -70,4 +71,7 @@ def test_the_edge_maps_each_domain_error_to_one_status():
         response = domain_error_response(error("what went wrong"), {"Retry-After": "1"})
         assert response.status_code == status and response.body == {"error": "what went wrong"}
         assert response.headers["Retry-After"] == "1" and response.headers["Content-Type"] == "application/json"
-    assert set(STATUS_FOR) <= set(expected)
+    unavailable = domain_error_response(DependencyUnavailableError("mariadb"))  # issue 17: with a Retry-After
+    assert unavailable.status_code == 503 and unavailable.body == {"error": "mariadb unavailable; retry later"}
+    assert int(unavailable.headers["Retry-After"]) > 0
+    assert set(STATUS_FOR) <= set(expected) | {DependencyUnavailableError}

@@ -71,11 +71,16 @@ def r(redis_server) -> redis.Redis:  # noqa: ANN001
 
 
 @pytest.fixture
-def cleanup(r):
+def cleanup(r, mariadb):  # noqa: ANN001
+    from chalicelib.repositories.limiter_overrides import LimiterOverrideRepository
+
     keys: list[str] = []
     yield keys
     if keys:
         r.delete(*keys)
+        for key in keys:  # the durable copy of a config override (issue 17)
+            if key.startswith("limiter_config:"):
+                LimiterOverrideRepository().delete(key)
 
 
 def quick_client(port: int) -> redis.Redis:
@@ -687,3 +692,36 @@ def test_registering_the_middleware_and_routes_does_not_load_redis_or_prometheus
                          cwd=str(pathlib.Path(__file__).resolve().parents[2]))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_config_override_survives_redis_losing_it(api, r, cleanup):
+    """Issue 17: overrides live in MariaDB; Redis, which lost them (a restart without persistence, a
+    failover), gets them back on the next read instead of silently applying the defaults."""
+    from chalicelib.ratelimit.config import Scope, config_key
+    from chalicelib.ratelimit.config_store import LOADED_KEY, ConfigStore
+    from chalicelib.repositories.limiter_overrides import LimiterOverrideRepository
+
+    name = unique()
+    key = config_key(name, Scope.parse("user:alice"))
+    cleanup.append(key)
+    response = post_config(api, name=name, scope_type="user", scope_id="alice", refill_rate=2.5, capacity=7)
+    assert response.status_code == 200, response.body
+    [row] = [o for o in LimiterOverrideRepository().all() if o["config_key"] == key]
+    assert (row["refill_rate"], row["capacity"]) == (2.5, 7)
+    r.delete(key, LOADED_KEY)  # Redis lost its data
+    resolved = ConfigStore(r).resolve(name, Scope.parse("user:alice"))
+    assert (resolved.refill_rate, resolved.capacity) == (2.5, 7)
+    assert r.hgetall(key) == {"refill_rate": "2.5", "capacity": "7"} and r.exists(LOADED_KEY)
+    assert ConfigStore(r).delete(key) is True
+    assert [o for o in LimiterOverrideRepository().all() if o["config_key"] == key] == []
+
+
+def test_a_config_write_refused_by_redis_leaves_no_durable_override(api, monkeypatch):
+    from chalicelib.ratelimit.config import GLOBAL, config_key
+    from chalicelib.repositories.limiter_overrides import LimiterOverrideRepository
+
+    name = unique()
+    dead = LimiterManager(quick_client(free_port()))
+    monkeypatch.setattr("chalicelib.api.observability.get_limiter_manager", lambda: dead)
+    assert post_config(api, name=name, capacity=3).status_code == 503
+    assert config_key(name, GLOBAL) not in {o["config_key"] for o in LimiterOverrideRepository().all()}

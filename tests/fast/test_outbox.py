@@ -1,0 +1,109 @@
+"""The transactional outbox and its relay (issue 17), against the real MariaDB and Kafka broker.
+
+- a state change and the event announcing it commit together, or neither does;
+- the relay publishes unsent events in the order they were written, each with its outbox id, and marks
+  them sent; nothing is marked sent that the broker did not acknowledge;
+- an unreachable broker leaves the events unsent (and the API unaffected), the relay backs off, and a
+  relay that can reach the broker later publishes them;
+- only one relay publishes at a time (the MariaDB relay lock).
+"""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import db
+from chalicelib.outbox import OutboxRelay, get_outbox_relay
+from chalicelib.repositories.outbox import RELAY_LOCK, OutboxRepository
+from chalicelib.services.jobs import JobService
+from chalicelib.settings import get_settings
+
+from private_redis import free_port
+from topic_reader import topic_reader
+
+
+@pytest.fixture
+def cluster_id(clean_db):  # noqa: ANN001
+    from chalicelib.repositories import ClusterRepository
+
+    return ClusterRepository().create("outbox", "nyc3")["id"]
+
+
+@pytest.fixture
+def jobs(clean_db, job_queue):  # noqa: ANN001
+    return JobService()
+
+
+def _unsent_types(job_id: str) -> list[str]:
+    return [row["event_type"] for row in OutboxRepository().events_of_job(job_id) if row["sent_at"] is None]
+
+
+def test_a_failed_event_write_rolls_the_state_change_back(jobs, cluster_id, monkeypatch):  # noqa: ANN001
+    from chalicelib.services import jobs as jobs_module
+
+    job = jobs.submit("monitor", cluster_id, {})
+    jobs.start(job)
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise RuntimeError("outbox write failed")
+
+    monkeypatch.setattr(jobs_module, "record_event", broken)
+    with pytest.raises(RuntimeError):
+        jobs.complete(job.id, {"ok": True})
+    assert jobs.get(job.id).status == "processing"  # the completion went with its event
+    assert _unsent_types(job.id) == ["job_requested", "job_started"]
+
+
+def test_the_relay_publishes_in_order_with_ids_and_marks_them_sent(jobs, cluster_id, kafka_broker):  # noqa: ANN001
+    with topic_reader(get_settings().events_topic, lambda event: event.get("job_id")) as read:
+        job = jobs.submit("monitor", cluster_id, {})
+        jobs.report_progress(jobs.start(job).id, 50, "halfway")
+        jobs.complete(job.id, {"done": True})
+        written = OutboxRepository().events_of_job(job.id)
+        result = OutboxRelay().drain(budget_seconds=10, ignore_backoff=True)
+        assert result.sent >= 4 and not result.failed
+        seen = read(job.id, "job_completed")
+    assert [e["type"] for e in seen] == ["job_requested", "job_started", "job_progress", "job_completed"]
+    assert [e["id"] for e in seen] == [row["event_id"] for row in written]
+    assert _unsent_types(job.id) == []
+    assert OutboxRepository().backlog()[0] == 0
+
+
+def test_an_unreachable_broker_keeps_events_unsent_and_backs_off(client, make_cluster, job_queue, kafka_broker):  # noqa: ANN001
+    cluster = make_cluster()
+    response = client.post("/api/v1/jobs", {"type": "diagnose", "parameters": {"cluster_id": cluster["id"]}})
+    assert response.status_code == 201  # the API never talks to the broker
+    job_id = response.json["job"]["id"]
+    dead = OutboxRelay(bootstrap=f"127.0.0.1:{free_port()}")
+    first = dead.drain(budget_seconds=1.0)
+    assert first.sent == 0 and first.failed
+    assert dead.drain(budget_seconds=1.0).skipped == "backoff"
+    assert _unsent_types(job_id) == ["job_requested"]
+    unsent, age = OutboxRepository().backlog()
+    assert unsent >= 1 and age > 0
+    with topic_reader(get_settings().events_topic, lambda event: event.get("job_id")) as read:
+        assert get_outbox_relay().drain(budget_seconds=10, ignore_backoff=True).sent >= 1
+        [requested] = read(job_id, "job_requested")
+    assert requested["type"] == "job_requested" and _unsent_types(job_id) == []
+
+
+def test_only_one_relay_publishes_at_a_time(jobs, cluster_id):  # noqa: ANN001
+    jobs.submit("monitor", cluster_id, {})
+    other = db.connect()  # another relay's session
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0) AS got", (RELAY_LOCK,))
+            assert cur.fetchone()["got"] == 1
+        assert OutboxRelay().drain(budget_seconds=1.0, ignore_backoff=True).skipped == "locked"
+        assert OutboxRepository().backlog()[0] == 1
+    finally:
+        other.close()
+
+
+def test_the_outbox_backlog_is_on_the_metrics_page(jobs, cluster_id):  # noqa: ANN001
+    from chalicelib.metrics import exposition
+
+    jobs.submit("monitor", cluster_id, {})
+    text = exposition.render([exposition.ScrapeTimeCollector(dlq_depth=lambda: 0, job_queue=lambda: (0, 0))]).decode()
+    assert "clustergenie_outbox_unsent 1.0" in text
+    line = next(x for x in text.splitlines() if x.startswith("clustergenie_outbox_oldest_unsent_seconds "))
+    assert float(line.split()[1]) > 0
