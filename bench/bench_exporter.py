@@ -150,7 +150,8 @@ def main() -> None:
 
         url = f"{os.environ['CG_PUSHGATEWAY_URL']}/metrics/job/{metrics_exporter.PUSH_JOB}/instance/bench"
         try:
-            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+            auth = metrics_exporter.pushgateway_auth(metrics_exporter.get_settings())
+            urllib.request.urlopen(urllib.request.Request(url, method="DELETE", headers=auth), timeout=5).close()
         except OSError:
             pass
         if not args.keep:

@@ -71,7 +71,10 @@ def main() -> None:
     finally:
         url = f"{os.environ['CG_PUSHGATEWAY_URL']}/metrics/job/clustergenie_metrics_exporter/instance/bench-memory"
         try:
-            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+            from chalicelib.functions import metrics_exporter
+
+            auth = metrics_exporter.pushgateway_auth(metrics_exporter.get_settings())
+            urllib.request.urlopen(urllib.request.Request(url, method="DELETE", headers=auth), timeout=5).close()
         except OSError:
             pass
         conn = admin_connection(cfg)

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     jobs_queue_name: str = Field("clustergenie-jobs", validation_alias="CG_JOBS_QUEUE")
     jobs_dlq_name: str = Field("clustergenie-jobs-dlq", validation_alias="CG_JOBS_DLQ")
     pushgateway_url: str = "http://127.0.0.1:9091"
+    # The Pushgateway's basic auth (issue 18): the password itself (local runs, tests) or the id of a Secrets
+    # Manager secret holding {"username": ..., "password": ...} (the deployed metrics exporter).
+    pushgateway_user: str = "clustergenie"
+    pushgateway_password: str | None = None
+    pushgateway_secret_id: str | None = None
     max_body_bytes: Positive = 65536
     # JSON bodies (issue 18): deepest nesting and most object keys a request body may have (a 400 past them).
     max_json_depth: Positive = 32

@@ -149,6 +149,17 @@ class StackConfig:
             path.chmod(0o600)
         return path.read_text().strip()
 
+    # --- generated service passwords (issue 18: the local services refuse clients without them) ---------
+    PUSHGATEWAY_USER = "clustergenie"
+
+    @property
+    def pushgateway_password_file(self) -> pathlib.Path:
+        return self.state_dir / "pushgateway_password"
+
+    def pushgateway_password(self) -> str:
+        """The Pushgateway's basic-auth password (user PUSHGATEWAY_USER): generated once per checkout."""
+        return generated_secret(self.pushgateway_password_file)
+
     def app_env(self) -> dict[str, str]:
         """The CG_* settings the app, the tests and the deploy script read (written to stack.env)."""
         return {
@@ -162,6 +173,8 @@ class StackConfig:
             "CG_REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
             "CG_KAFKA_BOOTSTRAP": f"{HOST}:{self.kafka_port}",
             "CG_PUSHGATEWAY_URL": f"http://{HOST}:{self.pushgateway_port}",
+            "CG_PUSHGATEWAY_USER": self.PUSHGATEWAY_USER,
+            "CG_PUSHGATEWAY_PASSWORD": self.pushgateway_password(),
             "CG_PROMETHEUS_URL": f"http://{HOST}:{self.prometheus_port}",
             "CG_LOCALSTACK_PORT": str(self.localstack_port),
             "CG_STACK_NAME": self.stack_name,
@@ -178,6 +191,18 @@ class StackConfig:
         path.write_text("".join(f"{k}={v}\n" for k, v in self.app_env().items()))
         path.chmod(0o600)
         return path
+
+
+def generated_secret(path: pathlib.Path) -> str:
+    """A random password kept in `path` (owner-only, mode 0600): created on first use, then read back.
+    Never committed (the state dir is ignored) and never logged."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
+    path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def load_stack_env(state_dir: pathlib.Path | str | None = None, *, required: bool = True) -> dict[str, str]:

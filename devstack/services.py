@@ -278,7 +278,16 @@ class Kafka(Service):
             admin.close()
 
 
+def basic_auth_header(user: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 class Pushgateway(Service):
+    """Requires HTTP basic auth (issue 18): its `--web.config.file` holds the bcrypt hash of the password
+    ./dev generated into the state dir; the exporter, Prometheus's scrape and the tests send it."""
+
     name = "pushgateway"
     port_var = "CG_PUSHGATEWAY_PORT"
 
@@ -286,18 +295,34 @@ class Pushgateway(Service):
     def port(self) -> int:
         return self.cfg.pushgateway_port
 
+    @property
+    def web_config(self) -> pathlib.Path:
+        return self.data / "web.yml"
+
+    def auth_header(self) -> dict[str, str]:
+        return basic_auth_header(self.cfg.PUSHGATEWAY_USER, self.cfg.pushgateway_password())
+
     def probe(self) -> bool:
-        status, body = http_get(f"http://{HOST}:{self.port}/metrics")
+        status, body = http_get(f"http://{HOST}:{self.port}/metrics", headers=self.auth_header())
         return status == 200 and "pushgateway_build_info" in body
 
-    def command(self) -> tuple[list[str], dict[str, str]]:
+    def prepare(self) -> None:
+        import bcrypt
+
         self.data.mkdir(parents=True, exist_ok=True)
+        hashed = bcrypt.hashpw(self.cfg.pushgateway_password().encode(), bcrypt.gensalt(rounds=10)).decode()
+        self.web_config.write_text(f"basic_auth_users:\n  {self.cfg.PUSHGATEWAY_USER}: '{hashed}'\n")
+        self.web_config.chmod(0o600)
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
         return [require_binary("prometheus-pushgateway", "prometheus-pushgateway"),
-                f"--web.listen-address={HOST}:{self.port}", f"--persistence.file={self.data / 'metrics.db'}",
-                "--persistence.interval=30s"], {}
+                f"--web.listen-address={HOST}:{self.port}", f"--web.config.file={self.web_config}",
+                f"--persistence.file={self.data / 'metrics.db'}", "--persistence.interval=30s"], {}
 
 
 class Prometheus(Service):
+    """No lifecycle or admin API (issue 18): /-/reload and /-/quit are off, so a new config means a restart."""
+
     name = "prometheus"
     port_var = "CG_PROMETHEUS_PORT"
 
@@ -309,18 +334,27 @@ class Prometheus(Service):
     def config_file(self) -> pathlib.Path:
         return self.cfg.state_dir / "prometheus" / "prometheus.yml"
 
+    @property
+    def started_with(self) -> pathlib.Path:
+        """The config the running Prometheus was started with (a restart is needed when it differs)."""
+        return self.cfg.run_dir / "prometheus.config"
+
     def probe(self) -> bool:
         status, body = http_get(f"http://{HOST}:{self.port}/api/v1/status/buildinfo")
         return status == 200 and '"success"' in body
 
     def prepare(self) -> None:
-        self.write_config()
+        if not self.config_file.exists():
+            self.write_config()
 
     def write_config(self, api_metrics_url: str | None = None) -> None:
         """Render monitoring/prometheus/prometheus.yml with this stack's ports and the API's /metrics
         (given, else the one of the deployment recorded in stack.json; the API job is left out without one)."""
         template = (ROOT / "monitoring" / "prometheus" / "prometheus.yml").read_text()
         rendered = template.replace("${PUSHGATEWAY}", f"{HOST}:{self.cfg.pushgateway_port}")
+        rendered = rendered.replace("${PUSHGATEWAY_USER}", self.cfg.PUSHGATEWAY_USER)
+        self.cfg.pushgateway_password()  # the file exists before Prometheus reads it
+        rendered = rendered.replace("${PUSHGATEWAY_PASSWORD_FILE}", str(self.cfg.pushgateway_password_file))
         rendered = rendered.replace("${RULES_DIR}", str(ROOT / "monitoring" / "prometheus" / "rules"))
         api_metrics_url = api_metrics_url or self._deployed_api_metrics_url()
         if api_metrics_url:
@@ -340,19 +374,21 @@ class Prometheus(Service):
         return api_url.rstrip("/") + "/metrics"
 
     def reload(self) -> str:
-        """Make a running Prometheus read its rendered config again (lifecycle API); says how it went."""
-        request = urllib.request.Request(f"http://{HOST}:{self.port}/-/reload", method="POST")
-        try:
-            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - only 127.0.0.1 URLs
-        except OSError as exc:  # a reused Prometheus without --web.enable-lifecycle, or a bad config
-            return f"config not reloaded ({exc})"
-        return "config reloaded (scrapes the API's /metrics)"
+        """Make Prometheus use its rendered config: a restart when the running one started with another
+        (there is no lifecycle API to reload through); says what it did."""
+        if self.own_pid() is None:
+            return "not started by ./dev: its config is its own"
+        if self.started_with.exists() and self.started_with.read_text() == self.config_file.read_text():
+            return "config unchanged"
+        self.stop()
+        return f"restarted with the new config: {self.ensure()}"
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         self.data.mkdir(parents=True, exist_ok=True)
+        self.started_with.write_text(self.config_file.read_text())
         return [require_binary("prometheus", "prometheus"), f"--config.file={self.config_file}",
                 f"--storage.tsdb.path={self.data}", f"--web.listen-address={HOST}:{self.port}",
-                "--web.enable-lifecycle", "--storage.tsdb.retention.time=2d"], {}
+                "--storage.tsdb.retention.time=2d"], {}
 
 
 class LocalStack(Service):
@@ -457,7 +493,8 @@ class Bridge(Service):
             self.stop()  # started with other mappings (a topic was added) or older code: restart
         stamp.write_text(started_with)
         env = {**self.cfg.app_env(), "PYTHONUNBUFFERED": "1"}
-        env.pop("CG_DB_PASSWORD", None)  # the bridge never needs database credentials
+        for secret in ("CG_DB_PASSWORD", "CG_PUSHGATEWAY_PASSWORD"):
+            env.pop(secret, None)  # the bridge never needs database or Pushgateway credentials
         pid = process.spawn(
             [str(self.cfg.app_python), str(self.code),
              "--config", str(self.mappings)],

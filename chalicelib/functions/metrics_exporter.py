@@ -23,6 +23,9 @@ gauges on the Pushgateway.
 """
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import shutil
 import tempfile
 import time
@@ -36,7 +39,7 @@ from chalicelib.models.domain import METRIC_UNITS
 from chalicelib.observability import logger
 from chalicelib.repositories import DropletRepository, MetricRepository
 from chalicelib.services.monitoring import judge_health
-from chalicelib.settings import get_settings
+from chalicelib.settings import Settings, get_settings
 
 PUSH_JOB = "clustergenie_metrics_exporter"
 GROUPING_KEY = {"instance": "database"}
@@ -111,13 +114,34 @@ def collect(out: BinaryIO) -> dict[str, int]:
             spool.close()
 
 
-def push(url: str, body: BinaryIO) -> None:
+@functools.lru_cache(maxsize=4)
+def _secret_credentials(secret_id: str) -> tuple[str, str]:
+    from chalicelib.aws import client
+
+    doc = json.loads(client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+    return doc["username"], doc["password"]
+
+
+def pushgateway_auth(settings: Settings) -> dict[str, str]:
+    """The Authorization header the Pushgateway requires (issue 18): the password from the settings (local
+    runs, tests) or from the Secrets Manager secret (deployed; read once per container); none without either."""
+    if settings.pushgateway_password is not None:
+        user, password = settings.pushgateway_user, settings.pushgateway_password
+    elif settings.pushgateway_secret_id:
+        user, password = _secret_credentials(settings.pushgateway_secret_id)
+    else:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def push(url: str, body: BinaryIO, auth: dict[str, str] | None = None) -> None:
     """PUT the exposition in `body` (from its start) as the exporter's whole group: streamed, not read whole."""
     size = body.seek(0, 2)
     body.seek(0)
     path = "/".join(f"{k}/{v}" for k, v in GROUPING_KEY.items())
     request = urllib.request.Request(f"{url.rstrip('/')}/metrics/job/{PUSH_JOB}/{path}", data=body, method="PUT",
-                                     headers={"Content-Type": CONTENT_TYPE_LATEST, "Content-Length": str(size)})
+                                     headers={"Content-Type": CONTENT_TYPE_LATEST, "Content-Length": str(size),
+                                              **(auth or {})})
     with urllib.request.urlopen(request, timeout=PUSH_TIMEOUT_SECONDS) as response:
         response.read()
 
@@ -139,7 +163,7 @@ def export() -> dict[str, Any]:
                            "Unix time of the exporter's last successful push")
                    + _line("clustergenie_exporter_last_success_timestamp_seconds", {}, time.time()))
         try:
-            push(settings.pushgateway_url, body)
+            push(settings.pushgateway_url, body, pushgateway_auth(settings))
         except Exception as exc:  # noqa: BLE001 - unreachable, refused, 5xx: all the same to a scheduled run
             logger.error("metrics push failed; the next run pushes the whole state again",
                          extra={"error": repr(exc), "pushgateway": settings.pushgateway_url, **counts})

@@ -104,6 +104,8 @@ MSK = {"kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers", "kafka-cluster:Co
 SECRET = {("secretsmanager:GetSecretValue", "Ref:DbSecretArn")}
 # The event signing keys (issue 18): only the functions that produce or verify cluster events read them.
 SIGNING = {("secretsmanager:GetSecretValue", "Ref:EventSigningSecretArn")}
+# The Pushgateway's basic auth (issue 18): only the function that pushes reads it.
+PUSHGATEWAY = {("secretsmanager:GetSecretValue", "Ref:PushgatewaySecretArn")}
 ENQUEUE = {("sqs:GetQueueUrl", "JobsQueue"), ("sqs:SendMessage", "JobsQueue")}
 DEPTHS = {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes") for q in ("JobsQueue", "JobsDeadLetterQueue")}
 EXPECTED_GRANTS = {
@@ -114,7 +116,7 @@ EXPECTED_GRANTS = {
     | {(a, "*") for a in ("ec2:RunInstances", "ec2:DescribeInstances", "ec2:TerminateInstances", "ec2:CreateTags")},
     "EventHandler": SECRET | SIGNING | ENQUEUE | {("sqs:SendMessage", "EventHandlerFailureQueue")},
     "LogConsumer": SECRET,
-    "MetricsExporter": SECRET | DEPTHS,
+    "MetricsExporter": SECRET | PUSHGATEWAY | DEPTHS,
     "JobSweeper": SECRET | SIGNING | {(a, "JobsDeadLetterQueue") for a in ("sqs:GetQueueUrl", "sqs:ReceiveMessage",
                                                                  "sqs:DeleteMessage")},
     "Autoscaler": SECRET | SIGNING | ENQUEUE,
@@ -159,6 +161,24 @@ def test_each_function_has_its_own_least_privilege_role(resources):
             {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}]
     assert len(roles) == len(EXPECTED_GRANTS)
     assert not [k for k, r in resources.items() if r["Type"] == "AWS::IAM::Policy"], "no shared policy"
+
+
+def test_the_pushgateway_secret_reaches_only_the_function_that_pushes(resources, template):
+    """Issue 18: the Pushgateway's credentials come from Secrets Manager (never a plain variable holding the
+    password), named only to the metrics exporter, and only its role may read the secret."""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert "CG_PUSHGATEWAY_SECRET_ID" not in variables and "CG_PUSHGATEWAY_PASSWORD" not in json.dumps(template)
+    readers = set()
+    for logical_id in EXPECTED_GRANTS:
+        own = resources[logical_id]["Properties"]["Environment"]["Variables"]
+        role = resources[resources[logical_id]["Properties"]["Role"][GETATT][0]]
+        if PUSHGATEWAY & _grants(role)[0]:
+            readers.add(logical_id)
+        if "CG_PUSHGATEWAY_SECRET_ID" in own:
+            assert own["CG_PUSHGATEWAY_SECRET_ID"] == {"Ref": "PushgatewaySecretArn"}
+            assert logical_id in readers, f"{logical_id} is told the secret but may not read it"
+    assert readers == {"MetricsExporter"}
+    assert "PushgatewaySecretArn" in template["Parameters"]
 
 
 def test_console_bucket_hosts_a_single_page_app(resources, template):

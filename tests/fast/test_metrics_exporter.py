@@ -21,11 +21,17 @@ def exporter(clean_db, fresh_rate_limits, monkeypatch):  # noqa: ANN001
     get_redis().delete(metrics.COUNTS_KEY, metrics.GAUGES_KEY)
     yield metrics_exporter
     url = f"{metrics_exporter.get_settings().pushgateway_url}/metrics/job/{metrics_exporter.PUSH_JOB}/instance/fast-test-obs"
-    urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+    urllib.request.urlopen(urllib.request.Request(url, method="DELETE", headers=_auth()), timeout=5).close()
+
+
+def _auth() -> dict[str, str]:
+    """The Pushgateway requires basic auth (issue 18): the same credentials the exporter pushes with."""
+    return metrics_exporter.pushgateway_auth(metrics_exporter.get_settings())
 
 
 def pushed() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"{metrics_exporter.get_settings().pushgateway_url}/metrics", timeout=5) as r:
+    url = f"{metrics_exporter.get_settings().pushgateway_url}/metrics"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=_auth()), timeout=5) as r:
         text = r.read().decode()
     return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("job", "instance")))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples

@@ -16,6 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from polling import wait_for
 
+from chalicelib.functions.metrics_exporter import pushgateway_auth
+from chalicelib.settings import get_settings
+
 pytestmark = pytest.mark.localstack
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -86,7 +89,8 @@ def test_exporter_gauges_reach_the_pushgateway_and_prometheus(stack, aws, app_db
     try:
         result = run_exporter(stack, aws)
         assert result["pushed"] is True, result
-        status, body = http("GET", f"{function_env['CG_PUSHGATEWAY_URL'].rstrip('/')}/metrics", timeout=10)
+        status, body = http("GET", f"{function_env['CG_PUSHGATEWAY_URL'].rstrip('/')}/metrics", timeout=10,
+                            headers=pushgateway_auth(get_settings()))
         assert f'cluster_id="{cluster_id}"' in body.decode()
         series = wait_for(lambda: prom_query(f'clustergenie_cluster_metric{{cluster_id="{cluster_id}", type="cpu"}}'),
                           timeout=60, what="Prometheus to scrape the exporter's gauge from the Pushgateway")
@@ -96,7 +100,8 @@ def test_exporter_gauges_reach_the_pushgateway_and_prometheus(stack, aws, app_db
         with app_db.cursor() as cur:
             cur.execute("DELETE FROM clusters WHERE id = %s", (cluster_id,))
         run_exporter(stack, aws)
-    _, body = http("GET", f"{function_env['CG_PUSHGATEWAY_URL'].rstrip('/')}/metrics", timeout=10)
+    _, body = http("GET", f"{function_env['CG_PUSHGATEWAY_URL'].rstrip('/')}/metrics", timeout=10,
+                   headers=pushgateway_auth(get_settings()))
     assert f'cluster_id="{cluster_id}"' not in body.decode()  # the PUT replaced the group
 
 

@@ -18,9 +18,9 @@ from polling import wait_for
 pytestmark = pytest.mark.localstack
 
 
-def http_get(url: str, timeout: float = 60) -> tuple[int, bytes]:
+def http_get(url: str, timeout: float = 60, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -148,7 +148,11 @@ def test_metrics_exporter_pushes_its_gauge(stack, aws, function_env):
     payload = response["Payload"].read()
     assert "FunctionError" not in response, payload[:1000]
 
-    status, body = http_get(f"{function_env['CG_PUSHGATEWAY_URL'].rstrip('/')}/metrics", timeout=10)
+    from chalicelib.functions.metrics_exporter import pushgateway_auth
+    from chalicelib.settings import get_settings
+
+    status, body = http_get(f"{function_env['CG_PUSHGATEWAY_URL'].rstrip('/')}/metrics", timeout=10,
+                            headers=pushgateway_auth(get_settings()))
     assert status == 200
     samples = [
         line for line in body.decode().splitlines()

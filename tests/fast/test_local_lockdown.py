@@ -1,0 +1,62 @@
+"""Issue 18, least privilege locally: the services `./dev` starts refuse a client without credentials, and
+their admin endpoints are off. Each probe talks to the real server of this checkout's stack."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from devstack.config import HOST, StackConfig
+from devstack.services import Pushgateway
+
+
+@pytest.fixture(scope="module")
+def cfg(base_stack) -> StackConfig:  # noqa: ANN001
+    return StackConfig.from_env()
+
+
+def status_of(request: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1 only
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_pushgateway_refuses_a_push_without_credentials(cfg):
+    url = f"http://{HOST}:{cfg.pushgateway_port}/metrics/job/lockdown_probe"
+    body = b"# TYPE lockdown_probe gauge\nlockdown_probe 1\n"
+    assert status_of(urllib.request.Request(url, data=body, method="PUT")) == 401
+    wrong = {"Authorization": "Basic " + "Y2x1c3RlcmdlbmllOndyb25n"}  # clustergenie:wrong
+    assert status_of(urllib.request.Request(url, data=body, method="PUT", headers=wrong)) == 401
+    assert status_of(urllib.request.Request(f"http://{HOST}:{cfg.pushgateway_port}/metrics")) == 401
+    # The stack's own credentials are accepted (so the 401s above are about the credentials, not the push).
+    auth = Pushgateway(cfg).auth_header()
+    assert status_of(urllib.request.Request(url, data=body, method="PUT", headers=auth)) == 200
+    assert status_of(urllib.request.Request(url, method="DELETE", headers=auth)) == 202
+
+
+def test_the_pushgateway_password_lives_owner_only_in_the_state_dir(cfg):
+    assert cfg.pushgateway_password_file.stat().st_mode & 0o777 == 0o600
+    assert Pushgateway(cfg).web_config.stat().st_mode & 0o777 == 0o600
+    assert cfg.pushgateway_password() not in Pushgateway(cfg).web_config.read_text()  # only its bcrypt hash
+
+
+@pytest.mark.parametrize("endpoint", ["/-/reload", "/-/quit"])
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_prometheus_has_no_lifecycle_endpoints(cfg, endpoint, method):
+    url = f"http://{HOST}:{cfg.prometheus_port}{endpoint}"
+    assert status_of(urllib.request.Request(url, data=b"", method=method)) in (403, 404, 405)
+    ready = urllib.request.Request(f"http://{HOST}:{cfg.prometheus_port}/-/ready")
+    assert status_of(ready) == 200  # still running: /-/quit did nothing
+
+
+def test_prometheus_has_no_admin_api(cfg):
+    """Prometheus answers its disabled admin API with an error naming it (status 500, errorType unavailable)."""
+    url = f"http://{HOST}:{cfg.prometheus_port}/api/v1/admin/tsdb/snapshot"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=10)  # noqa: S310
+    assert json.loads(refused.value.read()) == {"status": "error", "errorType": "unavailable",
+                                                "error": "admin APIs disabled"}
