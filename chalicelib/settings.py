@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     db_password: str | None = None
     db_secret_id: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis's password (issue 18), kept out of the URL: the password itself (local runs, tests) or the id of a
+    # Secrets Manager secret holding {"password": ...} (deployed functions).
+    redis_password: str | None = None
+    redis_secret_id: str | None = None
     kafka_bootstrap: str = "127.0.0.1:19092"
     events_topic: str = "cluster-events"
     logs_topic: str = "logs.clustergenie"

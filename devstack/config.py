@@ -160,6 +160,14 @@ class StackConfig:
         """The Pushgateway's basic-auth password (user PUSHGATEWAY_USER): generated once per checkout."""
         return generated_secret(self.pushgateway_password_file)
 
+    @property
+    def redis_password_file(self) -> pathlib.Path:
+        return self.state_dir / "redis_password"
+
+    def redis_password(self) -> str:
+        """The password the Redis ./dev starts requires (`requirepass`): generated once per checkout."""
+        return generated_secret(self.redis_password_file)
+
     def app_env(self) -> dict[str, str]:
         """The CG_* settings the app, the tests and the deploy script read (written to stack.env)."""
         return {
@@ -171,6 +179,7 @@ class StackConfig:
             "CG_DB_PASSWORD": self.db_password(),
             "CG_EVENT_SIGNING_KEYS": self.event_signing_keys(),
             "CG_REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
+            "CG_REDIS_PASSWORD": self.redis_password(),
             "CG_KAFKA_BOOTSTRAP": f"{HOST}:{self.kafka_port}",
             "CG_PUSHGATEWAY_URL": f"http://{HOST}:{self.pushgateway_port}",
             "CG_PUSHGATEWAY_USER": self.PUSHGATEWAY_USER,

@@ -62,7 +62,8 @@ def package(out_dir: pathlib.Path, python: pathlib.Path) -> Package:
     return Package(json.loads((out_dir / "sam.json").read_text()), out_dir / "deployment.zip")
 
 
-def parameters(cfg: StackConfig, secret_arn: str, signing_arn: str = "", pushgateway_arn: str = "") -> dict[str, str]:
+def parameters(cfg: StackConfig, secret_arn: str, signing_arn: str = "", pushgateway_arn: str = "",
+               redis_arn: str = "") -> dict[str, str]:
     """The template's parameters for this machine: what differs from AWS, from stack.env's values."""
     env = cfg.app_env()
     return {
@@ -71,7 +72,7 @@ def parameters(cfg: StackConfig, secret_arn: str, signing_arn: str = "", pushgat
         "DbUser": env["CG_DB_USER"], "DbSecretArn": secret_arn, "RedisUrl": env["CG_REDIS_URL"],
         "EventSigningSecretArn": signing_arn,
         "KafkaBootstrap": env["CG_KAFKA_BOOTSTRAP"], "PushgatewayUrl": env["CG_PUSHGATEWAY_URL"],
-        "PushgatewaySecretArn": pushgateway_arn,
+        "PushgatewaySecretArn": pushgateway_arn, "RedisSecretArn": redis_arn,
         # LocalStack's free edition refuses Kafka event source mappings: the MSK bridge plays them.
         "EnableMsk": "false",
         # Short locally, so a failed job is redelivered in seconds (AWS: 150 s, 6x the worker's timeout).
@@ -312,11 +313,13 @@ def deploy(cfg: StackConfig, name: str, pkg: Package) -> dict[str, Any]:
     signing_arn = ensure_secret(aws["secretsmanager"], signing_secret_name(name), value=cfg.event_signing_keys())
     pushgateway_arn = ensure_secret(aws["secretsmanager"], pushgateway_secret_name(name), value=json.dumps(
         {"username": cfg.PUSHGATEWAY_USER, "password": cfg.pushgateway_password()}))
+    redis_arn = ensure_secret(aws["secretsmanager"], redis_secret_name(name), value=json.dumps(
+        {"password": cfg.redis_password()}))
     bucket = f"{name}-artifacts".lower()
     ensure_bucket(aws["s3"], bucket)
     started = time.monotonic()
     template_url = upload(aws["s3"], bucket, pkg, cfg.endpoint_url)
-    params = parameters(cfg, secret_arn, signing_arn, pushgateway_arn)
+    params = parameters(cfg, secret_arn, signing_arn, pushgateway_arn, redis_arn)
     action = deploy_stack(aws["cloudformation"], name, template_url, params)
     say(f"stack {name} {action} ({time.monotonic() - started:.1f}s)")
     out = outputs(aws["cloudformation"], name)
@@ -338,11 +341,17 @@ def destroy(cfg: StackConfig, name: str) -> None:
         aws["s3"].delete_bucket(Bucket=bucket)
     except aws["s3"].exceptions.NoSuchBucket:
         pass
-    for secret in (f"{name}/db", signing_secret_name(name), pushgateway_secret_name(name)):
+    for secret in (f"{name}/db", signing_secret_name(name), pushgateway_secret_name(name), redis_secret_name(name)):
         try:
             aws["secretsmanager"].delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
         except aws["secretsmanager"].exceptions.ResourceNotFoundException:
             pass
+
+
+def redis_secret_name(stack: str) -> str:
+    """The Secrets Manager secret of Redis's password {"password": ...} (issue 18): every function reads it (each
+    flushes its metrics to Redis)."""
+    return f"{stack}/redis"
 
 
 def pushgateway_secret_name(stack: str) -> str:

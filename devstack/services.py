@@ -214,15 +214,24 @@ class Redis(Service):
         return self.cfg.redis_port
 
     def probe(self) -> bool:
+        """A Redis answers (ours refuses an unauthenticated PING with NOAUTH: that is a Redis too)."""
         import socket
 
         with socket.create_connection((HOST, self.port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+
+    @property
+    def config_file(self) -> pathlib.Path:
+        """Holds `requirepass` (issue 18), so the password is on no command line; owner-only."""
+        return self.data / "redis.conf"
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         self.data.mkdir(parents=True, exist_ok=True)
-        return [require_binary("redis-server", "redis-server"), "--port", str(self.port), "--bind", HOST,
+        self.config_file.write_text(f"requirepass {self.cfg.redis_password()}\n")
+        self.config_file.chmod(0o600)
+        return [require_binary("redis-server", "redis-server"), str(self.config_file),
+                "--port", str(self.port), "--bind", HOST,
                 "--save", "", "--dir", str(self.data), "--daemonize", "no",
                 # Persistence (issue 17): a restart keeps counters, dedup records and idempotency keys.
                 "--appendonly", "yes", "--appendfsync", "everysec"], {}
@@ -493,8 +502,8 @@ class Bridge(Service):
             self.stop()  # started with other mappings (a topic was added) or older code: restart
         stamp.write_text(started_with)
         env = {**self.cfg.app_env(), "PYTHONUNBUFFERED": "1"}
-        for secret in ("CG_DB_PASSWORD", "CG_PUSHGATEWAY_PASSWORD"):
-            env.pop(secret, None)  # the bridge never needs database or Pushgateway credentials
+        for secret in ("CG_DB_PASSWORD", "CG_REDIS_PASSWORD", "CG_PUSHGATEWAY_PASSWORD"):
+            env.pop(secret, None)  # the bridge never needs database, Redis or Pushgateway credentials
         pid = process.spawn(
             [str(self.cfg.app_python), str(self.code),
              "--config", str(self.mappings)],

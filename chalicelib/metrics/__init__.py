@@ -257,8 +257,12 @@ def _new_client():  # noqa: ANN202
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=0.5, socket_timeout=0.5,
-                                retry=Retry(NoBackoff(), 0), health_check_interval=30, decode_responses=True)
+    from chalicelib.redis_client import redis_password
+
+    settings = get_settings()
+    return redis.Redis.from_url(settings.redis_url, password=redis_password(settings), socket_connect_timeout=0.5,
+                                socket_timeout=0.5, retry=Retry(NoBackoff(), 0), health_check_interval=30,
+                                decode_responses=True)
 
 
 _client = PerContainer(_new_client)

@@ -101,7 +101,8 @@ def test_the_redis_dev_starts_keeps_its_keys_across_a_crash(tmp_path):
 
     def start() -> tuple[subprocess.Popen, redis_lib.Redis]:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis_lib.Redis(port=cfg.redis_port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = redis_lib.Redis(port=cfg.redis_port, password=cfg.redis_password(), socket_connect_timeout=0.5,
+                                 socket_timeout=0.5)
         for _ in range(100):
             try:
                 client.ping()

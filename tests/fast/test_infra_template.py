@@ -83,7 +83,8 @@ def test_settings_come_from_parameters_and_no_stage_overrides_them(resources, te
     wanted = {"CG_ENVIRONMENT": "EnvironmentName", "CG_DB_HOST": "DbHost", "CG_DB_PORT": "DbPort",
               "CG_DB_NAME": "DbName", "CG_DB_USER": "DbUser", "CG_DB_SECRET_ID": "DbSecretArn",
               "CG_EVENT_SIGNING_SECRET_ID": "EventSigningSecretArn",
-              "CG_REDIS_URL": "RedisUrl", "CG_KAFKA_BOOTSTRAP": "KafkaBootstrap", "CG_PUSHGATEWAY_URL": "PushgatewayUrl"}
+              "CG_REDIS_URL": "RedisUrl", "CG_REDIS_SECRET_ID": "RedisSecretArn", "CG_KAFKA_BOOTSTRAP": "KafkaBootstrap",
+              "CG_PUSHGATEWAY_URL": "PushgatewayUrl"}
     for variable, parameter in wanted.items():
         assert variables[variable] == {"Ref": parameter}
         assert parameter in template["Parameters"]
@@ -92,7 +93,7 @@ def test_settings_come_from_parameters_and_no_stage_overrides_them(resources, te
         # A function-level value would win over Globals (SAM's rule): none may shadow a parameter.
         assert not set(own) & set(variables), f"{logical_id} overrides {set(own) & set(variables)}"
         assert own["CG_FUNCTION"] == role  # the logical name in log lines, whatever the deployed name
-    assert "CG_DB_PASSWORD" not in json.dumps(template)
+    assert "CG_DB_PASSWORD" not in json.dumps(template) and "CG_REDIS_PASSWORD" not in json.dumps(template)
 
 
 # What each function's code calls, and nothing more (logs come from AWSLambdaBasicExecutionRole).
@@ -101,7 +102,8 @@ MSK = {"kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers", "kafka-cluster:Co
        "kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup", "ec2:CreateNetworkInterface",
        "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
        "ec2:DescribeSecurityGroups"}
-SECRET = {("secretsmanager:GetSecretValue", "Ref:DbSecretArn")}
+# The database password and Redis's (issue 18): every function reads both (each flushes its metrics to Redis).
+SECRET = {("secretsmanager:GetSecretValue", "Ref:DbSecretArn"), ("secretsmanager:GetSecretValue", "Ref:RedisSecretArn")}
 # The event signing keys (issue 18): only the functions that produce or verify cluster events read them.
 SIGNING = {("secretsmanager:GetSecretValue", "Ref:EventSigningSecretArn")}
 # The Pushgateway's basic auth (issue 18): only the function that pushes reads it.

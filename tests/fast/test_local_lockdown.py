@@ -3,6 +3,7 @@ their admin endpoints are off. Each probe talks to the real server of this check
 from __future__ import annotations
 
 import json
+import pathlib
 import urllib.error
 import urllib.request
 
@@ -60,3 +61,32 @@ def test_prometheus_has_no_admin_api(cfg):
         urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=10)  # noqa: S310
     assert json.loads(refused.value.read()) == {"status": "error", "errorType": "unavailable",
                                                 "error": "admin APIs disabled"}
+
+
+def test_redis_refuses_a_command_without_the_password(cfg):
+    import socket
+
+    import redis
+
+    with socket.create_connection((HOST, cfg.redis_port), timeout=2) as sock:  # the bare protocol, no client
+        sock.sendall(b"GET anything\r\n")
+        assert sock.recv(128).startswith(b"-NOAUTH Authentication required")
+    wrong = redis.Redis(host=HOST, port=cfg.redis_port, password="wrong", socket_connect_timeout=2, socket_timeout=2)
+    with pytest.raises(redis.AuthenticationError):
+        wrong.ping()
+    # The app's client (settings from stack.env) is let in.
+    from chalicelib.redis_client import get_redis
+
+    assert get_redis().ping() is True
+
+
+def test_redis_password_is_on_no_command_line(cfg):
+    """`requirepass` is in an owner-only config file, not in argv (which every local user can read)."""
+    from devstack.services import Redis
+
+    pid = Redis(cfg).own_pid()
+    assert pid is not None
+    argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert not [arg for arg in argv if cfg.redis_password().encode() in arg]
+    assert cfg.redis_password_file.stat().st_mode & 0o777 == 0o600
+    assert Redis(cfg).config_file.stat().st_mode & 0o777 == 0o600

@@ -86,7 +86,9 @@ def app_redis(function_env):
     """Redis as the deployed functions see it."""
     import redis
 
-    return redis.Redis.from_url(function_env.get("CG_REDIS_URL", "redis://127.0.0.1:6379/0"), decode_responses=True)
+    # The functions read the password from Secrets Manager; this process has it from stack.env (issue 18).
+    return redis.Redis.from_url(function_env.get("CG_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                                password=os.environ.get("CG_REDIS_PASSWORD"), decode_responses=True)
 
 
 @pytest.fixture()
