@@ -41,7 +41,7 @@ def admin_connection(cfg):  # noqa: ANN001, ANN201
     import pymysql
 
     return pymysql.connect(host="127.0.0.1", port=cfg.mysql_port, user=cfg.mysql_admin_user,
-                           password=cfg.mysql_admin_password, autocommit=True, read_timeout=3600)
+                           password=cfg.mysql_admin_secret(), autocommit=True, read_timeout=3600)
 
 
 def create_database(cfg) -> None:  # noqa: ANN001
@@ -52,8 +52,9 @@ def create_database(cfg) -> None:  # noqa: ANN001
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
         cur.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        for host in (HOST, "localhost"):
-            cur.execute(f"GRANT ALL PRIVILEGES ON `{BENCH_DB}`.* TO %s@%s", (cfg.db_user, host))
+        for host in (HOST, "localhost"):  # the bench schema's owner runs its migrations (issue 18); the app reads
+            cur.execute(f"GRANT ALL PRIVILEGES ON `{BENCH_DB}`.* TO %s@%s", (cfg.MIGRATION_USER, host))
+            cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{BENCH_DB}`.* TO %s@%s", (cfg.db_user, host))
     conn.close()
     migrate(cfg, BENCH_DB, "apply")
 

@@ -161,6 +161,22 @@ class StackConfig:
         return generated_secret(self.pushgateway_password_file)
 
     @property
+    def mysql_root_password_file(self) -> pathlib.Path:
+        return self.state_dir / "mysql_root_password"
+
+    def mysql_admin_secret(self) -> str:
+        """The admin user's password: CG_MYSQL_ADMIN_PASSWORD when given, else root's generated one (issue 18:
+        the MariaDB ./dev starts refuses root over TCP without it)."""
+        return self.mysql_admin_password or generated_secret(self.mysql_root_password_file)
+
+    # The user that runs the yoyo migrations (ALL on the app's and the test schema); the app's user only reads
+    # and writes rows (devstack/database.py).
+    MIGRATION_USER = "clustergenie_migrate"
+
+    def migration_password(self) -> str:
+        return generated_secret(self.state_dir / "mysql_migration_password")
+
+    @property
     def redis_password_file(self) -> pathlib.Path:
         return self.state_dir / "redis_password"
 

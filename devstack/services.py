@@ -147,26 +147,52 @@ class MariaDB(Service):
     def port(self) -> int:
         return self.cfg.mysql_port
 
-    def admin_connect(self):
+    def _connect(self, password: str):  # noqa: ANN202 - a pymysql connection
         import pymysql
 
-        return pymysql.connect(host=HOST, port=self.port, user=self.cfg.mysql_admin_user,
-                               password=self.cfg.mysql_admin_password, connect_timeout=2, read_timeout=5,
-                               write_timeout=5, autocommit=True)
+        return pymysql.connect(host=HOST, port=self.port, user=self.cfg.mysql_admin_user, password=password,
+                               connect_timeout=2, read_timeout=5, write_timeout=5, autocommit=True)
 
-    def probe(self) -> bool:
+    def admin_connect(self):  # noqa: ANN201 - a pymysql connection
+        """The admin connection. A server this checkout started whose root still has no password (fresh from
+        mariadb-install-db, or started before issue 18) gets the generated one on every root account now."""
         import pymysql
 
         try:
-            self.admin_connect().close()
+            return self._connect(self.cfg.mysql_admin_secret())
+        except pymysql.err.OperationalError as exc:
+            refused = exc.args and exc.args[0] in (1045, 1698)
+            if not (refused and self.own_pid() is not None and not self.cfg.mysql_admin_password):
+                if refused:
+                    raise StackError(
+                        f"the MySQL server on port {self.port} refuses user {self.cfg.mysql_admin_user!r}; set "
+                        f"CG_MYSQL_ADMIN_USER/CG_MYSQL_ADMIN_PASSWORD, or {self.port_var} to a free port"
+                    ) from None
+                raise
+        conn = self._connect("")
+        self._lock_root(conn)
+        return conn
+
+    def _lock_root(self, conn) -> None:  # noqa: ANN001 - a pymysql connection
+        """Every root account this server can match (host names never match: --skip-name-resolve) gets the
+        generated password; run at each start, so none is left without one."""
+        if self.cfg.mysql_admin_password or self.cfg.mysql_admin_user != "root":
+            return  # an admin of the caller's choosing: its password is the caller's business
+        with conn.cursor() as cur:
+            cur.execute("SELECT host FROM mysql.user WHERE user = 'root' AND host IN ('localhost', %s, '::1', '%%')",
+                        (HOST,))
+            for (host,) in cur.fetchall():
+                cur.execute("ALTER USER 'root'@%s IDENTIFIED BY %s", (host, self.cfg.mysql_admin_secret()))
+
+    def probe(self) -> bool:
+        """A MariaDB answers on the port (one refusing our credentials too: admin_connect says so clearly)."""
+        import pymysql
+
+        try:
+            self._connect(self.cfg.mysql_admin_secret()).close()
             return True
         except pymysql.err.OperationalError as exc:
-            if exc.args and exc.args[0] in (1045, 1698):  # a MySQL server that refuses our admin user
-                raise StackError(
-                    f"a MySQL server on port {self.port} refuses user {self.cfg.mysql_admin_user!r}; set "
-                    f"CG_MYSQL_ADMIN_USER/CG_MYSQL_ADMIN_PASSWORD, or {self.port_var} to a free port"
-                ) from None
-            return False
+            return bool(exc.args and exc.args[0] in (1045, 1698))
 
     def _safe_probe(self) -> bool:
         try:
@@ -201,6 +227,11 @@ class MariaDB(Service):
     def after_ready(self) -> None:
         from devstack.database import bootstrap
 
+        conn = self.admin_connect()
+        try:
+            self._lock_root(conn)
+        finally:
+            conn.close()
         bootstrap(self.cfg, self.admin_connect)
 
 

@@ -74,9 +74,26 @@ def truncate_tables() -> None:
     with db.transaction() as cur:
         for table in (*TABLES, "api_keys"):
             cur.execute(f"DELETE FROM {table}")
-        # Not part of `snapshot` (a refused mutation is still audited); append-only, so emptied by TRUNCATE,
-        # which its UPDATE/DELETE triggers do not see.
-        cur.execute("TRUNCATE TABLE audit_log")
+    # Not part of `snapshot` (a refused mutation is still audited); append-only, so emptied by TRUNCATE, which
+    # its UPDATE/DELETE triggers do not see, as the migration user: the app's user may not (issue 18).
+    owner = migration_connection()
+    try:
+        with owner.cursor() as cur:
+            cur.execute("TRUNCATE TABLE audit_log")
+    finally:
+        owner.close()
+
+
+def migration_connection():  # noqa: ANN201 - a pymysql connection
+    """The test database as the migration user (DDL, TRUNCATE), for fixtures only; the app never has it."""
+    import pymysql
+
+    from chalicelib.settings import get_settings
+    from devstack.config import StackConfig
+
+    cfg, settings = StackConfig.from_env(), get_settings()
+    return pymysql.connect(host=settings.db_host, port=settings.db_port, user=cfg.MIGRATION_USER,
+                           password=cfg.migration_password(), database=settings.db_name, autocommit=True)
 
 
 @pytest.fixture

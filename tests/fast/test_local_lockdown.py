@@ -90,3 +90,56 @@ def test_redis_password_is_on_no_command_line(cfg):
     assert not [arg for arg in argv if cfg.redis_password().encode() in arg]
     assert cfg.redis_password_file.stat().st_mode & 0o777 == 0o600
     assert Redis(cfg).config_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_mariadb_refuses_root_over_tcp_without_the_password(cfg):
+    import pymysql
+
+    for password in ("", "wrong"):
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            pymysql.connect(host=HOST, port=cfg.mysql_port, user="root", password=password, connect_timeout=3)
+        assert refused.value.args[0] == 1045  # access denied
+    assert cfg.mysql_root_password_file.stat().st_mode & 0o777 == 0o600
+
+
+def _as_app_user(cfg: StackConfig):  # noqa: ANN202 - a pymysql connection
+    import pymysql
+
+    return pymysql.connect(host=HOST, port=cfg.mysql_port, user=cfg.db_user, password=cfg.db_password(),
+                           database=cfg.test_db_name, autocommit=True, connect_timeout=3)
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE TABLE lockdown_probe (id INT PRIMARY KEY)",
+    "ALTER TABLE clusters ADD COLUMN lockdown_probe INT",
+    "DROP TABLE clusters",
+    "TRUNCATE TABLE audit_log",
+    "CREATE TRIGGER lockdown_probe BEFORE INSERT ON clusters FOR EACH ROW SET @x = 1",
+])
+def test_the_app_user_may_not_change_the_schema(cfg, statement):
+    import pymysql
+
+    conn = _as_app_user(cfg)
+    try:
+        with conn.cursor() as cur, pytest.raises(pymysql.err.OperationalError) as refused:
+            cur.execute(statement)
+        assert refused.value.args[0] in (1142, 1044), refused.value  # command denied to user
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_log SET outcome = outcome", "DELETE FROM audit_log"])
+def test_the_app_user_may_only_append_to_the_audit_log(cfg, statement):
+    """Refused by the privileges themselves (1142), before the table's append-only triggers would be."""
+    import pymysql
+
+    conn = _as_app_user(cfg)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM audit_log")  # it may read
+            with pytest.raises(pymysql.err.OperationalError) as refused:
+                cur.execute(statement)
+        assert refused.value.args[0] == 1142, refused.value
+        assert "command denied" in str(refused.value)
+    finally:
+        conn.close()
