@@ -51,6 +51,10 @@ def test_rendered_prometheus_config_is_valid_and_scrapes_what_it_should(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = {job["job_name"]: job for job in yaml.safe_load(prometheus.config_file.read_text())["scrape_configs"]}
     assert jobs["pushgateway"]["honor_labels"] is True
+    # The Pushgateway wants basic auth (issue 18): the password is read from its file, never in the config.
+    assert jobs["pushgateway"]["basic_auth"] == {"username": cfg.PUSHGATEWAY_USER,
+                                                 "password_file": str(cfg.pushgateway_password_file)}
+    assert cfg.pushgateway_password() not in prometheus.config_file.read_text()
     if api_url is None:
         assert "clustergenie_api" not in jobs
     else:
