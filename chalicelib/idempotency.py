@@ -25,6 +25,9 @@ CREATE_ROUTES = frozenset({
     ("POST", "/api/v1/autoscaling/policies"), ("POST", "/api/v1/deployments/start"), ("POST", "/api/v1/providers"),
     ("POST", "/api/v1/migrations"),
 })
+# Creates that are never replayed: a new API key's answer holds its secret, which must be shown once and
+# never stored (a replay would keep it in `idempotency_keys`). A retried key creation makes another key.
+NEVER_REPLAYED = frozenset({("POST", "/api/v1/auth/keys")})
 
 
 def _fingerprint(request: Request) -> bytes:

@@ -92,7 +92,7 @@ class Load:
 
 @pytest.mark.parametrize("service_cls", [MariaDB, Redis], ids=["mariadb", "redis"])
 def test_a_dependency_stopped_for_30_seconds_loses_nothing_and_answers_no_500(stack, function_env, record_property,
-                                                                              service_cls):
+                                                                              service_cls, app_db):
     server = service_cls(StackConfig.from_env())
     if server.own_pid() is None:
         pytest.fail(f"refusing to stop {server.name} on port {server.port}: ./dev did not start it (no pid file)",
@@ -154,4 +154,5 @@ def test_a_dependency_stopped_for_30_seconds_loses_nothing_and_answers_no_500(st
     finally:
         if server.own_pid() is None:  # never leave the stack without it
             server.ensure()
+        app_db.ping(reconnect=True)  # the session's shared connection (later tests use it) lost its server
         _query(function_env, "DELETE FROM clusters WHERE id = %s", (cluster_id,))
