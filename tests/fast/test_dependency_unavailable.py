@@ -69,8 +69,15 @@ def test_mariadb_back_answers_again(client, make_cluster, monkeypatch):  # noqa:
     assert client.get(f"/api/v1/clusters/{cluster['id']}").status_code == 200
 
 
-def test_a_redis_read_without_redis_is_503(client, redis_down):  # noqa: ANN001
-    _assert_503(client.get("/api/v1/jobs/job-x/event-state"), "redis")
+def test_a_redis_read_without_redis_is_503(client, make_cluster, request):  # noqa: ANN001
+    from chalicelib.repositories import JobRepository
+
+    # A job of the caller's tenant: the route finds it in MariaDB (an unknown id is a 404 before Redis).
+    cluster = make_cluster()
+    job = JobRepository().create(job_type="monitor", cluster_id=cluster["id"],
+                                 parameters={"cluster_id": cluster["id"]}, trace_id="trace-redis-down")
+    request.getfixturevalue("redis_down")
+    _assert_503(client.get(f"/api/v1/jobs/{job['id']}/event-state"), "redis")
 
 
 def test_metrics_page_without_redis_serves_the_database_readings(client, redis_down):  # noqa: ANN001
