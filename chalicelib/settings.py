@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     logs_topic: str = "logs.clustergenie"
     jobs_queue_name: str = Field("clustergenie-jobs", validation_alias="CG_JOBS_QUEUE")
     jobs_dlq_name: str = Field("clustergenie-jobs-dlq", validation_alias="CG_JOBS_DLQ")
+    # Where the event handler's Kafka mapping parks batches it gave up on (depth on /metrics; `./dev replay events`).
+    events_failure_queue_name: str = Field("clustergenie-event-failures", validation_alias="CG_EVENTS_FAILURE_QUEUE")
     pushgateway_url: str = "http://127.0.0.1:9091"
     max_body_bytes: Positive = 65536
     # JSON bodies (issue 18): deepest nesting and most object keys a request body may have (a 400 past them).

@@ -9,6 +9,7 @@
     ./dev migrate [apply|rollback [N]] [--test]
     ./dev apikey create --tenant T --role viewer|operator|admin [--name N]
                               print a new API key for the stack (shown this once)
+    ./dev replay events       deliver the batches parked in the event handler's on-failure queue again
     ./dev rotate-event-key    a new event signing key (the old one still accepted), in stack.env and the stack's secret
 """
 from __future__ import annotations
@@ -247,6 +248,26 @@ def cmd_apikey(cfg: StackConfig, args: list[str]) -> int:
     return 0
 
 
+def cmd_replay(cfg: StackConfig, args: list[str]) -> int:
+    """`./dev replay events`: the bridge's own replay (same event, same Invoke) of the on-failure queue."""
+    if args != ["events"]:
+        print("usage: ./dev replay events", file=sys.stderr)
+        return 2
+    bridge = Bridge(cfg)
+    mappings = stack_json(cfg).get("kafka_mappings")
+    if not mappings:
+        raise StackError("stack.json has no kafka_mappings: deploy the stack first (./dev up)")
+    bridge.mappings.parent.mkdir(parents=True, exist_ok=True)
+    bridge.mappings.write_text(json.dumps({"mappings": mappings}, indent=2) + "\n")
+    env = {**cfg.app_env(), "PYTHONUNBUFFERED": "1"}
+    env.pop("CG_DB_PASSWORD", None)
+    from chalicelib.settings import Settings
+
+    topic = Settings.model_fields["events_topic"].default
+    return subprocess.run([str(cfg.app_python), str(bridge.code), "--config", str(bridge.mappings), "--replay", topic],
+                          env=env, cwd=ROOT, timeout=1800).returncode
+
+
 def main(argv: list[str]) -> int:
     cfg = StackConfig.from_env()
     cmd, args = (argv[0], argv[1:]) if argv else ("help", [])
@@ -267,6 +288,8 @@ def main(argv: list[str]) -> int:
             cmd_migrate(cfg, args)
         elif cmd == "apikey":
             return cmd_apikey(cfg, args)
+        elif cmd == "replay":
+            return cmd_replay(cfg, args)
         elif cmd == "rotate-event-key":
             stack_deploy.rotate_event_key(cfg)
             say("event signing key rotated: new current key, the previous one still accepted")

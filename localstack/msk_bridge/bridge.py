@@ -16,6 +16,14 @@ create) and the stack's outputs (function and queue names), then runs:
 Environment: CG_KAFKA_BOOTSTRAP (default 127.0.0.1:19092), AWS_ENDPOINT_URL (default
 http://127.0.0.1:$CG_LOCALSTACK_PORT, port 4566), AWS_DEFAULT_REGION (us-east-1). Logs are JSON lines on
 stdout. SIGTERM/SIGINT stop it after the batch in flight.
+
+Replaying the on-failure queue (`./dev replay events` locally; on AWS the same script with `--aws`, a
+mappings file naming the function, topic and queue, and CG_KAFKA_BOOTSTRAP set to the MSK brokers):
+
+    .venv/bin/python localstack/msk_bridge/bridge.py --config mappings.json --replay cluster-events
+
+reads each parked batch back from the topic, invokes the function with it as the bridge does, and deletes
+the queue message only after the invocation succeeded (see replay_failures).
 """
 from __future__ import annotations
 
@@ -427,6 +435,95 @@ class MappingWorker(threading.Thread):
             log("WARNING", "offset commit failed", topic=self.mapping.topic, error=repr(exc))
 
 
+# --- replaying the on-failure queue ----------------------------------------------------------------------
+class ReplayError(Exception):
+    """A parked batch could not be read back from the topic (records gone past retention, broker down)."""
+
+
+def fetch_batch(bootstrap: str, topic: str, partition: int, start: int, end: int, timeout_s: float = 15.0) -> list[Any]:
+    """The records `start`..`end` (inclusive) of one partition, read back with a group-less consumer."""
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="none")
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while (not records or records[-1].offset < end) and time.monotonic() < deadline:
+            polled = consumer.poll(timeout_ms=200)
+            records.extend(r for r in polled.get(tp, []) if start <= r.offset <= end)
+    except Exception as exc:  # noqa: BLE001 - e.g. OffsetOutOfRange: the records are gone
+        raise ReplayError(f"{topic}-{partition} {start}..{end}: {exc!r}") from exc
+    finally:
+        consumer.close(autocommit=False)
+    if not records or records[-1].offset < end:
+        raise ReplayError(f"{topic}-{partition} {start}..{end}: only {len(records)} record(s) could be read back")
+    return records
+
+
+def replay_failures(
+    worker: "MappingWorker",
+    *,
+    fetch: Callable[..., list[Any]] = fetch_batch,
+    invoke: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    limit: int = 1000,
+) -> dict[str, int]:
+    """Deliver every batch parked in the mapping's on-failure queue again, the way the bridge delivers.
+
+    Each on-failure record names one partition's slice of a batch (KafkaBatchInfo: topic, partition,
+    startOffset, endOffset); its records are read back from the topic, sent to the function as the same
+    `aws:kafka` event through the same Invoke call, and the message is deleted only once that succeeded.
+    Slices are replayed in offset order per partition; after a failure the later slices of that partition
+    stay parked (order per partition is kept) and the failed message is made visible again. The handler
+    deduplicates by event id, so a slice applied partly before is applied exactly once in effect.
+    Returns {"replayed", "failed", "records"}."""
+    invoke = invoke or worker._invoke
+    if not worker.mapping.on_failure_queue:
+        raise ReplayError(f"the mapping of {worker.mapping.function_name} has no on-failure queue")
+    sqs = worker.sqs
+    url = sqs.get_queue_url(QueueName=worker.mapping.on_failure_queue)["QueueUrl"]
+    messages: list[dict[str, Any]] = []
+    while len(messages) < limit:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                  VisibilityTimeout=900).get("Messages", [])
+        if not got:
+            break
+        messages.extend(got)
+
+    def info(message: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(message["Body"])["KafkaBatchInfo"]
+
+    messages.sort(key=lambda m: (info(m)["topic"], info(m)["partition"], info(m)["startOffset"]))
+    counts = {"replayed": 0, "failed": 0, "records": 0}
+    blocked: set[tuple[str, int]] = set()
+    for message in messages:
+        batch = info(message)
+        where = (batch["topic"], batch["partition"])
+        error: Any = "an earlier slice of this partition failed" if where in blocked else None
+        if error is None:
+            try:
+                records = fetch(worker.bootstrap, batch["topic"], batch["partition"], batch["startOffset"], batch["endOffset"])
+                error = invoke(build_msk_event(records, worker.event_source_arn, worker.bootstrap))
+            except (ReplayError, InvokeError) as exc:
+                error = str(exc)
+        if error is None:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            counts["replayed"] += 1
+            counts["records"] += len(records)
+            log("INFO", "parked batch replayed", function=worker.mapping.function_name, batch=batch)
+        else:
+            blocked.add(where)
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+            counts["failed"] += 1
+            log("ERROR", "parked batch replay failed: left in the queue", function=worker.mapping.function_name,
+                batch=batch, error=error)
+    return counts
+
+
 def _defaults_from_env() -> None:
     os.environ.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{os.environ.get('CG_LOCALSTACK_PORT', '4566')}")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -438,12 +535,25 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
     """Run every mapping of the config until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="mappings JSON, generated by ./dev up from the template")
+    parser.add_argument("--replay", metavar="FUNCTION",
+                        help="do not run: deliver the batches parked in FUNCTION's on-failure queue again, then exit")
+    parser.add_argument("--aws", action="store_true",
+                        help="talk to AWS itself (no LocalStack endpoint default); for --replay on AWS")
     args = parser.parse_args(argv)
-    _defaults_from_env()
+    if not args.aws:
+        _defaults_from_env()
     bootstrap = os.environ.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-    region = os.environ["AWS_DEFAULT_REGION"]
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     mappings = load_mappings(args.config)
     stop = threading.Event()
+    if args.replay:
+        chosen = [m for m in mappings if args.replay in (m.function_name, m.topic)]
+        if len(chosen) != 1:
+            log("ERROR", "no single mapping for --replay", replay=args.replay, functions=[m.function_name for m in mappings])
+            return 2
+        counts = replay_failures(MappingWorker(chosen[0], bootstrap, region, stop))
+        log("INFO", "replay finished", function=chosen[0].function_name, **counts)
+        return 1 if counts["failed"] else 0
 
     def _on_signal(signum, _frame):
         log("INFO", "stopping", signal=signal.Signals(signum).name)

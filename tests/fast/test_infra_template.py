@@ -105,7 +105,8 @@ SECRET = {("secretsmanager:GetSecretValue", "Ref:DbSecretArn")}
 # The event signing keys (issue 18): only the functions that produce or verify cluster events read them.
 SIGNING = {("secretsmanager:GetSecretValue", "Ref:EventSigningSecretArn")}
 ENQUEUE = {("sqs:GetQueueUrl", "JobsQueue"), ("sqs:SendMessage", "JobsQueue")}
-DEPTHS = {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes") for q in ("JobsQueue", "JobsDeadLetterQueue")}
+DEPTHS = {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")
+          for q in ("JobsQueue", "JobsDeadLetterQueue", "EventHandlerFailureQueue")}
 EXPECTED_GRANTS = {
     "APIHandler": SECRET | SIGNING | ENQUEUE | DEPTHS,
     "JobWorker": SECRET | SIGNING
