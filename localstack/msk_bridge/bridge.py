@@ -48,6 +48,14 @@ DEFAULT_EVENT_SOURCE_ARN = (
 # up to JOIN_POLL_MS (see MappingWorker._poll_batch).
 IDLE_POLL_SECONDS = 0.05
 JOIN_POLL_MS = 1000
+# Every REPORT_SECONDS each mapping measures its group's lag per partition, and the bridge writes its status
+# file ($CG_STATE_DIR/msk-bridge/status.json: `./dev status`, `./dev up`'s progress check) and pushes
+# clustergenie_consumer_lag{group,topic,partition} and the last delivery time to the Pushgateway.
+REPORT_SECONDS = 5.0
+# A dead consumer is evicted from its group after SESSION_TIMEOUT_MS (kafka-python's default is 10 s, the
+# broker's group.min.session.timeout.ms is 6 s), so a restarted bridge gets its partitions within seconds.
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 3_000
 # kafka-python's ConsumerRecord.timestamp_type: 0 = CreateTime, 1 = LogAppendTime.
 TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
 
@@ -225,6 +233,75 @@ def backoff_delays(base: float, cap: float) -> Iterable[float]:
         delay *= 2
 
 
+def partition_lag(consumer, topic: str) -> dict[int, int]:
+    """Log end offset minus the group's committed offset, per partition of `topic` (the whole log when the
+    group has committed nothing there yet)."""
+    from kafka.structs import TopicPartition
+
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    if not partitions:
+        return {}
+    ends = consumer.end_offsets(partitions)
+    starts = consumer.beginning_offsets(partitions)
+    lag = {}
+    for tp in partitions:
+        committed = consumer.committed(tp)
+        lag[tp.partition] = max(0, ends[tp] - (starts[tp] if committed is None else committed))
+    return lag
+
+
+def status_document(workers: Sequence["MappingWorker"], started_at: float, now: float | None = None) -> dict[str, Any]:
+    """What the status file holds: the bridge's pid, when it started and wrote, and per mapping its progress."""
+    return {
+        "pid": os.getpid(),
+        "started_at": started_at,
+        "updated_at": now or time.time(),
+        "mappings": {
+            w.mapping.function_name: {
+                "topic": w.mapping.topic, "group": w.mapping.consumer_group, "alive": w.is_alive(),
+                "last_delivery_at": w.last_delivery, "lag_measured_at": w.lag_measured,
+                "lag": {str(p): n for p, n in sorted(w.lag.items())}, "total_lag": sum(w.lag.values()),
+            }
+            for w in workers
+        },
+    }
+
+
+def write_status(path: str, document: dict[str, Any]) -> None:
+    """Atomically: a reader never sees half a file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    os.replace(tmp, path)
+
+
+def lag_exposition(document: dict[str, Any]) -> str:
+    """The status as Prometheus text for the Pushgateway."""
+    lines = ["# TYPE clustergenie_consumer_lag gauge",
+             "# HELP clustergenie_consumer_lag Records in the partition not yet committed by the consumer group."]
+    deliveries = ["# TYPE clustergenie_bridge_last_delivery_timestamp_seconds gauge",
+                  "# HELP clustergenie_bridge_last_delivery_timestamp_seconds When the group last delivered a batch."]
+    for item in document["mappings"].values():
+        for partition, lag in item["lag"].items():
+            lines.append(f'clustergenie_consumer_lag{{group="{item["group"]}",topic="{item["topic"]}",'
+                         f'partition="{partition}"}} {lag}')
+        if item["last_delivery_at"] is not None:
+            deliveries.append(f'clustergenie_bridge_last_delivery_timestamp_seconds{{group="{item["group"]}"}} '
+                              f'{item["last_delivery_at"]}')
+    return "\n".join(lines + deliveries) + "\n"
+
+
+def push_lag(pushgateway_url: str, document: dict[str, Any]) -> None:
+    """PUT the lag gauges under job `clustergenie_msk_bridge` (the group is replaced whole each time)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{pushgateway_url.rstrip('/')}/metrics/job/clustergenie_msk_bridge",
+                                     data=lag_exposition(document).encode(), method="PUT",
+                                     headers={"Content-Type": "text/plain; version=0.0.4"})
+    with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310 - the configured Pushgateway
+        response.read()
+
+
 # --- the poller ------------------------------------------------------------------------------------------
 class InvokeError(Exception):
     """The Invoke API itself failed (LocalStack down, function not deployed yet): not the function's fault."""
@@ -243,6 +320,12 @@ class MappingWorker(threading.Thread):
         self._lambda = None
         self._sqs = None
         self._failure_queue_url: str | None = None
+        # Progress, read by the reporter thread: wall-clock time of the last delivered batch, the group's
+        # lag per partition at the last measurement, and when it was measured.
+        self.last_delivery: float | None = None
+        self.lag: dict[int, int] = {}
+        self.lag_measured: float | None = None
+        self._next_report = 0.0
 
     # AWS clients, created lazily; no client-side retries: this loop does its own.
     def _client(self, service: str, read_timeout: int):
@@ -281,6 +364,10 @@ class MappingWorker(threading.Thread):
             max_poll_records=self.mapping.batch_size,
             # Retries with backoff happen between polls: allow for them before the group evicts us.
             max_poll_interval_ms=900_000,
+            # A killed bridge is evicted within seconds (heartbeats are a background thread: a batch being
+            # retried keeps its membership); close() on SIGTERM leaves the group at once.
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
 
     def run(self) -> None:
@@ -334,12 +421,25 @@ class MappingWorker(threading.Thread):
                 self.stop_event.wait(min(IDLE_POLL_SECONDS, remaining))
         return batch
 
+    def _measure_lag(self, consumer) -> None:
+        """The group's lag per partition of the topic (log end offset - committed offset), every REPORT_SECONDS."""
+        if time.monotonic() < self._next_report:
+            return
+        self._next_report = time.monotonic() + REPORT_SECONDS
+        try:
+            self.lag = partition_lag(consumer, self.mapping.topic)
+            self.lag_measured = time.time()
+        except Exception as exc:  # noqa: BLE001 - measured again next time; delivery goes on
+            log("WARNING", "lag measurement failed", topic=self.mapping.topic, error=repr(exc))
+
     def _loop(self, consumer) -> None:
         while not self.stop_event.is_set():
+            self._measure_lag(consumer)
             batch = self._poll_batch(consumer)
             if not batch:
                 continue
             if self._deliver(batch):
+                self.last_delivery = time.time()
                 self._commit(consumer, batch)
             else:
                 # Stopping mid-retry: leave the offsets alone, the batch is delivered again after restart.
@@ -537,6 +637,7 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
     parser.add_argument("--config", required=True, help="mappings JSON, generated by ./dev up from the template")
     parser.add_argument("--replay", metavar="FUNCTION",
                         help="do not run: deliver the batches parked in FUNCTION's on-failure queue again, then exit")
+    parser.add_argument("--status-file", help="write progress (last delivery, lag per partition) here every few seconds")
     parser.add_argument("--aws", action="store_true",
                         help="talk to AWS itself (no LocalStack endpoint default); for --replay on AWS")
     args = parser.parse_args(argv)
@@ -564,8 +665,18 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
     workers = [MappingWorker(m, bootstrap, region, stop) for m in mappings]
     for worker in workers:
         worker.start()
+    pushgateway = os.environ.get("CG_PUSHGATEWAY_URL")
+    started_at = time.time()
     while not stop.is_set():
-        stop.wait(1.0)
+        document = status_document(workers, started_at)
+        if args.status_file:
+            write_status(args.status_file, document)
+        if pushgateway:
+            try:
+                push_lag(pushgateway, document)
+            except Exception as exc:  # noqa: BLE001 - the Pushgateway may be down: pushed again next time
+                log("WARNING", "lag push failed", error=repr(exc))
+        stop.wait(REPORT_SECONDS)
     for worker in workers:
         worker.join(timeout=15)
     log("INFO", "bridge stopped")
