@@ -519,6 +519,44 @@ class Bridge(Service):
         return f"{process_note}; started (pid {pid})" if process_note else f"started (pid {pid})"
 
 
+class BridgeWatch(Service):
+    """The MSK bridge's supervisor: every CHECK_SECONDS it runs `Bridge.ensure()`, which starts a bridge
+    that died and restarts one that runs without progressing (judged by its status file, see
+    Bridge.not_progressing). Started by `./dev up`, stopped first by `./dev down`."""
+
+    name = "bridge-watch"
+    port_var = ""
+    CHECK_SECONDS = 5
+
+    @property
+    def port(self) -> int:
+        return 0
+
+    def state(self) -> str:
+        pid = self.own_pid()
+        return f"running (pid {pid}, started by ./dev)" if pid else "stopped"
+
+    def ensure(self) -> str:
+        pid = self.own_pid()
+        if pid is not None:
+            return f"reused (pid {pid})"
+        pid = process.spawn([str(self.cfg.app_python), "-m", "devstack", "watch-bridge"],
+                            pidfile=self.pidfile, logfile=self.logfile, env={"PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+        return f"started (pid {pid})"
+
+    def watch(self) -> None:
+        """The supervisor's loop (runs until SIGTERM)."""
+        bridge = Bridge(self.cfg)
+        while True:
+            try:
+                outcome = bridge.ensure()
+                if not outcome.startswith("reused"):
+                    print(json.dumps({"ts": time.time(), "msg": "msk-bridge " + outcome}), flush=True)
+            except Exception as exc:  # noqa: BLE001 - e.g. no stack yet: try again next round
+                print(json.dumps({"ts": time.time(), "msg": "msk-bridge check failed", "error": repr(exc)}), flush=True)
+            time.sleep(self.CHECK_SECONDS)
+
+
 BASE_SERVICES = (MariaDB, Redis, Kafka, Pushgateway, Prometheus)
 ALL_SERVICES = (*BASE_SERVICES, LocalStack)
 
