@@ -484,6 +484,16 @@ class Bridge(Service):
         return BRIDGE_CODE
 
     def ensure(self) -> str:
+        """Start the bridge, or restart it when it is stale (other mappings or code) or not progressing.
+        Serialised by a lock file: `./dev up` and bridge-watch may both call it."""
+        import fcntl
+
+        self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.cfg.run_dir / f"{self.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._ensure_locked()
+
+    def _ensure_locked(self) -> str:
         mappings = stack_json(self.cfg).get("kafka_mappings")
         if not mappings:
             raise StackError("stack.json has no kafka_mappings: deploy the stack first (./dev up)")

@@ -362,7 +362,8 @@ class MappingWorker(threading.Thread):
             enable_auto_commit=False,
             auto_offset_reset="earliest" if self.mapping.starting_position == "TRIM_HORIZON" else "latest",
             max_poll_records=self.mapping.batch_size,
-            # Retries with backoff happen between polls: allow for them before the group evicts us.
+            # Retries with backoff happen between polls: allow for them before the group evicts us. (It is
+            # also the rebalance timeout; see docs/reliability.md on a killed bridge and the local broker.)
             max_poll_interval_ms=900_000,
             # A killed bridge is evicted within seconds (heartbeats are a background thread: a batch being
             # retried keeps its membership); close() on SIGTERM leaves the group at once.
