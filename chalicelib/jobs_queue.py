@@ -1,4 +1,5 @@
-"""The job queue and its dead-letter queue: the one module that talks to SQS.
+"""The job queue and its dead-letter queue (and the event handler's on-failure queue's depth): the one
+module that talks to SQS.
 
 The JobQueue is how the API hands a stored job to the job worker.
 
@@ -53,6 +54,12 @@ def dead_letter_depth() -> int:
     """Messages waiting in the jobs DLQ."""
     name = "ApproximateNumberOfMessages"
     return queue_attributes(get_settings().jobs_dlq_name, [name])[name]
+
+
+def event_failures_depth() -> int:
+    """Messages in the event handler's on-failure queue (batches its Kafka mapping gave up on)."""
+    name = "ApproximateNumberOfMessages"
+    return queue_attributes(get_settings().events_failure_queue_name, [name])[name]
 
 
 def receive_dead_letters(max_messages: int = 10) -> list[dict[str, Any]]:

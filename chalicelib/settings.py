@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     logs_topic: str = "logs.clustergenie"
     jobs_queue_name: str = Field("clustergenie-jobs", validation_alias="CG_JOBS_QUEUE")
     jobs_dlq_name: str = Field("clustergenie-jobs-dlq", validation_alias="CG_JOBS_DLQ")
+    # Where the event handler's Kafka mapping parks batches it gave up on (depth on /metrics; `./dev replay events`).
+    events_failure_queue_name: str = Field("clustergenie-event-failures", validation_alias="CG_EVENTS_FAILURE_QUEUE")
     pushgateway_url: str = "http://127.0.0.1:9091"
     # The Pushgateway's basic auth (issue 18): the password itself (local runs, tests) or the id of a Secrets
     # Manager secret holding {"username": ..., "password": ...} (the deployed metrics exporter).

@@ -9,6 +9,8 @@
     ./dev migrate [apply|rollback [N]] [--test]
     ./dev apikey create --tenant T --role viewer|operator|admin [--name N]
                               print a new API key for the stack (shown this once)
+    ./dev watch-bridge        (started by ./dev up) restart the MSK bridge when it dies or stops progressing
+    ./dev replay events       deliver the batches parked in the event handler's on-failure queue again
     ./dev rotate-event-key    a new event signing key (the old one still accepted), in stack.env and the stack's secret
 """
 from __future__ import annotations
@@ -25,7 +27,8 @@ from devstack import deploy as stack_deploy
 from devstack import process
 from devstack.config import ROOT, StackConfig
 from devstack.process import StackError
-from devstack.services import ALL_SERVICES, BASE_SERVICES, Bridge, Prometheus, http_get, stack_json, write_stack_json
+from devstack.services import (ALL_SERVICES, BASE_SERVICES, Bridge, BridgeWatch, Prometheus, http_get, stack_json,
+                               write_stack_json)
 
 DEPLOY_INPUTS = ("app.py", "chalicelib", "requirements.txt", ".chalice/config.json", "infra/resources.json",
                  "devstack/deploy.py")
@@ -129,6 +132,7 @@ def cmd_up(cfg: StackConfig) -> None:
     prometheus.write_config(stack["api_url"].rstrip("/") + "/metrics")
     say(f"{'prometheus':<12} {prometheus.reload()}")
     say(f"{'msk-bridge':<12} {Bridge(cfg).ensure()}")
+    say(f"{'bridge-watch':<12} {BridgeWatch(cfg).ensure()}")
     from devstack.apikeys import ensure_admin_key
 
     say(f"{'admin key':<12} {ensure_admin_key(cfg)}: {cfg.admin_key_file} (owner-only; send it as X-API-Key)")
@@ -183,7 +187,7 @@ def cmd_screenshots(cfg: StackConfig) -> None:
 
 
 def cmd_down(cfg: StackConfig) -> None:
-    for service_cls in (Bridge, *reversed(ALL_SERVICES)):
+    for service_cls in (BridgeWatch, Bridge, *reversed(ALL_SERVICES)):
         service = service_cls(cfg)
         if service.stop():
             say(f"{service.name:<12} stopped")
@@ -192,7 +196,7 @@ def cmd_down(cfg: StackConfig) -> None:
 
 
 def cmd_status(cfg: StackConfig) -> None:
-    for service_cls in (*ALL_SERVICES, Bridge):
+    for service_cls in (*ALL_SERVICES, Bridge, BridgeWatch):
         service = service_cls(cfg)
         where = f"127.0.0.1:{service.port}" if service.port else ""
         print(f"{service.name:<12} {where:<16} {service.state()}")
@@ -247,6 +251,26 @@ def cmd_apikey(cfg: StackConfig, args: list[str]) -> int:
     return 0
 
 
+def cmd_replay(cfg: StackConfig, args: list[str]) -> int:
+    """`./dev replay events`: the bridge's own replay (same event, same Invoke) of the on-failure queue."""
+    if args != ["events"]:
+        print("usage: ./dev replay events", file=sys.stderr)
+        return 2
+    bridge = Bridge(cfg)
+    mappings = stack_json(cfg).get("kafka_mappings")
+    if not mappings:
+        raise StackError("stack.json has no kafka_mappings: deploy the stack first (./dev up)")
+    bridge.mappings.parent.mkdir(parents=True, exist_ok=True)
+    bridge.mappings.write_text(json.dumps({"mappings": mappings}, indent=2) + "\n")
+    env = {**cfg.app_env(), "PYTHONUNBUFFERED": "1"}
+    env.pop("CG_DB_PASSWORD", None)
+    from chalicelib.settings import Settings
+
+    topic = Settings.model_fields["events_topic"].default
+    return subprocess.run([str(cfg.app_python), str(bridge.code), "--config", str(bridge.mappings), "--replay", topic],
+                          env=env, cwd=ROOT, timeout=1800).returncode
+
+
 def main(argv: list[str]) -> int:
     cfg = StackConfig.from_env()
     cmd, args = (argv[0], argv[1:]) if argv else ("help", [])
@@ -267,6 +291,10 @@ def main(argv: list[str]) -> int:
             cmd_migrate(cfg, args)
         elif cmd == "apikey":
             return cmd_apikey(cfg, args)
+        elif cmd == "watch-bridge":  # what `./dev up` runs in the background (bridge-watch)
+            BridgeWatch(cfg).watch()
+        elif cmd == "replay":
+            return cmd_replay(cfg, args)
         elif cmd == "rotate-event-key":
             stack_deploy.rotate_event_key(cfg)
             say("event signing key rotated: new current key, the previous one still accepted")

@@ -13,6 +13,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import time
 import urllib.parse
 import urllib.request
 
@@ -504,9 +505,50 @@ class Bridge(Service):
     def port(self) -> int:
         return 0
 
+    # A bridge whose status file is older than this has a hung main loop; one with lag that has not
+    # delivered for STALLED_SECONDS is not progressing (a hung invoke, a consumer that lost its partitions).
+    STATUS_STALE_SECONDS = 30
+    STALLED_SECONDS = 300
+
     def state(self) -> str:
         pid = self.own_pid()
-        return f"running (pid {pid}, started by ./dev)" if pid else "stopped"
+        if not pid:
+            return "stopped"
+        status = self.status()
+        parts = [f"running (pid {pid}, started by ./dev)"]
+        for function, item in sorted(status.get("mappings", {}).items()):
+            last = item.get("last_delivery_at")
+            ago = f"{time.time() - last:.0f}s ago" if last else "none yet"
+            parts.append(f"{item['topic']}: lag {item['total_lag']}, last delivery {ago}")
+        problem = self.not_progressing(status)
+        if problem:
+            parts.append(f"NOT PROGRESSING: {problem}")
+        return "; ".join(parts)
+
+    @property
+    def status_file(self) -> pathlib.Path:
+        """Written by the bridge every few seconds: last delivery time and lag per partition per mapping."""
+        return self.cfg.state_dir / "msk-bridge" / "status.json"
+
+    def status(self) -> dict:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def not_progressing(self, status: dict, now: float | None = None) -> str | None:
+        """Why a running bridge is not doing its job (None: it is): judged by progress, not by its pid."""
+        now = now or time.time()
+        updated = status.get("updated_at")
+        if updated is None or now - updated > self.STATUS_STALE_SECONDS:
+            return "its status file is stale" if updated else "no status file"
+        for function, item in status.get("mappings", {}).items():
+            if not item.get("alive", True):
+                return f"the mapping for {function} has stopped"
+            last = item.get("last_delivery_at") or status.get("started_at") or updated
+            if item.get("total_lag", 0) > 0 and now - last > self.STALLED_SECONDS:
+                return f"{function} has lag {item['total_lag']} and delivered nothing for {now - last:.0f}s"
+        return None
 
     @property
     def mappings(self) -> pathlib.Path:
@@ -518,6 +560,16 @@ class Bridge(Service):
         return BRIDGE_CODE
 
     def ensure(self) -> str:
+        """Start the bridge, or restart it when it is stale (other mappings or code) or not progressing.
+        Serialised by a lock file: `./dev up` and bridge-watch may both call it."""
+        import fcntl
+
+        self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.cfg.run_dir / f"{self.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._ensure_locked()
+
+    def _ensure_locked(self) -> str:
         mappings = stack_json(self.cfg).get("kafka_mappings")
         if not mappings:
             raise StackError("stack.json has no kafka_mappings: deploy the stack first (./dev up)")
@@ -528,20 +580,68 @@ class Bridge(Service):
         # What it was started with: its mappings and its own code.
         started_with = self.mappings.read_text() + "\n" + hashlib.sha256(self.code.read_bytes()).hexdigest()
         if pid is not None:
-            if stamp.exists() and stamp.read_text() == started_with:
+            problem = self.not_progressing(self.status())
+            started = self.pidfile.stat().st_mtime if self.pidfile.exists() else 0
+            if problem and time.time() - started > self.STATUS_STALE_SECONDS:
+                process_note = f"restarted (pid {pid} was running but {problem})"
+                self.stop()
+            elif stamp.exists() and stamp.read_text() == started_with:
                 return f"reused (pid {pid})"
-            self.stop()  # started with other mappings (a topic was added) or older code: restart
+            else:
+                process_note = None
+                self.stop()  # started with other mappings (a topic was added) or older code: restart
+        else:
+            process_note = None
         stamp.write_text(started_with)
+        self.status_file.unlink(missing_ok=True)  # the previous bridge's: the new one writes its own
         env = {**self.cfg.app_env(), "PYTHONUNBUFFERED": "1"}
         for secret in ("CG_DB_PASSWORD", "CG_REDIS_PASSWORD", "CG_PUSHGATEWAY_PASSWORD"):
             env.pop(secret, None)  # the bridge never needs database, Redis or Pushgateway credentials
         pid = process.spawn(
             [str(self.cfg.app_python), str(self.code),
-             "--config", str(self.mappings)],
+             "--config", str(self.mappings), "--status-file", str(self.status_file)],
             pidfile=self.pidfile, logfile=self.logfile, env=env, cwd=ROOT,
         )
         process.wait_until(lambda: True, timeout=1, what=self.name, pid=pid, logfile=self.logfile)
+        return f"{process_note}; started (pid {pid})" if process_note else f"started (pid {pid})"
+
+
+class BridgeWatch(Service):
+    """The MSK bridge's supervisor: every CHECK_SECONDS it runs `Bridge.ensure()`, which starts a bridge
+    that died and restarts one that runs without progressing (judged by its status file, see
+    Bridge.not_progressing). Started by `./dev up`, stopped first by `./dev down`."""
+
+    name = "bridge-watch"
+    port_var = ""
+    CHECK_SECONDS = 5
+
+    @property
+    def port(self) -> int:
+        return 0
+
+    def state(self) -> str:
+        pid = self.own_pid()
+        return f"running (pid {pid}, started by ./dev)" if pid else "stopped"
+
+    def ensure(self) -> str:
+        pid = self.own_pid()
+        if pid is not None:
+            return f"reused (pid {pid})"
+        pid = process.spawn([str(self.cfg.app_python), "-m", "devstack", "watch-bridge"],
+                            pidfile=self.pidfile, logfile=self.logfile, env={"PYTHONUNBUFFERED": "1"}, cwd=ROOT)
         return f"started (pid {pid})"
+
+    def watch(self) -> None:
+        """The supervisor's loop (runs until SIGTERM)."""
+        bridge = Bridge(self.cfg)
+        while True:
+            try:
+                outcome = bridge.ensure()
+                if not outcome.startswith("reused"):
+                    print(json.dumps({"ts": time.time(), "msg": "msk-bridge " + outcome}), flush=True)
+            except Exception as exc:  # noqa: BLE001 - e.g. no stack yet: try again next round
+                print(json.dumps({"ts": time.time(), "msg": "msk-bridge check failed", "error": repr(exc)}), flush=True)
+            time.sleep(self.CHECK_SECONDS)
 
 
 BASE_SERVICES = (MariaDB, Redis, Kafka, Pushgateway, Prometheus)

@@ -84,8 +84,9 @@ class ScrapeTimeCollector:
     """Readings taken at scrape: jobs by status and the DLQ depth."""
 
     def __init__(self, jobs_by_status=None, dlq_depth=None, job_queue=None,  # noqa: ANN001 - injectable
-                 outbox_backlog=None) -> None:  # noqa: ANN001
+                 outbox_backlog=None, event_failures=None) -> None:  # noqa: ANN001
         self.jobs_by_status = jobs_by_status or read_jobs_by_status
+        self.event_failures = event_failures or read_event_failures_depth
         self.outbox_backlog = outbox_backlog or read_outbox_backlog
         self.dlq_depth = dlq_depth or read_dlq_depth
         self.job_queue = job_queue or read_job_queue
@@ -133,6 +134,17 @@ class ScrapeTimeCollector:
         except Exception as exc:  # noqa: BLE001
             _log_failure("dlq", exc)
             errors.add_metric(["dlq"], 1)
+            self.sources["sqs"] = False
+        try:
+            parked = self.event_failures()
+            gauge = GaugeMetricFamily("clustergenie_events_failure_queue_messages",
+                                      "Batch records in the event handler's on-failure queue (SQS, read at scrape): "
+                                      "event batches the Kafka mapping gave up on; `./dev replay events` drains it.")
+            gauge.add_metric([], parked)
+            yield gauge
+        except Exception as exc:  # noqa: BLE001
+            _log_failure("event_failures", exc)
+            errors.add_metric(["event_failures"], 1)
             self.sources["sqs"] = False
         try:
             # The original's worker-pool gauges, mapped onto the SQS worker: queue depth, in-flight messages
@@ -193,6 +205,12 @@ def read_dlq_depth() -> int:
     from chalicelib.jobs_queue import dead_letter_depth
 
     return dead_letter_depth()
+
+
+def read_event_failures_depth() -> int:
+    from chalicelib.jobs_queue import event_failures_depth
+
+    return event_failures_depth()
 
 
 def read_job_queue() -> tuple[int, int]:

@@ -16,6 +16,14 @@ create) and the stack's outputs (function and queue names), then runs:
 Environment: CG_KAFKA_BOOTSTRAP (default 127.0.0.1:19092), AWS_ENDPOINT_URL (default
 http://127.0.0.1:$CG_LOCALSTACK_PORT, port 4566), AWS_DEFAULT_REGION (us-east-1). Logs are JSON lines on
 stdout. SIGTERM/SIGINT stop it after the batch in flight.
+
+Replaying the on-failure queue (`./dev replay events` locally; on AWS the same script with `--aws`, a
+mappings file naming the function, topic and queue, and CG_KAFKA_BOOTSTRAP set to the MSK brokers):
+
+    .venv/bin/python localstack/msk_bridge/bridge.py --config mappings.json --replay cluster-events
+
+reads each parked batch back from the topic, invokes the function with it as the bridge does, and deletes
+the queue message only after the invocation succeeded (see replay_failures).
 """
 from __future__ import annotations
 
@@ -40,6 +48,14 @@ DEFAULT_EVENT_SOURCE_ARN = (
 # up to JOIN_POLL_MS (see MappingWorker._poll_batch).
 IDLE_POLL_SECONDS = 0.05
 JOIN_POLL_MS = 1000
+# Every REPORT_SECONDS each mapping measures its group's lag per partition, and the bridge writes its status
+# file ($CG_STATE_DIR/msk-bridge/status.json: `./dev status`, `./dev up`'s progress check) and pushes
+# clustergenie_consumer_lag{group,topic,partition} and the last delivery time to the Pushgateway.
+REPORT_SECONDS = 5.0
+# A dead consumer is evicted from its group after SESSION_TIMEOUT_MS (kafka-python's default is 10 s, the
+# broker's group.min.session.timeout.ms is 6 s), so a restarted bridge gets its partitions within seconds.
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 3_000
 # kafka-python's ConsumerRecord.timestamp_type: 0 = CreateTime, 1 = LogAppendTime.
 TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
 
@@ -217,6 +233,75 @@ def backoff_delays(base: float, cap: float) -> Iterable[float]:
         delay *= 2
 
 
+def partition_lag(consumer, topic: str) -> dict[int, int]:
+    """Log end offset minus the group's committed offset, per partition of `topic` (the whole log when the
+    group has committed nothing there yet)."""
+    from kafka.structs import TopicPartition
+
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    if not partitions:
+        return {}
+    ends = consumer.end_offsets(partitions)
+    starts = consumer.beginning_offsets(partitions)
+    lag = {}
+    for tp in partitions:
+        committed = consumer.committed(tp)
+        lag[tp.partition] = max(0, ends[tp] - (starts[tp] if committed is None else committed))
+    return lag
+
+
+def status_document(workers: Sequence["MappingWorker"], started_at: float, now: float | None = None) -> dict[str, Any]:
+    """What the status file holds: the bridge's pid, when it started and wrote, and per mapping its progress."""
+    return {
+        "pid": os.getpid(),
+        "started_at": started_at,
+        "updated_at": now or time.time(),
+        "mappings": {
+            w.mapping.function_name: {
+                "topic": w.mapping.topic, "group": w.mapping.consumer_group, "alive": w.is_alive(),
+                "last_delivery_at": w.last_delivery, "lag_measured_at": w.lag_measured,
+                "lag": {str(p): n for p, n in sorted(w.lag.items())}, "total_lag": sum(w.lag.values()),
+            }
+            for w in workers
+        },
+    }
+
+
+def write_status(path: str, document: dict[str, Any]) -> None:
+    """Atomically: a reader never sees half a file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    os.replace(tmp, path)
+
+
+def lag_exposition(document: dict[str, Any]) -> str:
+    """The status as Prometheus text for the Pushgateway."""
+    lines = ["# TYPE clustergenie_consumer_lag gauge",
+             "# HELP clustergenie_consumer_lag Records in the partition not yet committed by the consumer group."]
+    deliveries = ["# TYPE clustergenie_bridge_last_delivery_timestamp_seconds gauge",
+                  "# HELP clustergenie_bridge_last_delivery_timestamp_seconds When the group last delivered a batch."]
+    for item in document["mappings"].values():
+        for partition, lag in item["lag"].items():
+            lines.append(f'clustergenie_consumer_lag{{group="{item["group"]}",topic="{item["topic"]}",'
+                         f'partition="{partition}"}} {lag}')
+        if item["last_delivery_at"] is not None:
+            deliveries.append(f'clustergenie_bridge_last_delivery_timestamp_seconds{{group="{item["group"]}"}} '
+                              f'{item["last_delivery_at"]}')
+    return "\n".join(lines + deliveries) + "\n"
+
+
+def push_lag(pushgateway_url: str, document: dict[str, Any]) -> None:
+    """PUT the lag gauges under job `clustergenie_msk_bridge` (the group is replaced whole each time)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{pushgateway_url.rstrip('/')}/metrics/job/clustergenie_msk_bridge",
+                                     data=lag_exposition(document).encode(), method="PUT",
+                                     headers={"Content-Type": "text/plain; version=0.0.4"})
+    with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310 - the configured Pushgateway
+        response.read()
+
+
 # --- the poller ------------------------------------------------------------------------------------------
 class InvokeError(Exception):
     """The Invoke API itself failed (LocalStack down, function not deployed yet): not the function's fault."""
@@ -235,6 +320,12 @@ class MappingWorker(threading.Thread):
         self._lambda = None
         self._sqs = None
         self._failure_queue_url: str | None = None
+        # Progress, read by the reporter thread: wall-clock time of the last delivered batch, the group's
+        # lag per partition at the last measurement, and when it was measured.
+        self.last_delivery: float | None = None
+        self.lag: dict[int, int] = {}
+        self.lag_measured: float | None = None
+        self._next_report = 0.0
 
     # AWS clients, created lazily; no client-side retries: this loop does its own.
     def _client(self, service: str, read_timeout: int):
@@ -271,8 +362,13 @@ class MappingWorker(threading.Thread):
             enable_auto_commit=False,
             auto_offset_reset="earliest" if self.mapping.starting_position == "TRIM_HORIZON" else "latest",
             max_poll_records=self.mapping.batch_size,
-            # Retries with backoff happen between polls: allow for them before the group evicts us.
+            # Retries with backoff happen between polls: allow for them before the group evicts us. (It is
+            # also the rebalance timeout; see docs/reliability.md on a killed bridge and the local broker.)
             max_poll_interval_ms=900_000,
+            # A killed bridge is evicted within seconds (heartbeats are a background thread: a batch being
+            # retried keeps its membership); close() on SIGTERM leaves the group at once.
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
 
     def run(self) -> None:
@@ -326,12 +422,25 @@ class MappingWorker(threading.Thread):
                 self.stop_event.wait(min(IDLE_POLL_SECONDS, remaining))
         return batch
 
+    def _measure_lag(self, consumer) -> None:
+        """The group's lag per partition of the topic (log end offset - committed offset), every REPORT_SECONDS."""
+        if time.monotonic() < self._next_report:
+            return
+        self._next_report = time.monotonic() + REPORT_SECONDS
+        try:
+            self.lag = partition_lag(consumer, self.mapping.topic)
+            self.lag_measured = time.time()
+        except Exception as exc:  # noqa: BLE001 - measured again next time; delivery goes on
+            log("WARNING", "lag measurement failed", topic=self.mapping.topic, error=repr(exc))
+
     def _loop(self, consumer) -> None:
         while not self.stop_event.is_set():
+            self._measure_lag(consumer)
             batch = self._poll_batch(consumer)
             if not batch:
                 continue
             if self._deliver(batch):
+                self.last_delivery = time.time()
                 self._commit(consumer, batch)
             else:
                 # Stopping mid-retry: leave the offsets alone, the batch is delivered again after restart.
@@ -427,6 +536,95 @@ class MappingWorker(threading.Thread):
             log("WARNING", "offset commit failed", topic=self.mapping.topic, error=repr(exc))
 
 
+# --- replaying the on-failure queue ----------------------------------------------------------------------
+class ReplayError(Exception):
+    """A parked batch could not be read back from the topic (records gone past retention, broker down)."""
+
+
+def fetch_batch(bootstrap: str, topic: str, partition: int, start: int, end: int, timeout_s: float = 15.0) -> list[Any]:
+    """The records `start`..`end` (inclusive) of one partition, read back with a group-less consumer."""
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="none")
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while (not records or records[-1].offset < end) and time.monotonic() < deadline:
+            polled = consumer.poll(timeout_ms=200)
+            records.extend(r for r in polled.get(tp, []) if start <= r.offset <= end)
+    except Exception as exc:  # noqa: BLE001 - e.g. OffsetOutOfRange: the records are gone
+        raise ReplayError(f"{topic}-{partition} {start}..{end}: {exc!r}") from exc
+    finally:
+        consumer.close(autocommit=False)
+    if not records or records[-1].offset < end:
+        raise ReplayError(f"{topic}-{partition} {start}..{end}: only {len(records)} record(s) could be read back")
+    return records
+
+
+def replay_failures(
+    worker: "MappingWorker",
+    *,
+    fetch: Callable[..., list[Any]] = fetch_batch,
+    invoke: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    limit: int = 1000,
+) -> dict[str, int]:
+    """Deliver every batch parked in the mapping's on-failure queue again, the way the bridge delivers.
+
+    Each on-failure record names one partition's slice of a batch (KafkaBatchInfo: topic, partition,
+    startOffset, endOffset); its records are read back from the topic, sent to the function as the same
+    `aws:kafka` event through the same Invoke call, and the message is deleted only once that succeeded.
+    Slices are replayed in offset order per partition; after a failure the later slices of that partition
+    stay parked (order per partition is kept) and the failed message is made visible again. The handler
+    deduplicates by event id, so a slice applied partly before is applied exactly once in effect.
+    Returns {"replayed", "failed", "records"}."""
+    invoke = invoke or worker._invoke
+    if not worker.mapping.on_failure_queue:
+        raise ReplayError(f"the mapping of {worker.mapping.function_name} has no on-failure queue")
+    sqs = worker.sqs
+    url = sqs.get_queue_url(QueueName=worker.mapping.on_failure_queue)["QueueUrl"]
+    messages: list[dict[str, Any]] = []
+    while len(messages) < limit:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                  VisibilityTimeout=900).get("Messages", [])
+        if not got:
+            break
+        messages.extend(got)
+
+    def info(message: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(message["Body"])["KafkaBatchInfo"]
+
+    messages.sort(key=lambda m: (info(m)["topic"], info(m)["partition"], info(m)["startOffset"]))
+    counts = {"replayed": 0, "failed": 0, "records": 0}
+    blocked: set[tuple[str, int]] = set()
+    for message in messages:
+        batch = info(message)
+        where = (batch["topic"], batch["partition"])
+        error: Any = "an earlier slice of this partition failed" if where in blocked else None
+        if error is None:
+            try:
+                records = fetch(worker.bootstrap, batch["topic"], batch["partition"], batch["startOffset"], batch["endOffset"])
+                error = invoke(build_msk_event(records, worker.event_source_arn, worker.bootstrap))
+            except (ReplayError, InvokeError) as exc:
+                error = str(exc)
+        if error is None:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            counts["replayed"] += 1
+            counts["records"] += len(records)
+            log("INFO", "parked batch replayed", function=worker.mapping.function_name, batch=batch)
+        else:
+            blocked.add(where)
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+            counts["failed"] += 1
+            log("ERROR", "parked batch replay failed: left in the queue", function=worker.mapping.function_name,
+                batch=batch, error=error)
+    return counts
+
+
 def _defaults_from_env() -> None:
     os.environ.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{os.environ.get('CG_LOCALSTACK_PORT', '4566')}")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -438,12 +636,26 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
     """Run every mapping of the config until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="mappings JSON, generated by ./dev up from the template")
+    parser.add_argument("--replay", metavar="FUNCTION",
+                        help="do not run: deliver the batches parked in FUNCTION's on-failure queue again, then exit")
+    parser.add_argument("--status-file", help="write progress (last delivery, lag per partition) here every few seconds")
+    parser.add_argument("--aws", action="store_true",
+                        help="talk to AWS itself (no LocalStack endpoint default); for --replay on AWS")
     args = parser.parse_args(argv)
-    _defaults_from_env()
+    if not args.aws:
+        _defaults_from_env()
     bootstrap = os.environ.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-    region = os.environ["AWS_DEFAULT_REGION"]
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     mappings = load_mappings(args.config)
     stop = threading.Event()
+    if args.replay:
+        chosen = [m for m in mappings if args.replay in (m.function_name, m.topic)]
+        if len(chosen) != 1:
+            log("ERROR", "no single mapping for --replay", replay=args.replay, functions=[m.function_name for m in mappings])
+            return 2
+        counts = replay_failures(MappingWorker(chosen[0], bootstrap, region, stop))
+        log("INFO", "replay finished", function=chosen[0].function_name, **counts)
+        return 1 if counts["failed"] else 0
 
     def _on_signal(signum, _frame):
         log("INFO", "stopping", signal=signal.Signals(signum).name)
@@ -454,8 +666,18 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
     workers = [MappingWorker(m, bootstrap, region, stop) for m in mappings]
     for worker in workers:
         worker.start()
+    pushgateway = os.environ.get("CG_PUSHGATEWAY_URL")
+    started_at = time.time()
     while not stop.is_set():
-        stop.wait(1.0)
+        document = status_document(workers, started_at)
+        if args.status_file:
+            write_status(args.status_file, document)
+        if pushgateway:
+            try:
+                push_lag(pushgateway, document)
+            except Exception as exc:  # noqa: BLE001 - the Pushgateway may be down: pushed again next time
+                log("WARNING", "lag push failed", error=repr(exc))
+        stop.wait(REPORT_SECONDS)
     for worker in workers:
         worker.join(timeout=15)
     log("INFO", "bridge stopped")

@@ -109,7 +109,8 @@ SIGNING = {("secretsmanager:GetSecretValue", "Ref:EventSigningSecretArn")}
 # The Pushgateway's basic auth (issue 18): only the function that pushes reads it.
 PUSHGATEWAY = {("secretsmanager:GetSecretValue", "Ref:PushgatewaySecretArn")}
 ENQUEUE = {("sqs:GetQueueUrl", "JobsQueue"), ("sqs:SendMessage", "JobsQueue")}
-DEPTHS = {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes") for q in ("JobsQueue", "JobsDeadLetterQueue")}
+DEPTHS = {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")
+          for q in ("JobsQueue", "JobsDeadLetterQueue", "EventHandlerFailureQueue")}
 EXPECTED_GRANTS = {
     "APIHandler": SECRET | SIGNING | ENQUEUE | DEPTHS,
     "JobWorker": SECRET | SIGNING

@@ -99,15 +99,20 @@ def test_scrape_readings_are_served_and_a_failing_one_is_counted(fresh_metrics):
     def broken() -> int:
         raise ConnectionError("sqs down")
 
-    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({"failed": 3}, 42.0), dlq_depth=lambda: 4)
+    collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({"failed": 3}, 42.0), dlq_depth=lambda: 4,
+                                               event_failures=lambda: 2)
     text = exposition.render([collector]).decode()
+    assert value(text, "clustergenie_events_failure_queue_messages") == 2
     assert value(text, "clustergenie_jobs", status="failed") == 3
     assert value(text, "clustergenie_jobs", status="processing") == 0
     assert value(text, "clustergenie_jobs_dlq_messages") == 4
     assert value(text, "clustergenie_jobs_oldest_processing_seconds") == 42.0
-    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=broken)]).decode()
+    text = exposition.render([exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=broken,
+                                                             event_failures=broken)]).decode()
     assert value(text, "clustergenie_jobs_dlq_messages") is None
     assert value(text, "clustergenie_metrics_scrape_errors_total", source="dlq") == 1
+    assert value(text, "clustergenie_events_failure_queue_messages") is None
+    assert value(text, "clustergenie_metrics_scrape_errors_total", source="event_failures") == 1
 
 
 def test_events_handled_and_publish_failures_are_served_with_the_other_counters(fresh_metrics):
@@ -212,7 +217,7 @@ def test_the_originals_job_and_worker_pool_metric_names_are_served(fresh_metrics
     metrics.observe_job("provision", "completed", 0.3)
     metrics.observe_job("scale", "failed", 2.0)
     collector = exposition.ScrapeTimeCollector(jobs_by_status=lambda: ({}, 0.0), dlq_depth=lambda: 0,
-                                               job_queue=lambda: (7, 2))
+                                               job_queue=lambda: (7, 2), event_failures=lambda: 0)
     text = exposition.render([exposition.AggregatedCollector(_redis()), collector]).decode()
     assert value(text, "clustergenie_jobs_processed_total", job_type="provision", status="completed") == 1
     assert value(text, "clustergenie_jobs_processed_total", job_type="scale", status="failed") == 1

@@ -103,7 +103,8 @@ def test_the_outbox_backlog_is_on_the_metrics_page(jobs, cluster_id):  # noqa: A
     from chalicelib.metrics import exposition
 
     jobs.submit("monitor", cluster_id, {})
-    text = exposition.render([exposition.ScrapeTimeCollector(dlq_depth=lambda: 0, job_queue=lambda: (0, 0))]).decode()
+    text = exposition.render([exposition.ScrapeTimeCollector(dlq_depth=lambda: 0, job_queue=lambda: (0, 0),
+                                                                event_failures=lambda: 0)]).decode()
     assert "clustergenie_outbox_unsent 1.0" in text
     line = next(x for x in text.splitlines() if x.startswith("clustergenie_outbox_oldest_unsent_seconds "))
     assert float(line.split()[1]) > 0

@@ -1,0 +1,86 @@
+"""The MSK bridge's progress report (issue 17): lag per partition of its group measured on the real broker,
+the status file `./dev status` and `./dev up` read, the gauges pushed to the real Pushgateway, and
+the progress check that decides a running bridge must be restarted."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from chalicelib.settings import get_settings
+from devstack.config import StackConfig
+from devstack.services import Bridge, load_bridge_module
+
+bridge = load_bridge_module()
+
+
+@pytest.fixture
+def topic(kafka_broker):  # noqa: ANN001
+    name = f"lag-{uuid.uuid4().hex[:10]}"
+    admin = KafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
+    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+    yield name
+    admin.delete_topics([name])
+    admin.close()
+
+
+def test_lag_is_end_minus_committed_per_partition(topic):  # noqa: ANN001
+    bootstrap = get_settings().kafka_bootstrap
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(5):
+        producer.send(topic, b"x", partition=0)
+    for i in range(3):
+        producer.send(topic, b"y", partition=1)
+    producer.flush()
+    producer.close()
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        assert bridge.partition_lag(consumer, topic) == {0: 5, 1: 3}  # nothing committed: the whole log
+        consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(4, "", -1)})
+        assert bridge.partition_lag(consumer, topic) == {0: 1, 1: 3}
+    finally:
+        consumer.close()
+
+
+def _worker(topic: str) -> object:
+    mapping = bridge.Mapping(topic=topic, function_name="event-handler", consumer_group="cluster-events")
+    worker = bridge.MappingWorker(mapping, "127.0.0.1:1", "us-east-1", threading.Event())
+    worker.lag, worker.last_delivery, worker.lag_measured = {0: 7, 1: 0}, 1_700_000_000.5, 1_700_000_001.0
+    return worker
+
+
+def test_the_status_file_and_the_pushed_gauges_carry_lag_and_last_delivery(tmp_path, base_stack):  # noqa: ANN001
+    document = bridge.status_document([_worker("cluster-events")], started_at=1_699_999_000.0)
+    path = tmp_path / "status.json"
+    bridge.write_status(str(path), document)
+    item = json.loads(path.read_text())["mappings"]["event-handler"]
+    assert (item["lag"], item["total_lag"], item["last_delivery_at"]) == ({"0": 7, "1": 0}, 7, 1_700_000_000.5)
+    url = f"http://127.0.0.1:{StackConfig.from_env().pushgateway_port}"
+    bridge.push_lag(url, document)
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    assert 'clustergenie_consumer_lag{group="cluster-events",instance="",job="clustergenie_msk_bridge",partition="0",topic="cluster-events"} 7' in text
+    assert "clustergenie_bridge_last_delivery_timestamp_seconds{" in text
+
+
+def test_a_running_bridge_is_judged_by_progress_not_by_its_pid(tmp_path):  # noqa: ANN001
+    check = Bridge(StackConfig.from_env()).not_progressing
+    now = time.time()
+    healthy = {"updated_at": now - 2, "started_at": now - 600,
+               "mappings": {"eh": {"alive": True, "total_lag": 4, "last_delivery_at": now - 10}}}
+    assert check(healthy, now) is None
+    assert "stale" in check({**healthy, "updated_at": now - 120}, now)  # the main loop hung, or it was killed
+    assert check({}, now) == "no status file"
+    stalled = {**healthy, "mappings": {"eh": {"alive": True, "total_lag": 4, "last_delivery_at": now - 900}}}
+    assert "delivered nothing" in check(stalled, now)
+    idle = {**healthy, "mappings": {"eh": {"alive": True, "total_lag": 0, "last_delivery_at": now - 900}}}
+    assert check(idle, now) is None  # nothing waiting: an idle bridge is a healthy one
+    dead_thread = {**healthy, "mappings": {"eh": {"alive": False, "total_lag": 0, "last_delivery_at": None}}}
+    assert "stopped" in check(dead_thread, now)
