@@ -595,8 +595,8 @@ class Bridge(Service):
         stamp.write_text(started_with)
         self.status_file.unlink(missing_ok=True)  # the previous bridge's: the new one writes its own
         env = {**self.cfg.app_env(), "PYTHONUNBUFFERED": "1"}
-        for secret in ("CG_DB_PASSWORD", "CG_REDIS_PASSWORD", "CG_PUSHGATEWAY_PASSWORD"):
-            env.pop(secret, None)  # the bridge never needs database, Redis or Pushgateway credentials
+        for secret in ("CG_DB_PASSWORD", "CG_REDIS_PASSWORD"):
+            env.pop(secret, None)  # the bridge never needs database or Redis credentials; it pushes its lag
         pid = process.spawn(
             [str(self.cfg.app_python), str(self.code),
              "--config", str(self.mappings), "--status-file", str(self.status_file)],

@@ -291,13 +291,17 @@ def lag_exposition(document: dict[str, Any]) -> str:
     return "\n".join(lines + deliveries) + "\n"
 
 
-def push_lag(pushgateway_url: str, document: dict[str, Any]) -> None:
-    """PUT the lag gauges under job `clustergenie_msk_bridge` (the group is replaced whole each time)."""
+def push_lag(pushgateway_url: str, document: dict[str, Any], auth: tuple[str, str] | None = None) -> None:
+    """PUT the lag gauges under job `clustergenie_msk_bridge` (the group is replaced whole each time), with
+    the Pushgateway's basic-auth credentials when it asks for them (`./dev`'s does, issue 18)."""
+    import base64
     import urllib.request
 
+    headers = {"Content-Type": "text/plain; version=0.0.4"}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     request = urllib.request.Request(f"{pushgateway_url.rstrip('/')}/metrics/job/clustergenie_msk_bridge",
-                                     data=lag_exposition(document).encode(), method="PUT",
-                                     headers={"Content-Type": "text/plain; version=0.0.4"})
+                                     data=lag_exposition(document).encode(), method="PUT", headers=headers)
     with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310 - the configured Pushgateway
         response.read()
 
@@ -667,6 +671,8 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
     for worker in workers:
         worker.start()
     pushgateway = os.environ.get("CG_PUSHGATEWAY_URL")
+    push_auth = ((os.environ["CG_PUSHGATEWAY_USER"], os.environ["CG_PUSHGATEWAY_PASSWORD"])
+                 if os.environ.get("CG_PUSHGATEWAY_PASSWORD") else None)
     started_at = time.time()
     while not stop.is_set():
         document = status_document(workers, started_at)
@@ -674,7 +680,7 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
             write_status(args.status_file, document)
         if pushgateway:
             try:
-                push_lag(pushgateway, document)
+                push_lag(pushgateway, document, push_auth)
             except Exception as exc:  # noqa: BLE001 - the Pushgateway may be down: pushed again next time
                 log("WARNING", "lag push failed", error=repr(exc))
         stop.wait(REPORT_SECONDS)

@@ -63,9 +63,13 @@ def test_the_status_file_and_the_pushed_gauges_carry_lag_and_last_delivery(tmp_p
     bridge.write_status(str(path), document)
     item = json.loads(path.read_text())["mappings"]["event-handler"]
     assert (item["lag"], item["total_lag"], item["last_delivery_at"]) == ({"0": 7, "1": 0}, 7, 1_700_000_000.5)
-    url = f"http://127.0.0.1:{StackConfig.from_env().pushgateway_port}"
-    bridge.push_lag(url, document)
-    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    cfg = StackConfig.from_env()
+    url, auth = f"http://127.0.0.1:{cfg.pushgateway_port}", (cfg.PUSHGATEWAY_USER, cfg.pushgateway_password())
+    bridge.push_lag(url, document, auth)
+    from devstack.services import basic_auth_header
+
+    request = urllib.request.Request(f"{url}/metrics", headers=basic_auth_header(*auth))
+    text = urllib.request.urlopen(request, timeout=5).read().decode()
     assert 'clustergenie_consumer_lag{group="cluster-events",instance="",job="clustergenie_msk_bridge",partition="0",topic="cluster-events"} 7' in text
     assert "clustergenie_bridge_last_delivery_timestamp_seconds{" in text
 

@@ -142,7 +142,8 @@ def test_a_dependency_stopped_for_30_seconds_loses_nothing_and_answers_no_500(st
             types = per_job[job_id]
             assert types[0] == "job_requested" and types[-1] == "job_completed", (job_id, types)
             assert types.count("job_completed") == 1 and types.count("droplet_created") == 1, (job_id, types)
-        assert set(load.statuses) <= {200, 201, 429, 503}, dict(load.statuses)
+        # 2xx, 4xx (a quota's 409 and the limiter's 429 are answers too) or 503; never another 5xx.
+        assert all(status < 500 or status == 503 for status in load.statuses), dict(load.statuses)
         if service_cls is MariaDB:  # every request reads it; Redis only backs fast paths that degrade
             assert load.statuses[503] > 0, "the outage was never seen by the API"
         figures = {"outage_s": OUTAGE_SECONDS, "jobs_acknowledged": len(acknowledged),
