@@ -159,3 +159,23 @@ class Context:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 30_000
+
+
+def test_quotas_are_the_owners_read_by_its_members_and_changed_by_platform_admins_only(client, tenants):  # noqa: ANN001
+    """Issue 18 with 13: a tenant's quota counts its own clusters only; another tenant's quotas (and clusters)
+    are not readable; a tenant's admin cannot lift its own limits."""
+    acme, globex, cid = tenants["acme"], tenants["globex"], tenants["cluster"]["id"]
+    mine = acme.get("/api/v1/quotas")
+    assert mine.status_code == 200 and mine.json["scope"] == "tenant:acme", mine.json
+    assert mine.json["usage"]["droplets"] == 1 and mine.json["usage"]["deployments"] == 1, mine.json
+    theirs = globex.get("/api/v1/quotas")
+    assert theirs.json["scope"] == "tenant:globex" and theirs.json["usage"]["droplets"] == 0, theirs.json
+    assert globex.get("/api/v1/quotas?tenant_id=acme").status_code == 403
+    assert globex.get(f"/api/v1/quotas?cluster_id={cid}").status_code == 404  # ids do not leak
+    acme_admin = client.as_key(new_api_key("admin", "acme"))
+    assert acme_admin.put("/api/v1/quotas", {"limits": {"droplets": 100000}}).status_code == 403
+    # The platform admin (tenant `default`) sets acme's limit; acme's next droplet is refused by it.
+    assert client.put("/api/v1/quotas", {"tenant_id": "acme", "limits": {"droplets": 1}}).status_code == 200
+    refused = acme.post("/api/v1/droplets", {"name": "d2", "region": "nyc3", "size": "s-1vcpu-1gb", "cluster_id": cid})
+    assert refused.status_code == 409 and "droplets" in refused.json["error"], refused.json
+    assert globex.post("/api/v1/clusters", {"name": "api", "region": "nyc3"}).status_code == 201  # not globex's limit
