@@ -97,6 +97,16 @@ def migration_connection():  # noqa: ANN201 - a pymysql connection
 
 
 @pytest.fixture
+def migration_db(mariadb) -> Iterator[Any]:  # noqa: ANN001
+    """A connection to the test database as the migration user (the schema's owner), closed afterwards."""
+    conn = migration_connection()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
 def snapshot(mariadb):  # noqa: ANN001
     """`snapshot()` -> {table: (rows, checksum)}; equal before and after means nothing was written."""
     return table_snapshot
