@@ -111,6 +111,11 @@ function authHeaders(): Record<string, string> {
 type Query = Record<string, string | number | undefined | null>;
 
 async function request<T>(method: string, path: string, opts: { query?: Query; body?: unknown } = {}): Promise<T> {
+  return (await send<T>(method, path, opts)).data;
+}
+
+/** `request()` with the answer's headers (paging is described in them: `Link`, `X-Total-Count`). */
+async function send<T>(method: string, path: string, opts: { query?: Query; body?: unknown } = {}): Promise<{ data: T; headers: Headers }> {
   const { apiBaseUrl } = await loadConfig();
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== null && v !== "") qs.set(k, String(v));
@@ -133,7 +138,36 @@ async function request<T>(method: string, path: string, opts: { query?: Query; b
     if (response.status === 401 && session.who) session.signOut();
     throw new ApiError(response.status, message, body.request_id);
   }
-  return data as T;
+  return { data: data as T, headers: response.headers };
+}
+
+/** The `page` and `page_size` of the `rel="next"` link in an RFC 8288 `Link` header; null on the last page. */
+export function nextPage(link: string | null): { page: number; page_size?: number } | null {
+  for (const part of (link ?? "").split(",")) {
+    const m = /<([^>]*)>(.*)/.exec(part.trim());
+    const rel = /;\s*rel\s*=\s*"?([^";]*)"?/i.exec(m?.[2] ?? "")?.[1] ?? "";
+    if (!m || !rel.toLowerCase().split(/\s+/).includes("next")) continue;
+    const params = new URLSearchParams(m[1].split("?")[1] ?? "");
+    const page = Number(params.get("page"));
+    const size = Number(params.get("page_size"));
+    return Number.isInteger(page) && page > 1 ? { page, page_size: Number.isInteger(size) && size > 0 ? size : undefined } : null;
+  }
+  return null;
+}
+
+/** Every item of a list the API pages (GET /clusters, GET /droplets: the first 100 unless asked for more), in
+ * the API's order: the pages are followed through their `Link: <...>; rel="next"` until the last. A server
+ * that does not page (the v1 original) sends no Link, so its one answer is the whole list. */
+async function everyPage<T>(path: string, key: string, query: Query = {}): Promise<T[]> {
+  const items: T[] = [];
+  let page: { page?: number; page_size?: number } | null = {};
+  while (page) {
+    const { data, headers }: { data: unknown; headers: Headers } = await send("GET", path, { query: { ...query, ...page } });
+    items.push(...list<T>(data, key));
+    const next = nextPage(headers.get("Link"));
+    page = next && next.page > (page.page ?? 1) ? next : null;  // only forwards: a broken Link cannot loop
+  }
+  return items;
 }
 
 // --- tolerant readers (the only place that knows both wire shapes) -------------------------------------
@@ -215,7 +249,7 @@ function deployment(raw: Deployment): Deployment {
 // --- the API, one function per operation -----------------------------------------------------------------
 
 export const api = {
-  listClusters: async () => list<Cluster>(await request("GET", "/clusters"), "clusters"),
+  listClusters: () => everyPage<Cluster>("/clusters", "clusters"),
   getCluster: async (id: string) => one<Cluster>(await request("GET", `/clusters/${enc(id)}`), "cluster"),
   createCluster: async (body: { name: string; region: string }) =>
     one<Cluster>(await request("POST", "/clusters", { body }), "cluster"),
@@ -227,7 +261,7 @@ export const api = {
   billing: (clusterId: string) => request<Billing>("GET", "/billing/cluster", { query: { cluster_id: clusterId } }),
 
   listDroplets: async (clusterId?: string) =>
-    list<Droplet>(await request("GET", "/droplets", { query: { cluster_id: clusterId } }), "droplets").map(droplet),
+    (await everyPage<Droplet>("/droplets", "droplets", { cluster_id: clusterId })).map(droplet),
   createDroplet: async (body: { name: string; region: string; size: string; image: string; provider: string; cluster_id?: string }) =>
     droplet(one<Droplet>(await request("POST", "/droplets", { body }), "droplet")),
   deleteDroplet: (id: string) => request("DELETE", `/droplets/${enc(id)}`),

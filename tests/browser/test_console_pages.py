@@ -3,6 +3,11 @@ deployed API: it loads with no console error and no failed request, its controls
 URL (filters included) can be bookmarked, shared and walked back with the back button."""
 from __future__ import annotations
 
+import math
+import re
+import uuid
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
 import pytest
 from playwright.sync_api import expect
 
@@ -103,3 +108,83 @@ def test_on_a_phone_screen_the_navigation_and_page_fit_without_sideways_scrollin
     phone.get_by_role("link", name="Clusters").click()
     phone.get_by_role("heading", level=1, name="Clusters").wait_for()
     context.close()
+
+
+def _every(api, path: str, key: str) -> list[dict]:
+    """All of the tenant's `key` items from a list the API pages (500 at most per page)."""
+    items, number = [], 1
+    while True:
+        status, body = api("GET", f"{path}?page={number}&page_size=500")
+        assert status == 200, body
+        items += body[key]
+        if len(body[key]) < 500:
+            return items
+        number += 1
+
+
+def _pages_of(page, list_path: str, size: int) -> list[str]:
+    """Makes the API page `list_path` in pages of `size` for this page's console, as a tenant with more than one
+    page of them sees it (by default a page holds 100 and the list is oldest first, so the newest, the one a
+    person just made, is on the last page), without making hundreds of them. The console's first request of the
+    list gets `page_size` added on its way; the API's real paging and its Link headers do the rest, which the
+    console must follow. Returns the `page` numbers the console asked for, in order."""
+    asked: list[str] = []
+
+    def shrink(route):  # noqa: ANN001
+        url = urlsplit(route.request.url)
+        query = parse_qs(url.query)
+        if route.request.method != "GET":
+            return route.continue_()
+        asked.append(query.get("page", ["1"])[0])
+        if "page" in query:
+            return route.continue_()
+        query["page_size"] = [str(size)]
+        route.continue_(url=urlunsplit(url._replace(query=urlencode(query, doseq=True))))
+
+    page.route(re.compile(rf".*/api/v1{re.escape(list_path)}(\?.*)?$"), shrink)
+    return asked
+
+
+def test_the_clusters_list_shows_every_page_of_the_api_and_drops_a_deleted_cluster(page, console_url, api):
+    made = []
+    try:
+        for n in range(3):
+            status, body = api("POST", "/clusters", {"name": f"ui-paged-{uuid.uuid4().hex[:6]}-{n}", "region": "fra1"})
+            assert status == 201, body
+            made.append(body["cluster"])
+        every = _every(api, "/clusters", "clusters")
+        size = math.ceil(len(every) / 3)  # three pages or more; the newest cluster is on the last
+        asked = _pages_of(page, "/clusters", size)
+        page.goto(console_url + "#/clusters")
+        for cluster in made:
+            page.get_by_role("link", name=cluster["name"]).wait_for()
+        expect(page.locator("main tbody tr")).to_have_count(len(every))
+        assert asked[:3] == ["1", "2", "3"], asked  # the pages were followed, in order
+
+        newest = made[-1]  # no machines: the API deletes it at once, and the list shows it gone
+        page.locator("tbody tr", has_text=newest["name"]).get_by_role("button", name="Delete").click()
+        expect(page.get_by_role("link", name=newest["name"])).to_have_count(0)
+        expect(page.locator("main tbody tr")).to_have_count(len(every) - 1)
+        assert api("GET", f"/clusters/{newest['id']}")[0] == 404
+    finally:
+        for cluster in made:
+            api("DELETE", f"/clusters/{cluster['id']}")
+    page.watch.assert_clean()
+
+
+def test_the_droplets_list_shows_every_page_of_the_api(page, console_url, api, cluster):
+    names = [f"ui-paged-{uuid.uuid4().hex[:6]}-{n}" for n in range(3)]
+    for name in names:
+        status, body = api("POST", "/droplets", {"name": name, "cluster_id": cluster["id"], "region": "fra1",
+                                                 "size": "s-1vcpu-1gb", "image": "ubuntu-22-04-x64", "provider": "simulated"})
+        assert status == 201, body
+    every = _every(api, "/droplets", "droplets")
+    asked = _pages_of(page, "/droplets", math.ceil(len(every) / 3))
+    page.goto(console_url + "#/droplets")
+    for name in names:
+        page.locator("main tbody tr", has_text=name).wait_for()
+    expect(page.locator("main tbody tr")).to_have_count(len(every))
+    assert asked[:3] == ["1", "2", "3"], asked
+    # Each droplet names its cluster (the cluster list behind the names is complete too).
+    expect(page.locator("main tbody tr", has_text=names[-1]).get_by_role("link", name=cluster["name"])).to_be_visible()
+    page.watch.assert_clean()
