@@ -60,6 +60,31 @@ def kafka_broker() -> None:
     _reachable("Kafka", host, int(port))
 
 
+@pytest.fixture
+def fresh_topic(kafka_broker) -> Iterator[Any]:  # noqa: ANN001
+    """`fresh_topic(partitions, prefix)` -> the name of a new topic on the real broker (offsets start at 0),
+    deleted after the test."""
+    import uuid
+
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from chalicelib.settings import get_settings
+
+    admin = KafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
+    made: list[str] = []
+
+    def create(partitions: int = 1, prefix: str = "topic") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        made.append(name)
+        return name
+
+    yield create
+    if made:
+        admin.delete_topics(made)
+    admin.close()
+
+
 @pytest.fixture(scope="session")
 def base_stack(mariadb, redis_server, kafka_broker) -> None:  # noqa: ANN001
     """The test needs every service `./dev test fast` starts (Pushgateway and Prometheus too)."""

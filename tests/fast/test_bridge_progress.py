@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from chalicelib.settings import get_settings
@@ -22,13 +21,9 @@ bridge = load_bridge_module()
 
 
 @pytest.fixture
-def topic(kafka_broker):  # noqa: ANN001
-    name = f"lag-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
-    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
-    yield name
-    admin.delete_topics([name])
-    admin.close()
+def topic(fresh_topic) -> str:  # noqa: ANN001
+    """A fresh two-partition topic (conftest.py)."""
+    return fresh_topic(2, "lag")
 
 
 def test_lag_is_end_minus_committed_per_partition(topic):  # noqa: ANN001

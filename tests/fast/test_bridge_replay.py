@@ -11,7 +11,6 @@ import uuid
 import boto3
 import pytest
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 from moto import mock_aws
 
 from chalicelib.event_signing import HEADER, sign
@@ -26,14 +25,9 @@ QUEUE = "event-failures-replay-test"
 
 
 @pytest.fixture
-def topic(kafka_broker):  # noqa: ANN001
-    """A fresh one-partition topic: offsets start at 0."""
-    name = f"replay-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    yield name
-    admin.delete_topics([name])
-    admin.close()
+def topic(fresh_topic) -> str:  # noqa: ANN001
+    """A fresh one-partition topic: offsets start at 0 (conftest.py)."""
+    return fresh_topic(1, "replay")
 
 
 @pytest.fixture
