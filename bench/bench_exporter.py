@@ -71,6 +71,25 @@ def load_clusters(cfg, clusters: int) -> None:  # noqa: ANN001
     conn.close()
 
 
+def drop_database(cfg) -> None:  # noqa: ANN001
+    conn = admin_connection(cfg)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+    conn.close()
+
+
+def delete_push_group(instance: str) -> None:
+    """Remove the bench's group (`instance`) from the real Pushgateway; a Pushgateway that is gone is fine."""
+    from chalicelib.functions import metrics_exporter
+
+    url = f"{os.environ['CG_PUSHGATEWAY_URL']}/metrics/job/{metrics_exporter.PUSH_JOB}/instance/{instance}"
+    try:
+        auth = metrics_exporter.pushgateway_auth(metrics_exporter.get_settings())
+        urllib.request.urlopen(urllib.request.Request(url, method="DELETE", headers=auth), timeout=5).close()
+    except OSError:
+        pass
+
+
 def add_metric_rows(cfg, clusters: int, first: int, last: int) -> float:  # noqa: ANN001
     """Rows first..last (inclusive), cluster = n mod clusters, type = (n div clusters) mod 4, one second apart."""
     started = time.perf_counter()
@@ -147,19 +166,9 @@ def main() -> None:
                   f"(min {timing['full_min'] * 1000:6.1f}); {timing['clusters']} clusters, {timing['samples']} series; "
                   f"handler reads per run {timing['handler_reads']}", flush=True)
     finally:
-        from chalicelib.functions import metrics_exporter
-
-        url = f"{os.environ['CG_PUSHGATEWAY_URL']}/metrics/job/{metrics_exporter.PUSH_JOB}/instance/bench"
-        try:
-            auth = metrics_exporter.pushgateway_auth(metrics_exporter.get_settings())
-            urllib.request.urlopen(urllib.request.Request(url, method="DELETE", headers=auth), timeout=5).close()
-        except OSError:
-            pass
+        delete_push_group("bench")
         if not args.keep:
-            conn = admin_connection(cfg)
-            with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
-            conn.close()
+            drop_database(cfg)
     (small, _, a), (big, _, b) = results
     print(f"\nrows x{big // small}: read time x{b['read_median'] / a['read_median']:.2f}, "
           f"full run x{b['full_median'] / a['full_median']:.2f}")

@@ -18,14 +18,13 @@ import pathlib
 import subprocess
 import sys
 import time
-import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_exporter import (  # noqa: E402
-    BENCH_DB, add_metric_rows, admin_connection, create_database, load_clusters, load_stack_env,
+from bench_exporter import (  # noqa: E402 - the same database, loading and clean-up as the run-time bench
+    add_metric_rows, create_database, delete_push_group, drop_database, load_clusters, load_stack_env,
 )
 
 RUN = """
@@ -69,18 +68,8 @@ def main() -> None:
                   f"pushed {result['pushed']} "
                   f"(with loading {time.perf_counter() - started:6.1f} s)", flush=True)
     finally:
-        url = f"{os.environ['CG_PUSHGATEWAY_URL']}/metrics/job/clustergenie_metrics_exporter/instance/bench-memory"
-        try:
-            from chalicelib.functions import metrics_exporter
-
-            auth = metrics_exporter.pushgateway_auth(metrics_exporter.get_settings())
-            urllib.request.urlopen(urllib.request.Request(url, method="DELETE", headers=auth), timeout=5).close()
-        except OSError:
-            pass
-        conn = admin_connection(cfg)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
-        conn.close()
+        delete_push_group("bench-memory")
+        drop_database(cfg)
     base = results[0][1]["peak_rss_mb"]
     for n, result in results[1:]:
         print(f"{n:,} vs {results[0][0]:,} clusters: peak RSS x{result['peak_rss_mb'] / base:.2f}")

@@ -10,6 +10,8 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from tests.localstack.polling import FINAL_JOB_STATUSES, wait_for
+
 pytestmark = [pytest.mark.localstack, pytest.mark.browser]
 
 
@@ -57,13 +59,13 @@ def test_create_cluster_add_droplet_run_a_provision_job_to_completed_and_delete_
         page.get_by_text("Updating live…").wait_for()
         progress = page.get_by_role("progressbar", name="Job progress")
         seen: list[int] = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+
+        def ended() -> bool:
             status = page.get_by_test_id("job-status").inner_text()
             seen.append(int(progress.get_attribute("aria-valuenow")))  # read after the status: never older
-            if status in ("completed", "failed"):
-                break
-            page.wait_for_timeout(100)
+            return status in FINAL_JOB_STATUSES
+
+        wait_for(ended, 90, interval=0.1, what="the job's page to show it ended")
         assert page.get_by_test_id("job-status").inner_text() == "completed", page.locator("main").inner_text()
         assert seen == sorted(seen) and seen[-1] == 100 and len(set(seen)) >= 2, seen  # it moved while watched
         page.get_by_text("Finished; no longer updating.").wait_for()

@@ -1,4 +1,4 @@
-"""Waiting for the deployed stack: the one polling helper of the LocalStack tier."""
+"""Waiting for the deployed stack: the one polling helper of the LocalStack and browser tiers."""
 from __future__ import annotations
 
 import time
@@ -20,3 +20,16 @@ def wait_for(predicate: Callable[[], T], timeout: float, *, interval: float = 0.
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+FINAL_JOB_STATUSES = ("completed", "failed")
+
+
+def wait_for_job(read: Callable[[], dict | None], timeout: float, *, interval: float = 0.5, what: str = "the job") -> dict:
+    """Poll `read()` (the job as the API or the database has it) until the job has ended (completed or failed),
+    and return it; every read goes through `read`, so a caller may record what it saw on the way."""
+    def ended() -> dict | None:
+        job = read()
+        return job if job and job["status"] in FINAL_JOB_STATUSES else None
+
+    return wait_for(ended, timeout, interval=interval, what=what)

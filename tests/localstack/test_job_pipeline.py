@@ -23,7 +23,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from polling import wait_for
+from polling import wait_for, wait_for_job
 
 pytestmark = pytest.mark.localstack
 
@@ -79,11 +79,6 @@ def droplets(app_db, cluster_id: str) -> list[dict[str, Any]]:
     with app_db.cursor() as cur:
         cur.execute("SELECT * FROM droplets WHERE cluster_id = %s", (cluster_id,))
         return cur.fetchall()
-
-
-def finished(app_db, job_id: str):
-    row = job(app_db, job_id)
-    return row if row and row["status"] in ("completed", "failed") else None
 
 
 @pytest.fixture()
@@ -162,13 +157,13 @@ def test_a_provision_job_goes_from_post_to_completed_with_a_droplet_and_its_even
 
     seen: list[tuple[str, int]] = []  # (status, progress) as a client polling the API sees them
 
-    def poll():
+    def read():
         code, answer = api("GET", f"/api/v1/jobs/{job_id}")
         assert code == 200, answer
         seen.append((answer["job"]["status"], answer["job"]["progress"]))
-        return answer["job"] if answer["job"]["status"] in ("completed", "failed") else None
+        return answer["job"]
 
-    done = wait_for(poll, timeout=60, interval=0.05, what=f"job {job_id} to finish")
+    done = wait_for_job(read, timeout=60, interval=0.05, what=f"job {job_id} to finish")
     assert done["status"] == "completed", done
     progress = [p for _, p in seen]
     assert progress == sorted(progress) and progress[-1] == 100, seen
@@ -194,7 +189,7 @@ def test_the_same_message_delivered_twice_creates_one_droplet(stack, aws, app_db
     for _ in range(2):  # the exact same body, two SQS messages: an at-least-once redelivery
         sqs.send_message(QueueUrl=stack["queues"]["jobs"], MessageBody=body,
                          MessageAttributes={"job_type": {"DataType": "String", "StringValue": "provision"}})
-    assert wait_for(lambda: finished(app_db, job_id), 60, what="the job")["status"] == "completed"
+    assert wait_for_job(lambda: job(app_db, job_id), 60, what="the job")["status"] == "completed"
     stream = events(job_id, "job_completed", settle=5.0)  # time for the second delivery to be handled too
     assert [e["type"] for e in stream].count("job_completed") == 1
     assert [e["type"] for e in stream].count("job_started") == 1  # the duplicate did no work at all
@@ -215,7 +210,7 @@ def test_a_batch_with_one_poison_message_completes_nine_and_the_redriven_poison_
         {"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(jobs)])
 
     for job_id, _ in jobs[1:]:
-        assert wait_for(lambda: finished(app_db, job_id), 60, what=f"job {job_id}")["status"] == "completed"
+        assert wait_for_job(lambda: job(app_db, job_id), 60, what=f"job {job_id}")["status"] == "completed"
     assert len(droplets(app_db, cluster)) == 9
 
     dlq = stack["queues"]["jobs_dlq"]
@@ -311,7 +306,7 @@ def test_a_worker_killed_mid_job_is_retried_and_completes_once(stack, aws, app_d
     locker.release()
 
     # SQS redelivers after the visibility timeout; the retry resumes the job left in `processing`.
-    done = wait_for(lambda: finished(app_db, job_id), timeout=90, interval=1, what="the retried job")
+    done = wait_for_job(lambda: job(app_db, job_id), timeout=90, interval=1, what="the retried job")
     assert done["status"] == "completed", done
     assert len(droplets(app_db, cluster)) == 1
     stream = events(job_id, "job_completed", settle=2.0)
@@ -324,7 +319,7 @@ def test_an_aws_droplet_gets_a_real_ec2_instance_from_localstack(api, aws, app_d
     status, body = api("POST", "/api/v1/jobs", {"type": "provision", "parameters": {
         "cluster_id": cluster, "provider": "aws", "size": "s-2vcpu-4gb"}})
     assert status == 201, body
-    done = wait_for(lambda: finished(app_db, body["job"]["id"]), 60, what="the aws provision job")
+    done = wait_for_job(lambda: job(app_db, body["job"]["id"]), 60, what="the aws provision job")
     assert done["status"] == "completed", done
     [droplet] = droplets(app_db, cluster)
     assert droplet["provider"] == "aws" and droplet["status"] == "active"

@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from polling import wait_for
+from polling import wait_for, wait_for_job
 
 from tests.contract.original_v1 import ERROR, RESPONSES
 
@@ -152,8 +152,7 @@ def test_deleting_an_aws_droplet_terminates_its_ec2_instance(api, aws, app_db):
     assert _state(ec2, instance_id) in ("pending", "running")
     status, deleted = api("DELETE", f"/api/v1/droplets/{droplet_id}")
     assert status == 200 and deleted["job_id"]
-    done = wait_for(lambda: (lambda j: j if j["status"] in ("completed", "failed") else None)(
-        api("GET", f"/api/v1/jobs/{deleted['job_id']}")[1]["job"]), timeout=90, interval=0.5, what="the terminate job")
+    done = wait_for_job(lambda: api("GET", f"/api/v1/jobs/{deleted['job_id']}")[1]["job"], timeout=90, what="the terminate job")
     assert done["status"] == "completed" and json.loads(done["result"])["instance_id"] == instance_id
     assert _state(ec2, instance_id) in ("shutting-down", "terminated")
     assert api("GET", f"/api/v1/droplets/{droplet_id}")[0] == 404
