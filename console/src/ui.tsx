@@ -62,6 +62,12 @@ export function usePoll<T>(load: () => Promise<T>, done: (value: T) => boolean, 
   return { ...state, reload };
 }
 
+/** A list polled while any of its items has one of the `busy` statuses (a droplet provisioning, a cluster whose
+ * machines are being terminated), so their changes, and their leaving the list, show without a reload. */
+export function useLiveList<T extends { status: string }>(load: () => Promise<T[]>, busy: string[], deps: unknown[]): AsyncState<T[]> {
+  return usePoll(load, (items) => !items.some((item) => busy.includes(item.status)), deps, 1000, 8000);
+}
+
 export function errorText(error: unknown): string {
   if (error instanceof ApiError) return error.status ? `${error.message} (HTTP ${error.status})` : error.message;
   return error instanceof Error ? error.message : String(error);

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, type Cluster, type Diagnosis } from "../api";
 import { navigate, setQuery } from "../router";
-import { ActionButton, ActionForm, Badge, Choice, useAllowed, usePoll, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync } from "../ui";
+import { ActionButton, ActionForm, Badge, Choice, useAllowed, useLiveList, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync } from "../ui";
 
 export function useRegions() {
   return useAsync(() => api.allowedValues("CreateClusterRequest.region"), []);
@@ -11,7 +11,7 @@ export function Clusters({ query }: { query: URLSearchParams }) {
   const q = query.get("q") ?? "";
   const status = query.get("status") ?? "";
   // Polled while a cluster is being deleted (its droplets are terminated by jobs first), so it leaves the list by itself.
-  const clusters = usePoll(() => api.listClusters(), (cs) => !cs.some((c) => c.status === "deleting"), [], 1000, 8000);
+  const clusters = useLiveList(() => api.listClusters(), ["deleting"], []);
   const regions = useRegions();
   const [editing, setEditing] = useState<string>();
   const statuses = useAllowed("Cluster.status", "UpdateClusterRequest.status");

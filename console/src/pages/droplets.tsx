@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, type Droplet } from "../api";
 import { setQuery } from "../router";
-import { ActionButton, ActionForm, Badge, Choice, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync, usePoll } from "../ui";
+import { ActionButton, ActionForm, Badge, Choice, ErrorMessage, Input, Loaded, Page, Select, Time, str, useAsync, useLiveList } from "../ui";
 
 export function useClusters() {
   return useAsync(() => api.listClusters(), []);
@@ -15,8 +15,7 @@ export function ClusterPicker({ value, onChange, blank }: { value: string; onCha
 export function Droplets({ query }: { query: URLSearchParams }) {
   const cluster = query.get("cluster") ?? "";
   // Polled while a droplet is on its way up or down, so its status changes show without a reload.
-  const droplets = usePoll(() => api.listDroplets(cluster || undefined),
-    (ds) => !ds.some((d) => d.status === "provisioning" || d.status === "deleting"), [cluster], 1000, 8000);
+  const droplets = useLiveList(() => api.listDroplets(cluster || undefined), ["provisioning", "deleting"], [cluster]);
   const clusters = useClusters();
   const allowed = useAsync(async () => {
     const [regions, sizes, providers, images] = await Promise.all(["region", "size", "provider", "image"].map((f) => api.allowedValues(`CreateDropletRequest.${f}`)));
