@@ -16,12 +16,13 @@ export function Droplets({ query }: { query: URLSearchParams }) {
   const cluster = query.get("cluster") ?? "";
   // Polled while a droplet is on its way up or down, so its status changes show without a reload.
   const droplets = useLiveList(() => api.listDroplets(cluster || undefined), ["provisioning", "deleting"], [cluster]);
-  const clusters = useClusters();
+  // The form's choices, the clusters among them, arrive together: the form shows once its cluster can be preselected.
   const allowed = useAsync(async () => {
-    const [regions, sizes, providers, images] = await Promise.all(["region", "size", "provider", "image"].map((f) => api.allowedValues(`CreateDropletRequest.${f}`)));
-    return { regions, sizes, providers, images };
+    const [clusters, regions, sizes, providers, images] = await Promise.all([api.listClusters(),
+      ...["region", "size", "provider", "image"].map((f) => api.allowedValues(`CreateDropletRequest.${f}`))]);
+    return { clusters: clusters.map((c): [string, string] => [c.id, c.name]), regions, sizes, providers, images };
   }, []);
-  const names = new Map((clusters.data ?? []).map((c) => [c.id, c.name]));
+  const names = new Map(allowed.data?.clusters ?? []);
   return (
     <Page title="Droplets">
       <div class="filters" role="search">
@@ -35,7 +36,7 @@ export function Droplets({ query }: { query: URLSearchParams }) {
             droplets.reload();
           }}>
             <Input label="Droplet name" name="name" required />
-            <ClusterChoice label="Cluster" name="cluster_id" options={(clusters.data ?? []).map((c) => [c.id, c.name])} initial={cluster} />
+            <ClusterChoice label="Cluster" name="cluster_id" options={a.clusters} initial={cluster} />
             <Choice label="Region" name="region" options={a.regions} />
             <Choice label="Provider" name="provider" options={a.providers} initial="simulated" />
             <Choice label="Size" name="size" options={a.sizes} />
