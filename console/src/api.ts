@@ -142,7 +142,7 @@ async function send<T>(method: string, path: string, opts: { query?: Query; body
 }
 
 /** The `page` and `page_size` of the `rel="next"` link in an RFC 8288 `Link` header; null on the last page. */
-export function nextPage(link: string | null): { page: number; page_size?: number } | null {
+function nextPage(link: string | null): { page: number; page_size?: number } | null {
   for (const part of (link ?? "").split(",")) {
     const m = /<([^>]*)>(.*)/.exec(part.trim());
     const rel = /;\s*rel\s*=\s*"?([^";]*)"?/i.exec(m?.[2] ?? "")?.[1] ?? "";

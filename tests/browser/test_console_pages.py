@@ -153,7 +153,7 @@ def test_the_clusters_list_shows_every_page_of_the_api_and_drops_a_deleted_clust
             assert status == 201, body
             made.append(body["cluster"])
         every = _every(api, "/clusters", "clusters")
-        size = math.ceil(len(every) / 3)  # three pages or more; the newest cluster is on the last
+        size = min(500, math.ceil(len(every) / 3))  # three pages or more; the newest cluster is on the last
         asked = _pages_of(page, "/clusters", size)
         page.goto(console_url + "#/clusters")
         for cluster in made:
@@ -179,7 +179,7 @@ def test_the_droplets_list_shows_every_page_of_the_api(page, console_url, api, c
                                                  "size": "s-1vcpu-1gb", "image": "ubuntu-22-04-x64", "provider": "simulated"})
         assert status == 201, body
     every = _every(api, "/droplets", "droplets")
-    asked = _pages_of(page, "/droplets", math.ceil(len(every) / 3))
+    asked = _pages_of(page, "/droplets", min(500, math.ceil(len(every) / 3)))
     page.goto(console_url + "#/droplets")
     for name in names:
         page.locator("main tbody tr", has_text=name).wait_for()
