@@ -8,6 +8,7 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.models.domain import METRIC_TYPES
+from chalicelib.repositories import row_counts
 from chalicelib.repositories.base import domain_errors, tenant_filter, utc_text, via_cluster
 
 _COLUMNS = ", ".join(["id", "cluster_id", "type", "value", "unit", utc_text("timestamp")])
@@ -83,7 +84,8 @@ class MetricRepository:
 
     def list(self, *, cluster_id: str | None, metric_type: str | None, page: int,
              page_size: int) -> tuple[list[dict[str, Any]], int]:
-        """A page of samples, newest first, filtered by cluster and/or type, with the exact total."""
+        """A page of samples, newest first, filtered by cluster and/or type, with the exact total (from
+        `row_counts`, not a COUNT over the matching samples)."""
         args = [value for value in (cluster_id, metric_type) if value is not None]
         where = list_filter(by_cluster=cluster_id is not None, by_type=metric_type is not None)
         cond, tenant_args = via_cluster(joiner=" AND " if where else "WHERE ")
@@ -91,9 +93,8 @@ class MetricRepository:
         with db.transaction() as cur:
             cur.execute(page_sql(where), (*args, page_size, (page - 1) * page_size))
             rows = list(cur.fetchall())
-            cur.execute(f"SELECT COUNT(*) AS n FROM metrics {where}", tuple(args))
-            total = cur.fetchone()["n"]
-        return rows, int(total)
+            total = row_counts.metrics_total(cur, cluster_id=cluster_id, metric_type=metric_type)
+        return rows, total
 
     def latest_per_type(self, cluster_id: str) -> dict[str, dict[str, Any]]:
         """The most recent sample of each metric type the cluster has reported (absent types are absent)."""
