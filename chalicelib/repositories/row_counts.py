@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.repositories.base import tenant_filter, via_cluster
+from chalicelib.repositories.base import tenant_filter
 
 
 def _sum(cur: Any, kind: str, conditions: list[str], args: list[Any]) -> int:
@@ -25,17 +25,14 @@ def tenant_total(cur: Any, kind: str) -> int:
 
 
 def metrics_total(cur: Any, *, cluster_id: str | None, metric_type: str | None) -> int:
-    """How many metric samples match a listing's filters, confined like the listing (`via_cluster`)."""
+    """How many metric samples match a listing's filters: of the current tenant's clusters, or of `cluster_id`
+    (which the caller has found in the current tenant)."""
     conditions: list[str] = []
     args: list[Any] = []
-    if cluster_id is not None:
+    if cluster_id is not None:  # the caller has checked that the cluster is the tenant's
         kind = "metrics_cluster"
         conditions.append("subject = %s")
         args.append(cluster_id)
-        cond, tenant_args = via_cluster(column="subject", joiner="")
-        if cond:
-            conditions.append(cond)
-            args.extend(tenant_args)
     else:
         kind = "metrics_tenant"
         cond, tenant_args = tenant_filter(column="subject", joiner="")
