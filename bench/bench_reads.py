@@ -4,7 +4,7 @@
 
 Two databases of its own (`clustergenie_bench_reads_small` and `_large`, created with the admin connection
 like bench_exporter.py, migrated with the project's migrations, dropped at the end unless --keep) hold the
-same shape of data: `--small` and `--large` rows in each of clusters, jobs, metrics and log_lines (bulk
+same shape of data: `--small` and `--large` rows in each of clusters, droplets, jobs, metrics and log_lines (bulk
 INSERT ... SELECT from MariaDB's sequence engine; the 0019 counter triggers run for every row, as for
 the app's own inserts), all of tenant `default`, plus a fixed handful of another tenant's rows so that the
 tenant conditions have something to exclude.
@@ -85,7 +85,7 @@ def create_database(cfg, name: str) -> None:  # noqa: ANN001
 
 
 def seed(cfg, name: str, rows: int) -> dict[str, float]:  # noqa: ANN001
-    """`rows` rows in each of clusters, jobs, metrics and log_lines; seconds per table."""
+    """`rows` rows in each of clusters, droplets, jobs, metrics and log_lines; seconds per table."""
     conn = admin_connection(cfg)
     took = {}
     with conn.cursor() as cur:
@@ -100,10 +100,10 @@ def seed(cfg, name: str, rows: int) -> dict[str, float]:  # noqa: ANN001
         chunks("clusters", "INSERT INTO clusters (id, tenant_id, name, region, created_at) "
                            "SELECT CONCAT('bench-c', seq), 'default', CONCAT('bench ', seq), 'nyc3', "
                            "TIMESTAMP('2026-01-01') + INTERVAL seq SECOND FROM seq_{first}_to_{last}")
-        # Three droplets for each of the first page's clusters (a listing attaches them).
-        cur.execute("INSERT INTO droplets (id, tenant_id, cluster_id, name, region, size, image, status) "
-                    "SELECT CONCAT('bench-d', seq), 'default', CONCAT('bench-c', seq DIV 3), 'd', 'nyc3', "
-                    "'s-1vcpu-1gb', 'ubuntu', 'active' FROM seq_0_to_299")
+        # As many droplets, three per cluster from the oldest on (a cluster page attaches its clusters').
+        chunks("droplets", "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, size, image, status) "
+                           "SELECT CONCAT('bench-d', seq), 'default', CONCAT('bench-c', seq DIV 3), 'd', 'nyc3', "
+                           "'s-1vcpu-1gb', 'ubuntu', 'active' FROM seq_{first}_to_{last}")
         chunks("jobs", "INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, parameters, created_at) "
                        f"SELECT CONCAT('bench-j', LPAD(seq, 8, '0')), 'default', CONCAT('bench-c', seq % {CLUSTERS_WITH_HISTORY}), "
                        "'monitor', 'completed', CONCAT('trace-', seq), '{{}}', "
