@@ -15,6 +15,8 @@ between calls, outside the timing), so that the machine's load hits both sizes a
 p50 at each size and their ratio (goal: at most 1.2), and the server's Handler_read_* counters diffed
 around one request on the app's connection (goal: identical at both sizes; free of the machine's load).
 A last line prices a deep OFFSET page, which is not flat and is not claimed to be.
+
+    .venv/bin/python bench/bench_reads.py --previous   # after a --keep run: the statements of before 0019
 """
 from __future__ import annotations
 
@@ -196,6 +198,53 @@ def measure(calls: int, warmup: int) -> list[tuple[str, dict, dict]]:
     return results
 
 
+# The statements the read routes sent before migration 0019 (issue 16) that did not stay flat, for tenant
+# `default`: the totals' COUNT(*)s and the pages the optimiser planned without a named index. Run bare on
+# each database (`--previous`), so the table shows what the change removed.
+_TENANT_CLUSTERS = "cluster_id IN (SELECT id FROM clusters WHERE tenant_id = 'default')"
+PREVIOUS = [
+    ("GET /clusters total", "SELECT COUNT(*) AS n FROM clusters WHERE tenant_id = 'default'"),
+    ("GET /jobs total", "SELECT COUNT(*) AS n FROM jobs WHERE tenant_id = 'default'"),
+    ("GET /jobs?sort_by=id page", "SELECT id FROM jobs WHERE tenant_id = 'default' ORDER BY jobs.id DESC LIMIT 5 OFFSET 0"),
+    ("GET /metrics total", f"SELECT COUNT(*) AS n FROM metrics WHERE {_TENANT_CLUSTERS}"),
+    ("GET /metrics page", f"SELECT id FROM metrics WHERE {_TENANT_CLUSTERS} "
+                          "ORDER BY metrics.timestamp DESC, metrics.id DESC LIMIT 50 OFFSET 0"),
+    ("GET /metrics?type=cpu total", f"SELECT COUNT(*) AS n FROM metrics WHERE type = 'cpu' AND {_TENANT_CLUSTERS}"),
+    ("GET /metrics?cluster_id= total", f"SELECT COUNT(*) AS n FROM metrics WHERE cluster_id = 'bench-c3' AND {_TENANT_CLUSTERS}"),
+]
+
+
+def previous(cfg) -> None:  # noqa: ANN001
+    print(f"\nbefore 0019 (bare statements)                    {'ms small':>9} {'ms large':>9} {'ratio':>6}  handler reads (small | large)")
+    conn = admin_connection(cfg)
+    with conn.cursor() as cur:
+        def handler_reads() -> dict[str, int]:
+            cur.execute("SHOW SESSION STATUS LIKE 'Handler_read%'")
+            return {k.replace("Handler_read_", ""): int(v) for k, v in cur.fetchall()}
+
+        for label, sql in PREVIOUS:
+            figures = {}
+            for name in (SMALL_DB, LARGE_DB):
+                cur.execute(f"USE `{name}`")
+                cur.execute(sql)
+                cur.fetchall()
+                before = handler_reads()
+                cur.execute(sql)
+                cur.fetchall()
+                after = handler_reads()
+                times = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    cur.execute(sql)
+                    cur.fetchall()
+                    times.append((time.perf_counter() - started) * 1000)
+                figures[name] = (statistics.median(times), {k: after[k] - before[k] for k in after if after[k] != before[k]})
+            small, large = figures[SMALL_DB], figures[LARGE_DB]
+            print(f"{label:<48} {small[0]:8.2f}ms {large[0]:8.2f}ms {large[0] / small[0]:6.1f}  {small[1]} | {large[1]}",
+                  flush=True)
+    conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=10_000)
@@ -204,12 +253,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     parser.add_argument("--reuse", action="store_true", help="measure databases kept by an earlier --keep run")
+    parser.add_argument("--previous", action="store_true",
+                        help="only run the statements of before 0019 on databases kept by --keep")
     args = parser.parse_args()
 
     load_stack_env()
     from devstack.config import StackConfig
 
     cfg = StackConfig.from_env()
+    if args.previous:
+        previous(cfg)
+        return
     try:
         if not args.reuse:
             for name, rows in ((SMALL_DB, args.small), (LARGE_DB, args.large)):
