@@ -5,6 +5,7 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.repositories import row_counts
 from chalicelib.repositories.base import domain_errors, new_id, tenant_filter, utc_text
 from chalicelib.tenancy import owner_tenant
 
@@ -73,14 +74,14 @@ class ClusterRepository:
             return {row["id"]: row["tenant_id"] for row in cur.fetchall()}
 
     def page(self, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """One page of clusters, oldest first, with droplet ids; and how many clusters there are."""
+        """One page of clusters, oldest first, with droplet ids; and how many clusters there are (from
+        `row_counts`, not a COUNT over the tenant's clusters)."""
         cond, args = tenant_filter(joiner=" WHERE ")
         with db.transaction() as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM clusters{cond} ORDER BY clusters.created_at, clusters.id LIMIT %s OFFSET %s",
                         (*args, limit, offset))
             rows = _attach_droplets(cur, list(cur.fetchall()))
-            cur.execute(f"SELECT COUNT(*) AS n FROM clusters{cond}", args)
-            return rows, cur.fetchone()["n"]
+            return rows, row_counts.tenant_total(cur, "clusters")
 
     def get_many(self, cluster_ids: set[str]) -> list[dict[str, Any]]:
         """Those of `cluster_ids` that exist, with droplet ids, in two queries."""

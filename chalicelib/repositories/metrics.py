@@ -8,6 +8,7 @@ from typing import Any
 
 from chalicelib import db
 from chalicelib.models.domain import METRIC_TYPES
+from chalicelib.repositories import row_counts
 from chalicelib.repositories.base import domain_errors, tenant_filter, utc_text, via_cluster
 
 _COLUMNS = ", ".join(["id", "cluster_id", "type", "value", "unit", utc_text("timestamp")])
@@ -58,9 +59,20 @@ def list_filter(*, by_cluster: bool, by_type: bool) -> str:
     return ("WHERE " + " AND ".join(conditions)) if conditions else ""
 
 
-def page_sql(where: str) -> str:
-    """One page of a metrics listing, newest first; every filter combination has an index for this order."""
-    return (f"SELECT {_COLUMNS} FROM metrics {where} "
+# The index of each filter combination (by_cluster, by_type), named in the statement: with the tenant's
+# condition (`via_cluster`) the optimiser may otherwise turn the semi-join into a join driven by a scan of
+# every sample and a filesort, or switch plans as the table grows (issue 16). Read backwards, each row's
+# cluster checked by primary key until the page is full: flat while the tenant's samples are not rare among
+# the newest of the filter's rows (a tenant column on metrics would lift that: docs/decisions.md).
+LISTING_INDEX = {(False, False): "idx_metrics_ts", (False, True): "idx_metrics_type_ts",
+                 (True, False): "idx_metrics_cluster_ts", (True, True): "idx_metrics_cluster_type_ts"}
+
+
+def page_sql(where: str, index: str | None = None) -> str:
+    """One page of a metrics listing, newest first; every filter combination has an index for this order
+    (`index`: the one to read, from LISTING_INDEX)."""
+    hint = f" FORCE INDEX ({index})" if index else ""
+    return (f"SELECT {_COLUMNS} FROM metrics{hint} {where} "
             "ORDER BY metrics.timestamp DESC, metrics.id DESC LIMIT %s OFFSET %s")
 
 
@@ -83,17 +95,26 @@ class MetricRepository:
 
     def list(self, *, cluster_id: str | None, metric_type: str | None, page: int,
              page_size: int) -> tuple[list[dict[str, Any]], int]:
-        """A page of samples, newest first, filtered by cluster and/or type, with the exact total."""
+        """A page of samples, newest first, filtered by cluster and/or type, with the exact total (from
+        `row_counts`, not a COUNT over the matching samples)."""
         args = [value for value in (cluster_id, metric_type) if value is not None]
-        where = list_filter(by_cluster=cluster_id is not None, by_type=metric_type is not None)
-        cond, tenant_args = via_cluster(joiner=" AND " if where else "WHERE ")
-        where, args = where + cond, [*args, *tenant_args]
+        by_cluster, by_type = cluster_id is not None, metric_type is not None
+        where = list_filter(by_cluster=by_cluster, by_type=by_type)
         with db.transaction() as cur:
-            cur.execute(page_sql(where), (*args, page_size, (page - 1) * page_size))
+            if by_cluster:
+                # One cluster: its tenant is checked once, by primary key, instead of a semi-join per row.
+                cond, tenant_args = tenant_filter()
+                cur.execute(f"SELECT 1 FROM clusters WHERE id = %s{cond}", (cluster_id, *tenant_args))
+                if cur.fetchone() is None:
+                    return [], 0  # another tenant's cluster, or none: nothing to list (as before)
+            else:
+                cond, tenant_args = via_cluster(joiner=" AND " if where else "WHERE ")
+                where, args = where + cond, [*args, *tenant_args]
+            cur.execute(page_sql(where, LISTING_INDEX[(by_cluster, by_type)]),
+                        (*args, page_size, (page - 1) * page_size))
             rows = list(cur.fetchall())
-            cur.execute(f"SELECT COUNT(*) AS n FROM metrics {where}", tuple(args))
-            total = cur.fetchone()["n"]
-        return rows, int(total)
+            total = row_counts.metrics_total(cur, cluster_id=cluster_id, metric_type=metric_type)
+        return rows, total
 
     def latest_per_type(self, cluster_id: str) -> dict[str, dict[str, Any]]:
         """The most recent sample of each metric type the cluster has reported (absent types are absent)."""

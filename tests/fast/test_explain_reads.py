@@ -1,0 +1,171 @@
+"""Reads stay flat as data grows (issue 16): the plan of every statement the read routes run.
+
+Each route is called through the API (tenant `default`, with another tenant's rows present); the SELECTs it
+sends are recorded on the way to the server, then EXPLAINed. A statement fails the test when it reads one
+of the growing tables by a full scan (type ALL or a full index walk without a LIMIT), sorts with a filesort,
+or touches a table the route has no business reading in full. A second test calls the same routes at two
+table sizes and requires the server's Handler_read_* counters to be identical (bench/bench_reads.py does the
+same at 10k and 1M rows, with timings).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pymysql.cursors
+import pytest
+
+from chalicelib import db
+
+# Tables whose row count grows with use; a statement on them must be bounded by an index.
+GROWING = {"clusters", "jobs", "metrics", "log_lines", "droplets", "row_counts"}
+# Sorted in memory and still bounded: a page's clusters' droplets (at most page_size x the droplet quota).
+BOUNDED_SORTS = {"droplets"}
+
+ROUTES = [
+    "/api/v1/clusters",
+    "/api/v1/clusters/bench-c5",
+    "/api/v1/jobs",
+    "/api/v1/jobs?sort_by=created_at&sort_dir=asc",
+    "/api/v1/jobs?sort_by=id&sort_dir=desc",
+    "/api/v1/jobs?sort_by=id&sort_dir=asc",
+    "/api/v1/jobs/bench-j00000001",
+    "/api/v1/metrics",
+    "/api/v1/metrics?type=cpu",
+    "/api/v1/metrics?cluster_id=bench-c3",
+    "/api/v1/metrics?cluster_id=bench-c3&type=cpu",
+    "/api/v1/jobs/bench-j00000001/logs",
+]
+
+
+def seed(first: int, last: int) -> None:
+    """Rows first..last of clusters, jobs, metrics and log lines (the shape of bench_reads.py's data)."""
+    with db.transaction() as cur:
+        if first == 0:  # clean_db leaves the log store alone (it has no tenant rows to leak)
+            cur.execute("DELETE FROM log_lines WHERE source LIKE 'bench:%'")
+        cur.execute("INSERT INTO clusters (id, tenant_id, name, region, created_at) SELECT CONCAT('bench-c', seq), "
+                    "'default', 'c', 'nyc3', TIMESTAMP('2026-01-01') + INTERVAL seq SECOND "
+                    f"FROM seq_{first}_to_{last}")
+        cur.execute("INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, parameters, created_at) "
+                    "SELECT CONCAT('bench-j', LPAD(seq, 8, '0')), 'default', CONCAT('bench-c', seq % 10), 'monitor', "
+                    "'completed', CONCAT('t', seq), '{}', TIMESTAMP('2026-01-01') + INTERVAL seq SECOND "
+                    f"FROM seq_{first}_to_{last}")
+        cur.execute("INSERT INTO metrics (cluster_id, type, value, unit, timestamp) SELECT CONCAT('bench-c', seq % 10), "
+                    "ELT(1 + (seq DIV 10) % 4, 'cpu', 'memory', 'disk', 'network'), 1, '%', "
+                    f"TIMESTAMP('2026-01-01') + INTERVAL seq SECOND FROM seq_{first}_to_{last}")
+        cur.execute("INSERT INTO log_lines (source, ts, level, function, job_id, message, line) "
+                    "SELECT CONCAT('bench:', seq), TIMESTAMP('2026-01-01') + INTERVAL seq SECOND, 'INFO', 'worker', "
+                    "CONCAT('bench-j', LPAD(IF(seq < 20, 1, seq), 8, '0')), 'step', '{\"message\": \"step\"}' "
+                    f"FROM seq_{first}_to_{last}")
+        # Three droplets per cluster (a cluster page attaches its clusters' droplets).
+        cur.execute("INSERT INTO droplets (id, tenant_id, cluster_id, name, region, size, image, status) "
+                    "SELECT CONCAT('bench-d', seq), 'default', CONCAT('bench-c', seq DIV 3), 'd', 'nyc3', "
+                    f"'s-1vcpu-1gb', 'ubuntu', 'active' FROM seq_{first * 3}_to_{last * 3 + 2}")
+        if first == 0:  # another tenant's rows, which every tenant condition must exclude
+            cur.execute("INSERT INTO clusters (id, tenant_id, name, region) SELECT CONCAT('other-c', seq), 'other', "
+                        "'o', 'nyc3' FROM seq_0_to_4")
+            cur.execute("INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, parameters) "
+                        "SELECT CONCAT('other-j', seq), 'other', CONCAT('other-c', seq % 5), 'monitor', 'completed', "
+                        "CONCAT('o', seq), '{}' FROM seq_0_to_49")
+    with db.transaction() as cur:
+        for table in ("clusters", "droplets", "jobs", "metrics", "log_lines"):
+            cur.execute(f"ANALYZE TABLE {table}")
+            cur.fetchall()
+
+
+@pytest.fixture
+def recorded(monkeypatch):  # noqa: ANN001
+    """The SELECT statements sent while the list is open (with their arguments bound)."""
+    statements: list[str] = []
+    execute = pymysql.cursors.Cursor.execute
+
+    def recording(cursor, query, args=None):  # noqa: ANN001, ANN202
+        if query.lstrip().upper().startswith("SELECT"):
+            statements.append(cursor.mogrify(query, args))
+        return execute(cursor, query, args)
+
+    # Recording, not faking: every statement still runs on the real server.
+    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", recording)
+    return statements
+
+
+def statements_of(client, path: str, recorded: list[str]) -> list[str]:  # noqa: ANN001
+    recorded.clear()
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.body)
+    return [s for s in recorded if re.search(r"\b(" + "|".join(GROWING) + r")\b", s)]
+
+
+def scans(plan: list[dict[str, Any]], statement: str) -> list[str]:
+    """Why this plan reads a growing table in full ([] when it does not)."""
+    problems = []
+    limited = " LIMIT " in statement
+    for row in plan:
+        table, extra = row["table"] or "", row["Extra"] or ""
+        if table not in GROWING:
+            continue
+        if row["type"] == "ALL":
+            problems.append(f"{table}: full table scan")
+        if row["type"] == "index" and not limited:
+            problems.append(f"{table}: full index walk without LIMIT")
+        if "filesort" in extra and table not in BOUNDED_SORTS:
+            problems.append(f"{table}: filesort")
+        if "temporary" in extra:
+            problems.append(f"{table}: temporary table")
+    return problems
+
+
+def test_every_read_route_statement_uses_an_index_without_a_scan_or_sort(client, recorded):  # noqa: ANN001
+    seed(0, 3999)
+    seen, problems = 0, []
+    for path in ROUTES:
+        statements = statements_of(client, path, recorded)
+        assert statements, path
+        for statement in statements:
+            with db.transaction() as cur:
+                cur.execute("EXPLAIN " + statement)
+                plan = cur.fetchall()
+            if scans(plan, statement):
+                problems.append((path, scans(plan, statement), statement, plan))
+            seen += 1
+    assert problems == []
+    assert seen > len(ROUTES)  # a page and its total, a cluster and its droplets, ...
+
+
+def test_totals_are_read_from_the_counters_and_stay_exact(client):  # noqa: ANN001
+    seed(0, 999)
+    response = client.get("/api/v1/jobs")
+    assert response.json["total"] == 1000  # the other tenant's 50 jobs are not counted
+    response = client.get("/api/v1/metrics?cluster_id=bench-c3&type=cpu")
+    with db.transaction() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM metrics WHERE cluster_id = 'bench-c3' AND type = 'cpu'")
+        assert response.json["total_count"] == cur.fetchone()["n"] > 0
+    assert client.get("/api/v1/metrics").json["total_count"] == 1000
+    assert client.get("/api/v1/metrics?type=disk").json["total_count"] == 250
+    assert client.get("/api/v1/clusters").headers["X-Total-Count"] == "1000"
+    # A cluster deleted through the API takes its jobs and metrics out of every total.
+    assert client.delete("/api/v1/clusters/bench-c3").status_code == 200
+    assert client.get("/api/v1/jobs").json["total"] == 900
+    assert client.get("/api/v1/metrics").json["total_count"] == 900
+    assert client.get("/api/v1/metrics?cluster_id=bench-c3").json["total_count"] == 0
+    assert client.get("/api/v1/clusters").headers["X-Total-Count"] == "999"
+
+
+def test_handler_reads_per_request_do_not_grow_with_the_tables(client):  # noqa: ANN001
+    def handler_reads() -> dict[str, int]:
+        return {r["Variable_name"]: int(r["Value"]) for r in db.query("SHOW SESSION STATUS LIKE 'Handler_read%%'")}
+
+    def reads_of_every_route() -> dict[str, dict[str, int]]:
+        touched = {}
+        for path in ROUTES:
+            client.get(path)  # the API key's lookup is cached after the first call
+            before = handler_reads()
+            assert client.get(path).status_code == 200
+            after = handler_reads()
+            touched[path] = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+        return touched
+
+    seed(0, 1999)
+    small = reads_of_every_route()
+    seed(2000, 7999)
+    assert reads_of_every_route() == small
