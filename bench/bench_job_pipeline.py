@@ -1,17 +1,24 @@
-"""Job pipeline throughput on LocalStack: POST /api/v1/jobs -> SQS -> job_worker -> `completed`, and the ceiling.
+"""Job pipeline throughput on LocalStack: the front (POST /jobs), the drain of a backlog, and SQS's own rate.
 
-    .venv/bin/python bench/bench_job_pipeline.py [--jobs 500] [--threads 8] [--timeout 300] [--sqs-messages 500]
+    .venv/bin/python bench/bench_job_pipeline.py [--jobs 1000] [--threads 8] [--timeout 300] [--steady 100]
 
 Needs `./dev up` (the deployed stack; `stack.json` and `stack.env` under CG_STATE_DIR). Only 127.0.0.1.
 
-1. Pipeline: `--jobs` provision jobs POSTed through API Gateway by `--threads` threads (each job its own
-   X-User-ID, so the per-caller jobs_create limiter does not throttle the bench), spread over 10 clusters.
-   Each job's end-to-end latency is its `completed_at` (MariaDB, same host clock) minus the moment its POST
-   was sent; throughput is jobs / (last completed_at - first POST). Completion is read from MariaDB.
-2. Ceiling: on a temporary queue, the same number of messages sent (batches of 10), received (batches of
-   10, long poll) and deleted (batches of 10) by the same number of threads: SQS's own rate on LocalStack.
+1. Front: `--jobs` POSTs of the no-op route `POST /api/v1/hello`, then `--jobs` provision jobs POSTed through
+   the same API Gateway by `--threads` threads (each job its own X-User-ID, so the per-caller jobs_create
+   limiter does not throttle the bench), spread over 10 clusters whose quotas (and their tenant's) the bench
+   raises for the run and restores afterwards. The job worker's event source mapping is disabled meanwhile,
+   so the jobs wait in SQS: a backlog of `--jobs`.
+2. Drain: the mapping is enabled; throughput is jobs / (last `completed_at` - the moment it was enabled).
+   Completion is read from MariaDB; every job must be `completed` with exactly one droplet of its own
+   (its result's droplet id) and no other droplet in the clusters. Latency queue-to-completed is
+   `completed_at - created_at` of each job of the steady phase (3): `--steady` jobs POSTed at a fixed
+   pace with the mapping running, so it is the pipeline's latency, not the backlog's age.
+3. Ceiling: on a temporary queue, `--jobs` messages sent (batches of 10), received (batches of 10, long
+   poll) and deleted (batches of 10) by the same number of threads: SQS's own rate on the same LocalStack.
 
-Everything it creates (clusters with their jobs and droplets, the temporary queue) is deleted at the end.
+Everything it creates (clusters with their jobs and droplets, quota rows, the temporary queue) is deleted
+at the end, and the mapping is left enabled.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
+RAISED_QUOTAS = {"droplets": 100_000, "replicas": 100_000, "concurrent_jobs": 100_000}
 
 
 def stack_env() -> dict[str, str]:
@@ -40,11 +48,13 @@ def stack_env() -> dict[str, str]:
     return env
 
 
-def post(url: str, body: dict, user: str) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+def call(url: str, body: dict, user: str, method: str = "POST") -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
                                      headers={"Content-Type": "application/json", "X-User-ID": user})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
+
+
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -52,55 +62,162 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def bench_pipeline(stack: dict, db, jobs: int, threads: int, timeout: float) -> dict:
+def utc_seconds(moment: dt.datetime) -> float:
+    return moment.replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def rate(threads: int, n: int, one) -> float:
+    """Calls of `one(i)` per second, i in range(n), over `threads` threads."""
+    started = time.perf_counter()
+    with cf.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(n)))
+    return n / (time.perf_counter() - started)
+
+
+def mapping_of(awslambda, function: str) -> str:
+    [mapping] = awslambda.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    return mapping["UUID"]
+
+
+def set_mapping(awslambda, uuid_: str, enabled: bool) -> None:
+    awslambda.update_event_source_mapping(UUID=uuid_, Enabled=enabled)
+    want = "Enabled" if enabled else "Disabled"
+    deadline = time.monotonic() + 60
+    while awslambda.get_event_source_mapping(UUID=uuid_)["State"] != want:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the job worker's mapping did not become {want}")
+        time.sleep(0.2)
+
+
+def finished(db, clusters: list[str]) -> dict[str, dict]:
+    with db.cursor() as cur:
+        cur.execute("SELECT id, status, created_at, completed_at, JSON_VALUE(result, '$.droplet_id') AS droplet_id "
+                    "FROM jobs WHERE cluster_id IN %s AND status IN ('completed', 'failed')", (clusters,))
+        return {r["id"]: r for r in cur.fetchall()}
+
+
+def wait_for(db, clusters: list[str], ids: list[str], timeout: float) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    rows: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        rows = finished(db, clusters)
+        if all(i in rows for i in ids):
+            break
+        time.sleep(0.5)
+    return rows
+
+
+def droplet_check(db, clusters: list[str], rows: dict[str, dict]) -> dict:
+    """One droplet per provision job, its own: none missing, none doubled, none unaccounted for."""
+    with db.cursor() as cur:
+        cur.execute("SELECT id FROM droplets WHERE cluster_id IN %s", (clusters,))
+        droplets = [r["id"] for r in cur.fetchall()]
+    claimed = [r["droplet_id"] for r in rows.values() if r["status"] == "completed"]
+    return {"droplets": len(droplets), "jobs_with_their_droplet": len(set(claimed) & set(droplets)),
+            "droplets_claimed_twice": len(claimed) - len(set(claimed)),
+            "droplets_of_no_job": len(set(droplets) - set(claimed))}
+
+
+def raise_quotas(api: str, db, clusters: list[str], tenant: str, user: str) -> list[dict]:
+    """The bench's clusters and their tenant may hold the whole backlog; returns the tenant's rows to restore."""
+    with db.cursor() as cur:
+        cur.execute("SELECT scope_type, scope_id, limit_name, value FROM quotas WHERE scope_type = 'tenant' "
+                    "AND scope_id = %s", (tenant,))
+        saved = list(cur.fetchall())
+    call(f"{api}/quotas", {"tenant_id": tenant, "limits": RAISED_QUOTAS}, user, "PUT")
+    for cluster_id in clusters:
+        call(f"{api}/quotas", {"cluster_id": cluster_id, "limits": RAISED_QUOTAS}, user, "PUT")
+    return saved
+
+
+def restore_quotas(db, clusters: list[str], tenant: str, saved: list[dict]) -> None:
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM quotas WHERE scope_type = 'cluster' AND scope_id IN %s", (clusters,))
+        cur.execute("DELETE FROM quotas WHERE scope_type = 'tenant' AND scope_id = %s", (tenant,))
+        for row in saved:
+            cur.execute("INSERT INTO quotas (scope_type, scope_id, limit_name, value) VALUES (%s, %s, %s, %s)",
+                        (row["scope_type"], row["scope_id"], row["limit_name"], row["value"]))
+
+
+BENCH_LIMITERS = ("hello", "jobs_create")  # the two routes compared: both limited per caller, both lifted
+
+
+def lift_limiters(api: str, user: str) -> str:
+    """The bench's caller (its API key) may send both routes as fast as it can; returns the caller's id."""
+    caller = call_get(f"{api}/auth/whoami", user)["principal"]
+    for name in BENCH_LIMITERS:
+        call(f"{api}/observability/ratelimit/config", {"name": name, "scope_type": "user", "scope_id": caller,
+                                                       "refill_rate": 1_000_000.0, "capacity": 1_000_000}, user)
+    return caller
+
+
+def restore_limiters(api: str, user: str, caller: str) -> None:
+    for name in BENCH_LIMITERS:
+        call(f"{api}/observability/ratelimit/config", {"name": name, "scope_type": "user", "scope_id": caller},
+             user, "DELETE")
+
+
+def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout: float, steady: int) -> dict:
     api = stack["api_url"].rstrip("/") + "/api/v1"
     run = uuid.uuid4().hex[:8]
-    clusters = [post(f"{api}/clusters", {"name": f"bench-{run}-{i}", "region": "nyc3"}, f"bench-{run}")["cluster"]["id"]
+    admin = f"bench-{run}"
+    clusters = [call(f"{api}/clusters", {"name": f"bench-{run}-{i}", "region": "nyc3"}, admin)["cluster"]
                 for i in range(10)]
-    sent: dict[str, float] = {}
-
-    def submit(i: int) -> None:
-        t0 = time.time()
-        job = post(f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}},
-                   f"bench-{run}-{i}")["job"]
-        sent[job["id"]] = t0
-
-    start = time.time()
+    tenant = call_quota_scope(api, admin)
+    clusters = [c["id"] for c in clusters]
+    saved = raise_quotas(api, db, clusters, tenant, admin)
+    caller = lift_limiters(api, admin)
+    mapping = mapping_of(awslambda, stack["functions"]["job_worker"])
     try:
-        with cf.ThreadPoolExecutor(threads) as pool:
-            list(pool.map(submit, range(jobs)))
-        posted = time.time()
-        ids = list(sent)
-        rows: dict[str, dict] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with db.cursor() as cur:
-                cur.execute("SELECT id, status, completed_at FROM jobs WHERE cluster_id IN %s "
-                            "AND status IN ('completed', 'failed')", (clusters,))
-                rows = {r["id"]: r for r in cur.fetchall()}
-            if len(rows) >= len(ids):
-                break
-            time.sleep(0.5)
-        done = [r for r in rows.values() if r["status"] == "completed"]
-        ends = [r["completed_at"].replace(tzinfo=dt.timezone.utc).timestamp() for r in done]
-        latencies = [e - sent[r["id"]] for r, e in zip(done, ends)]
+        set_mapping(awslambda, mapping, False)
+        noop_rate = rate(threads, jobs, lambda i: call(f"{api}/hello", {"name": f"bench-{i}"}, f"{admin}-{i}"))
+        ids: list[str] = []
+        jobs_rate = rate(threads, jobs, lambda i: ids.append(call(
+            f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}}, f"{admin}-{i}")["job"]["id"]))
+        set_mapping(awslambda, mapping, True)
+        drain_start = time.time()
+        rows = wait_for(db, clusters, ids, timeout)
+        ends = [utc_seconds(r["completed_at"]) for i, r in rows.items() if i in ids and r["status"] == "completed"]
+        drain = {"backlog": jobs, "completed": len(ends),
+                 "failed": sum(rows[i]["status"] == "failed" for i in ids if i in rows),
+                 "unfinished": sum(i not in rows for i in ids),
+                 "seconds": round(max(ends) - drain_start, 2) if ends else None,
+                 "jobs_per_s": round(len(ends) / (max(ends) - drain_start), 1) if ends else None}
+        steady_ids: list[str] = []
+        for i in range(steady):  # one job every 50 ms: latency without a backlog
+            steady_ids.append(call(f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}},
+                                   f"{admin}-s{i}")["job"]["id"])
+            time.sleep(0.05)
+        rows = wait_for(db, clusters, ids + steady_ids, timeout)
         with db.cursor() as cur:
-            cur.execute("SELECT COUNT(*) AS n FROM droplets WHERE cluster_id IN %s", (clusters,))
-            droplets = cur.fetchone()["n"]
+            cur.execute("SELECT id, TIMESTAMPDIFF(MICROSECOND, created_at, completed_at) / 1e6 AS s FROM jobs "
+                        "WHERE id IN %s AND status = 'completed'", (steady_ids,))
+            latencies = [float(r["s"]) for r in cur.fetchall()]
         return {
-            "jobs": jobs, "threads": threads, "completed": len(done),
-            "failed": sum(r["status"] == "failed" for r in rows.values()), "unfinished": len(ids) - len(rows),
-            "droplets": droplets, "post_seconds": round(posted - start, 2),
-            "post_rate_per_s": round(jobs / (posted - start), 1),
-            "pipeline_seconds": round(max(ends) - start, 2) if ends else None,
-            "jobs_per_s": round(len(done) / (max(ends) - start), 1) if ends else None,
-            "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
-            "latency_p99_s": round(percentile(latencies, 99), 3) if latencies else None,
-            "latency_max_s": round(max(latencies), 3) if latencies else None,
+            "front": {"requests": jobs, "threads": threads, "noop_per_s": round(noop_rate, 1),
+                      "post_jobs_per_s": round(jobs_rate, 1), "ratio": round(jobs_rate / noop_rate, 3)},
+            "drain": drain,
+            "steady": {"jobs": steady, "completed": len(latencies),
+                       "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+                       "latency_p99_s": round(percentile(latencies, 99), 3) if latencies else None},
+            "exactly_once": droplet_check(db, clusters, rows),
         }
     finally:
+        set_mapping(awslambda, mapping, True)
+        restore_limiters(api, admin, caller)
+        restore_quotas(db, clusters, tenant, saved)
         with db.cursor() as cur:
             cur.execute("DELETE FROM clusters WHERE id IN %s", (clusters,))
+
+
+def call_get(url: str, user: str) -> dict:
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"X-User-ID": user}), timeout=60) as response:
+        return json.loads(response.read())
+
+
+def call_quota_scope(api: str, user: str) -> str:
+    """The caller's tenant, as the quotas route names it (`tenant:<id>`)."""
+    return call_get(f"{api}/quotas", user)["scope"].split(":", 1)[1]
 
 
 def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
@@ -143,10 +260,10 @@ def main() -> None:
 
     install_stack_credentials(read_admin_key(StackConfig.from_env()))  # authentication is on (issue 13)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--jobs", type=int, default=1000, help="the backlog (and the front's request count)")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the jobs to finish")
-    parser.add_argument("--sqs-messages", type=int, default=500)
+    parser.add_argument("--steady", type=int, default=100, help="jobs of the latency phase")
     args = parser.parse_args()
 
     import boto3
@@ -158,12 +275,20 @@ def main() -> None:
         raise SystemExit("only a LocalStack on 127.0.0.1 is benchmarked")
     env = stack_env()
     db = pymysql.connect(host="127.0.0.1", port=int(env.get("CG_DB_PORT", "3306")), user="clustergenie",
-                         password=env["CG_DB_PASSWORD"], database="clustergenie", autocommit=True,
+                         password=env["CG_DB_PASSWORD"], database=env.get("CG_DB_NAME", "clustergenie"), autocommit=True,
                          cursorclass=pymysql.cursors.DictCursor)
-    sqs = boto3.session.Session(region_name=stack.get("region", "us-east-1"), aws_access_key_id="test",
-                                aws_secret_access_key="test").client("sqs", endpoint_url=stack["endpoint_url"])
-    print(json.dumps({"pipeline": bench_pipeline(stack, db, args.jobs, args.threads, args.timeout)}), flush=True)
-    print(json.dumps({"sqs_ceiling": bench_sqs(sqs, args.sqs_messages, args.threads, 120)}), flush=True)
+    session = boto3.session.Session(region_name=stack.get("region", "us-east-1"), aws_access_key_id="test",
+                                    aws_secret_access_key="test")
+    sqs = session.client("sqs", endpoint_url=stack["endpoint_url"])
+    awslambda = session.client("lambda", endpoint_url=stack["endpoint_url"])
+    print(f"load before: {os.getloadavg()}", flush=True)
+    pipeline = bench_pipeline(stack, db, awslambda, args.jobs, args.threads, args.timeout, args.steady)
+    print(json.dumps({"pipeline": pipeline}), flush=True)
+    ceiling = bench_sqs(sqs, args.jobs, args.threads, 120)
+    print(json.dumps({"sqs_ceiling": ceiling}), flush=True)
+    if pipeline["drain"]["jobs_per_s"]:
+        print(f"drain / SQS ceiling: {pipeline['drain']['jobs_per_s'] / ceiling['send_receive_delete_per_s']:.3f}   "
+              f"POST /jobs / no-op route: {pipeline['front']['ratio']:.3f}   load after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -471,6 +471,12 @@ class LocalStack(Service):
             "SKIP_SSL_CERT_DOWNLOAD": "1",
             "SKIP_INFRA_DOWNLOADS": "1",
             "PERSISTENCE": "0",
+            # Event source mappings as on AWS (issue 16, docs/decisions.md): the next batch is polled as soon
+            # as one is done while a backlog exists (LocalStack's default waits 1 s after every batch), and an
+            # idle queue is polled at least every second (default: backing off to 10 s, where AWS long-polls).
+            # Concurrent batches: clustergenie_lambda_executor/sqs_concurrency.py.
+            "LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC": "0",
+            "LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC": "1",
         }
         python = self.cfg.localstack_venv / "bin" / "python"
         return [str(python), "-m", "localstack.runtime.main"], env

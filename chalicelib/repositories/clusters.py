@@ -57,6 +57,16 @@ class ClusterRepository:
                 raise NotFoundError("Cluster not found")
             return _attach_droplets(cur, [row])[0]
 
+    def version_of(self, cluster_id: str) -> int:
+        """The cluster's current version (what `update` expects); NotFoundError when missing."""
+        cond, args = tenant_filter()
+        with db.transaction() as cur:
+            cur.execute(f"SELECT version FROM clusters WHERE id = %s{cond}", (cluster_id, *args))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFoundError("Cluster not found")
+        return int(row["version"])
+
     def exists(self, cluster_id: str) -> bool:
         cond, args = tenant_filter()
         with db.transaction() as cur:

@@ -19,7 +19,7 @@ _COLUMNS = ", ".join(["id", "tenant_id", "cluster_id", "type", "status", "trace_
 
 # The only columns a listing may sort on; user input selects a key, never reaches the SQL text.
 SORT_COLUMNS: dict[str, str] = {"created_at": "jobs.created_at", "id": "jobs.id"}
-_STATE_FIELDS = ("status", "progress", "result", "error", "started_at", "completed_at")
+_STATE_FIELDS = ("status", "progress", "result", "error", "started_at", "completed_at", "updated_at")
 
 
 def page_sql(sort_by: str, sort_dir: str, where: str = "") -> str:
@@ -120,17 +120,27 @@ class JobRepository:
         with db.transaction() as cur, domain_errors():
             cur.execute("UPDATE jobs SET redrives = redrives + 1 WHERE id = %s", (job_id,))
 
-    def save_state(self, job_id: str, expected_version: int, state: dict[str, Any]) -> dict[str, Any]:
-        """Write the state fields (status, progress, result, error, started_at, completed_at) only if
-        the job is still at `expected_version`, bumping the version. ConflictError if another writer won."""
+    @staticmethod
+    def _state_update(job_id: str, expected_version: int, state: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
         fields = [f for f in _STATE_FIELDS if f in state]
         values = [json.dumps(state[f]) if f == "result" and state[f] is not None else state[f] for f in fields]
         assignments = "".join(f"{f} = %s, " for f in fields)
+        return (f"UPDATE jobs SET {assignments}version = version + 1 WHERE id = %s AND version = %s",
+                (*values, job_id, expected_version))
+
+    def save_state_at(self, job_id: str, expected_version: int, state: dict[str, Any]) -> bool:
+        """`save_state` for a caller that already holds the job at `expected_version` (the job worker): one
+        UPDATE, nothing read back. False, with nothing changed, when the job is no longer at that version
+        (or gone): the caller then reads it and decides again."""
         with db.transaction() as cur, domain_errors():
-            cur.execute(
-                f"UPDATE jobs SET {assignments}version = version + 1 WHERE id = %s AND version = %s",
-                (*values, job_id, expected_version),
-            )
+            cur.execute(*self._state_update(job_id, expected_version, state))
+            return cur.rowcount == 1
+
+    def save_state(self, job_id: str, expected_version: int, state: dict[str, Any]) -> dict[str, Any]:
+        """Write the state fields (status, progress, result, error, started_at, completed_at) only if
+        the job is still at `expected_version`, bumping the version. ConflictError if another writer won."""
+        with db.transaction() as cur, domain_errors():
+            cur.execute(*self._state_update(job_id, expected_version, state))
             if cur.rowcount == 0:
                 cur.execute("SELECT version FROM jobs WHERE id = %s", (job_id,))
                 if cur.fetchone() is None:

@@ -62,7 +62,7 @@ class JobRun:
         """Record progress (never decreasing) and, optionally, a checkpoint; JobService announces it."""
         result = {**self.checkpoint, **checkpoint} if checkpoint else None
         self.job = self.jobs.report_progress(self.job.id, max(progress, self.job.progress), message, result,
-                                             correlation_id=self.correlation_id)
+                                             correlation_id=self.correlation_id, known=self.job)
 
 
 def _parameter(run: JobRun, name: str, default: str, allowed: tuple[str, ...] | None = None) -> str:
@@ -82,8 +82,12 @@ def _int_parameter(run: JobRun, name: str, default: int | None) -> int | None:
         raise JobFailed(f"{name}: {raw!r} is not an integer") from None
 
 
-def _launch(run: JobRun, droplets: DropletRepository, droplet: dict[str, Any]) -> dict[str, Any]:
-    """Start the recorded droplet on its provider: `active` with an address, or `error` and JobFailed."""
+def _launch(run: JobRun, droplets: DropletRepository, droplet: dict[str, Any],
+            then: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Start the recorded droplet on its provider: `active` with an address, or `error` and JobFailed.
+
+    `then(droplet)` runs in the same unit of work as the droplet's activation (the job's next progress
+    report): one commit for both, the events in that order."""
     try:
         instance = get_provider(droplet["provider"]).launch(droplet)
     except ProviderError as exc:
@@ -94,6 +98,8 @@ def _launch(run: JobRun, droplets: DropletRepository, droplet: dict[str, Any]) -
                                                   "provider_instance_id": instance.instance_id})
         run.emit("droplet_created", f"droplet {droplet['id']} is active",
                  {"droplet": Droplet.from_row(droplet).model_dump(mode="json")})
+        if then is not None:
+            then(droplet)
     logger.info("droplet active", extra={"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]})
     return droplet
 
@@ -138,14 +144,22 @@ def provision(run: JobRun) -> dict[str, Any]:
             raise JobFailed(f"droplet {droplet['id']} is not in cluster {run.job.cluster_id}")
         run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
     else:
-        if not droplets.exists(_job_droplet_id(run.job.id)):  # a new droplet: checked again as the job runs
-            _within_quota(lambda quotas: quotas.check_new_droplets(run.job.cluster_id, 1))
-        droplet = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id),
-                                    run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
+        # The quota check and the droplet's record: one unit of work (one commit), committed before the
+        # checkpoint that names it, so a crash in between finds the same droplet on the retry.
+        with unit_of_work():
+            if not droplets.exists(_job_droplet_id(run.job.id)):  # a new droplet: checked again as the job runs
+                _within_quota(lambda quotas: quotas.check_new_droplets(run.job.cluster_id, 1))
+            droplet = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id),
+                                        run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
         run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
+
+    def active(droplet: dict[str, Any]) -> None:
+        run.progress(90, f"droplet {droplet['id']} is active")
+
     if droplet["status"] != "active":
-        droplet = _launch(run, droplets, droplet)
-    run.progress(90, f"droplet {droplet['id']} is active")
+        droplet = _launch(run, droplets, droplet, then=active)
+    else:
+        active(droplet)
     return {"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]}
 
 

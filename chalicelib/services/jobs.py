@@ -10,6 +10,7 @@ a crash between the two loses nothing, and a job's events are published in the o
 """
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -105,15 +106,16 @@ class JobService:
         Either way `job_started` is announced."""
         with unit_of_work():
             if job.status == "queued":
-                job = self.transition(job.id, "processing", progress=5)
+                job = self.transition(job.id, "processing", progress=5, known=job)
             self.announce(job, "job_started", f"{job.type} job started", correlation_id=correlation_id)
         return job
 
     def report_progress(self, job_id: str, progress: int, message: str, result: Any = None,
-                        correlation_id: str | None = None) -> Job:
-        """Record progress (and optionally a checkpoint in `result`), then announce `job_progress`."""
+                        correlation_id: str | None = None, *, known: Job | None = None) -> Job:
+        """Record progress (and optionally a checkpoint in `result`), then announce `job_progress`
+        (`known`: the job as this caller last saved it, see `transition`)."""
         with unit_of_work():
-            job = self.transition(job_id, "processing", progress=progress, result=result)
+            job = self.transition(job_id, "processing", progress=progress, result=result, known=known)
             self.announce(job, "job_progress", message, correlation_id=correlation_id)
         return job
 
@@ -126,7 +128,7 @@ class JobService:
         """
         with unit_of_work():
             try:
-                job = self.transition(job_id, "completed", result=result)
+                job = self.transition(job_id, "completed", result=result, known=last_seen)
             except NotFoundError:
                 if last_seen is None or not (isinstance(result, dict) and result.get("cluster_deleted")):
                     raise
@@ -143,12 +145,21 @@ class JobService:
         return job
 
     def transition(self, job_id: str, new_status: str, progress: int | None = None,
-                   result: Any = None, error: str | None = None) -> Job:
+                   result: Any = None, error: str | None = None, *, known: Job | None = None) -> Job:
         """Move the job to `new_status` (optionally reporting progress, a result or an error), silently.
 
         Illegal moves and decreasing progress raise IllegalTransition (409) and change nothing;
         NotFoundError if the job is missing. Concurrent writers are serialised by the job's version.
+
+        `known` is the job as the caller last read or saved it (the worker carries its job through a run):
+        the move is then checked against it and written with one UPDATE conditional on its version, nothing
+        read before or after (issue 16). If another writer moved the job meanwhile, the UPDATE changes
+        nothing and the move is decided again on the fresh row, as without `known`.
         """
+        if known is not None and known.id == job_id:
+            job = self._transition_known(known, new_status, progress=progress, result=result, error=error)
+            if job is not None:
+                return job
         for attempt in range(_TRANSITION_ATTEMPTS):
             row = self.jobs.get(job_id, for_update=True)  # the latest version, even inside a unit of work
             state = job_state.next_state(row, new_status, progress=progress, result=result, error=error)
@@ -162,6 +173,20 @@ class JobService:
                                                  "from": row["status"], "to": job.status, "progress": job.progress})
             return job
         raise AssertionError("unreachable")
+
+    def _transition_known(self, job: Job, new_status: str, **change: Any) -> Job | None:
+        """The move from `job` at its version, or None when the row is no longer at that version."""
+        now = dt.datetime.now(dt.timezone.utc)
+        state = job_state.next_state({"id": job.id, "status": job.status, "progress": job.progress}, new_status,
+                                     now=now, **change)
+        state["updated_at"] = now.replace(tzinfo=None)  # written, so that the saved job is known without reading it
+        if not self.jobs.save_state_at(job.id, job.version, state):
+            return None
+        saved = {k: (v.replace(tzinfo=dt.timezone.utc) if isinstance(v, dt.datetime) else v) for k, v in state.items()}
+        moved = job.model_copy(update={**saved, "version": job.version + 1})
+        logger.info("job transition", extra={"job_id": job.id, "trace_id": job.trace_id, "from": job.status,
+                                             "to": moved.status, "progress": moved.progress})
+        return moved
 
     def announce(self, job: Job, event_type: str, message: str, payload: dict[str, Any] | None = None, *,
                  correlation_id: str | None = None) -> str:

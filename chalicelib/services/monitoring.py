@@ -8,6 +8,7 @@ from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.models.domain import METRIC_UNITS, HealthReport, Metric
 from chalicelib.models.requests import MetricListQuery
 from chalicelib.repositories import ClusterRepository, MetricRepository
+from chalicelib.repositories.base import unit_of_work
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ class MonitoringService:
         is missing."""
         if not self.clusters.exists(cluster_id):
             raise NotFoundError("Cluster not found")
-        latest = self.metrics.latest_per_type(cluster_id)
+        return self._report(cluster_id, self.metrics.latest_per_type(cluster_id))
+
+    @staticmethod
+    def _report(cluster_id: str, latest: dict[str, dict]) -> HealthReport:
         status, issues = judge_health({metric_type: sample["value"] for metric_type, sample in latest.items()})
         return HealthReport(cluster_id=cluster_id, status=status, issues=issues,
                             timestamp=dt.datetime.now(dt.timezone.utc))
@@ -90,15 +94,20 @@ class MonitoringService:
 
     def refresh_cluster_health(self, cluster_id: str) -> HealthReport:
         """Evaluate health (the rules above) and store it on the cluster: `status` (unless `unknown`) and
-        `last_checked`. Retries a lost optimistic race; NotFoundError when the cluster is missing."""
-        report = self.health(cluster_id)
+        `last_checked`. Retries a lost optimistic race; NotFoundError when the cluster is missing.
+
+        The cluster's version and its latest samples are read in one transaction (one snapshot, one commit:
+        the event handler refreshes every cluster a batch's telemetry touched, issue 16), then written with
+        the version's compare-and-set in another."""
         for attempt in range(3):
-            row = self.clusters.get(cluster_id)
+            with unit_of_work():
+                version = self.clusters.version_of(cluster_id)
+                report = self._report(cluster_id, self.metrics.latest_per_type(cluster_id))
             changes: dict = {"last_checked": report.timestamp.astimezone(dt.timezone.utc).replace(tzinfo=None)}
             if report.status != "unknown":
                 changes["status"] = report.status
             try:
-                self.clusters.update(cluster_id, row["version"], changes)
+                self.clusters.update(cluster_id, version, changes)
                 return report
             except ConflictError:
                 if attempt == 2:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.repositories.base import unit_of_work
 from chalicelib.repositories.quotas import QuotaRepository
 from chalicelib.tenancy import owner_tenant
 LIMITS = ("droplets", "replicas", "concurrent_jobs", "deployments")
@@ -82,24 +83,28 @@ class QuotaService:
         return [("cluster", cluster_id), ("tenant", self.quotas.tenant_of(cluster_id) or owner_tenant())]
 
     def _check(self, cluster_id: str, limit: str, extra: int, *, absolute: int | None = None) -> None:
-        """Raise QuotaExceededError unless usage + `extra` (or `absolute`) is within `limit` in every scope."""
-        for scope_type, scope_id in self._scopes(cluster_id):
-            allowed = self.limits(scope_type, scope_id)[limit]
-            wanted = absolute if absolute is not None else self.usage(scope_type, scope_id)[limit] + extra
-            if wanted > allowed:
-                raise QuotaExceededError(f"{scope_type} {scope_id}", limit, allowed, wanted)
+        """Raise QuotaExceededError unless usage + `extra` (or `absolute`) is within `limit` in every scope.
+
+        Its reads are one transaction (one snapshot, one commit instead of one per read; issue 16)."""
+        with unit_of_work():
+            for scope_type, scope_id in self._scopes(cluster_id):
+                allowed = self.limits(scope_type, scope_id)[limit]
+                wanted = absolute if absolute is not None else self.usage(scope_type, scope_id)[limit] + extra
+                if wanted > allowed:
+                    raise QuotaExceededError(f"{scope_type} {scope_id}", limit, allowed, wanted)
 
     def check_job(self, job_type: str, cluster_id: str, parameters: dict[str, str]) -> None:
         """A job about to be requested: room for one more concurrent job, and for what a scale or a new
         droplet would add. A job type not counted (terminate) is always admitted."""
         if job_type not in COUNTED_JOB_TYPES:
             return
-        self._check(cluster_id, "concurrent_jobs", 1)
-        if job_type == "scale":
-            live = self.quotas.cluster_usage(cluster_id, COUNTED_JOB_TYPES)["droplets"]
-            self.check_scale(cluster_id, scale_target(parameters, live), live)
-        elif job_type == "provision" and not parameters.get("droplet_id"):
-            self.check_new_droplets(cluster_id, 1)
+        with unit_of_work():  # every read of the check in one snapshot, one commit (issue 16)
+            self._check(cluster_id, "concurrent_jobs", 1)
+            if job_type == "scale":
+                live = self.quotas.cluster_usage(cluster_id, COUNTED_JOB_TYPES)["droplets"]
+                self.check_scale(cluster_id, scale_target(parameters, live), live)
+            elif job_type == "provision" and not parameters.get("droplet_id"):
+                self.check_new_droplets(cluster_id, 1)
 
     def check_scale(self, cluster_id: str, target: int, live: int) -> None:
         """A scale of the cluster to `target` droplets, from `live`."""

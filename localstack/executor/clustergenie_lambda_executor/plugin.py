@@ -7,6 +7,9 @@ class LocalProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
 
     def load(self, *args, **kwargs):
         # Imported lazily: plux instantiates every plugin of the namespace when listing them.
+        from clustergenie_lambda_executor import sqs_concurrency
         from clustergenie_lambda_executor.executor import LocalProcessRuntimeExecutor
+
+        sqs_concurrency.install()  # SQS mappings run concurrent batches, as on AWS (see that module)
 
         return LocalProcessRuntimeExecutor
