@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import pathlib
 import signal
 import threading
 import time
@@ -33,6 +32,7 @@ import pytest
 from devstack.config import StackConfig
 from devstack.services import Bridge, Kafka, MariaDB, Redis
 from polling import wait_for
+from processes import function_pids, pid_with_local_port
 
 pytestmark = [pytest.mark.localstack, pytest.mark.faults]
 
@@ -54,12 +54,16 @@ def _call(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any
         return 0, {"error": repr(exc)}
 
 
-def _query(env: dict[str, str], sql: str, args: Any = None) -> list[dict[str, Any]]:
-    # A connection per query: the session-wide `app_db` does not survive the server being stopped.
-    conn = pymysql.connect(host=env.get("CG_DB_HOST", "127.0.0.1"), port=int(env.get("CG_DB_PORT", "3306")),
+def _connect(env: dict[str, str], autocommit: bool = True):  # noqa: ANN202 - a pymysql connection
+    return pymysql.connect(host=env.get("CG_DB_HOST", "127.0.0.1"), port=int(env.get("CG_DB_PORT", "3306")),
                            user=env.get("CG_DB_USER", "clustergenie"), password=os.environ["CG_DB_PASSWORD"],
                            database=env.get("CG_DB_NAME", "clustergenie"),
-                           cursorclass=pymysql.cursors.DictCursor, connect_timeout=3, autocommit=True)
+                           cursorclass=pymysql.cursors.DictCursor, connect_timeout=3, autocommit=autocommit)
+
+
+def _query(env: dict[str, str], sql: str, args: Any = None) -> list[dict[str, Any]]:
+    # A connection per query: the session-wide `app_db` does not survive the server being stopped.
+    conn = _connect(env)
     try:
         with conn.cursor() as cur:
             cur.execute(sql, args)
@@ -115,6 +119,11 @@ class Load:
             self._send_sample()
             self.stop.wait(1.0)
 
+    def acknowledged_since(self, moment: float) -> bool:
+        """Whether the broker has acknowledged a sample sent at or after `moment` (wall clock)."""
+        return any(sent >= moment and future is not None and future.is_done and future.succeeded()
+                   for _, sent, future in list(self.samples))
+
     def acknowledged_samples(self) -> dict[str, float]:
         """The samples the broker acknowledged (after flushing what is still buffered): timestamp -> sent at."""
         self.producer.flush(60)
@@ -160,40 +169,32 @@ def _kill_bridge(ctx: dict[str, Any]) -> tuple[float, float]:
     return started, time.monotonic()
 
 
-def _function_pids(function_name: str) -> list[int]:
-    """The local processes running `function_name` (the executor's runtime processes, found by environment)."""
-    pids = []
-    for proc in pathlib.Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"AWS_LAMBDA_FUNCTION_NAME={function_name}".encode() in environ:
-            pids.append(int(proc.name))
-    return pids
-
-
 def _kill_worker(ctx: dict[str, Any]) -> tuple[float, float]:
-    """SIGKILL the job worker's processes while one of the load's jobs is `processing` (mid-batch)."""
-    env, load, name = ctx["env"], ctx["load"], ctx["stack"]["functions"]["job_worker"]
+    """SIGKILL the job worker's process in the middle of a batch: while it records a job's droplet.
 
-    def processing() -> list[int] | None:
-        ids = list(load.acknowledged)
-        if not ids:
-            return None
-        marks = ", ".join(["%s"] * len(ids))
-        busy = _query(env, f"SELECT id FROM jobs WHERE status = 'processing' AND id IN ({marks})", ids)
-        return (_function_pids(name) or None) if busy else None
+    A test transaction holds the next-key lock on the load cluster's range of the droplets index, so the worker's
+    droplet insert for that cluster waits (reads, the API's job inserts and everything else go on); the worker
+    process that owns that waiting connection is killed, then the lock is released. SQS delivers the batch again
+    after its visibility timeout and the job resumes from `processing`."""
+    env, cluster = ctx["env"], ctx["load"].cluster_id
+    conn = _connect(env, autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM droplets WHERE cluster_id = %s FOR UPDATE", (cluster,))
 
-    pids = wait_for(processing, timeout=60, interval=0.05, what="a job worker processing one of the load's jobs")
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    ctx["killed_pids"] = pids
+        def waiting_insert() -> str | None:  # the job worker's insert (the event handler's has ON DUPLICATE KEY)
+            rows = _query(env, "SELECT HOST FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND INFO NOT LIKE %s",
+                          (f"INSERT INTO droplets (id, tenant_id, cluster_id,%'{cluster}'%", "%ON DUPLICATE KEY%"))
+            return rows[0]["HOST"] if rows else None
+
+        host = wait_for(waiting_insert, timeout=90, interval=0.1, what="the job worker to wait on its droplet insert")
+        pid = pid_with_local_port(function_pids(ctx["stack"]["functions"]["job_worker"]), int(host.rsplit(":", 1)[1]))
+        assert pid, f"no job worker process owns the connection from {host}"
+        os.kill(pid, signal.SIGKILL)
+        ctx["killed_pid"] = pid
+    finally:
+        conn.rollback()
+        conn.close()
     now = time.monotonic()
     return now, now
 
@@ -252,6 +253,10 @@ def test_a_fault_under_load_loses_nothing_and_answers_no_500(stack, aws, functio
             wait_for(lambda: _call(base, "GET", f"/api/v1/clusters/{cluster_id}")[0] == 200, timeout=60,
                      what=f"the API to answer again after {fault.name}")
             api_recovered_in = time.monotonic() - healed_at
+            healed_wall = time.time() - (time.monotonic() - healed_at)
+            wait_for(lambda: load.acknowledged_since(healed_wall), timeout=90, interval=0.2,
+                     what=f"the broker to acknowledge telemetry again after {fault.name}")
+            producer_recovered_in = time.monotonic() - healed_at
             time.sleep(LEAD_SECONDS)
         acknowledged = list(load.acknowledged)
         assert acknowledged, "no job was acknowledged at all"
@@ -290,7 +295,7 @@ def test_a_fault_under_load_loses_nothing_and_answers_no_500(stack, aws, functio
             print(f"faults/{fault.name}: jobs {rows}, statuses {dict(load.statuses)}")  # noqa: T201
         done = _query(function_env, f"SELECT UNIX_TIMESTAMP(MAX(completed_at)) AS at FROM jobs WHERE id IN ({marks})",
                       acknowledged)
-        jobs_settled_in = float(done[0]["at"]) - (time.time() - (time.monotonic() - healed_at))
+        jobs_settled_in = float(done[0]["at"]) - healed_wall
         droplets = _query(function_env, "SELECT COUNT(*) AS n FROM droplets WHERE cluster_id = %s", (cluster_id,))
         assert droplets[0]["n"] == len(acknowledged), "one droplet per provision job"
 
@@ -328,6 +333,7 @@ def test_a_fault_under_load_loses_nothing_and_answers_no_500(stack, aws, functio
                    "samples_sent": len(load.samples), "samples_acknowledged": len(samples),
                    "samples_applied": sum(1 for s in samples if applied[s] == 3),
                    "api_statuses": dict(sorted(load.statuses.items())), "api_recovered_s": round(api_recovered_in, 1),
+                   "producer_recovered_s": round(producer_recovered_in, 1),
                    "sample_latency_max_s": round(latencies[-1], 1),
                    "sample_latency_median_s": round(latencies[len(latencies) // 2], 1),
                    "jobs_all_completed_after_heal_s": round(jobs_settled_in, 1)}
