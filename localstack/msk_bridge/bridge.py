@@ -1,8 +1,9 @@
 """MSK bridge: plays the part of Lambda's managed Kafka poller where there is no MSK event source.
 
 Free LocalStack has no MSK event source mapping, so locally this process does what AWS does for an
-`AWS::Lambda::EventSourceMapping` on an MSK cluster: for each mapping it runs a consumer group on the
-topic, gathers batches (batch size, batching window), invokes the function synchronously through the
+`AWS::Lambda::EventSourceMapping` on an MSK cluster: for each mapping it consumes every partition of the
+topic at the mapping's consumer group's committed offsets (by assignment: one bridge runs per stack, see
+MappingWorker._consumer), gathers batches (batch size, batching window), invokes the function synchronously through the
 Lambda Invoke API with the `aws:kafka` event, commits the offsets only after a successful invocation,
 retries failures with exponential backoff, and after the last retry sends an on-failure record to an
 SQS queue and commits, so that one bad batch does not block its partitions forever.
@@ -555,7 +556,7 @@ class MappingWorker(threading.Thread):
         offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in next_offsets(batch).items()}
         try:
             consumer.commit(offsets)
-        except Exception as exc:  # noqa: BLE001 - e.g. a rebalance: the batch may be delivered again (at least once)
+        except Exception as exc:  # noqa: BLE001 - e.g. the broker is down: the batch may be delivered again (at least once)
             log("WARNING", "offset commit failed", topic=self.mapping.topic, error=repr(exc))
 
 
