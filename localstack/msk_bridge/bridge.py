@@ -1,8 +1,9 @@
 """MSK bridge: plays the part of Lambda's managed Kafka poller where there is no MSK event source.
 
 Free LocalStack has no MSK event source mapping, so locally this process does what AWS does for an
-`AWS::Lambda::EventSourceMapping` on an MSK cluster: for each mapping it runs a consumer group on the
-topic, gathers batches (batch size, batching window), invokes the function synchronously through the
+`AWS::Lambda::EventSourceMapping` on an MSK cluster: for each mapping it consumes every partition of the
+topic at the mapping's consumer group's committed offsets (by assignment: one bridge runs per stack, see
+MappingWorker._consumer), gathers batches (batch size, batching window), invokes the function synchronously through the
 Lambda Invoke API with the `aws:kafka` event, commits the offsets only after a successful invocation,
 retries failures with exponential backoff, and after the last retry sends an on-failure record to an
 SQS queue and commits, so that one bad batch does not block its partitions forever.
@@ -44,18 +45,18 @@ from typing import Any
 DEFAULT_EVENT_SOURCE_ARN = (
     "arn:aws:kafka:{region}:000000000000:cluster/clustergenie-local/00000000-0000-0000-0000-000000000000-1"
 )
-# An idle mapping polls the broker this often; a consumer still joining its group blocks in poll for
-# up to JOIN_POLL_MS (see MappingWorker._poll_batch).
+# An idle mapping polls the broker this often (see MappingWorker._poll_batch).
 IDLE_POLL_SECONDS = 0.05
-JOIN_POLL_MS = 1000
 # Every REPORT_SECONDS each mapping measures its group's lag per partition, and the bridge writes its status
 # file ($CG_STATE_DIR/msk-bridge/status.json: `./dev status`, `./dev up`'s progress check) and pushes
 # clustergenie_consumer_lag{group,topic,partition} and the last delivery time to the Pushgateway.
 REPORT_SECONDS = 5.0
-# A dead consumer is evicted from its group after SESSION_TIMEOUT_MS (kafka-python's default is 10 s, the
-# broker's group.min.session.timeout.ms is 6 s), so a restarted bridge gets its partitions within seconds.
-SESSION_TIMEOUT_MS = 10_000
-HEARTBEAT_INTERVAL_MS = 3_000
+# The consumer takes every partition of its topic by manual assignment, not through group membership (see
+# MappingWorker._consumer); it re-reads the topic's partitions every REPORT_SECONDS from metadata refreshed
+# at least this often, so a partition added to the topic is consumed within about this long.
+METADATA_MAX_AGE_MS = 30_000
+# While the topic does not exist yet (or the broker has no metadata for it), look again this often.
+NO_PARTITIONS_RETRY_SECONDS = 1.0
 # kafka-python's ConsumerRecord.timestamp_type: 0 = CreateTime, 1 = LogAppendTime.
 TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
 
@@ -356,24 +357,39 @@ class MappingWorker(threading.Thread):
         return self._sqs
 
     def _consumer(self):
+        """A consumer of the mapping's group that takes partitions by manual assignment (see _assign).
+
+        No group membership (no JoinGroup, no heartbeats): one bridge runs per stack (`Bridge.ensure` holds
+        a lock, bridge-watch supervises it), so there is nobody to balance partitions with, and a killed
+        bridge leaves no member behind for its successor to wait on (the local broker never evicted one,
+        docs/decisions.md). The group still holds the mapping's position: the consumer starts from the
+        group's committed offsets and commits there after each delivered batch (a simple consumer's
+        OffsetCommit, generation -1), so `./dev status`, lag metrics and a restarted bridge see it."""
         from kafka import KafkaConsumer
 
         return KafkaConsumer(
-            self.mapping.topic,
             bootstrap_servers=self.bootstrap.split(","),
             group_id=self.mapping.consumer_group,
             client_id=f"msk-bridge-{self.mapping.function_name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest" if self.mapping.starting_position == "TRIM_HORIZON" else "latest",
             max_poll_records=self.mapping.batch_size,
-            # Retries with backoff happen between polls: allow for them before the group evicts us. (It is
-            # also the rebalance timeout; see docs/reliability.md on a killed bridge and the local broker.)
-            max_poll_interval_ms=900_000,
-            # A killed bridge is evicted within seconds (heartbeats are a background thread: a batch being
-            # retried keeps its membership); close() on SIGTERM leaves the group at once.
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
+
+    def _assign(self, consumer) -> bool:
+        """Assign every partition the topic has now (partitions added since are picked up; those kept keep
+        their positions). False while the topic has none (not created yet, or no metadata)."""
+        from kafka.structs import TopicPartition
+
+        partitions = {TopicPartition(self.mapping.topic, p) for p in consumer.partitions_for_topic(self.mapping.topic)}
+        if not partitions:
+            return False
+        if partitions != set(consumer.assignment()):
+            consumer.assign(sorted(partitions))
+            log("INFO", "partitions assigned", topic=self.mapping.topic, group=self.mapping.consumer_group,
+                partitions=sorted(tp.partition for tp in partitions))
+        return True
 
     def run(self) -> None:
         log("INFO", "mapping starting", topic=self.mapping.topic, function=self.mapping.function_name,
@@ -404,13 +420,11 @@ class MappingWorker(threading.Thread):
         fetch at once even when it has nothing (it ignores the fetch's max wait), and kafka-python's
         `poll(timeout_ms=...)` then spins through empty fetches for the whole timeout: a full core per
         idle consumer. A non-blocking poll every IDLE_POLL_SECONDS costs about 2% of one instead, for at
-        most that much added delivery latency. Until the group has given the consumer its partitions, the
-        poll blocks (JOIN_POLL_MS): joining needs poll time, and nothing is fetched (so nothing spins) before."""
+        most that much added delivery latency."""
         batch: list[Any] = []
         window_end: float | None = None
         while not self.stop_event.is_set() and len(batch) < self.mapping.batch_size:
-            timeout_ms = 0 if consumer.assignment() else JOIN_POLL_MS
-            polled = consumer.poll(timeout_ms=timeout_ms, max_records=self.mapping.batch_size - len(batch))
+            polled = consumer.poll(timeout_ms=0, max_records=self.mapping.batch_size - len(batch))
             for records in polled.values():
                 batch.extend(records)
             if batch and window_end is None:
@@ -439,6 +453,12 @@ class MappingWorker(threading.Thread):
 
     def _loop(self, consumer) -> None:
         while not self.stop_event.is_set():
+            if not consumer.assignment() or time.monotonic() >= self._next_report:
+                if not self._assign(consumer):
+                    log("WARNING", "topic has no partitions yet", topic=self.mapping.topic,
+                        retry_in_s=NO_PARTITIONS_RETRY_SECONDS)
+                    self.stop_event.wait(NO_PARTITIONS_RETRY_SECONDS)
+                    continue
             self._measure_lag(consumer)
             batch = self._poll_batch(consumer)
             if not batch:
@@ -536,7 +556,7 @@ class MappingWorker(threading.Thread):
         offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in next_offsets(batch).items()}
         try:
             consumer.commit(offsets)
-        except Exception as exc:  # noqa: BLE001 - e.g. a rebalance: the batch may be delivered again (at least once)
+        except Exception as exc:  # noqa: BLE001 - e.g. the broker is down: the batch may be delivered again (at least once)
             log("WARNING", "offset commit failed", topic=self.mapping.topic, error=repr(exc))
 
 

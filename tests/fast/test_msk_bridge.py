@@ -119,16 +119,27 @@ def test_bad_mapping_is_refused():
 
 
 class ScriptedConsumer:
-    """Stands in for KafkaConsumer to observe how the bridge polls: the real broker answers empty fetches
-    at once, which made a blocking poll spin; what matters here is the bridge's call pattern."""
+    """Stands in for KafkaConsumer to observe how the bridge polls and assigns: the real broker answers empty
+    fetches at once, which made a blocking poll spin, and the partitions a topic has over time are scripted
+    here; what matters is the bridge's call pattern (the real broker is exercised by the LocalStack and
+    fault tiers)."""
 
-    def __init__(self, replies: list[list], stop, stop_after: int, joined_after: int = 0) -> None:
+    def __init__(self, replies: list[list], stop, stop_after: int, partitions: list[set[int]] | None = None) -> None:
         self.replies, self.stop, self.stop_after = replies, stop, stop_after
-        self.joined_after = joined_after  # polls it takes the group to hand out partitions
         self.calls: list[int] = []
+        self.partitions = partitions or [{0}]  # what partitions_for_topic answers, call after call (last repeats)
+        self.assigned: list = []
+        self.assign_calls: list[list[int]] = []
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return self.partitions.pop(0) if len(self.partitions) > 1 else self.partitions[0]
 
     def assignment(self) -> set:
-        return {("cluster-events", 0)} if len(self.calls) >= self.joined_after else set()
+        return set(self.assigned)
+
+    def assign(self, partitions) -> None:
+        self.assigned = list(partitions)
+        self.assign_calls.append([tp.partition for tp in partitions])
 
     def poll(self, timeout_ms: int, max_records: int):
         self.calls.append(timeout_ms)
@@ -156,14 +167,29 @@ def test_an_idle_mapping_never_blocks_in_poll_and_waits_between_polls():
     assert time.monotonic() - started >= 4 * bridge.IDLE_POLL_SECONDS * 0.9  # it slept between them
 
 
-def test_a_consumer_still_joining_its_group_polls_blocking_until_it_has_partitions():
+def test_the_mapping_takes_every_partition_by_assignment_and_picks_up_new_ones():
+    """Issue 17: no group membership, so a killed bridge leaves no member its successor must wait for."""
     import threading
 
     stop = threading.Event()
-    consumer = ScriptedConsumer([], stop, stop_after=5, joined_after=2)
-    assert _worker(stop)._poll_batch(consumer) == []
-    # poll(0) never completes a group join in kafka-python; nothing is fetched before, so nothing spins.
-    assert consumer.calls == [bridge.JOIN_POLL_MS, bridge.JOIN_POLL_MS, 0, 0, 0]
+    consumer = ScriptedConsumer([], stop, stop_after=1000, partitions=[set(), {0, 1}, {0, 1}, {0, 1, 2}])
+    worker = _worker(stop)
+    assert worker._assign(consumer) is False and consumer.assign_calls == []  # no topic yet: nothing assigned
+    assert worker._assign(consumer) is True and consumer.assign_calls == [[0, 1]]
+    assert worker._assign(consumer) is True and consumer.assign_calls == [[0, 1]]  # unchanged: not reassigned
+    assert worker._assign(consumer) is True and consumer.assign_calls == [[0, 1], [0, 1, 2]]
+    assert {tp.topic for tp in consumer.assigned} == {"cluster-events"}
+
+
+def test_a_mapping_without_partitions_waits_and_never_polls():
+    import threading
+
+    stop = threading.Event()
+    consumer = ScriptedConsumer([], stop, stop_after=1000, partitions=[set()])
+    worker = _worker(stop)
+    threading.Timer(3 * bridge.NO_PARTITIONS_RETRY_SECONDS, stop.set).start()
+    worker._loop(consumer)
+    assert consumer.calls == [] and consumer.assigned == []
 
 
 def test_a_batch_closes_when_its_window_ends_or_it_is_full():

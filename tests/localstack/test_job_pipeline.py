@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import signal
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from typing import Any
 import pymysql
 import pytest
 from polling import wait_for, wait_for_job
+from processes import function_pids, pid_with_local_port
 
 pytestmark = pytest.mark.localstack
 
@@ -251,39 +251,6 @@ def test_a_batch_with_one_poison_message_completes_nine_and_the_redriven_poison_
     assert len(droplets(app_db, cluster)) == 10
 
 
-def _worker_pids(function_name: str) -> list[int]:
-    pids = []
-    for proc in pathlib.Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"AWS_LAMBDA_FUNCTION_NAME={function_name}".encode() in environ:
-            pids.append(int(proc.name))
-    return pids
-
-
-def _pid_with_local_port(pids: list[int], port: int) -> int | None:
-    """The process among `pids` that owns a TCP socket whose local port is `port`."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in pathlib.Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    for pid in pids:
-        try:
-            for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
-                link = os.readlink(fd)
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    return pid
-        except OSError:
-            continue
-    return None
-
-
 def test_a_worker_killed_mid_job_is_retried_and_completes_once(stack, aws, app_db, cluster, locker, events):
     job_id, body = insert_job(app_db, cluster)
     # The worker takes the job to `processing`, then blocks recording its droplet (the insert share-locks
@@ -300,7 +267,7 @@ def test_a_worker_killed_mid_job_is_retried_and_completes_once(stack, aws, app_d
 
     host = wait_for(blocked_worker_connection, timeout=30, interval=0.1, what="the worker to reach the droplet insert")
     assert job(app_db, job_id)["status"] == "processing"
-    pid = _pid_with_local_port(_worker_pids(stack["functions"]["job_worker"]), int(host.rsplit(":", 1)[1]))
+    pid = pid_with_local_port(function_pids(stack["functions"]["job_worker"]), int(host.rsplit(":", 1)[1]))
     assert pid, f"no {stack['functions']['job_worker']} process owns the connection from {host}"
     os.kill(pid, signal.SIGKILL)
     locker.release()
