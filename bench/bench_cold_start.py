@@ -73,20 +73,30 @@ def child(function: str, events_file: str, repeat: int) -> None:
     """Runs in the tree under test (cwd); prints {"first_s", "rss_mb"} as JSON on its last line."""
     events = json.loads(pathlib.Path(events_file).read_text())[function]
     sys.path.insert(0, os.getcwd())
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     import app  # noqa: PLC0415 - the import is what is measured
 
-    imported = time.perf_counter()
+    imported, cpu_imported = time.perf_counter(), time.process_time()
     result = invoke(app, function, events[0])
-    first = time.perf_counter()
+    first, cpu_first = time.perf_counter(), time.process_time()
+    warm: list[float] = []
+    warm_cpu: list[float] = []
     for i in range(1, repeat):
+        call_started, call_cpu = time.perf_counter(), time.thread_time()
         invoke(app, function, events[i % len(events)])
+        warm.append(time.perf_counter() - call_started)
+        warm_cpu.append(time.thread_time() - call_cpu)
     import resource
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # A 5xx, or a batch with failed records, is not a successful invocation (the bench prints how many).
     ok = not (isinstance(result, dict) and (result.get("statusCode", 200) >= 500 or result.get("batchItemFailures")))
+    warm.sort()
+    warm_cpu.sort()
     print(json.dumps({"import_s": imported - started, "first_s": first - started, "rss_mb": rss_mb, "ok": ok,
+                      "import_cpu_s": cpu_imported - cpu_started, "first_cpu_s": cpu_first - cpu_started,
+                      "warm_p50_s": warm[len(warm) // 2] if warm else None,
+                      "warm_cpu_p50_s": warm_cpu[len(warm_cpu) // 2] if warm_cpu else None,
                       "status": result.get("statusCode") if isinstance(result, dict) else None}))
 
 
@@ -211,11 +221,17 @@ def run_child(tree: pathlib.Path, function: str, events_file: str, repeat: int =
     return {**result, "wall_s": wall}
 
 
-def whole_process_import(tree: pathlib.Path) -> float:
+def whole_process_import(tree: pathlib.Path) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of `python -c "import app"` in `tree`."""
+    import resource
+
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import app"], cwd=tree, env=env, check=True, timeout=120)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def median_ms(samples: list[float]) -> float:
@@ -227,6 +243,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--before", type=pathlib.Path, help="a checkout of the commit to compare with")
     parser.add_argument("--functions", default=",".join(FUNCTIONS))
+    parser.add_argument("--warm", type=int, default=0,
+                        help="also: p50 of this many warm API requests per route and tree, 3 rounds interleaved")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--events-file", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
@@ -244,25 +262,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as bare_dir:
         bare = pathlib.Path(bare_dir)
         (bare / "app.py").write_text(BARE_APP)
-        samples: dict[str, list[float]] = {"bare": [], **{name: [] for name in trees}}
+        samples: dict[str, list[tuple[float, float]]] = {"bare": [], **{name: [] for name in trees}}
         for name, tree in [("bare", bare), *trees.items()]:  # warm the file cache and .pyc files
             whole_process_import(tree)
         for _ in range(args.runs):
             for name, tree in [("bare", bare), *trees.items()]:
                 samples[name].append(whole_process_import(tree))
-    base = median_ms(samples["bare"])
-    print("\nwhole-process `import app` (median ms; ratio to a bare Chalice + boto3 app)")
+    wall = {name: median_ms([w for w, _ in runs]) for name, runs in samples.items()}
+    cpu = {name: median_ms([c for _, c in runs]) for name, runs in samples.items()}
+    print("\nwhole-process `import app`, median; ratio to a bare Chalice + boto3 app (wall clock, and CPU time)")
     for name in samples:
-        print(f"  {name:8} {median_ms(samples[name]):8.1f} ms   {median_ms(samples[name]) / base:5.2f}x")
+        print(f"  {name:8} {wall[name]:8.1f} ms  {wall[name] / wall['bare']:5.2f}x   "
+              f"cpu {cpu[name]:8.1f} ms  {cpu[name] / cpu['bare']:5.2f}x")
 
     # 2. import + first invocation per function
     data = Data(args.runs, args.runs * len(trees) + 1)
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             events_file = handle.name
-        print("\nimport + first invocation, in process (median ms of the import, and of import + invocation)")
-        print(f"  {'function':18}" + "".join(f"{name + ' import':>15}{name + ' total':>15}" for name in trees)
-              + ("   total after/before" if len(trees) == 2 else ""))
+        print("\nimport + first invocation, in process: median ms of the import and of import + invocation, wall "
+              "clock; then the same total in CPU time (this process's user + system)")
+        print(f"  {'function':18}" + "".join(f"{name + ' import':>15}{name + ' total':>14}" for name in trees)
+              + ("   total after/before" if len(trees) == 2 else "")
+              + "".join(f"{name + ' cpu':>12}" for name in trees) + ("   cpu after/before" if len(trees) == 2 else ""))
         for function in functions:
             results: dict[str, list[dict]] = {name: [] for name in trees}
             for _ in range(args.runs):
@@ -270,19 +292,50 @@ def main() -> None:
                     pathlib.Path(events_file).write_text(json.dumps({function: data.events(function, 1)}))
                     results[name].append(run_child(tree, function, events_file))
             line = f"  {function:18}"
-            totals = {}
+            totals, cpus, failures = {}, {}, ""
             for name in trees:
                 totals[name] = median_ms([r["first_s"] for r in results[name]])
-                line += f"{median_ms([r['import_s'] for r in results[name]]):15.1f}{totals[name]:15.1f}"
+                cpus[name] = median_ms([r["first_cpu_s"] for r in results[name]])
+                line += f"{median_ms([r['import_s'] for r in results[name]]):15.1f}{totals[name]:14.1f}"
                 failed = [r for r in results[name] if not r["ok"]]
                 if failed:
-                    line += f"  ({name}: {len(failed)} answered {failed[0]['status']})"
+                    failures += f"  ({name}: {len(failed)} failed, e.g. status {failed[0]['status']})"
             if len(trees) == 2:
-                line += f"   {totals['after'] / totals['before']:6.2f}x ({1 - totals['after'] / totals['before']:+.0%} saved)"
-            print(line)
+                line += f"   {totals['after'] / totals['before']:5.2f}x {1 - totals['after'] / totals['before']:+4.0%}"
+            line += "".join(f"{cpus[name]:12.1f}" for name in trees)
+            if len(trees) == 2:
+                line += f"   {cpus['after'] / cpus['before']:5.2f}x {1 - cpus['after'] / cpus['before']:+4.0%}"
+            print(line + failures, flush=True)
+        if args.warm:
+            warm_api(data, trees, events_file, args.warm)
         os.unlink(events_file)
     finally:
         data.delete()
+
+
+def warm_api(data: Data, trees: dict[str, pathlib.Path], events_file: str, calls: int) -> None:
+    """p50 of warm in-process requests per route (as bench_api.py, through Chalice's handler with the whole
+    middleware stack), each tree in its own process, three rounds interleaved; the median of the rounds."""
+    routes = data.events("api", 3)
+    print(f"\nwarm API requests, in process (p50 of {calls} per route and round, median of 3 rounds, ms)")
+    print("  (wall clock, and this thread's CPU time: under load the CPU time is the steadier figure)")
+    p50s: dict[tuple[str, str, str], list[float]] = {}
+    for _ in range(3):
+        for event in routes:
+            route = f"{event['httpMethod']} {event['resource']}"
+            for name, tree in trees.items():
+                pathlib.Path(events_file).write_text(json.dumps({"api": [event]}))
+                result = run_child(tree, "api", events_file, repeat=calls + 1)
+                p50s.setdefault((route, name, "wall"), []).append(result["warm_p50_s"] * 1000)
+                p50s.setdefault((route, name, "cpu"), []).append(result["warm_cpu_p50_s"] * 1000)
+    for route in dict.fromkeys(r for r, _, _ in p50s):
+        line = f"  {route:36}"
+        for kind in ("wall", "cpu"):
+            values = {name: statistics.median(p50s[(route, name, kind)]) for name in trees}
+            line += f"{kind}: " + "".join(f"{name} {value:7.3f}  " for name, value in values.items())
+            if len(values) == 2:
+                line += f"diff {values['after'] - values['before']:+.3f}   "
+        print(line)
 
 
 if __name__ == "__main__":
