@@ -193,19 +193,24 @@ class Data:
         return [SCHEDULED] * count
 
     def delete(self) -> None:
+        """The cluster and everything the functions made for it (its jobs, including scale jobs the event
+        handler or the autoscaler started, their events and log lines, its droplets and metrics)."""
         from chalicelib import db
 
+        cid = self.cluster["id"]
         with db.transaction() as cur:
-            ids = [job["id"] for job in self.jobs]
-            for table, column in (("job_events", "job_id"), ("log_lines", "job_id")):
+            for table in ("job_events", "log_lines"):
                 try:
-                    cur.execute(f"DELETE FROM {table} WHERE {column} IN ({','.join(['%s'] * len(ids))})", ids)
+                    cur.execute(f"DELETE FROM {table} WHERE job_id IN (SELECT id FROM jobs WHERE cluster_id = %s)",
+                                (cid,))
                 except Exception:  # noqa: BLE001 - a table another version does not have
                     pass
-            cur.execute(f"DELETE FROM jobs WHERE id IN ({','.join(['%s'] * len(ids))})", ids)
-            cur.execute("DELETE FROM metrics WHERE cluster_id = %s", (self.cluster["id"],))
-            cur.execute("DELETE FROM droplets WHERE cluster_id = %s", (self.cluster["id"],))
-            cur.execute("DELETE FROM clusters WHERE id = %s", (self.cluster["id"],))
+            for table in ("jobs", "metrics", "droplets", "autoscaling_state"):
+                try:
+                    cur.execute(f"DELETE FROM {table} WHERE cluster_id = %s", (cid,))
+                except Exception:  # noqa: BLE001
+                    pass
+            cur.execute("DELETE FROM clusters WHERE id = %s", (cid,))
 
 
 def run_child(tree: pathlib.Path, function: str, events_file: str, repeat: int = 1) -> dict:
