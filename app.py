@@ -4,22 +4,22 @@ Each function's logic lives in `chalicelib/`; this module only wires routes and 
 Handler modules are imported by the function that needs them, so one function's cold start does not
 pay for another's dependencies.
 """
-from chalice import Chalice, ConvertToMiddleware
+import os
 
+from chalice import Chalice
+
+from chalicelib.api import routing
+from chalicelib.api.edge_routes import register_edge_routes
 from chalicelib.auth.middleware import register_authentication
 from chalicelib.cors import register_cors
 from chalicelib.http import register_error_handling
 from chalicelib.idempotency import register_idempotency
 from chalicelib.logs.context import register_log_context
 from chalicelib.metrics.middleware import register_metrics
-from chalicelib.observability import logger
 from chalicelib.ratelimit import register_rate_limiting
-from chalicelib.settings import get_settings
 
 app = Chalice(app_name="clustergenie", configure_logs=False)
-app.experimental_feature_flags.update({"BLUEPRINTS"})
-app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
-register_log_context(app)  # function, request_id (+ trace/job/cluster ids) on every line, after the clear above
+register_log_context(app)  # Powertools' per-invocation clear, then function, request_id (+ trace/job/cluster ids)
 register_cors(app)  # outermost HTTP middleware: CORS headers and the request id on every response, errors included
 register_metrics(app)  # outside error handling: records the status the client gets; flushes every function
 register_error_handling(app)
@@ -27,52 +27,75 @@ register_authentication(app)  # inside CORS and error handling (401/403/503 carr
 register_rate_limiting(app)  # inside error handling, so 429s get the v1 envelope; scoped on the principal
 register_idempotency(app)  # innermost: Idempotency-Key on creates (issue 18), replays counted by the limiter
 
-# --- REST API (function `api`, behind API Gateway), one blueprint per resource ----------------------
-from chalicelib.api.clusters import bp as clusters_bp  # noqa: E402
-from chalicelib.api.diagnosis import bp as diagnosis_bp  # noqa: E402
-from chalicelib.api.droplets import bp as droplets_bp  # noqa: E402
-from chalicelib.api.health import bp as health_bp  # noqa: E402
-from chalicelib.api.jobs import bp as jobs_bp  # noqa: E402
-from chalicelib.api.metrics import bp as metrics_bp  # noqa: E402
-from chalicelib.api.observability import bp as observability_bp  # noqa: E402
-from chalicelib.api.openapi import bp as openapi_bp  # noqa: E402
-from chalicelib.api.hello import bp as hello_bp  # noqa: E402 - control plane (issue 8)
-from chalicelib.api.scheduling import bp as scheduling_bp  # noqa: E402 - control plane (issue 8)
-from chalicelib.api.billing import bp as billing_bp  # noqa: E402 - control plane (issue 8)
-from chalicelib.api.autoscaling import bp as autoscaling_bp  # noqa: E402 - control plane (issue 8)
-from chalicelib.api.deployments import bp as deployments_bp  # noqa: E402 - control plane (issue 8)
-from chalicelib.api.prometheus import bp as prometheus_bp  # noqa: E402
-from chalicelib.api.job_logs import bp as job_logs_bp  # noqa: E402
-from chalicelib.api.job_events import bp as job_events_bp  # noqa: E402
-from chalicelib.api.identity import bp as identity_bp  # noqa: E402 - identity and access (issue 13)
-from chalicelib.api.quotas import bp as quotas_bp  # noqa: E402 - issue 18
+# --- REST API (function `api`, behind API Gateway): the route table -------------------------------------
+# (path, methods, resource module under chalicelib/api/, view function). Chalice needs every route now; each
+# resource module is imported on its route's first call (`chalicelib.api.routing`), so a cold start pays only
+# for the resources it serves, and the non-HTTP functions below for none of them.
+ROUTES = (
+    ("/api/v1/clusters",                               ["POST"],        "clusters",      "create_cluster"),
+    ("/api/v1/clusters",                               ["GET"],         "clusters",      "list_clusters"),
+    ("/api/v1/clusters/{cluster_id}",                  ["GET"],         "clusters",      "get_cluster"),
+    ("/api/v1/clusters/{cluster_id}",                  ["PUT"],         "clusters",      "update_cluster"),
+    ("/api/v1/clusters/{cluster_id}",                  ["DELETE"],      "clusters",      "delete_cluster"),
+    ("/api/v1/droplets",                               ["POST"],        "droplets",      "create_droplet"),
+    ("/api/v1/droplets",                               ["GET"],         "droplets",      "list_droplets"),
+    ("/api/v1/droplets/{droplet_id}",                  ["GET"],         "droplets",      "get_droplet"),
+    ("/api/v1/droplets/{droplet_id}",                  ["DELETE"],      "droplets",      "delete_droplet"),
+    ("/api/v1/jobs",                                   ["POST"],        "jobs",          "create_job"),
+    ("/api/v1/jobs",                                   ["GET"],         "jobs",          "list_jobs"),
+    ("/api/v1/jobs/{job_id}",                          ["GET"],         "jobs",          "get_job"),
+    ("/api/v1/metrics",                                ["GET"],         "metrics",       "list_metrics"),
+    ("/api/v1/health/{cluster_id}",                    ["GET"],         "health",        "cluster_health"),
+    ("/api/v1/diagnosis/diagnose",                     ["POST"],        "diagnosis",     "diagnose_cluster"),
+    ("/api/v1/observability/ratelimit",                ["GET"],         "observability", "ratelimit_status"),
+    ("/api/v1/observability/ratelimit/config",         ["POST"],        "observability", "save_ratelimit_config"),
+    ("/api/v1/observability/ratelimit/config",         ["GET"],         "observability", "get_ratelimit_config"),
+    ("/api/v1/observability/ratelimit/config",         ["DELETE"],      "observability", "delete_ratelimit_config"),
+    ("/api/v1/observability/ratelimit/config/list",    ["GET"],         "observability", "list_ratelimit_configs"),
+    ("/api/v1/observability/workerpool",               ["GET"],         "observability", "workerpool_status"),
+    ("/api/v1/openapi.json",                           ["GET"],         "openapi",       "get_openapi_document"),
+    ("/api/v1/hello",                                  ["POST"],        "hello",         "hello"),
+    ("/api/v1/providers",                              ["GET"],         "scheduling",    "list_providers"),
+    ("/api/v1/providers",                              ["POST"],        "scheduling",    "put_provider"),
+    ("/api/v1/providers/{name}",                       ["DELETE"],      "scheduling",    "delete_provider"),
+    ("/api/v1/schedule",                               ["POST"],        "scheduling",    "schedule"),
+    ("/api/v1/migrations",                             ["POST"],        "scheduling",    "migrate_droplet"),
+    ("/api/v1/billing/cluster",                        ["GET"],         "billing",       "cluster_bill"),
+    ("/api/v1/autoscaling/policies",                   ["POST"],        "autoscaling",   "create_policy"),
+    ("/api/v1/autoscaling/policies",                   ["GET"],         "autoscaling",   "list_policies"),
+    ("/api/v1/autoscaling/policies/{policy_id}",       ["GET"],         "autoscaling",   "get_policy"),
+    ("/api/v1/autoscaling/policies/{policy_id}",       ["PUT"],         "autoscaling",   "update_policy"),
+    ("/api/v1/autoscaling/policies/{policy_id}",       ["DELETE"],      "autoscaling",   "delete_policy"),
+    ("/api/v1/autoscaling/evaluate",                   ["POST"],        "autoscaling",   "evaluate"),
+    ("/api/v1/deployments/start",                      ["POST"],        "deployments",   "start_deployment"),
+    ("/api/v1/deployments",                            ["GET"],         "deployments",   "list_deployments"),
+    ("/api/v1/deployments/{deployment_id}",            ["GET"],         "deployments",   "get_deployment"),
+    ("/api/v1/deployments/{deployment_id}/rollback",   ["POST"],        "deployments",   "rollback_deployment"),
+    ("/metrics",                                       ["GET", "HEAD"], "prometheus",    "prometheus_metrics"),
+    ("/api/v1/jobs/{job_id}/logs",                     ["GET"],         "job_logs",      "get_job_logs"),
+    ("/api/v1/jobs/{job_id}/event-state",              ["GET"],         "job_events",    "get_job_event_state"),
+    ("/api/v1/auth/whoami",                            ["GET"],         "identity",      "whoami"),
+    ("/api/v1/auth/keys",                              ["POST"],        "identity",      "create_key"),
+    ("/api/v1/auth/keys",                              ["GET"],         "identity",      "list_keys"),
+    ("/api/v1/auth/keys/{key_id}",                     ["DELETE"],      "identity",      "revoke_key"),
+    ("/api/v1/audit",                                  ["GET"],         "identity",      "list_audit"),
+    ("/api/v1/quotas",                                 ["GET"],         "quotas",        "get_quotas"),
+    ("/api/v1/quotas",                                 ["PUT"],         "quotas",        "put_quotas"),
+)
 
-app.register_blueprint(clusters_bp, url_prefix="/api/v1")
-app.register_blueprint(droplets_bp, url_prefix="/api/v1")
-app.register_blueprint(jobs_bp, url_prefix="/api/v1")
-app.register_blueprint(metrics_bp, url_prefix="/api/v1")
-app.register_blueprint(health_bp, url_prefix="/api/v1")
-app.register_blueprint(diagnosis_bp, url_prefix="/api/v1")
-app.register_blueprint(observability_bp, url_prefix="/api/v1")
-app.register_blueprint(openapi_bp, url_prefix="/api/v1")
-app.register_blueprint(hello_bp, url_prefix="/api/v1")
-app.register_blueprint(scheduling_bp, url_prefix="/api/v1")
-app.register_blueprint(billing_bp, url_prefix="/api/v1")
-app.register_blueprint(autoscaling_bp, url_prefix="/api/v1")
-app.register_blueprint(deployments_bp, url_prefix="/api/v1")
-app.register_blueprint(prometheus_bp)  # GET /metrics, outside /api/v1
-app.register_blueprint(job_logs_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/logs
-app.register_blueprint(job_events_bp, url_prefix="/api/v1")  # GET /api/v1/jobs/{job_id}/event-state
-app.register_blueprint(identity_bp, url_prefix="/api/v1")  # /api/v1/auth/keys, /auth/whoami, /audit
-app.register_blueprint(quotas_bp, url_prefix="/api/v1")  # GET/PUT /api/v1/quotas (issue 18)
-
-from chalicelib.api.edge_routes import register_edge_routes  # noqa: E402
-
+routing.bind(app)
+for path, methods, resource, view in ROUTES:
+    app.route(path, methods=methods, name=view)(routing.deferred_view(resource, view))
 register_edge_routes(app)  # last: OPTIONS preflights, 405s and 404 catch-alls derived from the routes above
 
 
 # --- SQS job queue -> job_worker -----------------------------------------------------------------------
-@app.on_sqs_message(queue=get_settings().jobs_queue_name, batch_size=10, name="job_worker")
+# The queue as `Settings.jobs_queue_name` names it (CG_JOBS_QUEUE, empty counts as unset), read here without
+# loading the settings model at import; tests/fast/test_cold_start.py checks that the two agree.
+JOBS_QUEUE = os.environ.get("CG_JOBS_QUEUE") or "clustergenie-jobs"
+
+
+@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=10, name="job_worker")
 def job_worker(event):
     from chalicelib.functions.job_worker import handle_batch
 

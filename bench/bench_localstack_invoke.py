@@ -107,7 +107,7 @@ def force_new_environment(lam, name: str, nonce: str | None) -> None:
     wait_updated(lam, name)
 
 
-def bench_in_process(calls: int) -> list[float]:
+def bench_in_process(calls: int, key: str) -> list[float]:
     os.environ.setdefault("CG_DB_NAME", "clustergenie")
     from chalice.test import Client
 
@@ -115,10 +115,11 @@ def bench_in_process(calls: int) -> list[float]:
 
     samples = []
     with Client(app) as client:
-        client.http.get(ROUTE)  # imports and connections, as a warm container has them
+        headers = {"X-API-Key": key}  # authentication is on (issue 13), as through API Gateway
+        client.http.get(ROUTE, headers=headers)  # imports and connections, as a warm container has them
         for _ in range(calls):
             started = time.perf_counter()
-            response = client.http.get(ROUTE)
+            response = client.http.get(ROUTE, headers=headers)
             samples.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.body[:200]
     return samples
@@ -128,7 +129,8 @@ def main() -> int:
     from devstack.apikeys import install_stack_credentials, read_admin_key
     from devstack.config import StackConfig
 
-    install_stack_credentials(read_admin_key(StackConfig.from_env()))  # authentication is on (issue 13)
+    admin_key = read_admin_key(StackConfig.from_env())
+    install_stack_credentials(admin_key)  # authentication is on (issue 13)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warm", type=int, default=200, help="warm requests (default 200)")
     parser.add_argument("--cold", type=int, default=3, help="cold starts to measure (default 3)")
@@ -156,7 +158,7 @@ def main() -> int:
         lam.invoke(FunctionName=NOOP, Payload=payload)["Payload"].read()
         noop.append((time.perf_counter() - started) * 1000)
 
-    in_process = bench_in_process(args.warm)
+    in_process = bench_in_process(args.warm, admin_key)
 
     result = {
         "route": f"GET {ROUTE}",

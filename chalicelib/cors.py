@@ -19,8 +19,6 @@ from __future__ import annotations
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib.settings import get_settings
-
 REQUEST_ID_HEADER = "X-Request-Id"
 EXPOSED_HEADERS = (
     "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Policy",
@@ -42,6 +40,8 @@ def allowed_origin(origin: str | None) -> str | None:
     """The value of Access-Control-Allow-Origin for `origin`, or None when it gets no CORS headers."""
     if not origin:
         return None
+    from chalicelib.settings import get_settings  # imported where used: app.py's importers need not load pydantic
+
     allowed = get_settings().cors_allowed_origins
     if origin in allowed:
         return origin

@@ -7,9 +7,8 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pydantic
 from chalice import Chalice, Response
 from chalice.app import Request
 
@@ -20,11 +19,11 @@ from chalicelib.errors import (
     ValidationError,
 )
 from chalicelib.json_limits import decode_json
-from chalicelib.models.validation import validate
-from chalicelib.observability import logger
-from chalicelib.settings import get_settings
 
-Model = TypeVar("Model", bound=pydantic.BaseModel)
+if TYPE_CHECKING:
+    import pydantic
+
+Model = TypeVar("Model", bound="pydantic.BaseModel")
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -64,6 +63,8 @@ def domain_error_response(exc: ClusterGenieError, headers: dict[str, str] | None
     status = next(STATUS_FOR[cls] for cls in type(exc).__mro__ if cls in STATUS_FOR)
     if isinstance(exc, DependencyUnavailableError):
         from chalicelib import metrics  # here, not at import: app.py's importers need not load the Redis client
+
+        from chalicelib.observability import logger
 
         metrics.inc(metrics.DEPENDENCY_UNAVAILABLE, (exc.source,))
         logger.warning("dependency unavailable", extra={"source": exc.source, "error": exc.detail})
@@ -121,6 +122,8 @@ def register_error_handling(app: Chalice) -> None:
             unavailable = _unavailable_response(exc)
             if unavailable is not None:
                 return unavailable
+            from chalicelib.observability import logger
+
             rid = request_id(event)
             logger.exception("unhandled error", extra={"request_id": rid, "path": getattr(event, "path", None)})
             return error_response(500, "internal server error", request_id=rid)
@@ -159,6 +162,8 @@ def caller_id(request: Request) -> str:
 def json_body(request: Request) -> Any:
     """The request body as JSON (None when empty): 413 over the size limit, 400 when it is not JSON or
     nests deeper / has more keys than the settings allow."""
+    from chalicelib.settings import get_settings
+
     settings = get_settings()
     raw = request.raw_body or b""
     if len(raw) > settings.max_body_bytes:
@@ -173,9 +178,13 @@ def parse_body(request: Request, model: type[Model]) -> Model:
     data = json_body(request)
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object")
+    from chalicelib.models.validation import validate
+
     return validate(model, data)
 
 
 def parse_query(request: Request, model: type[Model]) -> Model:
     """Validate query-string parameters into `model` (400 naming the parameter on failure)."""
+    from chalicelib.models.validation import validate
+
     return validate(model, dict(request.query_params or {}))

@@ -4,14 +4,17 @@ Every stage declares these variables in `.chalice/config.json`; locally they poi
 on AWS they come from the `infra/` parameters. Nothing else in the code asks "am I local?". A missing
 variable takes its default; an empty one counts as missing; a bad one stops the function at start
 with a SettingsError naming the variable.
+
+The model is a plain pydantic model fed from `os.environ` (`_environment`): pydantic-settings did the same for
+these flat fields but cost every function's cold start about as much as importing boto3 (issue 16).
 """
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.warm import PerContainer
 
@@ -32,8 +35,10 @@ def _origins(value: str) -> frozenset[str]:
     return frozenset(o.strip().rstrip("/") for o in value.split(",") if o.strip())
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CG_", env_ignore_empty=True, frozen=True, extra="ignore")
+class Settings(BaseModel):
+    """Each field is read from `CG_<FIELD NAME>`, or from its `validation_alias` when it has one."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     environment: str = "local"
     service: str = "clustergenie"
@@ -70,7 +75,7 @@ class Settings(BaseSettings):
     # Rate limiter: how long a warm container trusts its cached limiter config, and which limiters
     # deny (rather than admit) requests while Redis is unreachable (comma-separated names).
     ratelimit_config_ttl_seconds: float = Field(5.0, ge=0, validation_alias="CG_RATELIMIT_CONFIG_TTL")
-    ratelimit_fail_closed: Annotated[frozenset[str], NoDecode] = frozenset()
+    ratelimit_fail_closed: frozenset[str] = frozenset()
     # Event pipeline (issue 5): where malformed records go, how long a handled event is remembered
     # (replays within it change nothing), and the scale cool-down of a cluster without policies.
     events_dlq_topic: str = "cluster-events.dlq"
@@ -90,7 +95,7 @@ class Settings(BaseSettings):
     # Origins whose pages may call the API from a browser (issue 12, `chalicelib.cors`): the comma-separated
     # CG_CORS_ALLOWED_ORIGINS, or by default the console's own origin (CG_CONSOLE_ORIGIN, its S3 website URL)
     # plus the usual local development servers. `*` is allowed but never combined with credentials.
-    cors_allowed_origins: Annotated[frozenset[str], NoDecode] = frozenset()
+    cors_allowed_origins: frozenset[str] = frozenset()
     console_origin: str = ""
     # The most job_worker instances SQS runs at once (the mapping's ScalingConfig.MaximumConcurrency in
     # infra/resources.json): the original's worker_count.
@@ -108,7 +113,7 @@ class Settings(BaseSettings):
     auth_jwt_public_key_file: str | None = None
     auth_jwt_issuer: str | None = None
     auth_jwt_audience: str | None = None
-    auth_jwt_algorithms: Annotated[frozenset[str], NoDecode] = frozenset({"RS256", "ES256"})
+    auth_jwt_algorithms: frozenset[str] = frozenset({"RS256", "ES256"})
     auth_jwt_tenant_claim: str = "tenant"
     auth_jwt_role_claim: str = "role"
 
@@ -141,10 +146,22 @@ def _variable(loc: str) -> str:
     return alias if isinstance(alias, str) else f"CG_{loc.upper()}"
 
 
+def _environment() -> dict[str, str]:
+    """Each field's variable that is set and not empty (an empty one counts as missing), keyed as the model reads
+    it: the field's alias, else its name. Values stay strings; the model parses them (lists: the validators)."""
+    values = {}
+    for name, field in Settings.model_fields.items():
+        key = field.validation_alias if isinstance(field.validation_alias, str) else name
+        value = os.environ.get(_variable(name))
+        if value:
+            values[key] = value
+    return values
+
+
 def load_settings() -> Settings:
     """Settings from the environment; SettingsError naming each bad variable."""
     try:
-        return Settings()
+        return Settings.model_validate(_environment())
     except pydantic.ValidationError as exc:
         problems = "; ".join(f"{_variable(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}"
                              for e in exc.errors(include_url=False))

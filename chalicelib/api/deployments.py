@@ -1,17 +1,15 @@
 """/api/v1/deployments"""
 from __future__ import annotations
 
-from chalice import Blueprint
-
 from chalicelib.api.openapi import Operation, document
 from chalicelib.api.responses import created, ok
+from chalicelib.api.routing import current_request
 from chalicelib.http import caller_id, parse_body, parse_query
 from chalicelib.models.control_plane import (
     DeploymentList, DeploymentListQuery, DeploymentOut, RolledBack, StartDeploymentRequest,
 )
 from chalicelib.services.deployments import DeploymentService
 
-bp = Blueprint(__name__)
 service = DeploymentService()
 
 document(
@@ -25,25 +23,21 @@ document(
 )
 
 
-@bp.route("/deployments/start", methods=["POST"])
 def start_deployment():
-    request = bp.current_request
+    request = current_request()
     return created(DeploymentOut.model_validate(service.start(parse_body(request, StartDeploymentRequest),
                                                               caller=caller_id(request))))
 
 
-@bp.route("/deployments", methods=["GET"])
 def list_deployments():
-    return ok(DeploymentList(items=service.list(parse_query(bp.current_request, DeploymentListQuery).cluster_id)))
+    return ok(DeploymentList(items=service.list(parse_query(current_request(), DeploymentListQuery).cluster_id)))
 
 
-@bp.route("/deployments/{deployment_id}", methods=["GET"])
 def get_deployment(deployment_id: str):
     return ok(DeploymentOut.model_validate(service.get(deployment_id)))
 
 
-@bp.route("/deployments/{deployment_id}/rollback", methods=["POST"])
 def rollback_deployment(deployment_id: str):
-    deployment = service.request_rollback(deployment_id, caller=caller_id(bp.current_request))
+    deployment = service.request_rollback(deployment_id, caller=caller_id(current_request()))
     return ok(RolledBack.model_validate({**DeploymentOut.model_validate(deployment).model_dump(),
                                          "ok": True, "rolled_back": deployment.id}))

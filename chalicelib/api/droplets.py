@@ -1,9 +1,8 @@
 """/api/v1/droplets"""
 from __future__ import annotations
 
-from chalice import Blueprint
-
 from chalicelib.api.responses import created, ok, paged
+from chalicelib.api.routing import current_request
 from chalicelib.errors import NotFoundError
 from chalicelib.http import caller_id, parse_body, parse_query, request_id
 from chalicelib.models import (
@@ -12,7 +11,6 @@ from chalicelib.models import (
 from chalicelib.services.clusters import ClusterService
 from chalicelib.services.provisioning import ProvisioningService
 
-bp = Blueprint(__name__)
 service = ProvisioningService()
 clusters = ClusterService()
 
@@ -28,17 +26,15 @@ def _with_cluster(droplet: Droplet) -> DropletOut:
     return DropletOut.of(droplet, owner)
 
 
-@bp.route("/droplets", methods=["POST"])
 def create_droplet():
-    request = bp.current_request
+    request = current_request()
     droplet, job = service.create(parse_body(request, CreateDropletRequest), caller=caller_id(request),
                                   correlation_id=request_id(request))
     return created(DropletEnvelope(droplet=_with_cluster(droplet), message="Droplet creation initiated", job_id=job.id))
 
 
-@bp.route("/droplets", methods=["GET"])
 def list_droplets():
-    request = bp.current_request
+    request = current_request()
     query = parse_query(request, DropletListQuery)
     droplets, total = service.page(query.cluster_id, offset=query.offset, limit=query.page_size)
     owners = clusters.get_many({d.cluster_id for d in droplets if d.cluster_id})  # only this page's clusters
@@ -46,13 +42,11 @@ def list_droplets():
                  page=query.page, page_size=query.page_size, total=total)
 
 
-@bp.route("/droplets/{droplet_id}", methods=["GET"])
 def get_droplet(droplet_id: str):
     return ok(DropletEnvelope(droplet=_with_cluster(service.get(droplet_id)), message="Droplet retrieved"))
 
 
-@bp.route("/droplets/{droplet_id}", methods=["DELETE"])
 def delete_droplet(droplet_id: str):
-    request = bp.current_request
+    request = current_request()
     job = service.delete(droplet_id, caller=caller_id(request), correlation_id=request_id(request))
     return ok(Deletion(message="Droplet deleted", job_id=job.id if job else None))

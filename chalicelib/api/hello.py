@@ -1,20 +1,16 @@
 """/api/v1/hello: the original's smoke check."""
 from __future__ import annotations
 
-from chalice import Blueprint
-
 from chalicelib.api.openapi import Operation, document
 from chalicelib.api.responses import ok
+from chalicelib.api.routing import current_request
 from chalicelib.http import parse_body
 from chalicelib.models.control_plane import HelloRequest, HelloResponse
-
-bp = Blueprint(__name__)
 
 document(Operation("POST", "/api/v1/hello", "Say hello (the original's smoke check)", "meta", HelloResponse,
                    body=HelloRequest))
 
 
-@bp.route("/hello", methods=["POST"])
 def hello():
-    request = parse_body(bp.current_request, HelloRequest)
+    request = parse_body(current_request(), HelloRequest)
     return ok(HelloResponse(message=f"Hello, {request.name} from ClusterGenie!"))

@@ -2,9 +2,8 @@
 read their own tenant's audit log; a platform admin any tenant's."""
 from __future__ import annotations
 
-from chalice import Blueprint
-
 from chalicelib.api.responses import created, ok
+from chalicelib.api.routing import current_request
 from chalicelib.auth import audit
 from chalicelib.auth.keys import ApiKeyService
 from chalicelib.auth.principal import administered_tenant, current_principal
@@ -14,18 +13,15 @@ from chalicelib.models.identity import (
     WhoAmI,
 )
 
-bp = Blueprint(__name__)
 keys = ApiKeyService()
 
 
-@bp.route("/auth/whoami", methods=["GET"])
 def whoami():
     return ok(WhoAmI(**current_principal().as_dict()))
 
 
-@bp.route("/auth/keys", methods=["POST"])
 def create_key():
-    body = parse_body(bp.current_request, CreateApiKeyRequest)
+    body = parse_body(current_request(), CreateApiKeyRequest)
     principal = current_principal()
     tenant = administered_tenant(principal, body.tenant) or principal.tenant
     row, secret = keys.create(tenant=tenant, role=body.role, name=body.name, created_by=principal.id,
@@ -34,22 +30,19 @@ def create_key():
                                  message="API key created: store the secret now, it is not shown again"))
 
 
-@bp.route("/auth/keys", methods=["GET"])
 def list_keys():
-    tenant = (bp.current_request.query_params or {}).get("tenant") or None
+    tenant = (current_request().query_params or {}).get("tenant") or None
     rows = keys.list(administered_tenant(current_principal(), tenant))
     return ok(ApiKeyList(keys=ApiKeyOut.from_rows(rows)))
 
 
-@bp.route("/auth/keys/{key_id}", methods=["DELETE"])
 def revoke_key(key_id: str):
     row = keys.revoke(key_id, administered_tenant(current_principal()))
     return ok(ApiKeyEnvelope(key=ApiKeyOut.from_row(row), message="API key revoked"))
 
 
-@bp.route("/audit", methods=["GET"])
 def list_audit():
-    query = parse_query(bp.current_request, AuditQuery)
+    query = parse_query(current_request(), AuditQuery)
     rows = audit.page(tenant_id=administered_tenant(current_principal(), query.tenant), principal=query.principal,
                       resource_id=query.resource_id, since=query.since, until=query.until,
                       before_id=query.before_id, limit=query.limit)

@@ -2,19 +2,16 @@
 handler's read model), next to the stored job (GET /jobs/{job_id}) and its log lines (.../logs)."""
 from __future__ import annotations
 
-from chalice import Blueprint, Response
+from chalice import Response
 
 from chalicelib.api.openapi import Operation, document
 from chalicelib.errors import NotFoundError
 from chalicelib.http import JSON_HEADERS
 
-bp = Blueprint(__name__)
-
 document(Operation("GET", "/api/v1/jobs/{job_id}/event-state", "The job's status and progress as its events last "
                    "described them (status, progress, last_event_type, last_event_at), kept 7 days", "jobs", None))
 
 
-@bp.route("/jobs/{job_id}/event-state", methods=["GET"])
 def get_job_event_state(job_id: str):
     from chalicelib.event_pipeline.handler import job_event_state
     from chalicelib.redis_client import get_redis

@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pydantic
-from chalice import Blueprint
 from pydantic import ConfigDict, Field
 
+from chalicelib.api.routing import current_request
 from chalicelib.errors import NotFoundError, ValidationError
 from chalicelib.http import parse_body, parse_query
 from chalicelib.ratelimit.config import (
@@ -22,8 +22,6 @@ from chalicelib.ratelimit.config import (
 
 if TYPE_CHECKING:
     from chalicelib.ratelimit.manager import LimiterManager
-
-bp = Blueprint(__name__)
 
 
 def get_limiter_manager() -> "LimiterManager":
@@ -73,10 +71,9 @@ class LimiterDeleteBody(LimiterRef):
     key: str | None = None
 
 
-@bp.route("/observability/ratelimit", methods=["GET"])
 def ratelimit_status() -> dict[str, Any]:
     """A bucket's state now: `{name, scope, available, capacity, rate_per_sec}`; nothing is consumed."""
-    name, scope = parse_query(bp.current_request, LimiterRef).resolve()
+    name, scope = parse_query(current_request(), LimiterRef).resolve()
     available, config = get_limiter_manager().status(name, scope)
     return {
         "name": name,
@@ -87,10 +84,9 @@ def ratelimit_status() -> dict[str, Any]:
     }
 
 
-@bp.route("/observability/ratelimit/config", methods=["POST"])
 def save_ratelimit_config() -> dict[str, Any]:
     """Store a limiter config override; every container sees it within the config cache TTL."""
-    body = parse_body(bp.current_request, LimiterConfigBody)
+    body = parse_body(current_request(), LimiterConfigBody)
     name, scope = body.resolve()
     if body.refill_rate is None and body.capacity is None:
         raise ValidationError("refill_rate or capacity required")
@@ -102,20 +98,18 @@ def save_ratelimit_config() -> dict[str, Any]:
     return {"ok": True, "config_key": key, "key": key, "name": name, "scope": str(scope), "config": stored}
 
 
-@bp.route("/observability/ratelimit/config", methods=["GET"])
 def get_ratelimit_config() -> dict[str, Any]:
     """The override stored for exactly this limiter and scope (404 when there is none)."""
-    name, scope = parse_query(bp.current_request, LimiterRef).resolve()
+    name, scope = parse_query(current_request(), LimiterRef).resolve()
     stored = get_limiter_manager().store.get(name, scope)
     if stored is None:
         raise NotFoundError("not found")
     return {"key": config_key(name, scope), "name": name, "scope": str(scope), "config": stored}
 
 
-@bp.route("/observability/ratelimit/config", methods=["DELETE"])
 def delete_ratelimit_config() -> dict[str, Any]:
     """Delete one override, named by `key` or by name and scope, in the body or the query string."""
-    request = bp.current_request
+    request = current_request()
     if (request.raw_body or b"").strip():
         ref = parse_body(request, LimiterDeleteBody)
     else:
@@ -136,12 +130,11 @@ def delete_ratelimit_config() -> dict[str, Any]:
     return {"ok": True, "deleted": key}
 
 
-@bp.route("/observability/ratelimit/config/list", methods=["GET"])
 def list_ratelimit_configs() -> dict[str, Any]:
     """Stored overrides, optionally filtered by `name`, `scope_type` and `scope_id` (a scope type alone
     lists every user or every cluster): `{count, items: [{key, name, scope, config}]}`. Uses SCAN,
     never KEYS; at most MAX_LISTED_CONFIGS items."""
-    ref = parse_query(bp.current_request, LimiterRef)
+    ref = parse_query(current_request(), LimiterRef)
     name_part = validate_name(ref.name) if ref.name else "*"  # a valid name has no glob characters
     scope_part = "*"
     if ref.scope_type:
@@ -159,7 +152,6 @@ def list_ratelimit_configs() -> dict[str, Any]:
     return {"count": len(items), "items": items}
 
 
-@bp.route("/observability/workerpool", methods=["GET"])
 def workerpool_status() -> dict[str, Any]:
     """The job queue (visible, in flight, dead-lettered) and jobs by status, in place of the worker pool."""
     from chalicelib.services.workerpool import workerpool_status as status

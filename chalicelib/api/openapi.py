@@ -2,8 +2,9 @@
 
 Schemas come from the pydantic request and response models; paths come from the route table below.
 `tests/fast/test_api_openapi.py` checks that this table and the app's registered routes are the same
-set, so a route cannot be added without being documented. Blueprints owned elsewhere add their own
-operations with `document(...)` at import time.
+set, so a route cannot be added without being documented. Resource modules owned elsewhere add their own
+operations with `document(...)` at import time; the document imports every declared resource module first
+(`routing.load_all_resources`), since app.py imports them only on their first call.
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice import Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import models as m
 from chalicelib.api.access import PUBLIC, required_access
+from chalicelib.api.routing import load_all_resources
 from chalicelib.http import JSON_HEADERS
 from chalicelib.idempotency import CREATE_ROUTES
 
@@ -205,6 +207,7 @@ def _operation_id(op: Operation) -> str:
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0 document for every operation in the route table."""
+    load_all_resources()
     request_models = {op.body for op in _OPERATIONS if op.body}
     response_models = {op.response for op in _OPERATIONS if op.response} | {m.ErrorResponse}
     inputs = [(model, "validation") for model in sorted(request_models, key=lambda x: x.__name__)]
@@ -279,9 +282,5 @@ SECURITY_SCHEMES = {
 }
 
 
-bp = Blueprint(__name__)
-
-
-@bp.route("/openapi.json", methods=["GET"])
 def get_openapi_document():
     return Response(body=openapi_document(), headers=JSON_HEADERS)

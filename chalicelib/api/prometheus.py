@@ -2,13 +2,12 @@
 function instance (`chalicelib.metrics`)."""
 from __future__ import annotations
 
-from chalice import Blueprint, Response
+from chalice import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from chalicelib.api.openapi import Operation, document
+from chalicelib.api.routing import current_request
 from chalicelib.metrics.exposition import render
-
-bp = Blueprint(__name__)
 
 document(Operation("GET", "/metrics", "Prometheus exposition of the aggregated metrics", "observability", None,
                    content_type="text/plain"))
@@ -18,7 +17,6 @@ document(Operation("HEAD", "/metrics", "Headers of the Prometheus exposition (th
                    "observability", None, content_type="text/plain"))
 
 
-@bp.route("/metrics", methods=["GET", "HEAD"])
 def prometheus_metrics():
-    body = render().decode() if bp.current_request.method == "GET" else ""
+    body = render().decode() if current_request().method == "GET" else ""
     return Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint
-
 from chalicelib.api.openapi import Operation, document
+from chalicelib.api.routing import current_request
 from chalicelib.http import parse_body, parse_query
 from chalicelib.models.requests import QuotaQuery, QuotaUpdate
 from chalicelib.auth.principal import current_principal, is_platform_admin
 from chalicelib.errors import PermissionDeniedError
 from chalicelib.services.quotas import QuotaService
 from chalicelib.tenancy import owner_tenant
-
-bp = Blueprint(__name__)
 
 document(
     Operation("GET", "/api/v1/quotas", "A tenant's or a cluster's quotas, their defaults and current usage", "quotas",
@@ -28,16 +25,14 @@ document(
 service = QuotaService()
 
 
-@bp.route("/quotas", methods=["GET"])
 def get_quotas() -> dict[str, Any]:
     """`{scope, limits, defaults, usage}` of `?tenant_id=` (the caller's tenant) or `?cluster_id=`."""
-    return service.describe(*_own_scope(parse_query(bp.current_request, QuotaQuery).resolve(owner_tenant())))
+    return service.describe(*_own_scope(parse_query(current_request(), QuotaQuery).resolve(owner_tenant())))
 
 
-@bp.route("/quotas", methods=["PUT"])
 def put_quotas() -> dict[str, Any]:
     """Set some limits of one scope: `{"tenant_id"|"cluster_id", "limits": {name: n}}`; answers as GET."""
-    body = parse_body(bp.current_request, QuotaUpdate)
+    body = parse_body(current_request(), QuotaUpdate)
     return service.set(*body.resolve(owner_tenant()), dict(body.limits))
 
 

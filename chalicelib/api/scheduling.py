@@ -1,10 +1,9 @@
 """/api/v1/providers (the scheduling catalogue), /api/v1/schedule and /api/v1/migrations."""
 from __future__ import annotations
 
-from chalice import Blueprint
-
 from chalicelib.api.openapi import Operation, document
 from chalicelib.api.responses import created, ok
+from chalicelib.api.routing import current_request
 from chalicelib.http import caller_id, parse_body
 from chalicelib.models import MessageResponse
 from chalicelib.models.control_plane import (
@@ -12,7 +11,6 @@ from chalicelib.models.control_plane import (
 )
 from chalicelib.services.scheduling import SchedulingService
 
-bp = Blueprint(__name__)
 service = SchedulingService()
 
 document(
@@ -30,33 +28,28 @@ document(
 )
 
 
-@bp.route("/providers", methods=["GET"])
 def list_providers():
     return ok(ProviderList(items=service.list_providers()))
 
 
-@bp.route("/providers", methods=["POST"])
 def put_provider():
-    return created(service.put_provider(parse_body(bp.current_request, ProviderRequest)))
+    return created(service.put_provider(parse_body(current_request(), ProviderRequest)))
 
 
 # Platform admins only, like POST /providers (chalicelib/api/access.py).
-@bp.route("/providers/{name}", methods=["DELETE"])
 def delete_provider(name: str):
     service.delete_provider(name)
     return ok(MessageResponse(message=f"Provider {name} deleted"))
 
 
-@bp.route("/schedule", methods=["POST"])
 def schedule():
-    decision = service.schedule(parse_body(bp.current_request, ScheduleRequest))
+    decision = service.schedule(parse_body(current_request(), ScheduleRequest))
     chosen = next(p for p in service.list_providers() if p.name == decision.provider)
     return ok(ScheduleOut.model_validate({**decision.model_dump(), "provider": chosen}))
 
 
-@bp.route("/migrations", methods=["POST"])
 def migrate_droplet():
     from chalicelib.services.droplet_migration import DropletMigrationService
 
-    request = bp.current_request
+    request = current_request()
     return ok(DropletMigrationService().start(parse_body(request, MigrationRequest), caller=caller_id(request)))

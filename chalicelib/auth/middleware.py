@@ -18,12 +18,9 @@ from chalice.app import Request
 
 from chalicelib.api.access import PLATFORM, PUBLIC, required_access
 from chalicelib.api.edge_routes import EDGE_VIEWS
-from chalicelib.auth import audit
-from chalicelib.auth.authenticator import get_authenticator
 from chalicelib.auth.principal import ANONYMOUS, LOCAL, Principal, acting_as, is_platform_admin
 from chalicelib.errors import AuthenticationError, ClusterGenieError, PermissionDeniedError, RateLimitedError
 from chalicelib.http import domain_error_response, request_id, source_ip
-from chalicelib.settings import get_settings
 from chalicelib.tenancy import confined_to
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clustergenie", charset="UTF-8"'}
@@ -71,6 +68,12 @@ def _view_name(app: Chalice, request: Request) -> str | None:
 def register_authentication(app: Chalice) -> None:
     @app.middleware("http")
     def authenticate(event: Request, get_response):  # noqa: ANN001 - Chalice's middleware signature
+        # Imported where used (the verifier needs a JWT library, the audit log the database driver), so that
+        # importing app.py stays cheap for every function; after the first request these are dict lookups.
+        from chalicelib.auth import audit
+        from chalicelib.auth.authenticator import get_authenticator
+        from chalicelib.settings import get_settings
+
         if not get_settings().auth_enabled:
             with acting_as(LOCAL), confined_to(LOCAL.tenant):
                 return get_response(event)

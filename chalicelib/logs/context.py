@@ -12,10 +12,7 @@ import functools
 import os
 import time
 
-from chalice import Chalice
-
-from chalicelib.observability import logger
-from chalicelib.settings import get_settings
+from chalice import Chalice, ConvertToMiddleware
 
 CORRELATION_PARAMS = ("job_id", "cluster_id")
 
@@ -28,6 +25,8 @@ def logical_function_name(deployed: str) -> str:
     role = os.environ.get("CG_FUNCTION")
     if role:
         return role
+    from chalicelib.settings import get_settings
+
     prefix = f"{get_settings().service}-{get_settings().environment}"
     if deployed == prefix or deployed in ("api_handler", ""):
         return "api"
@@ -39,10 +38,23 @@ def _context(event):  # noqa: ANN001, ANN202
 
 
 def register_log_context(app: Chalice) -> None:
-    """Register right after the Powertools middleware (which clears the keys at each invocation)."""
+    """Register first: Powertools' `inject_lambda_context` (which clears the keys at each invocation), then the
+    correlation keys. The logger (and the settings it is built from) is imported on the first invocation, so
+    importing app.py stays cheap for every function."""
+    powertools: list = []
+
+    @app.middleware("all")
+    def lambda_context(event, get_response):  # noqa: ANN001 - Chalice's middleware signature
+        if not powertools:
+            from chalicelib.observability import logger
+
+            powertools.append(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+        return powertools[0](event, get_response)
 
     @app.middleware("all")
     def bind_function(event, get_response):  # noqa: ANN001 - Chalice's middleware signature
+        from chalicelib.observability import logger
+
         context = _context(event)
         deployed = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
         keys = {"function": logical_function_name(deployed)}
@@ -54,6 +66,8 @@ def register_log_context(app: Chalice) -> None:
 
     @app.middleware("http")
     def bind_request(event, get_response):  # noqa: ANN001
+        from chalicelib.observability import logger
+
         keys = {"request_id": (event.context or {}).get("requestId") or getattr(event.lambda_context, "aws_request_id", None)}
         trace = (event.headers or {}).get("x-trace-id")
         if trace:

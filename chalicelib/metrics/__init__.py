@@ -29,9 +29,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-from redis.exceptions import NoScriptError
-
-from chalicelib.settings import get_settings
 from chalicelib.warm import PerContainer
 
 COUNTS_KEY = "metrics:counts"  # counters, histogram buckets and counts: HINCRBY / HINCRBYFLOAT
@@ -56,6 +53,8 @@ def log() -> logging.Logger:
     """The service's logger, by its stdlib name: the same handlers and JSON format as
     `observability.logger` (Powertools logs through it), without importing observability, whose log
     shipping counts its drops here."""
+    from chalicelib.settings import get_settings
+
     return logging.getLogger(get_settings().service)
 
 
@@ -148,6 +147,8 @@ def field(name: str, suffix: str, labels: tuple[str, ...]) -> str:
 
 
 def enabled() -> bool:
+    from chalicelib.settings import get_settings  # imported where used: app.py's importers need not load pydantic
+
     return get_settings().metrics_enabled
 
 
@@ -230,6 +231,7 @@ def _send_flush(client, args: list) -> None:  # noqa: ANN001
     redis-py's generic packing cost about as much CPU as the round trip itself. NOSCRIPT (a restarted or
     flushed Redis) loads the script and sends again; the script did not run, so nothing is applied twice."""
     from hiredis import pack_command
+    from redis.exceptions import NoScriptError
 
     script = _flush_script(client)
     packed = pack_command(("EVALSHA", script.sha, "2", COUNTS_KEY, GAUGES_KEY, *(str(a) for a in args)))
@@ -258,6 +260,8 @@ def _new_client():  # noqa: ANN202
     from redis.retry import Retry
 
     from chalicelib.redis_client import redis_password
+
+    from chalicelib.settings import get_settings
 
     settings = get_settings()
     return redis.Redis.from_url(settings.redis_url, password=redis_password(settings), socket_connect_timeout=0.5,

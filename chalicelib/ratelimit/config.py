@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 
 from chalicelib.errors import ValidationError
-from chalicelib.observability import logger
 
 SCOPE_TYPES = ("global", "user", "cluster", "source")  # source: a client address (issue 13)
 CONFIG_KEY_PREFIX = "limiter_config:"
@@ -119,6 +118,8 @@ def parse_stored(key: str, fields: dict[str, str]) -> tuple[float | None, int | 
     except ValueError:
         pass
     if ("refill_rate" in fields and rate is None) or ("capacity" in fields and capacity is None):
+        from chalicelib.observability import logger
+
         logger.warning("ignoring invalid stored limiter config", extra={"key": key, "config": fields})
     return rate, capacity
 

@@ -13,19 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from chalicelib.events import envelope
 from chalicelib.jobs_queue import JobQueue, get_job_queue
 from chalicelib.models.domain import Job
-from chalicelib.models.requests import JobListQuery, JobSpec
-from chalicelib.models.validation import validate
 from chalicelib.observability import logger
 from chalicelib.outbox import record_event, unit_of_work
 from chalicelib.repositories import JobRepository
 from chalicelib.services import job_state
 from chalicelib.services.quotas import QuotaService
+
+if TYPE_CHECKING:
+    from chalicelib.models.requests import JobListQuery
 
 # A lost optimistic race is retried against the fresh row: the status machine re-checks it.
 _TRANSITION_ATTEMPTS = 3
@@ -49,6 +50,10 @@ class JobService:
         ...", with a `job_failed` event) and ServiceUnavailableError is raised: a job that no worker will
         ever see must not stay `queued`.
         """
+        # The request models load only where a job is submitted (the API), not in the worker (issue 16).
+        from chalicelib.models.requests import JobSpec
+        from chalicelib.models.validation import validate
+
         spec = validate(JobSpec, {"type": job_type, "cluster_id": cluster_id,
                                   "parameters": {**parameters, "cluster_id": cluster_id}})
         QuotaService().check_job(spec.type, spec.cluster_id, spec.parameters)  # 409 naming the limit (issue 18)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.models.domain import METRIC_UNITS, HealthReport, Metric
-from chalicelib.models.requests import MetricListQuery
 from chalicelib.repositories import ClusterRepository, MetricRepository
 from chalicelib.repositories.base import unit_of_work
+
+if TYPE_CHECKING:  # the query model is the API's; the exporter and the event handler never build it
+    from chalicelib.models.requests import MetricListQuery
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ def test_switched_off_records_nothing(fresh_metrics, monkeypatch):
     from chalicelib import settings
 
     off = settings.get_settings().model_copy(update={"metrics_enabled": False})
-    monkeypatch.setattr(metrics, "get_settings", lambda: off)
+    monkeypatch.setattr(settings, "get_settings", lambda: off)  # metrics reads it where used
     metrics.inc(metrics.EXPORTER_RUNS, ("ok",))
     metrics.observe_http("GET", "/x", 200, 0.001)
     assert metrics.pending() == 0

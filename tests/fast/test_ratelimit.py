@@ -5,7 +5,6 @@ suites using the same Redis database are left alone.
 """
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import subprocess
@@ -23,7 +22,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from chalicelib.api.observability import bp as observability_bp
 from chalicelib.http import register_error_handling
 from chalicelib.ratelimit import LimiterManager, RedisTokenBucket, Scope, register_rate_limiting
 from chalicelib.ratelimit import metrics, redis_bucket
@@ -513,17 +511,10 @@ def test_real_app_limits_diagnosis_per_cluster(cleanup, mariadb):  # noqa: ANN00
 
 # --- Observability routes -------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1)
 def observability_app() -> Chalice:
-    """The real app; or, while another module it imports is missing, a stand-in with the same blueprint
-    (Chalice lets a blueprint be registered on one app only)."""
-    try:
-        from app import app
-    except ImportError:
-        app = Chalice(app_name="observability-test")
-        app.experimental_feature_flags.update({"BLUEPRINTS"})
-        register_error_handling(app)
-        app.register_blueprint(observability_bp, url_prefix="/api/v1")
+    """The real app (its route table declares the observability routes)."""
+    from app import app
+
     return app
 
 
