@@ -7,9 +7,10 @@ class LocalProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
 
     def load(self, *args, **kwargs):
         # Imported lazily: plux instantiates every plugin of the namespace when listing them.
-        from clustergenie_lambda_executor import sqs_concurrency
+        from clustergenie_lambda_executor import mapping_state, sqs_concurrency
         from clustergenie_lambda_executor.executor import LocalProcessRuntimeExecutor
 
         sqs_concurrency.install()  # SQS mappings run concurrent batches, as on AWS (see that module)
+        mapping_state.install()  # a mapping's State is its newest worker's (issue 17, see that module)
 
         return LocalProcessRuntimeExecutor
