@@ -6,7 +6,8 @@
   written in one MULTI together with their "applied" marks (`flush`).
 - `droplet_created`: a cluster's `droplets` list is derived from the droplets table, so "add the droplet
   to its cluster" means: insert the announced droplet (under its own id) if the table lacks it; a droplet
-  already there (the worker that emitted the event created it) is left alone.
+  already there (the worker that emitted the event created it) is left alone, and one announced by a job of
+  ours that is no longer there was deleted since and is not brought back.
 - `telemetry`: metrics rows, then the cluster's health status and `last_checked`, by MonitoringService's
   rules (no thresholds here). Deferred to `flush` (end of batch, or before a threshold alert): all rows of
   the batch in one transaction, each cluster's health once.
@@ -162,6 +163,7 @@ class EventHandler:
                 provider=info.provider if info.provider in PROVIDERS else DEFAULT_PROVIDER,
                 status=info.status if info.status in _DROPLET_STATUSES else "active",
                 ip_address=info.ip_address,
+                announced_by_job=event.job_id,
             )
         except NotFoundError:
             return self._skip(event, key, counts, "cluster_not_found")

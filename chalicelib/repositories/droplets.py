@@ -31,11 +31,21 @@ class DropletRepository:
             return cur.fetchone()
 
     def insert_if_absent(self, *, droplet_id: str, cluster_id: str, name: str, region: str, size: str,
-                         image: str, provider: str, status: str, ip_address: str | None) -> bool:
+                         image: str, provider: str, status: str, ip_address: str | None,
+                         announced_by_job: str | None = None) -> bool:
         """Insert a droplet under a known id (one announced by an event) unless a row with that id
-        exists; True if inserted. NotFoundError if the cluster is missing. Idempotent."""
+        exists; True if inserted. NotFoundError if the cluster is missing. Idempotent.
+
+        A droplet announced by one of this app's own jobs (`announced_by_job` names a stored job) is never
+        inserted here: that job wrote the droplet's row in the same transaction as the announcement's outbox
+        row, so a missing row means the droplet was deleted since (a terminate job can finish before the
+        event handler reads the announcement) and must not come back."""
         with db.transaction() as cur, domain_errors("Cluster not found"):
             tenant = lock_cluster(cur, cluster_id)
+            if announced_by_job is not None:
+                cur.execute("SELECT 1 FROM jobs WHERE id = %s", (announced_by_job,))
+                if cur.fetchone() is not None:
+                    return False
             cur.execute(
                 "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status, "
                 "ip_address) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",

@@ -142,6 +142,26 @@ def test_droplet_created_for_a_droplet_already_stored_changes_nothing(handle, de
     assert counts()["processed:droplet_created"] == 1
 
 
+def test_a_droplet_deleted_before_its_jobs_announcement_is_applied_does_not_come_back(
+        handle, dead_letters, cluster, snapshot):
+    """A provision job's `droplet_created` reaches the event handler through the outbox, Kafka and the bridge;
+    a terminate job running in another worker can delete the droplet first (seen in the browser tier once SQS
+    batches ran concurrently). The job wrote the row with the announcement, so its absence means deleted."""
+    from chalicelib.repositories.jobs import JobRepository
+
+    job = JobRepository().create(job_type="provision", cluster_id=cluster["id"],
+                                 parameters={"cluster_id": cluster["id"]}, trace_id=str(uuid.uuid4()))
+    before = snapshot()
+    gone = {"id": f"droplet-{uuid.uuid4()}", "name": "web-1", "status": "active"}
+    handle(batch_of([envelope("droplet_created", cluster["id"], job_id=job["id"], payload={"droplet": gone})]))
+    assert snapshot() == before  # not inserted
+    assert counts()["processed:droplet_created"] == 1
+    # The same announcement from a producer that is not one of our jobs still adds the droplet.
+    handle(msk_event([kafka_record(envelope("droplet_created", cluster["id"], job_id=f"job-{uuid.uuid4()}",
+                                           payload={"droplet": gone}), 1)]))
+    assert DropletRepository().get(gone["id"])["cluster_id"] == cluster["id"]
+
+
 def test_telemetry_metrics_list_persists_rows_and_sets_health(handle, dead_letters, cluster):
     event = envelope("telemetry", cluster["id"], payload={"metrics": [
         {"type": "cpu", "value": 50.0}, {"type": "memory", "value": 90.0},
