@@ -31,6 +31,11 @@ class ConflictError(ClusterGenieError):
     """A concurrent update won, or the transition is not allowed in the current state."""
 
 
+class ConcurrentUpdateError(ConflictError):
+    """The database gave up on a statement because of another transaction (a deadlock, or a lock wait that
+    timed out): nothing about the request is wrong, and the same request can succeed when retried."""
+
+
 class RateLimitedError(ClusterGenieError):
     """The caller has used up its allowance."""
 

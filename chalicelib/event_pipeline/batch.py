@@ -71,8 +71,13 @@ def decode(record: KafkaEventRecord) -> Decoded:
 
 def waits_out(exc: BaseException) -> bool:
     """True when applying failed because something the event needs is unreachable or busy (retry the batch
-    until it is back), False when the event itself cannot be applied."""
-    return isinstance(exc, EventsInFlight) or is_outage(exc)
+    until it is back; a deadlock or lock wait with another writer is "busy"), False when the event itself
+    cannot be applied."""
+    if isinstance(exc, EventsInFlight) or is_outage(exc):
+        return True
+    from chalicelib.repositories.base import is_contention  # the database layer, only on this failure path
+
+    return is_contention(exc)
 
 
 def _dead_letter(item: Decoded) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pymysql
 import pymysql.cursors
 
 from chalicelib import db
-from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.errors import ConcurrentUpdateError, ConflictError, NotFoundError
 from chalicelib.tenancy import current_scope
 
 # MySQL/MariaDB error numbers that are the caller's business, not a server fault.
@@ -82,6 +82,15 @@ def domain_errors(missing_parent: str = "referenced resource not found") -> Iter
             raise ConflictError("resource already exists") from None
         raise
     except pymysql.err.OperationalError as exc:
-        if exc.args and exc.args[0] in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT):
-            raise ConflictError("concurrent update in progress; retry") from None
+        if is_contention(exc):
+            raise ConcurrentUpdateError("concurrent update in progress; retry") from None
         raise
+
+
+def is_contention(exc: BaseException) -> bool:
+    """True when the database refused a statement because of another transaction (a deadlock or a lock wait
+    that timed out), not because of the statement: the same work can succeed when retried."""
+    if isinstance(exc, ConcurrentUpdateError):
+        return True
+    return (isinstance(exc, pymysql.err.OperationalError) and bool(exc.args)
+            and exc.args[0] in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT))
