@@ -27,11 +27,12 @@ sys.path.insert(0, str(ROOT))
 BENCH_DB = "clustergenie_bench"
 
 
-def load_stack_env() -> None:
+def load_stack_env(db_name: str = BENCH_DB) -> None:
+    """The stack's environment (stack.env), pointed at the bench's own database `db_name`, quiet logs."""
     from devstack.config import load_stack_env as read_stack_env
 
     read_stack_env()
-    os.environ["CG_DB_NAME"] = BENCH_DB
+    os.environ["CG_DB_NAME"] = db_name
     os.environ["CG_ENVIRONMENT"] = "bench"
     os.environ["CG_LOG_LEVEL"] = "WARNING"
     os.environ["CG_LOGS_TO_KAFKA"] = "0"

@@ -54,21 +54,7 @@ ROUTES = [
 DEEP = "/api/v1/jobs?page=50&page_size=100"  # OFFSET 4,900: grows with the page number, not the table
 
 
-def load_stack_env() -> None:
-    from devstack.config import load_stack_env as read_stack_env
-
-    read_stack_env()
-    os.environ["CG_DB_NAME"] = LARGE_DB
-    os.environ["CG_ENVIRONMENT"] = "bench"
-    os.environ["CG_LOG_LEVEL"] = "WARNING"
-    os.environ["CG_LOGS_TO_KAFKA"] = "0"
-
-
-def admin_connection(cfg):  # noqa: ANN001, ANN201
-    import pymysql
-
-    return pymysql.connect(host="127.0.0.1", port=cfg.mysql_port, user=cfg.mysql_admin_user,
-                           password=cfg.mysql_admin_secret(), autocommit=True, read_timeout=3600)
+from bench_exporter import admin_connection, load_stack_env  # noqa: E402 - the same stack set-up
 
 
 def create_database(cfg, name: str) -> None:  # noqa: ANN001
@@ -257,7 +243,7 @@ def main() -> None:
                         help="only run the statements of before 0019 on databases kept by --keep")
     args = parser.parse_args()
 
-    load_stack_env()
+    load_stack_env(LARGE_DB)
     from devstack.config import StackConfig
 
     cfg = StackConfig.from_env()
