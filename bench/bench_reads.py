@@ -35,26 +35,13 @@ LARGE_DB = "clustergenie_bench_reads_large"
 CLUSTERS_WITH_HISTORY = 10  # jobs and metrics are spread over these clusters; the rest have none
 CHUNK = 250_000
 
-ROUTES = [
-    "/api/v1/clusters",
-    "/api/v1/clusters/bench-c5",
-    "/api/v1/jobs",
-    "/api/v1/jobs?sort_by=created_at&sort_dir=asc",
-    "/api/v1/jobs?sort_by=id&sort_dir=desc",
-    "/api/v1/jobs?sort_by=id&sort_dir=asc",
-    "/api/v1/jobs?page_size=100",
-    "/api/v1/jobs/bench-j00000001",
-    "/api/v1/metrics",
-    "/api/v1/metrics?type=cpu",
-    "/api/v1/metrics?cluster_id=bench-c3",
-    "/api/v1/metrics?cluster_id=bench-c3&type=cpu",
-    "/api/v1/metrics?page_size=100",
-    "/api/v1/jobs/bench-j00000001/logs",
-]
 DEEP = "/api/v1/jobs?page=50&page_size=100"  # OFFSET 4,900: grows with the page number, not the table
 
 
 from bench_exporter import admin_connection, load_stack_env  # noqa: E402 - the same stack set-up
+
+sys.path.insert(0, str(ROOT / "tests" / "fast"))
+from read_routes import READ_ROUTES as ROUTES  # noqa: E402 - one list with tests/fast/test_explain_reads.py
 
 
 def create_database(cfg, name: str) -> None:  # noqa: ANN001
