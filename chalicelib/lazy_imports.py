@@ -23,7 +23,6 @@ that the functions do not load what is deferred here.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import types
@@ -66,7 +65,7 @@ class _ExportsModule(types.ModuleType):
         return value
 
 
-def _without_cryptography(loader: importlib.abc.Loader, module: types.ModuleType) -> None:
+def _without_cryptography(loader: Any, module: types.ModuleType) -> None:
     """Run pymysql's `_auth` with `cryptography` unimportable, and its RSA function loading it on first call."""
     hidden = ("cryptography.hazmat.backends", "cryptography.hazmat.primitives")
     if any(name in sys.modules for name in hidden):  # imported already: nothing to save
@@ -86,8 +85,9 @@ def _without_cryptography(loader: importlib.abc.Loader, module: types.ModuleType
     module.sha2_rsa_encrypt = sha2_rsa_encrypt
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader) -> None:
+# The finder and loader protocols are duck-typed (importlib.abc would import importlib.resources, about 8 ms).
+class _Loader:
+    def __init__(self, loader: Any) -> None:
         self.loader = loader
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
@@ -105,7 +105,7 @@ class _Loader(importlib.abc.Loader):
             _without_cryptography(self.loader, module)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in (DEFERRED, IDEMPOTENCY, PYMYSQL_AUTH):
             return None
