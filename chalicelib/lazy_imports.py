@@ -1,16 +1,21 @@
-"""Cold start (issue 16): what three libraries import eagerly but no function uses, loaded on first use instead.
+"""Cold start (issue 16): what libraries import eagerly but no function uses, loaded on first use instead.
 
 `install()` (the first thing app.py does, so every function's process has it) puts a finder in front of
-`sys.meta_path` that changes how three modules are loaded when something first imports them, and nothing else:
+`sys.meta_path` that changes how a few modules are loaded when something first imports them, and nothing else:
 
-- `redis.asyncio`: redis-py's `__init__` imports its asyncio client (about 40% of redis-py's import); every
-  function uses the synchronous client. The package is created as usual but its `__init__` runs only when it is
-  first used: the first attribute it is asked for that it does not have yet (`Redis`, say). Its submodules
-  import as usual (redis-py's own commands module imports a small one, `redis.asyncio.observability`).
+- `redis.asyncio` (DEFERRED): redis-py's `__init__` imports its asyncio client; every function uses the
+  synchronous one. The package is created as usual but its `__init__` runs only when it is first used: the first
+  attribute asked of it that it does not have yet (`Redis`, say). Its submodules import as usual, without it
+  (redis-py's commands module imports a small one, `redis.asyncio.observability`). Only a package none of whose
+  submodules imports from the package itself can be deferred so (Powertools' data classes cannot: `sqs_event`
+  imports `S3Event` from its package).
 - `aws_lambda_powertools.utilities.idempotency`: the package's `__init__` only re-exports names from its
   submodules, among them the DynamoDB layer, which imports boto3; the job worker uses the Redis layer. The
   package's `__init__` is replaced by `IDEMPOTENCY_EXPORTS`: each name is imported from its submodule when
   first asked for (PEP 562), the same object the real `__init__` would have bound.
+- `aws_lambda_powertools.utilities.batch.types` runs as it does where pydantic is not installed: its type aliases
+  (only type checkers read them) stay names instead of importing Powertools' pydantic models of SQS, Kinesis,
+  DynamoDB and Kafka records, which the job worker's batch processor does not use (it takes no `model=`).
 - `pymysql._auth`: it imports `cryptography` only for sha256_password and caching_sha2_password's RSA password
   exchange over an unencrypted link; our database users authenticate with mysql_native_password. The module
   runs with `cryptography` hidden, and its RSA function, the one user of it, runs the module again with
@@ -28,7 +33,7 @@ import sys
 import types
 from typing import Any
 
-DEFERRED = "redis.asyncio"
+DEFERRED = ("redis.asyncio",)
 IDEMPOTENCY = "aws_lambda_powertools.utilities.idempotency"
 # The names the idempotency package's `__init__` binds (its `__all__` and the hook type), by submodule.
 IDEMPOTENCY_EXPORTS = {
@@ -39,6 +44,7 @@ IDEMPOTENCY_EXPORTS = {
     "idempotent": "idempotency",
     "idempotent_function": "idempotency",
 }
+BATCH_TYPES = "aws_lambda_powertools.utilities.batch.types"
 PYMYSQL_AUTH = "pymysql._auth"
 
 
@@ -63,6 +69,17 @@ class _ExportsModule(types.ModuleType):
         value = getattr(importlib.import_module(f"{self.__name__}.{IDEMPOTENCY_EXPORTS[name]}"), name)
         setattr(self, name, value)
         return value
+
+
+def _without_pydantic(loader: Any, module: types.ModuleType) -> None:
+    """Run Powertools' batch types as without pydantic: the module reads `"pydantic" in sys.modules` and imports
+    nothing else but `sys` and `typing` (loaded long before), so no other import can miss pydantic meanwhile."""
+    pydantic = sys.modules.pop("pydantic", None)
+    try:
+        loader.exec_module(module)
+    finally:
+        if pydantic is not None:
+            sys.modules["pydantic"] = pydantic
 
 
 def _without_cryptography(loader: Any, module: types.ModuleType) -> None:
@@ -95,19 +112,21 @@ class _Loader:
 
     def exec_module(self, module: types.ModuleType) -> None:
         name = module.__spec__.name
-        if name == DEFERRED:
+        if name in DEFERRED:
             module.__dict__["_deferred_loader"] = self.loader
             module.__class__ = _DeferredModule
         elif name == IDEMPOTENCY:
             module.__all__ = tuple(IDEMPOTENCY_EXPORTS)
             module.__class__ = _ExportsModule
+        elif name == BATCH_TYPES:
+            _without_pydantic(self.loader, module)
         else:
             _without_cryptography(self.loader, module)
 
 
 class _Finder:
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in (DEFERRED, IDEMPOTENCY, PYMYSQL_AUTH):
+        if fullname not in (*DEFERRED, IDEMPOTENCY, BATCH_TYPES, PYMYSQL_AUTH):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
@@ -119,6 +138,6 @@ _FINDER = _Finder()
 
 
 def install() -> None:
-    """Defer the three modules above (idempotent; only modules not imported yet are affected)."""
+    """Defer the modules above (idempotent; only modules not imported yet are affected)."""
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)

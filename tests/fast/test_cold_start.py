@@ -27,9 +27,10 @@ ROUTE_MODULES = ("chalicelib.api.clusters", "chalicelib.api.droplets", "chalicel
 REQUEST_MODELS = ("chalicelib.models.requests", "chalicelib.models.control_plane", "chalicelib.models.identity")
 AUTH = ("jwt", "chalicelib.auth.authenticator", "chalicelib.auth.tokens")
 # What a function's clients would load but no function uses (chalicelib/lazy_imports.py defers them): redis-py's
-# asyncio client, pymysql's RSA password exchange (cryptography), Powertools idempotency's DynamoDB layer (boto3).
+# asyncio client, pymysql's RSA password exchange (cryptography), Powertools' parser models (its batch types);
+# Powertools idempotency's DynamoDB layer (boto3) is BOTO3 below.
 DEFERRED = ("redis.asyncio.client", "redis.asyncio.connection", "cryptography.hazmat.primitives",
-            "cryptography.hazmat.backends", "cryptography.x509")
+            "cryptography.hazmat.backends", "cryptography.x509", "aws_lambda_powertools.utilities.parser")
 # boto3 and what it loads (s3transfer, botocore's session and loaders): only SQS, EC2 and Secrets Manager use it.
 BOTO3 = ("boto3", "s3transfer", "botocore.session", "botocore.client", "botocore.loaders")
 # A function's clients, imported as its first invocation imports them (the database, Redis, the logger).
@@ -95,7 +96,7 @@ def test_importing_app_loads_no_heavy_library_no_route_module_and_no_model():
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_a_function_loads_only_what_it_uses(function):
     module, forbidden = FUNCTIONS[function]
-    loaded = loaded_after(f"import app\nimport {module}\n{CLIENTS}")
+    loaded = loaded_after(f"import app\n{CLIENTS}\nimport {module}")  # the middleware loads the clients first
     assert module in loaded
     assert offending(loaded, forbidden) == []
 

@@ -133,3 +133,28 @@ import json as j2, redis.client
 out["plain"] = type(sys.modules["redis.client"]).__name__
 """)
     assert out == {"finders": 1, "plain": "module"}
+
+
+def test_powertools_batch_types_are_names_for_type_checkers_and_the_processor_works():
+    out = run("""
+import pydantic
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import BatchTypeModels
+out["alias"] = BatchTypeModels
+out["parser_models"] = sorted(m for m in sys.modules if m.startswith("aws_lambda_powertools.utilities.parser"))
+out["pydantic_kept"] = sys.modules["pydantic"] is pydantic
+seen = []
+event = {"Records": [{"messageId": "m1", "body": "ok", "receiptHandle": "r", "attributes": {},
+                      "messageAttributes": {}, "eventSource": "aws:sqs"},
+                     {"messageId": "m2", "body": "bad", "receiptHandle": "r", "attributes": {},
+                      "messageAttributes": {}, "eventSource": "aws:sqs"}]}
+def handler(record):
+    if record.body == "bad":
+        raise ValueError("bad")
+    seen.append(record.message_id)
+out["response"] = process_partial_response(event=event, record_handler=handler,
+                                            processor=BatchProcessor(event_type=EventType.SQS), context=None)
+out["seen"] = seen
+""")
+    assert out["alias"] == "BatchTypeModels" and out["parser_models"] == [] and out["pydantic_kept"] is True
+    assert out["response"] == {"batchItemFailures": [{"itemIdentifier": "m2"}]} and out["seen"] == ["m1"]
