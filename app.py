@@ -6,7 +6,11 @@ pay for another's dependencies.
 """
 import os
 
-from chalice import Chalice
+from chalicelib import lazy_imports
+
+lazy_imports.install()  # first: redis-py's asyncio client, Powertools' DynamoDB layer, pymysql's cryptography on use
+
+from chalice import Chalice  # noqa: E402 - after the deferral above
 
 from chalicelib.api import routing
 from chalicelib.api.edge_routes import register_edge_routes

@@ -8,6 +8,9 @@
 2. For each function: a fresh interpreter imports app.py and invokes the function once through Chalice's
    handler (`app.app(event, context)` for the API, `app.<function>(event, context)` otherwise), on the same
    data for both trees; the time from before `import app` to the end of the invocation, median of `--runs`.
+   The event handler's records carry the app's signature, as everything the app produces does, so they are
+   applied (`--unsigned-events`: unsigned, so all are dead-lettered, which is what this bench measured until
+   the records were signed).
 
 The stack's real services are used (./dev up). The API runs with authentication off (the local stage), so
 the first request's path is the same in both trees. Everything created is deleted at the end.
@@ -134,12 +137,19 @@ def sqs_event(job: dict) -> dict:
         "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:clustergenie-jobs"}]}
 
 
-def kafka_event(topic: str, partition: int, offset: int, values: list[tuple[str, dict]]) -> dict:
-    """The `aws:kafka` event the MSK mapping delivers (the bridge's shape), built without kafka-python."""
-    records = [{"topic": topic, "partition": partition, "offset": offset + i, "timestamp": 1_700_000_000_000,
-                "timestampType": "CREATE_TIME", "key": base64.b64encode(key.encode()).decode(),
-                "value": base64.b64encode(json.dumps(value).encode()).decode(), "headers": []}
-               for i, (key, value) in enumerate(values)]
+def kafka_event(topic: str, partition: int, offset: int, values: list[tuple[str, dict]], signed: bool = False) -> dict:
+    """The `aws:kafka` event the MSK mapping delivers (the bridge's shape), built without kafka-python. `signed`:
+    each record carries the app's signature header (chalicelib/event_signing.py, the same module in both trees),
+    as every record the app produces does, so the event handler applies it instead of dead-lettering it."""
+    from chalicelib.event_signing import HEADER, sign
+
+    records = []
+    for i, (key, value) in enumerate(values):
+        raw = json.dumps(value).encode()
+        records.append({"topic": topic, "partition": partition, "offset": offset + i, "timestamp": 1_700_000_000_000,
+                        "timestampType": "CREATE_TIME", "key": base64.b64encode(key.encode()).decode(),
+                        "value": base64.b64encode(raw).decode(),
+                        "headers": [{HEADER: list(sign(raw))}] if signed else []})
     return {"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:us-east-1:000000000000:cluster/bench/1",
             "bootstrapServers": "127.0.0.1:19092", "records": {f"{topic}-{partition}": records}}
 
@@ -158,7 +168,7 @@ def log_line(job_id: str, i: int) -> dict:
 class Data:
     """One cluster with droplets, queued jobs for the worker, and the events of every function."""
 
-    def __init__(self, events_per_function: int, jobs: int) -> None:
+    def __init__(self, events_per_function: int, jobs: int, unsigned_events: bool = False) -> None:
         from chalicelib.repositories import ClusterRepository, DropletRepository, JobRepository
 
         self.marker = f"bench-{uuid.uuid4().hex[:8]}"
@@ -172,6 +182,7 @@ class Data:
         self._next_job = 0
         self.per_function = events_per_function
         self.topic = f"bench-{self.marker}"
+        self.unsigned_events = unsigned_events
 
     def events(self, function: str, count: int) -> list[dict]:
         cid = self.cluster["id"]
@@ -188,7 +199,8 @@ class Data:
         if function in ("event_handler", "log_consumer"):
             topic = f"{self.topic}-{function}-{uuid.uuid4().hex[:6]}"  # fresh offsets: nothing is a replay
             make = telemetry if function == "event_handler" else (lambda c, i: log_line(self.jobs[0]["id"], i))
-            return [kafka_event(topic, 0, n * 10, [(cid, make(cid, n * 10 + i)) for i in range(10)])
+            return [kafka_event(topic, 0, n * 10, [(cid, make(cid, n * 10 + i)) for i in range(10)],
+                                signed=function == "event_handler" and not self.unsigned_events)
                     for n in range(count)]
         return [SCHEDULED] * count
 
@@ -248,6 +260,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--before", type=pathlib.Path, help="a checkout of the commit to compare with")
     parser.add_argument("--functions", default=",".join(FUNCTIONS))
+    parser.add_argument("--unsigned-events", action="store_true",
+                        help="the event handler's records without the app's signature: it dead-letters them all "
+                             "(what this bench measured before the records were signed)")
     parser.add_argument("--warm", type=int, default=0,
                         help="also: p50 of this many warm API requests per route and tree, 3 rounds interleaved")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -281,7 +296,7 @@ def main() -> None:
               f"cpu {cpu[name]:8.1f} ms  {cpu[name] / cpu['bare']:5.2f}x")
 
     # 2. import + first invocation per function
-    data = Data(args.runs, args.runs * len(trees) + 1)
+    data = Data(args.runs, args.runs * len(trees) + 1, unsigned_events=args.unsigned_events)
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             events_file = handle.name

@@ -2,19 +2,21 @@
 
 Signature (against a key from the configured JWKS document, chosen by the token's `kid`, or the configured
 PEM public key), issuer, audience and expiry are all checked; `exp` is required. Tenant and role come from
-the configured claims. The keys are read once per warm container.
+the configured claims. The keys are read once per warm container. PyJWT (and the cryptography it loads) is
+imported by the first token verified: API keys, the usual credential, never need it (issue 16).
 """
 from __future__ import annotations
 
 import functools
 import pathlib
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth.principal import ROLES, Principal
 from chalicelib.errors import AuthenticationError
 from chalicelib.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import jwt
 
 
 def looks_like_jwt(credential: str) -> bool:
@@ -23,6 +25,8 @@ def looks_like_jwt(credential: str) -> bool:
 
 @functools.lru_cache(maxsize=4)
 def _jwks(path: str) -> jwt.PyJWKSet:
+    import jwt
+
     return jwt.PyJWKSet.from_json(pathlib.Path(path).read_text())
 
 
@@ -32,6 +36,8 @@ def _pem(path: str) -> str:
 
 
 def _key_for(token: str, settings: Settings) -> Any:
+    import jwt
+
     if settings.auth_jwt_jwks_file:
         kid = jwt.get_unverified_header(token).get("kid")
         for key in _jwks(settings.auth_jwt_jwks_file).keys:
@@ -44,6 +50,8 @@ def _key_for(token: str, settings: Settings) -> Any:
 
 
 def verify_token(token: str, settings: Settings | None = None) -> Principal:
+    import jwt
+
     settings = settings or get_settings()
     try:
         claims = jwt.decode(

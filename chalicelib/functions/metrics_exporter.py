@@ -32,8 +32,6 @@ import time
 import urllib.request
 from typing import Any, BinaryIO
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from chalicelib import metrics
 from chalicelib.models.domain import METRIC_UNITS
 from chalicelib.observability import logger
@@ -47,6 +45,9 @@ HEALTH_STATUSES = ("unknown", "healthy", "warning", "critical")
 CHUNK_CLUSTERS = 1000
 # The Pushgateway parses the whole group before it answers (tens of MB at tens of thousands of clusters).
 PUSH_TIMEOUT_SECONDS = 30
+# The text format's content type, as prometheus_client names it (its CONTENT_TYPE_LATEST; the test checks the
+# two agree). The exporter writes the lines itself, so it does not import the library for this (70 ms, issue 16).
+CONTENT_TYPE = "text/plain; version=1.0.0; charset=utf-8"
 
 # The per-cluster families, in the order they are written: name -> help.
 CLUSTER_FAMILIES = {
@@ -140,7 +141,7 @@ def push(url: str, body: BinaryIO, auth: dict[str, str] | None = None) -> None:
     body.seek(0)
     path = "/".join(f"{k}/{v}" for k, v in GROUPING_KEY.items())
     request = urllib.request.Request(f"{url.rstrip('/')}/metrics/job/{PUSH_JOB}/{path}", data=body, method="PUT",
-                                     headers={"Content-Type": CONTENT_TYPE_LATEST, "Content-Length": str(size),
+                                     headers={"Content-Type": CONTENT_TYPE, "Content-Length": str(size),
                                               **(auth or {})})
     with urllib.request.urlopen(request, timeout=PUSH_TIMEOUT_SECONDS) as response:
         response.read()

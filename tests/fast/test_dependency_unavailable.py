@@ -106,3 +106,22 @@ def test_the_classifier_names_the_source_and_ignores_the_rest():
     assert as_unavailable(redis.ResponseError("WRONGTYPE")) is None
     err = DependencyUnavailableError("mariadb")
     assert as_unavailable(err) is err
+
+
+def test_the_classifier_knows_kafka_and_aws_errors_and_imports_no_client_to_tell():
+    import botocore.exceptions
+    import kafka.errors
+
+    assert as_unavailable(kafka.errors.KafkaTimeoutError()).source == "kafka"
+    assert as_unavailable(botocore.exceptions.EndpointConnectionError(endpoint_url="http://x")).source == "aws"
+    # In a fresh interpreter that loaded none of the clients, classifying an error loads none of them.
+    import json
+    import pathlib
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom chalicelib.dependencies import is_outage\nis_outage(ValueError('x'))\n"
+            "print(json.dumps([m for m in ('redis', 'kafka', 'botocore') if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(out.stdout) == []

@@ -26,7 +26,9 @@ def offenders(pattern: re.Pattern[str], allowed: callable) -> list[str]:
 
 def test_sql_and_pymysql_only_in_repositories_and_db():
     allowed = lambda rel: rel.startswith("repositories/") or rel == "db.py"  # noqa: E731
-    assert offenders(re.compile(r"\bpymysql\b"), allowed) == []
+    # lazy_imports.py names the driver's `_auth` module to load it without cryptography (issue 16); it imports
+    # nothing of the driver and runs no SQL (the two checks below still hold it to that).
+    assert offenders(re.compile(r"\bpymysql\b"), lambda rel: allowed(rel) or rel == "lazy_imports.py") == []
     assert offenders(SQL, allowed) == []
     assert offenders(re.compile(r"from chalicelib import db\b|chalicelib\.db\b"), allowed) == []
 

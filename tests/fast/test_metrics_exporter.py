@@ -119,3 +119,10 @@ def test_latest_lookup_is_an_index_lookup_per_cluster_and_type(clean_db):
     assert lookups[0]["type"] == "ref" and "DEPENDENT" in lookups[0]["select_type"]
     joined = [row for row in plan if row["table"] == "m"]
     assert joined and joined[0]["key"] == "PRIMARY"
+
+
+def test_the_push_names_the_content_type_prometheus_client_names():
+    """The exporter writes the text format itself and names its content type without importing the library."""
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    assert metrics_exporter.CONTENT_TYPE == CONTENT_TYPE_LATEST
