@@ -29,11 +29,13 @@ import json
 import os
 import pathlib
 import statistics
+import sys
 import time
 import urllib.request
 import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # devstack, as the other benches
 STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 RAISED_QUOTAS = {"droplets": 100_000, "replicas": 100_000, "concurrent_jobs": 100_000}
 

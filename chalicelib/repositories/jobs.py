@@ -47,10 +47,9 @@ class JobRepository:
             tenant = lock_cluster(cur, cluster_id)
             cur.execute(
                 "INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, progress, parameters) "
-                "VALUES (%s, %s, %s, %s, 'queued', %s, 0, %s)",
+                f"VALUES (%s, %s, %s, %s, 'queued', %s, 0, %s) RETURNING {_COLUMNS}",  # one round trip (issue 16)
                 (job_id, tenant, cluster_id, job_type, trace_id, json.dumps(parameters, separators=(",", ":"))),
             )
-            cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
             return cur.fetchone()
 
     def get(self, job_id: str, *, for_update: bool = False) -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """Quotas in MySQL: the stored limits of a tenant or a cluster, and the usage they are compared with."""
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from chalicelib import db
 
 # Droplets that count against a quota: every one not deleted (an `error` droplet still holds its record).
@@ -46,8 +49,33 @@ class QuotaRepository:
             f"AND {_ACTIVE_DEPLOYMENTS}) AS deployments", (tenant, tenant, *job_types, tenant))
         return {k: int(v) for k, v in row.items()}
 
-    def tenant_of(self, cluster_id: str) -> str | None:
-        """The tenant that owns the cluster (None when it does not exist), whatever the current confinement:
-        a quota is the owner's, also when a worker enforces it."""
-        rows = db.query("SELECT tenant_id FROM clusters WHERE id = %s", (cluster_id,))
-        return rows[0]["tenant_id"] if rows else None
+    def scopes(self, cluster_id: str, fallback_tenant: str, job_types: tuple[str, ...]) -> dict[str, Any]:
+        """Everything a quota check of one cluster reads, in one statement (issue 16: it was ten): the owning
+        tenant (`fallback_tenant` when the cluster does not exist), the limits stored for the cluster and for
+        that tenant, and the usage of both (as `cluster_usage` and `tenant_usage` count it).
+
+        `{"tenant": id, "stored": {"cluster": {...}, "tenant": {...}}, "usage": {"cluster": {...}, "tenant": {...}}}`"""
+        types = ", ".join(["%s"] * len(job_types))
+        [row] = db.query(
+            "SELECT k.tenant, "
+            "(SELECT JSON_OBJECTAGG(limit_name, value) FROM quotas WHERE scope_type = 'cluster' AND scope_id = k.cluster) "
+            "AS cluster_stored, "
+            "(SELECT JSON_OBJECTAGG(limit_name, value) FROM quotas WHERE scope_type = 'tenant' AND scope_id = k.tenant) "
+            "AS tenant_stored, "
+            f"(SELECT COUNT(*) FROM droplets WHERE cluster_id = k.cluster AND {_LIVE_DROPLETS}) AS cluster_droplets, "
+            f"(SELECT COUNT(*) FROM jobs WHERE cluster_id = k.cluster AND {_ACTIVE_JOBS} AND type IN ({types})) "
+            "AS cluster_concurrent_jobs, "
+            f"(SELECT COUNT(*) FROM deployments WHERE cluster_id = k.cluster AND {_ACTIVE_DEPLOYMENTS}) "
+            "AS cluster_deployments, "
+            f"(SELECT COUNT(*) FROM droplets WHERE tenant_id = k.tenant AND {_LIVE_DROPLETS}) AS tenant_droplets, "
+            f"(SELECT COUNT(*) FROM jobs WHERE tenant_id = k.tenant AND {_ACTIVE_JOBS} AND type IN ({types})) "
+            "AS tenant_concurrent_jobs, "
+            "(SELECT COUNT(*) FROM deployments WHERE cluster_id IN (SELECT id FROM clusters WHERE tenant_id = k.tenant) "
+            f"AND {_ACTIVE_DEPLOYMENTS}) AS tenant_deployments "
+            "FROM (SELECT %s AS cluster, COALESCE((SELECT tenant_id FROM clusters WHERE id = %s), %s) AS tenant) k",
+            (*job_types, *job_types, cluster_id, cluster_id, fallback_tenant))
+        usage = {scope: {name: int(row[f"{scope}_{name}"]) for name in ("droplets", "concurrent_jobs", "deployments")}
+                 for scope in ("cluster", "tenant")}
+        stored = {scope: {name: int(value) for name, value in json.loads(row[f"{scope}_stored"] or "{}").items()}
+                  for scope in ("cluster", "tenant")}
+        return {"tenant": row["tenant"], "stored": stored, "usage": usage}

@@ -56,8 +56,10 @@ class JobService:
 
         spec = validate(JobSpec, {"type": job_type, "cluster_id": cluster_id,
                                   "parameters": {**parameters, "cluster_id": cluster_id}})
-        QuotaService().check_job(spec.type, spec.cluster_id, spec.parameters)  # 409 naming the limit (issue 18)
+        # The quota check (409 naming the limit, issue 18), the insert and its event: one transaction, one
+        # commit (issue 16); a refused check writes nothing.
         with unit_of_work():
+            QuotaService().check_job(spec.type, spec.cluster_id, spec.parameters)
             job = Job.from_row(self.jobs.create(job_type=spec.type, cluster_id=spec.cluster_id,
                                                 parameters=spec.parameters, trace_id=str(uuid.uuid4())))
             # In the outbox before the job reaches the queue, and the outbox is published in id order:

@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.errors import ConflictError, NotFoundError
-from chalicelib.repositories.base import unit_of_work
 from chalicelib.repositories.quotas import QuotaRepository
 from chalicelib.tenancy import owner_tenant
 LIMITS = ("droplets", "replicas", "concurrent_jobs", "deployments")
@@ -79,40 +78,44 @@ class QuotaService:
             raise NotFoundError("Cluster not found")
 
     # --- enforcing -----------------------------------------------------------------------------------------
-    def _scopes(self, cluster_id: str) -> list[tuple[str, str]]:
-        return [("cluster", cluster_id), ("tenant", self.quotas.tenant_of(cluster_id) or owner_tenant())]
+    def _read(self, cluster_id: str) -> dict[str, Any]:
+        """The cluster's and its tenant's stored limits and usage, read in one statement (issue 16)."""
+        return self.quotas.scopes(cluster_id, owner_tenant(), COUNTED_JOB_TYPES)
 
-    def _check(self, cluster_id: str, limit: str, extra: int, *, absolute: int | None = None) -> None:
+    def _check(self, cluster_id: str, limit: str, extra: int, *, absolute: int | None = None,
+               scopes: dict[str, Any] | None = None) -> None:
         """Raise QuotaExceededError unless usage + `extra` (or `absolute`) is within `limit` in every scope.
 
-        Its reads are one transaction (one snapshot, one commit instead of one per read; issue 16)."""
-        with unit_of_work():
-            for scope_type, scope_id in self._scopes(cluster_id):
-                allowed = self.limits(scope_type, scope_id)[limit]
-                wanted = absolute if absolute is not None else self.usage(scope_type, scope_id)[limit] + extra
-                if wanted > allowed:
-                    raise QuotaExceededError(f"{scope_type} {scope_id}", limit, allowed, wanted)
+        `scopes`: what `_read` returned for this cluster, when the caller checks several limits at once."""
+        scopes = scopes or self._read(cluster_id)
+        for scope_type, scope_id in (("cluster", cluster_id), ("tenant", scopes["tenant"])):
+            allowed = {**DEFAULTS[scope_type], **scopes["stored"][scope_type]}[limit]
+            wanted = absolute if absolute is not None else scopes["usage"][scope_type][limit] + extra
+            if wanted > allowed:
+                raise QuotaExceededError(f"{scope_type} {scope_id}", limit, allowed, wanted)
 
     def check_job(self, job_type: str, cluster_id: str, parameters: dict[str, str]) -> None:
         """A job about to be requested: room for one more concurrent job, and for what a scale or a new
-        droplet would add. A job type not counted (terminate) is always admitted."""
+        droplet would add. A job type not counted (terminate) is always admitted. Every limit is checked
+        against one read (one statement, one snapshot; issue 16), inside the caller's unit of work if any."""
         if job_type not in COUNTED_JOB_TYPES:
             return
-        with unit_of_work():  # every read of the check in one snapshot, one commit (issue 16)
-            self._check(cluster_id, "concurrent_jobs", 1)
-            if job_type == "scale":
-                live = self.quotas.cluster_usage(cluster_id, COUNTED_JOB_TYPES)["droplets"]
-                self.check_scale(cluster_id, scale_target(parameters, live), live)
-            elif job_type == "provision" and not parameters.get("droplet_id"):
-                self.check_new_droplets(cluster_id, 1)
+        scopes = self._read(cluster_id)
+        self._check(cluster_id, "concurrent_jobs", 1, scopes=scopes)
+        if job_type == "scale":
+            live = scopes["usage"]["cluster"]["droplets"]
+            self.check_scale(cluster_id, scale_target(parameters, live), live, scopes=scopes)
+        elif job_type == "provision" and not parameters.get("droplet_id"):
+            self.check_new_droplets(cluster_id, 1, scopes=scopes)
 
-    def check_scale(self, cluster_id: str, target: int, live: int) -> None:
+    def check_scale(self, cluster_id: str, target: int, live: int, *, scopes: dict[str, Any] | None = None) -> None:
         """A scale of the cluster to `target` droplets, from `live`."""
-        self._check(cluster_id, "replicas", 0, absolute=target)
+        scopes = scopes or self._read(cluster_id)
+        self._check(cluster_id, "replicas", 0, absolute=target, scopes=scopes)
         if target > live:
-            self.check_new_droplets(cluster_id, target - live)
+            self.check_new_droplets(cluster_id, target - live, scopes=scopes)
 
-    def check_new_droplets(self, cluster_id: str | None, count: int) -> None:
+    def check_new_droplets(self, cluster_id: str | None, count: int, *, scopes: dict[str, Any] | None = None) -> None:
         """`count` more droplets in the cluster (a droplet without a cluster counts for the request's tenant)."""
         if cluster_id is None:
             tenant = owner_tenant()
@@ -121,7 +124,7 @@ class QuotaService:
             if wanted > allowed:
                 raise QuotaExceededError(f"tenant {tenant}", "droplets", allowed, wanted)
             return
-        self._check(cluster_id, "droplets", count)
+        self._check(cluster_id, "droplets", count, scopes=scopes)
 
     def check_deployment(self, cluster_id: str) -> None:
         self._check(cluster_id, "deployments", 1)

@@ -156,3 +156,45 @@ def test_handler_reads_per_request_do_not_grow_with_the_tables(client):  # noqa:
     small = reads_of_every_route()
     seed(2000, 7999)
     assert reads_of_every_route() == small
+
+
+def test_a_quota_check_reads_as_much_whatever_finished_work_the_tenant_has(client):  # noqa: ANN001
+    """The quota read of every job request (`QuotaRepository.scopes`) counts active jobs and live droplets on their
+    own index ranges (0020): the tenant's and the cluster's finished jobs and deleted droplets are not read."""
+    from chalicelib.repositories.quotas import QuotaRepository
+    from chalicelib.services.quotas import COUNTED_JOB_TYPES
+
+    def seed_finished(first: int, last: int) -> None:
+        with db.transaction() as cur:
+            if first == 0:  # one active job and one live droplet, which the counts must find
+                cur.execute("INSERT INTO clusters (id, tenant_id, name, region) VALUES ('quota-c', 'default', 'q', 'nyc3')")
+                cur.execute("INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, parameters) "
+                            "VALUES ('quota-live', 'default', 'quota-c', 'provision', 'queued', 't', '{}')")
+                cur.execute("INSERT INTO droplets (id, tenant_id, cluster_id, name, region, size, image, status) "
+                            "VALUES ('quota-d-live', 'default', 'quota-c', 'd', 'nyc3', 's-1vcpu-1gb', 'ubuntu', 'active')")
+            cur.execute("INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, parameters) "
+                        "SELECT CONCAT('quota-j', seq), 'default', 'quota-c', 'provision', 'completed', CONCAT('t', seq), "
+                        f"'{{}}' FROM seq_{first}_to_{last}")
+            cur.execute("INSERT INTO droplets (id, tenant_id, cluster_id, name, region, size, image, status) "
+                        "SELECT CONCAT('quota-d', seq), 'default', 'quota-c', 'd', 'nyc3', 's-1vcpu-1gb', 'ubuntu', "
+                        f"'deleted' FROM seq_{first}_to_{last}")
+        with db.transaction() as cur:
+            for table in ("droplets", "jobs"):
+                cur.execute(f"ANALYZE TABLE {table}")
+                cur.fetchall()
+
+    def reads_of_the_check() -> tuple[dict[str, int], dict]:
+        def handler_reads() -> dict[str, int]:
+            return {r["Variable_name"]: int(r["Value"]) for r in db.query("SHOW SESSION STATUS LIKE 'Handler_read%%'")}
+
+        before = handler_reads()
+        read = QuotaRepository().scopes("quota-c", "default", COUNTED_JOB_TYPES)
+        after = handler_reads()
+        return {k: after[k] - before[k] for k in after if after[k] != before[k]}, read
+
+    seed_finished(0, 999)
+    small, read = reads_of_the_check()
+    assert read["usage"]["cluster"]["concurrent_jobs"] == read["usage"]["tenant"]["concurrent_jobs"] == 1
+    assert read["usage"]["cluster"]["droplets"] == read["usage"]["tenant"]["droplets"] == 1
+    seed_finished(1000, 4999)
+    assert reads_of_the_check() == (small, read)

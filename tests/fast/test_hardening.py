@@ -180,6 +180,38 @@ def test_quotas_are_read_and_set_per_cluster_and_per_tenant(client, make_cluster
     assert client.get("/api/v1/quotas?cluster_id=nope").status_code == 404
 
 
+def test_the_one_read_of_a_quota_check_gives_what_the_separate_reads_give(client, make_cluster):
+    """QuotaRepository.scopes (one statement, issue 16) against the stored limits and usage read one by one."""
+    from chalicelib.repositories.quotas import QuotaRepository
+    from chalicelib.services.quotas import COUNTED_JOB_TYPES
+
+    quotas = QuotaRepository()
+    cluster, other = make_cluster(), make_cluster()
+    client.put("/api/v1/quotas", {"cluster_id": cluster["id"], "limits": {"replicas": 7, "droplets": 9}})
+    client.put("/api/v1/quotas", {"limits": {"concurrent_jobs": 90}})
+    try:
+        for target, parameters in ((cluster, {}), (cluster, {"replicas": "2"}), (other, {})):
+            job_type = "scale" if parameters else "provision"
+            assert client.post("/api/v1/jobs", {"type": job_type, "parameters": {
+                "cluster_id": target["id"], **parameters}}).status_code == 201
+        body = {"name": "d", "region": "nyc3", "size": "s-1vcpu-1gb", "image": "ubuntu-22-04-x64", "cluster_id": other["id"]}
+        assert client.post("/api/v1/droplets", body).status_code == 201
+        read = quotas.scopes(cluster["id"], "fallback", COUNTED_JOB_TYPES)
+        assert read == {"tenant": "default",
+                        "stored": {"cluster": quotas.stored("cluster", cluster["id"]),
+                                   "tenant": quotas.stored("tenant", "default")},
+                        "usage": {"cluster": quotas.cluster_usage(cluster["id"], COUNTED_JOB_TYPES),
+                                  "tenant": quotas.tenant_usage("default", COUNTED_JOB_TYPES)}}
+        assert read["stored"]["cluster"] == {"replicas": 7, "droplets": 9} and read["usage"]["cluster"]["concurrent_jobs"] == 2
+        # three jobs posted, and the provision job of the droplet posted
+        assert read["usage"]["tenant"]["concurrent_jobs"] == 4 and read["stored"]["tenant"]["concurrent_jobs"] == 90
+        missing = quotas.scopes("cluster-missing", "fallback", COUNTED_JOB_TYPES)
+        assert missing["tenant"] == "fallback" and missing["usage"]["cluster"] == {"droplets": 0, "concurrent_jobs": 0,
+                                                                                 "deployments": 0}
+    finally:
+        client.put("/api/v1/quotas", {"limits": {"concurrent_jobs": 100}})
+
+
 def test_the_runner_checks_the_quota_again(client, make_cluster, job_queue):
     from chalicelib.functions.job_worker import handle_batch  # noqa: F401 - the worker's own path below
     from chalicelib.services.job_runner import JobFailed, JobRun, scale

@@ -66,6 +66,23 @@ def test_submit_stores_announces_then_queues_an_internal_job(jobs, cluster_id, j
     assert requested["trace_id"] == job.trace_id
 
 
+def test_submit_checks_inserts_and_announces_in_one_commit_then_sends(jobs, cluster_id, job_queue, monkeypatch):
+    """The quota read, the cluster's share lock, the insert and its event: four statements, one commit (issue 16),
+    and the message only after that commit (a message never names a job that is not stored)."""
+    import pymysql.connections
+
+    trace: list[str] = []
+    connection = pymysql.connections.Connection
+    real_query, real_commit, real_send = connection.query, connection.commit, job_queue.send
+    monkeypatch.setattr(connection, "query", lambda conn, sql, unbuffered=False: (
+        trace.append("statement"), real_query(conn, sql, unbuffered))[1])
+    monkeypatch.setattr(connection, "commit", lambda conn: (trace.append("commit"), real_commit(conn))[1])
+    monkeypatch.setattr(job_queue, "send", lambda job: (trace.append("send"), real_send(job))[1])
+    job = jobs.submit("provision", cluster_id, {})
+    assert trace == ["statement"] * 4 + ["commit", "send"]
+    assert job_queue.sent_job_ids() == [job.id] and jobs.get(job.id).status == "queued"
+
+
 def test_each_move_is_saved_then_announced_with_the_saved_state(jobs, cluster_id, published):
     job = jobs.submit("monitor", cluster_id, {})
     started = jobs.start(job, correlation_id="msg-1")
