@@ -30,10 +30,14 @@ import os
 import pathlib
 import statistics
 import time
+import sys
 import urllib.request
 import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
 STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 RAISED_QUOTAS = {"droplets": 100_000, "replicas": 100_000, "concurrent_jobs": 100_000}
 
@@ -174,15 +178,18 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
         ids: list[str] = []
         jobs_rate = rate(threads, jobs, lambda i: ids.append(call(
             f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}}, f"{admin}-{i}")["job"]["id"]))
+        cpu_before = cpu_accounting.snapshot(STATE)
         set_mapping(awslambda, mapping, True)
         drain_start = time.time()
         rows = wait_for(db, clusters, ids, timeout)
+        drain_cpu = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
         ends = [utc_seconds(r["completed_at"]) for i, r in rows.items() if i in ids and r["status"] == "completed"]
         drain = {"backlog": jobs, "completed": len(ends),
                  "failed": sum(rows[i]["status"] == "failed" for i in ids if i in rows),
                  "unfinished": sum(i not in rows for i in ids),
                  "seconds": round(max(ends) - drain_start, 2) if ends else None,
-                 "jobs_per_s": round(len(ends) / (max(ends) - drain_start), 1) if ends else None}
+                 "jobs_per_s": round(len(ends) / (max(ends) - drain_start), 1) if ends else None,
+                 "cpu_ms_per_job": cpu_accounting.per_unit_ms(drain_cpu, jobs)}
         steady_ids: list[str] = []
         for i in range(steady):  # one job every 50 ms: latency without a backlog
             steady_ids.append(call(f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}},
@@ -224,6 +231,7 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
     url = sqs.create_queue(QueueName=f"clustergenie-bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     body = json.dumps({"job_id": f"job-{uuid.uuid4()}", "trace_id": uuid.uuid4().hex})
     try:
+        cpu_before = cpu_accounting.snapshot(STATE)
         start = time.time()
         deadline = time.monotonic() + timeout
 
@@ -248,8 +256,10 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
                 f.result()
             handled = sum(f.result() for f in receivers)
         seconds = time.time() - start
+        spent = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
         return {"messages": messages, "handled": handled, "seconds": round(seconds, 2),
-                "send_receive_delete_per_s": round(handled / seconds, 1)}
+                "send_receive_delete_per_s": round(handled / seconds, 1),
+                "cpu_ms_per_message": cpu_accounting.per_unit_ms(spent, max(1, handled))}
     finally:
         sqs.delete_queue(QueueUrl=url)
 
