@@ -53,6 +53,19 @@ class MalformedJobMessage(ValueError):
     """The message body is not a job reference; it will never succeed and ends in the DLQ."""
 
 
+class NotStartedInTime(RuntimeError):
+    """The invocation's time was nearly spent before this record's turn: it is reported as failed without any
+    work done (SQS delivers it again), instead of the function timing out mid-job and the whole batch with it."""
+
+
+# A record is started only while at least this much of the invocation's time is left: one job's lock wait
+# (db.LOCK_WAIT_SECONDS) and the relay after commit (RELAY_BUDGET_SECONDS) must still fit. Never more than
+# this fraction of the time the invocation had (a short timeout keeps most of its time for work).
+START_RESERVE_SECONDS = 7.5
+START_RESERVE_FRACTION = 0.3
+_start_deadline: float | None = None  # monotonic; None outside an invocation with a Lambda context
+
+
 def parse_message(record: SQSRecord) -> dict[str, str]:
     """`{job_id, trace_id, correlation_id}` from the record (the SQS message id correlates the events)."""
     try:
@@ -107,6 +120,8 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
 
 
 def record_handler(record: SQSRecord) -> dict[str, str]:
+    if _start_deadline is not None and time.monotonic() > _start_deadline:
+        raise NotStartedInTime(f"message {record.message_id}: too little of the invocation's time left to start")
     message = parse_message(record)
     logger.append_keys(job_id=message["job_id"], trace_id=message["trace_id"])
     try:
@@ -117,10 +132,14 @@ def record_handler(record: SQSRecord) -> dict[str, str]:
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Process an SQS batch; failed records are returned in `batchItemFailures`."""
+    global _start_deadline
+    _start_deadline = None
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         # An in-progress idempotency record expires when this invocation would have timed out, so a
         # redelivery after a killed worker can run the job again.
         idempotency_config.register_lambda_context(context)
+        remaining = context.get_remaining_time_in_millis() / 1000
+        _start_deadline = time.monotonic() + remaining - min(START_RESERVE_SECONDS, START_RESERVE_FRACTION * remaining)
     try:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                         context=context)

@@ -138,6 +138,25 @@ def test_a_finished_job_is_acknowledged_without_work(client, make_cluster, submi
     assert job_row(client, job["id"]) == before and len(droplets_of(cluster["id"])) == 1
 
 
+def test_records_not_started_before_the_time_reserve_are_reported_failed_without_work(client, make_cluster, submit,
+                                                                                     worker, monkeypatch):
+    from chalicelib.functions import job_worker
+
+    cluster = make_cluster()
+    first, body_1 = submit("provision", cluster_id=cluster["id"])
+    second, body_2 = submit("provision", cluster_id=cluster["id"])
+    # Every second of the invocation's time is reserved: no record may start.
+    monkeypatch.setattr(job_worker, "START_RESERVE_FRACTION", 1.0)
+    response = worker([body_1, body_2])
+    assert len(response["batchItemFailures"]) == 2  # both delivered again by SQS
+    assert [job_row(client, j["id"])["status"] for j in (first, second)] == ["queued", "queued"]
+    assert droplets_of(cluster["id"]) == []
+    monkeypatch.setattr(job_worker, "START_RESERVE_FRACTION", 0.3)
+    assert worker([body_1, body_2]) == {"batchItemFailures": []}  # the redelivery runs them, once each
+    assert [job_row(client, j["id"])["status"] for j in (first, second)] == ["completed", "completed"]
+    assert len(droplets_of(cluster["id"])) == 2
+
+
 def test_a_message_for_a_missing_job_is_acknowledged(worker):
     body = json.dumps({"job_id": "job-does-not-exist", "trace_id": "t"})
     assert worker([body]) == {"batchItemFailures": []}
