@@ -11,7 +11,13 @@ What each message leads to:
 - otherwise the job runs once, guarded by Powertools idempotency keyed on the job id (Redis), so a
   duplicate delivery while or after it runs does no second piece of work. A job that cannot succeed
   ends `failed` with its reason and is acknowledged; an outage (an unexpected exception) leaves the
-  message to be retried.
+  message to be retried;
+- a record whose turn comes when too little of the invocation's time is left is not started: it is failed
+  and handed back to the queue at once (batches are up to 100 jobs, and a cold start under load can take
+  most of the first batch's time), so the function never times out mid-batch.
+
+The batch's jobs are read in one statement before the first record runs; each record still decides on its
+job's row as it was read, and one that someone else moved meanwhile is read again (issue 16).
 """
 from __future__ import annotations
 

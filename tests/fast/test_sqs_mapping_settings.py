@@ -97,14 +97,14 @@ def test_an_empty_queue_costs_one_receive_per_poll(sqs_concurrency):
     assert queue.receives == 1  # not one per concurrent slot
 
 
-def test_a_backlog_is_drained_by_every_slot_at_once_without_waiting_for_the_slowest(sqs_concurrency):
+def test_a_backlog_is_drained_by_every_slot_without_waiting_for_the_slowest(sqs_concurrency):
     import threading
 
     queue = FakeQueue(400, invoke_seconds=0.01)
     queue.slow_first = True  # the first batch takes 1 s: the other slots go on meanwhile
     sqs_concurrency.drain(queue.one_batch, 4, queue.found, threading.Event(), Empty)
     assert queue.left == 0
-    assert queue.most_at_once == 4
+    assert queue.most_at_once == 4  # slots added as batches ended, up to the maximum
     # The 39 other batches of 10 ms (~0.13 s over 3 slots) were all done before the slow one ended: rounds that
     # wait for their slowest batch would still have had 360 messages left.
     assert queue.left_when_slow_ended == 0
@@ -136,3 +136,14 @@ def test_an_error_of_a_slot_is_raised_after_all_slots_ended(sqs_concurrency):
     with pytest.raises(RuntimeError):  # LocalStack's error back-off follows
         sqs_concurrency.drain(one_batch, 3, queue.found, threading.Event(), Empty)
     assert queue.left == 0  # the other slots finished the backlog first
+
+
+def test_slots_are_added_one_per_finished_batch_not_all_at_once(sqs_concurrency):
+    import threading
+
+    queue = FakeQueue(30, invoke_seconds=0.05)  # three batches
+    sqs_concurrency.drain(queue.one_batch, 10, queue.found, threading.Event(), Empty)
+    assert queue.left == 0
+    # Two slots at first (the first receive's and one more); no third before a batch ended, and three batches
+    # never needed ten environments starting at once.
+    assert queue.most_at_once <= 3

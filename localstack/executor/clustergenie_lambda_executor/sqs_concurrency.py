@@ -11,14 +11,15 @@ created first) changes one poll of a *standard* queue's mapping (`drain`):
 
 - one receive first, as LocalStack's own: an empty queue costs one `ReceiveMessage` per poll (a long poll when
   the mapping has a batching window), then LocalStack's idle back-off, not one per concurrent slot;
-- as soon as that receive returns messages, `MaximumConcurrency` slots (the first one included) each run
-  LocalStack's own receive-invoke-delete round (`SqsPoller.poll_events`, unchanged) again and again until the
-  queue is empty for it or the mapping is stopped: a slot starts its next batch when its own ends, never waiting
-  for the slowest of the others.
+- as soon as that receive returns messages, slots run LocalStack's own receive-invoke-delete round
+  (`SqsPoller.poll_events`, unchanged) again and again until the queue is empty for them or the mapping is
+  stopped: a slot starts its next batch when its own ends, never waiting for the slowest of the others;
+- slots are added as AWS adds concurrency, with the backlog: a second one when the first receive brought
+  messages, one more each time a batch ends while messages wait, up to `MaximumConcurrency`.
 
 FIFO queues keep one batch at a time (their message-group order). `CG_ESM_SQS_CONCURRENCY` caps the slots (1
 turns all this off). What it cannot do: scale the number of batches with the backlog over minutes as AWS does
-(it uses the maximum as soon as messages wait).
+(it adds a slot per finished batch while messages wait, not per minute).
 """
 from __future__ import annotations
 
@@ -43,33 +44,53 @@ def concurrency_for(esm_config: dict) -> int:
 
 
 def drain(one_batch, slots: int, found: threading.Event, stopped: threading.Event, empty: type[Exception]) -> None:
-    """One poll of a mapping with `slots` concurrent batches (see the module docstring).
+    """One poll of a mapping with up to `slots` concurrent batches (see the module docstring).
 
     `one_batch()` is LocalStack's receive-invoke-delete round: it raises `empty` when it received nothing, and
     sets `found` once messages came back (before the function is invoked). Raises `empty` when the first receive
     found the queue empty (LocalStack's idle back-off applies), the first other error of any slot after all have
     ended (its error back-off applies), else returns when every slot has found the queue empty or `stopped` is set.
+
+    Slots are added as AWS adds concurrency, with the backlog: a second one when the first receive brought
+    messages, then one more each time a batch ends while messages wait, up to `slots`. So execution environments
+    start one or two at a time (each one's cold start runs inside its first batch, and ten at once on a small
+    machine can each take longer than the function's timeout), and the others join once batches are flowing.
     """
     found.clear()
-
-    def slot(first: bool) -> None:
-        while not stopped.is_set():
-            try:
-                one_batch()
-            except empty:
-                if first and not found.is_set():
-                    raise
-                return
-            first = False
+    lock = threading.Lock()
+    futures: list[cf.Future] = []
 
     with cf.ThreadPoolExecutor(slots, thread_name_prefix="esm-sqs-batch") as pool:
-        futures = [pool.submit(slot, True)]
-        # The other slots start only once the first receive brought messages (not for an empty queue).
+        def add_slot() -> None:
+            with lock:
+                if len(futures) < slots and not stopped.is_set():
+                    futures.append(pool.submit(slot, False))
+
+        def slot(first: bool) -> None:
+            while not stopped.is_set():
+                try:
+                    one_batch()
+                except empty:
+                    if first and not found.is_set():
+                        raise
+                    return
+                first = False
+                add_slot()  # a batch ended and the queue had messages: one more slot
+
+        with lock:
+            futures.append(pool.submit(slot, True))
+        # A second slot as soon as the first receive brought messages (not for an empty queue).
         while not found.wait(0.05):
             if futures[0].done():
                 break
         if found.is_set():
-            futures += [pool.submit(slot, False) for _ in range(slots - 1)]
+            add_slot()
+        while True:
+            with lock:
+                pending = [f for f in futures if not f.done()]
+            if not pending:
+                break
+            cf.wait(pending, timeout=0.1)
     errors = [f.exception() for f in futures]
     if isinstance(errors[0], empty) and len(futures) == 1:
         raise errors[0]
