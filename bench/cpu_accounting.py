@@ -7,7 +7,7 @@ with threads), one group per deployed function (each execution environment is a 
 named by its `AWS_LAMBDA_FUNCTION_NAME`), `mariadb`, `redis`, `kafka`, `msk-bridge`, `bench` (this process),
 and `machine` (every core's busy time, everyone's: other stacks on a shared machine included). A process that
 started during the interval counts from zero; one that ended during it is missed (execution environments live
-for minutes, so only a crashed one is).
+for minutes, so only a crashed or replaced one is), never counted negative.
 """
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ PID_FILES = {"localstack": "localstack.pid", "mariadb": "mariadb.pid", "redis": 
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds of the process and its reaped children)."""
+    """(parent pid, CPU seconds of the process itself: its reaped children are not added, so an execution
+    environment that LocalStack reaped is not counted again as LocalStack's)."""
     try:
         fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    # after the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15), counted from field 3
-    return int(fields[1]), sum(int(f) for f in fields[11:15]) / TICK
+    # after the command: state ppid ... utime(12) stime(13), counted from field 3
+    return int(fields[1]), sum(int(f) for f in fields[11:13]) / TICK
 
 
 def _function_of(pid: int) -> str | None:
@@ -83,22 +84,35 @@ def snapshot(state_dir: pathlib.Path) -> dict[str, float]:
         return found
 
     localstack = next((pid for pid, group in owners.items() if group == "localstack"), None)
-    environments = set()
+    per_process: dict[int, tuple[str, float]] = {}  # pid -> (group, seconds)
     if localstack is not None:
         for child in children.get(localstack, []):
             function = _function_of(child)
             if function is not None:
-                environments.add(child)
-                seconds[function] = seconds.get(function, 0.0) + sum(stats[p][1] for p in tree(child) if p in stats)
-    of_functions = {p for e in environments for p in tree(e)}
+                for p in tree(child):
+                    if p in stats:
+                        per_process[p] = (function, stats[p][1])
     for pid, group in owners.items():
-        seconds[group] = seconds.get(group, 0.0) + sum(stats[p][1] for p in tree(pid)
-                                                      if p in stats and p not in of_functions)
+        for p in tree(pid):
+            if p in stats and p not in per_process:
+                per_process[p] = (group, stats[p][1])
+    for group, spent in per_process.values():
+        seconds[group] = seconds.get(group, 0.0) + spent
+    seconds["_processes"] = per_process  # type: ignore[assignment]
     return seconds
 
 
-def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {group: round(after[group] - before.get(group, 0.0), 2) for group in sorted(after)}
+def delta(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per group between two snapshots, process by process: a process that ended in between counts
+    nothing (not minus its whole past), one that started counts from zero."""
+    spent = {group: 0.0 for group in after if group != "_processes"}
+    for group in ("bench", "machine"):
+        spent[group] = after[group] - before.get(group, 0.0)
+    old = before.get("_processes", {})
+    for pid, (group, seconds) in after["_processes"].items():
+        earlier = old.get(pid)
+        spent[group] += seconds - (earlier[1] if earlier and earlier[0] == group else 0.0)
+    return {group: round(value, 2) for group, value in sorted(spent.items())}
 
 
 def per_unit_ms(spent: dict[str, float], units: int) -> dict[str, float]:
