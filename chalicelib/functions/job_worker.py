@@ -33,11 +33,11 @@ from aws_lambda_powertools.utilities.idempotency.persistence.cache import CacheP
 from chalicelib import metrics
 from chalicelib.dependencies import is_outage
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.models.domain import Job
 from chalicelib.observability import logger
 from chalicelib.outbox import get_outbox_relay
 from chalicelib.redis_client import get_redis
 from chalicelib.services.job_runner import JobFailed, JobRun, run_job
-from chalicelib.models.domain import Job
 from chalicelib.services.job_state import FINAL_STATUSES, IllegalTransition
 from chalicelib.services.jobs import JobService
 
