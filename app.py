@@ -99,7 +99,9 @@ register_edge_routes(app)  # last: OPTIONS preflights, 405s and 404 catch-alls d
 JOBS_QUEUE = os.environ.get("CG_JOBS_QUEUE") or "clustergenie-jobs"
 
 
-@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=10, name="job_worker")
+# Batches of up to 100 gathered for at most 1 s (AWS requires a batching window above 10 messages): a backlog
+# goes out in tenfold fewer invocations, receives and deletes than with 10 (issue 16, docs/decisions.md).
+@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=100, maximum_batching_window_in_seconds=1, name="job_worker")
 def job_worker(event):
     from chalicelib.functions.job_worker import handle_batch
 

@@ -17,6 +17,10 @@ Needs `./dev up` (the deployed stack; `stack.json` and `stack.env` under CG_STAT
 3. Ceiling: on a temporary queue, `--jobs` messages sent (batches of 10), received (batches of 10, long
    poll) and deleted (batches of 10) by the same number of threads: SQS's own rate on the same LocalStack.
 
+`--no-front`: the jobs of phases 1 and 2 are queued from the bench's own process (`JobService.submit` against the
+stack's MariaDB and queue: the same row, event and message as POST /jobs) and the front is not measured; for a
+loaded machine whose API Gateway path times out before the backlog is complete. The drain is measured the same way.
+
 Everything it creates (clusters with their jobs and droplets, quota rows, the temporary queue) is deleted
 at the end, and the mapping is left enabled.
 """
@@ -36,6 +40,8 @@ import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # devstack, as the other benches
+
+import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
 STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 RAISED_QUOTAS = {"droplets": 100_000, "replicas": 100_000, "concurrent_jobs": 100_000}
 
@@ -159,7 +165,23 @@ def restore_limiters(api: str, user: str, caller: str) -> None:
              user, "DELETE")
 
 
-def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout: float, steady: int) -> dict:
+def in_process_submit(stack: dict):
+    """`submit(cluster_id)` -> job id: a provision job queued as POST /jobs queues it (`JobService.submit`: the row,
+    its `job_requested` event, the SQS message on the stack's queue), from this process instead of through API
+    Gateway (`--no-front`: the drain measured when the loaded machine's API Gateway path times out)."""
+    from devstack.config import load_stack_env
+
+    load_stack_env(STATE)
+    os.environ["CG_JOBS_QUEUE"] = stack["queues"]["jobs"].rstrip("/").rsplit("/", 1)[1]
+    os.environ.setdefault("CG_LOG_LEVEL", "WARNING")
+    from chalicelib.services.jobs import JobService
+
+    service = JobService()
+    return lambda cluster_id: service.submit("provision", cluster_id, {}).id
+
+
+def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout: float, steady: int,
+                   front: bool = True) -> dict:
     api = stack["api_url"].rstrip("/") + "/api/v1"
     run = uuid.uuid4().hex[:8]
     admin = f"bench-{run}"
@@ -172,23 +194,30 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
     mapping = mapping_of(awslambda, stack["functions"]["job_worker"])
     try:
         set_mapping(awslambda, mapping, False)
-        noop_rate = rate(threads, jobs, lambda i: call(f"{api}/hello", {"name": f"bench-{i}"}, f"{admin}-{i}"))
         ids: list[str] = []
-        jobs_rate = rate(threads, jobs, lambda i: ids.append(call(
-            f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}}, f"{admin}-{i}")["job"]["id"]))
+        submit = None if front else in_process_submit(stack)
+        if front:
+            noop_rate = rate(threads, jobs, lambda i: call(f"{api}/hello", {"name": f"bench-{i}"}, f"{admin}-{i}"))
+            jobs_rate = rate(threads, jobs, lambda i: ids.append(call(
+                f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}}, f"{admin}-{i}")["job"]["id"]))
+        else:
+            ids = [submit(clusters[i % 10]) for i in range(jobs)]
+        cpu_before = cpu_accounting.snapshot(STATE)
         set_mapping(awslambda, mapping, True)
         drain_start = time.time()
         rows = wait_for(db, clusters, ids, timeout)
+        drain_cpu = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
         ends = [utc_seconds(r["completed_at"]) for i, r in rows.items() if i in ids and r["status"] == "completed"]
         drain = {"backlog": jobs, "completed": len(ends),
                  "failed": sum(rows[i]["status"] == "failed" for i in ids if i in rows),
                  "unfinished": sum(i not in rows for i in ids),
                  "seconds": round(max(ends) - drain_start, 2) if ends else None,
-                 "jobs_per_s": round(len(ends) / (max(ends) - drain_start), 1) if ends else None}
+                 "jobs_per_s": round(len(ends) / (max(ends) - drain_start), 1) if ends else None,
+                 "cpu_ms_per_job": cpu_accounting.per_unit_ms(drain_cpu, jobs)}
         steady_ids: list[str] = []
         for i in range(steady):  # one job every 50 ms: latency without a backlog
             steady_ids.append(call(f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}},
-                                   f"{admin}-s{i}")["job"]["id"])
+                                   f"{admin}-s{i}")["job"]["id"] if front else submit(clusters[i % 10]))
             time.sleep(0.05)
         rows = wait_for(db, clusters, ids + steady_ids, timeout)
         with db.cursor() as cur:
@@ -197,7 +226,7 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
             latencies = [float(r["s"]) for r in cur.fetchall()]
         return {
             "front": {"requests": jobs, "threads": threads, "noop_per_s": round(noop_rate, 1),
-                      "post_jobs_per_s": round(jobs_rate, 1), "ratio": round(jobs_rate / noop_rate, 3)},
+                      "post_jobs_per_s": round(jobs_rate, 1), "ratio": round(jobs_rate / noop_rate, 3)} if front else None,
             "drain": drain,
             "steady": {"jobs": steady, "completed": len(latencies),
                        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
@@ -226,6 +255,7 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
     url = sqs.create_queue(QueueName=f"clustergenie-bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     body = json.dumps({"job_id": f"job-{uuid.uuid4()}", "trace_id": uuid.uuid4().hex})
     try:
+        cpu_before = cpu_accounting.snapshot(STATE)
         start = time.time()
         deadline = time.monotonic() + timeout
 
@@ -250,8 +280,10 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
                 f.result()
             handled = sum(f.result() for f in receivers)
         seconds = time.time() - start
+        spent = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
         return {"messages": messages, "handled": handled, "seconds": round(seconds, 2),
-                "send_receive_delete_per_s": round(handled / seconds, 1)}
+                "send_receive_delete_per_s": round(handled / seconds, 1),
+                "cpu_ms_per_message": cpu_accounting.per_unit_ms(spent, max(1, handled))}
     finally:
         sqs.delete_queue(QueueUrl=url)
 
@@ -266,6 +298,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the jobs to finish")
     parser.add_argument("--steady", type=int, default=100, help="jobs of the latency phase")
+    parser.add_argument("--no-front", dest="front", action="store_false",
+                        help="queue the jobs in process (JobService.submit) instead of through API Gateway")
     args = parser.parse_args()
 
     import boto3
@@ -284,13 +318,14 @@ def main() -> None:
     sqs = session.client("sqs", endpoint_url=stack["endpoint_url"])
     awslambda = session.client("lambda", endpoint_url=stack["endpoint_url"])
     print(f"load before: {os.getloadavg()}", flush=True)
-    pipeline = bench_pipeline(stack, db, awslambda, args.jobs, args.threads, args.timeout, args.steady)
+    pipeline = bench_pipeline(stack, db, awslambda, args.jobs, args.threads, args.timeout, args.steady, args.front)
     print(json.dumps({"pipeline": pipeline}), flush=True)
     ceiling = bench_sqs(sqs, args.jobs, args.threads, 120)
     print(json.dumps({"sqs_ceiling": ceiling}), flush=True)
     if pipeline["drain"]["jobs_per_s"]:
+        front = f"{pipeline['front']['ratio']:.3f}" if pipeline["front"] else "(not measured)"
         print(f"drain / SQS ceiling: {pipeline['drain']['jobs_per_s'] / ceiling['send_receive_delete_per_s']:.3f}   "
-              f"POST /jobs / no-op route: {pipeline['front']['ratio']:.3f}   load after: {os.getloadavg()}")
+              f"POST /jobs / no-op route: {front}   load after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
+
+import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
 
 
 class Counter:
@@ -109,13 +112,16 @@ def main() -> None:
         counter = Counter()
         counter.install()
         per_batch = []
-        seconds = 0.0
+        seconds = cpu = 0.0
+        servers = {"mariadb": 0.0, "redis": 0.0, "kafka": 0.0}
         worker = [0, 0, 0]  # statements, commits, Redis round trips of the worker alone
         # In rounds of 50 queued jobs: the clusters' and the tenant's concurrent_jobs quotas stay untouched.
         for first in range(0, args.jobs, ROUND):
             ids = [service.submit("provision", clusters[i % 10], {}).id for i in range(first, min(args.jobs, first + ROUND))]
             job_worker.relay_after_commit()  # the job_requested events out of the way: only the worker is counted
             before = (counter.sql, counter.commits, counter.redis)
+            servers_before = cpu_accounting.snapshot(STATE)
+            cpu_started = time.process_time()  # this process, every thread (the log shipper's and producers' too)
             started = time.perf_counter()
             for i in range(0, len(ids), args.batch):
                 t0 = time.perf_counter()
@@ -123,6 +129,10 @@ def main() -> None:
                 per_batch.append((time.perf_counter() - t0) * 1000 / len(ids[i:i + args.batch]))
                 assert response == {"batchItemFailures": []}, response
             seconds += time.perf_counter() - started
+            cpu += time.process_time() - cpu_started
+            spent = cpu_accounting.delta(servers_before, cpu_accounting.snapshot(STATE))
+            for name in servers:
+                servers[name] += spent.get(name, 0.0)
             worker[0] += counter.sql - before[0]
             worker[1] += counter.commits - before[1]
             worker[2] += counter.redis - before[2]
@@ -137,6 +147,8 @@ def main() -> None:
             "ms_per_job": round(seconds * 1000 / args.jobs, 2),
             "ms_per_job_batch_median": round(statistics.median(per_batch), 2),
             "jobs_per_s": round(args.jobs / seconds, 1),
+            "cpu_ms_per_job": {"worker": round(cpu * 1000 / args.jobs, 2),
+                               **{name: round(s * 1000 / args.jobs, 2) for name, s in servers.items()}},
             "sql_statements_per_job": round(worker[0] / args.jobs, 2),
             "commits_per_job": round(worker[1] / args.jobs, 2),
             "redis_round_trips_per_job": round(worker[2] / args.jobs, 2),

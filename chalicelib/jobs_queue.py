@@ -72,6 +72,17 @@ def delete_dead_letter(message: dict[str, Any]) -> None:
     _sqs().delete_message(QueueUrl=queue_url(get_settings().jobs_dlq_name), ReceiptHandle=message["ReceiptHandle"])
 
 
+def release_for_redelivery(queue_arn: str, receipt_handles: list[str]) -> None:
+    """Make messages this function received, and will not handle in this invocation, visible again at once
+    (visibility timeout 0) instead of after the queue's visibility timeout; SQS counts the receive as usual."""
+    _, _, _, _, account, name = queue_arn.split(":", 5)
+    url = _sqs().get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    for first in range(0, len(receipt_handles), 10):  # SQS's batch limit
+        _sqs().change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for i, handle in enumerate(receipt_handles[first:first + 10])])
+
+
 class SqsJobQueue:
     """The SQS queue named by `settings.jobs_queue_name`; its URL is resolved on first use."""
 

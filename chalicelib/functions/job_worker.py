@@ -11,7 +11,13 @@ What each message leads to:
 - otherwise the job runs once, guarded by Powertools idempotency keyed on the job id (Redis), so a
   duplicate delivery while or after it runs does no second piece of work. A job that cannot succeed
   ends `failed` with its reason and is acknowledged; an outage (an unexpected exception) leaves the
-  message to be retried.
+  message to be retried;
+- a record whose turn comes when too little of the invocation's time is left is not started: it is failed
+  and handed back to the queue at once (batches are up to 100 jobs, and a cold start under load can take
+  most of the first batch's time), so the function never times out mid-batch.
+
+The batch's jobs are read in one statement before the first record runs; each record still decides on its
+job's row as it was read, and one that someone else moved meanwhile is read again (issue 16).
 """
 from __future__ import annotations
 
@@ -27,11 +33,12 @@ from aws_lambda_powertools.utilities.idempotency.persistence.cache import CacheP
 from chalicelib import metrics
 from chalicelib.dependencies import is_outage
 from chalicelib.errors import ConflictError, NotFoundError
+from chalicelib.models.domain import Job
 from chalicelib.observability import logger
 from chalicelib.outbox import get_outbox_relay
 from chalicelib.redis_client import get_redis
 from chalicelib.services.job_runner import JobFailed, JobRun, run_job
-from chalicelib.services.job_state import FINAL_STATUSES
+from chalicelib.services.job_state import FINAL_STATUSES, IllegalTransition
 from chalicelib.services.jobs import JobService
 
 # A batch whose every record failed is reported like any other (all ids in batchItemFailures) instead of
@@ -53,6 +60,22 @@ class MalformedJobMessage(ValueError):
     """The message body is not a job reference; it will never succeed and ends in the DLQ."""
 
 
+class NotStartedInTime(RuntimeError):
+    """The invocation's time was nearly spent before this record's turn: it is reported as failed without any
+    work done and made visible again at once (`release_not_started`), instead of the function timing out
+    mid-job and the whole batch with it (a cold start under load can take most of the first batch's time)."""
+
+
+# A record is started only while at least this much of the invocation's time is left: one job's lock wait
+# (db.LOCK_WAIT_SECONDS) and the relay after commit (RELAY_BUDGET_SECONDS) must still fit. Never more than
+# this fraction of the time the invocation had (a short timeout keeps most of its time for work).
+START_RESERVE_SECONDS = 7.5
+START_RESERVE_FRACTION = 0.3
+_start_deadline: float | None = None  # monotonic; None outside an invocation with a Lambda context
+_invocation_end: float | None = None  # monotonic: when the function would time out
+_not_started: list[SQSRecord] = []
+
+
 def parse_message(record: SQSRecord) -> dict[str, str]:
     """`{job_id, trace_id, correlation_id}` from the record (the SQS message id correlates the events)."""
     try:
@@ -65,15 +88,56 @@ def parse_message(record: SQSRecord) -> dict[str, str]:
             "correlation_id": record.message_id}
 
 
+# The batch's jobs, read in one statement before the first record runs (issue 16): each job's first delivery
+# in the batch takes its row from here (and removes it) instead of reading it alone. Cleared after every batch.
+_batch_jobs: dict[str, Job] = {}
+
+
+def read_batch_jobs(event: dict[str, Any]) -> dict[str, Job]:
+    """The jobs the batch's well-formed records name, by id; {} when they cannot be read (each record then
+    reads its own job, and fails on its own, as without this)."""
+    ids = []
+    for record in event.get("Records") or []:
+        try:
+            body = json.loads(record.get("body") or "")
+        except (TypeError, ValueError):
+            continue
+        if isinstance(body, dict) and isinstance(body.get("job_id"), str) and body["job_id"]:
+            ids.append(body["job_id"])
+    if not ids:
+        return {}
+    try:
+        return jobs.get_many(ids)
+    except Exception as exc:  # noqa: BLE001 - an outage: every record meets it on its own read
+        logger.warning("the batch's jobs could not be read at once", extra={"error": repr(exc)})
+        return {}
+
+
 @idempotent_function(data_keyword_argument="message", persistence_store=persistence, config=idempotency_config,
                      key_prefix="idempotency:job_worker")
 def process_job(message: dict[str, str]) -> dict[str, str]:
     """Run the referenced job to `completed` or `failed`, at most once per job id."""
+    job = _batch_jobs.pop(message["job_id"], None)
+    if job is not None:
+        try:
+            return _run(job, message, read_with_batch=True)
+        except _ReadAgain:
+            # Moved by someone else since the batch's read (a redelivery elsewhere, the sweeper): decided again
+            # on the fresh row, as a first read would have found it.
+            logger.info("job changed since the batch was read; read again")
     try:
         job = jobs.get(message["job_id"])
     except NotFoundError:
         logger.warning("job not found; message acknowledged")
         return {"job_id": message["job_id"], "outcome": "missing"}
+    return _run(job, message)
+
+
+class _ReadAgain(Exception):
+    """The job's row read with the batch no longer allows the start: nothing was done, read it again."""
+
+
+def _run(job: Job, message: dict[str, str], read_with_batch: bool = False) -> dict[str, str]:
     if job.status in FINAL_STATUSES:
         logger.info("job already finished; message acknowledged", extra={"status": job.status})
         return {"job_id": job.id, "outcome": job.status}
@@ -81,7 +145,12 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
         logger.warning("resuming a job left in processing", extra={"progress": job.progress})
     started = time.perf_counter()
     correlation_id = message["correlation_id"]
-    run = JobRun(jobs.start(job, correlation_id), jobs, correlation_id=correlation_id)
+    try:
+        run = JobRun(jobs.start(job, correlation_id), jobs, correlation_id=correlation_id)
+    except IllegalTransition:
+        if read_with_batch:
+            raise _ReadAgain() from None
+        raise
     try:
         result = run_job(run)
     except JobFailed as exc:
@@ -107,6 +176,9 @@ def process_job(message: dict[str, str]) -> dict[str, str]:
 
 
 def record_handler(record: SQSRecord) -> dict[str, str]:
+    if _start_deadline is not None and time.monotonic() > _start_deadline:
+        _not_started.append(record)
+        raise NotStartedInTime(f"message {record.message_id}: too little of the invocation's time left to start")
     message = parse_message(record)
     logger.append_keys(job_id=message["job_id"], trace_id=message["trace_id"])
     try:
@@ -117,14 +189,24 @@ def record_handler(record: SQSRecord) -> dict[str, str]:
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Process an SQS batch; failed records are returned in `batchItemFailures`."""
+    global _start_deadline, _invocation_end
+    _start_deadline = _invocation_end = None
+    _not_started.clear()
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         # An in-progress idempotency record expires when this invocation would have timed out, so a
         # redelivery after a killed worker can run the job again.
         idempotency_config.register_lambda_context(context)
+        remaining = context.get_remaining_time_in_millis() / 1000
+        _invocation_end = time.monotonic() + remaining
+        _start_deadline = _invocation_end - min(START_RESERVE_SECONDS, START_RESERVE_FRACTION * remaining)
+    _batch_jobs.clear()
+    _batch_jobs.update(read_batch_jobs(event))
     try:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                         context=context)
     finally:
+        _batch_jobs.clear()
+        release_not_started()
         relay_after_commit()
 
 
@@ -133,9 +215,29 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 RELAY_BUDGET_SECONDS = 2.0
 
 
-def relay_after_commit() -> None:
-    """Publish the outbox (this batch's events first among any left over) within RELAY_BUDGET_SECONDS."""
+def release_not_started() -> None:
+    """The records not started in time go back to the queue at once (another batch takes them), not after the
+    queue's visibility timeout. Best effort: if this fails they come back after the visibility timeout."""
+    if not _not_started:
+        return
     try:
-        get_outbox_relay().drain(budget_seconds=RELAY_BUDGET_SECONDS)
+        from chalicelib.jobs_queue import release_for_redelivery
+
+        release_for_redelivery(_not_started[0].event_source_arn, [r.receipt_handle for r in _not_started])
+        logger.warning("records not started in time were released for redelivery", extra={"records": len(_not_started)})
+    except Exception:  # noqa: BLE001 - they are failed in batchItemFailures either way
+        logger.exception("records not started in time could not be released; they return after the visibility timeout")
+    finally:
+        _not_started.clear()
+
+
+def relay_after_commit() -> None:
+    """Publish the outbox (this batch's events first among any left over) within RELAY_BUDGET_SECONDS, and
+    within the invocation's time (half a second kept for the response)."""
+    budget = RELAY_BUDGET_SECONDS
+    if _invocation_end is not None:
+        budget = max(0.1, min(budget, _invocation_end - time.monotonic() - 0.5))
+    try:
+        get_outbox_relay().drain(budget_seconds=budget)
     except Exception:  # noqa: BLE001 - the jobs and their events are committed; the scheduled relay sends them
         logger.exception("outbox relay after commit failed")

@@ -101,6 +101,10 @@ class JobService:
         """The job; NotFoundError when missing."""
         return Job.from_row(self.jobs.get(job_id))
 
+    def get_many(self, job_ids: list[str]) -> dict[str, Job]:
+        """The existing jobs of `job_ids` by id, read in one statement (absent ids: no such job)."""
+        return {job.id: job for job in Job.from_rows(self.jobs.get_many(sorted(set(job_ids))))}
+
     def list(self, query: JobListQuery) -> tuple[list[Job], int]:
         """One page of jobs (sorted on an allow-listed column) and the exact total."""
         rows, total = self.jobs.list(page=query.page, page_size=query.page_size,

@@ -115,7 +115,8 @@ EXPECTED_GRANTS = {
     "APIHandler": SECRET | SIGNING | ENQUEUE | DEPTHS,
     "JobWorker": SECRET | SIGNING
     | {(a, "JobsQueue") for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                                  "sqs:ChangeMessageVisibility")}
+                                  # records not started in time are made visible again (issue 16)
+                                  "sqs:GetQueueUrl", "sqs:ChangeMessageVisibility")}
     | {(a, "*") for a in ("ec2:RunInstances", "ec2:DescribeInstances", "ec2:TerminateInstances", "ec2:CreateTags")},
     "EventHandler": SECRET | SIGNING | ENQUEUE | {("sqs:SendMessage", "EventHandlerFailureQueue")},
     "LogConsumer": SECRET,

@@ -138,6 +138,60 @@ def test_a_finished_job_is_acknowledged_without_work(client, make_cluster, submi
     assert job_row(client, job["id"]) == before and len(droplets_of(cluster["id"])) == 1
 
 
+def test_records_not_started_before_the_time_reserve_are_reported_failed_without_work(client, make_cluster, submit,
+                                                                                     worker, monkeypatch):
+    from chalicelib import jobs_queue
+    from chalicelib.functions import job_worker
+
+    released = []
+    monkeypatch.setattr(jobs_queue, "release_for_redelivery", lambda arn, handles: released.append((arn, handles)))
+    cluster = make_cluster()
+    first, body_1 = submit("provision", cluster_id=cluster["id"])
+    second, body_2 = submit("provision", cluster_id=cluster["id"])
+    # Every second of the invocation's time is reserved: no record may start.
+    monkeypatch.setattr(job_worker, "START_RESERVE_FRACTION", 1.0)
+    response = worker([body_1, body_2])
+    assert len(response["batchItemFailures"]) == 2  # both delivered again by SQS
+    [(arn, handles)] = released  # at once, not after the visibility timeout
+    assert arn.endswith(":" + get_settings().jobs_queue_name) and len(handles) == 2
+    assert [job_row(client, j["id"])["status"] for j in (first, second)] == ["queued", "queued"]
+    assert droplets_of(cluster["id"]) == []
+    monkeypatch.setattr(job_worker, "START_RESERVE_FRACTION", 0.3)
+    assert worker([body_1, body_2]) == {"batchItemFailures": []}  # the redelivery runs them, once each
+    assert [job_row(client, j["id"])["status"] for j in (first, second)] == ["completed", "completed"]
+    assert len(droplets_of(cluster["id"])) == 2
+
+
+def test_a_job_finished_since_the_batch_was_read_is_read_again_and_not_run_twice(client, make_cluster, submit,
+                                                                                worker, monkeypatch):
+    from chalicelib.functions import job_worker
+    from chalicelib.redis_client import get_redis
+    from chalicelib.services.jobs import JobService
+
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"])
+    as_queued = JobService().get(job["id"])  # the row as a batch read before another delivery finished it
+    assert worker([body]) == {"batchItemFailures": []}
+    finished = job_row(client, job["id"])
+    get_redis().flushdb()  # no idempotency record either: only the row can stop a second run
+    monkeypatch.setattr(job_worker, "read_batch_jobs", lambda event: {as_queued.id: as_queued})
+    assert worker([body]) == {"batchItemFailures": []}
+    assert job_row(client, job["id"]) == finished and len(droplets_of(cluster["id"])) == 1
+
+
+def test_a_batch_reads_its_jobs_in_one_statement(make_cluster, submit, worker, monkeypatch):
+    from chalicelib.repositories.jobs import JobRepository
+
+    cluster = make_cluster()
+    bodies = [submit("diagnose", cluster_id=cluster["id"])[1] for _ in range(3)]
+    single_reads = []
+    real_get = JobRepository.get
+    monkeypatch.setattr(JobRepository, "get", lambda self, job_id, **kw: single_reads.append(job_id) or real_get(
+        self, job_id, **kw))
+    assert worker([*bodies, bodies[0]]) == {"batchItemFailures": []}  # a duplicate in the batch too
+    assert single_reads == []  # every job came from the batch's read; the duplicate met its idempotency record
+
+
 def test_a_message_for_a_missing_job_is_acknowledged(worker):
     body = json.dumps({"job_id": "job-does-not-exist", "trace_id": "t"})
     assert worker([body]) == {"batchItemFailures": []}

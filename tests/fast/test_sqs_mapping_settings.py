@@ -49,3 +49,101 @@ def test_localstack_polls_again_at_once_while_a_backlog_exists(monkeypatch, tmp_
     _, env = LocalStack(StackConfig.from_env()).command()
     assert float(env["LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC"]) == 0  # LocalStack's default: 1 s per batch
     assert float(env["LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC"]) <= 1  # default: up to 10 s idle
+
+
+class Empty(Exception):
+    """Stands in for LocalStack's EmptyPollResultsException."""
+
+
+class FakeQueue:
+    """A backlog drained by LocalStack-like rounds: receive up to `batch`, 'invoke' (sleep), done."""
+
+    def __init__(self, messages: int, batch: int = 10, invoke_seconds: float = 0.01) -> None:
+        import threading
+
+        self.left, self.batch, self.invoke_seconds = messages, batch, invoke_seconds
+        self.lock = threading.Lock()
+        self.found = threading.Event()
+        self.receives = self.running = self.most_at_once = 0
+        self.slow_first = False
+        self.left_when_slow_ended = None
+
+    def one_batch(self) -> None:
+        import time
+
+        with self.lock:
+            self.receives += 1
+            got = min(self.batch, self.left)
+            self.left -= got
+            if not got:
+                raise Empty()
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            slow, self.slow_first = self.slow_first, False
+        self.found.set()  # what the handle_messages hook does
+        time.sleep(self.invoke_seconds * (100 if slow else 1))
+        with self.lock:
+            self.running -= 1
+            if slow:
+                self.left_when_slow_ended = self.left
+
+
+def test_an_empty_queue_costs_one_receive_per_poll(sqs_concurrency):
+    import threading
+
+    queue = FakeQueue(0)
+    with pytest.raises(Empty):  # LocalStack's idle back-off follows
+        sqs_concurrency.drain(queue.one_batch, 10, queue.found, threading.Event(), Empty)
+    assert queue.receives == 1  # not one per concurrent slot
+
+
+def test_a_backlog_is_drained_by_every_slot_without_waiting_for_the_slowest(sqs_concurrency):
+    import threading
+
+    queue = FakeQueue(400, invoke_seconds=0.01)
+    queue.slow_first = True  # the first batch takes 1 s: the other slots go on meanwhile
+    sqs_concurrency.drain(queue.one_batch, 4, queue.found, threading.Event(), Empty)
+    assert queue.left == 0
+    assert queue.most_at_once == 4  # slots added as batches ended, up to the maximum
+    # The 39 other batches of 10 ms (~0.13 s over 3 slots) were all done before the slow one ended: rounds that
+    # wait for their slowest batch would still have had 360 messages left.
+    assert queue.left_when_slow_ended == 0
+
+
+def test_a_stopped_mapping_starts_no_further_batch(sqs_concurrency):
+    import threading
+
+    queue = FakeQueue(1000, invoke_seconds=0.02)
+    stopped = threading.Event()
+    threading.Timer(0.1, stopped.set).start()
+    sqs_concurrency.drain(queue.one_batch, 3, queue.found, stopped, Empty)
+    assert queue.left > 500  # stopped after a few batches, not drained
+
+
+def test_an_error_of_a_slot_is_raised_after_all_slots_ended(sqs_concurrency):
+    import threading
+
+    queue = FakeQueue(100)
+    real = queue.one_batch
+    calls = []
+
+    def one_batch() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("queue gone")
+        real()
+
+    with pytest.raises(RuntimeError):  # LocalStack's error back-off follows
+        sqs_concurrency.drain(one_batch, 3, queue.found, threading.Event(), Empty)
+    assert queue.left == 0  # the other slots finished the backlog first
+
+
+def test_slots_are_added_one_per_finished_batch_not_all_at_once(sqs_concurrency):
+    import threading
+
+    queue = FakeQueue(30, invoke_seconds=0.05)  # three batches
+    sqs_concurrency.drain(queue.one_batch, 10, queue.found, threading.Event(), Empty)
+    assert queue.left == 0
+    # Two slots at first (the first receive's and one more); no third before a batch ended, and three batches
+    # never needed ten environments starting at once.
+    assert queue.most_at_once <= 3
