@@ -88,6 +88,9 @@ class EventHandler:
         self._monitoring, self._droplets, self._autoscaling = monitoring, droplets, autoscaling
         self._telemetry: list[tuple[model.TelemetryEvent, str]] = []
         self._job_events: list[tuple[model.JobEvent, str]] = []
+        # Events settled inline (a droplet stored, an event skipped) whose ledger marks and counts wait for
+        # `flush`, to go with the batch's other marks in one round trip: (key, "processed" | "skipped", detail).
+        self._settled: list[tuple[str, str, str]] = []
         self._job_script = redis.register_script(_JOB_READ_MODEL)
         self._handlers: dict[str, Callable[[Any, str, BatchCounts], None]] = {
             **{t: self.on_job_event for t in model.JOB_EVENT_TYPES},
@@ -133,10 +136,12 @@ class EventHandler:
         self._job_events.append((event, key))
 
     def _flush_job_events(self, counts: BatchCounts) -> None:
+        """The job read models with their marks, and the marks of the events settled so far, in one MULTI."""
         pending, self._job_events = self._job_events, []
         if not pending:
-            return
+            return self._flush_settled(counts)
         pipe = self.redis.pipeline(transaction=True)
+        settled = self._queue_settled(pipe)
         for event, _ in pending:
             progress = 100 if event.type == "job_completed" else (-1 if event.progress is None else event.progress)
             self._job_script(keys=[JOB_KEY + event.job_id],
@@ -144,6 +149,7 @@ class EventHandler:
                                    event.cluster_id, READ_MODEL_TTL_SECONDS], client=pipe)
         self.ledger.done([key for _, key in pending], pipe=pipe)
         pipe.execute()
+        self._count_settled(settled, counts)
         for event, _ in pending:
             counts.processed(event.type)
             # One line per job event, carrying the job's correlation keys, so `GET /jobs/{id}/logs`
@@ -167,8 +173,7 @@ class EventHandler:
             )
         except NotFoundError:
             return self._skip(event, key, counts, "cluster_not_found")
-        self.ledger.done([key])
-        counts.processed(event.type)
+        self._settled.append((key, "processed", event.type))  # marked and counted by `flush`
         if not inserted:
             logger.debug("droplet already listed", extra={"droplet_id": info.id, "cluster_id": event.cluster_id})
 
@@ -183,50 +188,66 @@ class EventHandler:
         self._flush_telemetry(counts)
 
     def _flush_telemetry(self, counts: BatchCounts) -> None:
-        """Metrics rows of the deferred telemetry, their ledger marks, then each cluster's health."""
+        """Metrics rows of the deferred telemetry and each touched cluster's health, in one transaction
+        (`MonitoringService.record_telemetry`); then their ledger marks, with the other settled events'."""
         pending, self._telemetry = self._telemetry, []
         if not pending:
             return
-        tenants = self.monitoring.cluster_tenants({event.cluster_id for event, _ in pending})
+        from chalicelib.services.monitoring import TelemetryItem
 
-        def found(event: model.TelemetryEvent) -> bool:  # in the event's tenant, when it names one
-            return event.cluster_id in tenants and event.tenant_id in (None, tenants[event.cluster_id])
-
+        items = []
         for event, key in pending:
-            if not found(event):
-                self._skip(event, key, counts, "cluster_not_found")
-        pending = [(event, key) for event, key in pending if found(event)]
-        if not pending:
-            return
-        samples, sources = [], []
-        for event, key in pending:
-            for index, sample in enumerate(event.payload.samples()):
-                samples.append((event.cluster_id, sample.type, sample.value, sample.timestamp or event.timestamp))
-                sources.append(f"{key}:{index}")  # the same on a replay: stored once (migration 0005)
+            samples = event.payload.samples()
+            items.append(TelemetryItem(event.cluster_id, event.tenant_id,
+                                       [(s.type, s.value, s.timestamp or event.timestamp) for s in samples],
+                                       # the same on a replay: stored once (migration 0005)
+                                       [f"{key}:{index}" for index in range(len(samples))]))
         try:
-            self.monitoring.record_many(samples, sources)
+            stored = self.monitoring.record_telemetry(items)
         except NotFoundError:  # a cluster deleted meanwhile: fall back to one event at a time
-            for item in pending:
-                self._telemetry = [item]
-                self._flush_telemetry(counts)
+            stored = []
+            for item in items:
+                try:
+                    stored += self.monitoring.record_telemetry([item])
+                except NotFoundError:
+                    stored.append(False)
+        for (event, key), ok in zip(pending, stored):
+            if ok:  # the rows are in: never insert them again
+                self._settled.append((key, "processed", event.type))
+            else:
+                self._skip(event, key, counts, "cluster_not_found")
+        self._flush_settled(counts)
+
+    def _queue_settled(self, pipe: Any) -> list[tuple[str, str, str]]:
+        settled, self._settled = self._settled, []
+        self.ledger.done([key for key, _, _ in settled], pipe=pipe)
+        return settled
+
+    def _flush_settled(self, counts: BatchCounts) -> None:
+        """The ledger marks of the events settled since the last flush, in one round trip; then their counts."""
+        if not self._settled:
             return
-        self.ledger.done([key for _, key in pending])  # the rows are in: never insert them again
-        for event, _ in pending:
-            counts.processed(event.type)
-        for cluster_id in dict.fromkeys(event.cluster_id for event, _ in pending):
-            try:
-                self.monitoring.refresh_cluster_health(cluster_id)
-            except NotFoundError:
-                pass  # deleted after its rows were stored (and cascaded away with them)
+        pipe = self.redis.pipeline(transaction=False)
+        settled = self._queue_settled(pipe)
+        pipe.execute()
+        self._count_settled(settled, counts)
+
+    @staticmethod
+    def _count_settled(settled: list[tuple[str, str, str]], counts: BatchCounts) -> None:
+        for _, outcome, detail in settled:
+            if outcome == "processed":
+                counts.processed(detail)
+            else:
+                counts.skipped(detail)
 
     def on_threshold_exceeded(self, event: model.ThresholdEvent, key: str, counts: BatchCounts) -> None:
         self.flush(counts)  # the policies read the latest metrics: the batch's earlier telemetry first
         try:
             outcome = self._scale_for_alert(event, key)
         except NotFoundError:
-            return self._skip(event, key, counts, "cluster_not_found")
+            return self._skip(event, key, counts, "cluster_not_found", at_once=True)
         if outcome.cooled_down:
-            return self._skip(event, key, counts, "scale_cooldown")
+            return self._skip(event, key, counts, "scale_cooldown", at_once=True)
         job_id = outcome.job_id
         self.ledger.done([key])
         counts.processed(event.type)
@@ -247,13 +268,18 @@ class EventHandler:
 
     def discard(self) -> None:
         """Forget deferred work (the batch failed; its claims are being released)."""
-        self._telemetry, self._job_events = [], []
+        self._telemetry, self._job_events, self._settled = [], [], []
 
     def on_unknown(self, event: model.Envelope, key: str, counts: BatchCounts) -> None:
         self._skip(event, key, counts, "unknown_type")
 
-    def _skip(self, event: model.Envelope, key: str, counts: BatchCounts, reason: str) -> None:
-        self.ledger.done([key])
-        counts.skipped(reason)
+    def _skip(self, event: model.Envelope, key: str, counts: BatchCounts, reason: str, at_once: bool = False) -> None:
+        """Settled without effect: marked and counted by the next `flush`, or `at_once` (a threshold alert's
+        outcome is never evaluated twice)."""
+        if at_once:
+            self.ledger.done([key])
+            counts.skipped(reason)
+        else:
+            self._settled.append((key, "skipped", reason))
         logger.info("event skipped", extra={"reason": reason, "event_type": event.type,
                                             "cluster_id": event.cluster_id, "event_key": key})

@@ -399,12 +399,14 @@ def test_transient_failure_fails_the_batch_and_the_retry_applies_each_event_once
 def test_telemetry_of_a_batch_is_applied_together_and_health_once_per_cluster(handle, dead_letters, cluster, monkeypatch):
     other = ClusterRepository().create(name="other", region="nyc3")
     processor = batch_module.get_batch_processor()
-    refreshed = []
-    real = processor.handler.monitoring.refresh_cluster_health
-    monkeypatch.setattr(processor.handler.monitoring, "refresh_cluster_health",
-                        lambda cid: refreshed.append(cid) or real(cid))
+    refreshed = []  # the clusters of each health write (issue 16: one statement for all the batch touched)
+    monitoring = processor.handler.monitoring
+    real = monitoring.clusters.store_health
+    monkeypatch.setattr(monitoring.clusters, "store_health",
+                        lambda health, checked_at: refreshed.append(sorted(health)) or real(health, checked_at))
+    monkeypatch.setattr(monitoring, "refresh_cluster_health", lambda cid: refreshed.append([cid]))  # none expected
     handle(batch_of([envelope("telemetry", c["id"], payload={"cpu": 10 + i}) for i in range(10) for c in (cluster, other)]))
-    assert sorted(refreshed) == sorted([cluster["id"], other["id"]])
+    assert refreshed == [sorted([cluster["id"], other["id"]])]
     assert len(metric_rows(cluster["id"])) == len(metric_rows(other["id"])) == 10
 
 
