@@ -3,7 +3,7 @@
 - `job_*`: the job's read model in Redis, `events:job:<job_id>` (hash: status, progress, last_event_type,
   last_event_at, cluster_id; served by `job_event_state` at GET /api/v1/jobs/{job_id}/event-state), updated by one Lua script so that progress never goes back and a final
   status (completed/failed) is never overwritten by a late non-final event; a batch's job events are
-  written in one MULTI together with their "applied" marks (`flush`).
+  written by one script call together with their "applied" marks (`flush`).
 - `droplet_created`: a cluster's `droplets` list is derived from the droplets table, so "add the droplet
   to its cluster" means: insert the announced droplet (under its own id) if the table lacks it; a droplet
   already there (the worker that emitted the event created it) is left alone, and one announced by a job of
@@ -40,23 +40,32 @@ _STATUS_OF = {"job_requested": "queued", "job_started": "processing", "job_progr
               "job_completed": "completed", "job_failed": "failed"}
 _DROPLET_STATUSES = ("provisioning", "active", "deleting", "deleted", "error")
 
-# KEYS[1] job hash; ARGV: status, progress (-1 = none), event type, event time (fixed-width UTC text),
-# cluster id, ttl.
-_JOB_READ_MODEL = """
-local cur = redis.call('HMGET', KEYS[1], 'status', 'progress', 'last_event_at')
+# The read models of a batch's job events, in their order, then the ledger marks of those events (and of the
+# other events settled so far), in one atomic command (issue 16: one script call, not one per event in a
+# MULTI). KEYS: n job hashes, then the ledger keys; ARGV[1] = n, then per job: status, progress (-1 = none),
+# event type, event time (fixed-width UTC text), cluster id, ttl; last the mark's value and ttl.
+_JOB_READ_MODELS = """
+local n = tonumber(ARGV[1])
 local final = {completed = true, failed = true}
-if not (cur[1] and final[cur[1]]) then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1])
+for i = 1, n do
+  local key, a = KEYS[i], 1 + (i - 1) * 6
+  local cur = redis.call('HMGET', key, 'status', 'progress', 'last_event_at')
+  if not (cur[1] and final[cur[1]]) then
+    redis.call('HSET', key, 'status', ARGV[a + 1])
+  end
+  local progress = tonumber(ARGV[a + 2])
+  if progress >= 0 and (not cur[2] or progress > tonumber(cur[2])) then
+    redis.call('HSET', key, 'progress', progress)
+  end
+  if not cur[3] or ARGV[a + 4] >= cur[3] then
+    redis.call('HSET', key, 'last_event_type', ARGV[a + 3], 'last_event_at', ARGV[a + 4])
+  end
+  redis.call('HSET', key, 'cluster_id', ARGV[a + 5])
+  redis.call('EXPIRE', key, ARGV[a + 6])
 end
-local progress = tonumber(ARGV[2])
-if progress >= 0 and (not cur[2] or progress > tonumber(cur[2])) then
-  redis.call('HSET', KEYS[1], 'progress', progress)
+for i = n + 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[#ARGV - 1], 'EX', ARGV[#ARGV])
 end
-if not cur[3] or ARGV[4] >= cur[3] then
-  redis.call('HSET', KEYS[1], 'last_event_type', ARGV[3], 'last_event_at', ARGV[4])
-end
-redis.call('HSET', KEYS[1], 'cluster_id', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
@@ -91,7 +100,7 @@ class EventHandler:
         # Events settled inline (a droplet stored, an event skipped) whose ledger marks and counts wait for
         # `flush`, to go with the batch's other marks in one round trip: (key, "processed" | "skipped", detail).
         self._settled: list[tuple[str, str, str]] = []
-        self._job_script = redis.register_script(_JOB_READ_MODEL)
+        self._job_script = redis.register_script(_JOB_READ_MODELS)
         self._handlers: dict[str, Callable[[Any, str, BatchCounts], None]] = {
             **{t: self.on_job_event for t in model.JOB_EVENT_TYPES},
             model.DROPLET_CREATED: self.on_droplet_created,
@@ -132,23 +141,22 @@ class EventHandler:
 
     # --- one function per type ---------------------------------------------------------------------------
     def on_job_event(self, event: model.JobEvent, key: str, counts: BatchCounts) -> None:
-        # Deferred to `flush`: the batch's job events and their ledger marks go in one MULTI round trip.
+        # Deferred to `flush`: the batch's job events and their ledger marks go in one script call (atomic, one round trip).
         self._job_events.append((event, key))
 
     def _flush_job_events(self, counts: BatchCounts) -> None:
-        """The job read models with their marks, and the marks of the events settled so far, in one MULTI."""
+        """The job read models with their marks, and the marks of the events settled so far, in one script call."""
         pending, self._job_events = self._job_events, []
         if not pending:
             return self._flush_settled(counts)
-        pipe = self.redis.pipeline(transaction=True)
-        settled = self._queue_settled(pipe)
+        settled, self._settled = self._settled, []
+        marks, mark_args = self.ledger.marks([key for _, key in pending] + [key for key, _, _ in settled])
+        args: list[Any] = [len(pending)]
         for event, _ in pending:
             progress = 100 if event.type == "job_completed" else (-1 if event.progress is None else event.progress)
-            self._job_script(keys=[JOB_KEY + event.job_id],
-                             args=[_STATUS_OF[event.type], progress, event.type, _utc_text(event.timestamp),
-                                   event.cluster_id, READ_MODEL_TTL_SECONDS], client=pipe)
-        self.ledger.done([key for _, key in pending], pipe=pipe)
-        pipe.execute()
+            args += [_STATUS_OF[event.type], progress, event.type, _utc_text(event.timestamp), event.cluster_id,
+                     READ_MODEL_TTL_SECONDS]
+        self._job_script(keys=[JOB_KEY + event.job_id for event, _ in pending] + marks, args=args + mark_args)
         self._count_settled(settled, counts)
         for event, _ in pending:
             counts.processed(event.type)
@@ -218,18 +226,12 @@ class EventHandler:
                 self._skip(event, key, counts, "cluster_not_found")
         self._flush_settled(counts)
 
-    def _queue_settled(self, pipe: Any) -> list[tuple[str, str, str]]:
-        settled, self._settled = self._settled, []
-        self.ledger.done([key for key, _, _ in settled], pipe=pipe)
-        return settled
-
     def _flush_settled(self, counts: BatchCounts) -> None:
-        """The ledger marks of the events settled since the last flush, in one round trip; then their counts."""
+        """The ledger marks of the events settled since the last flush, in one command; then their counts."""
         if not self._settled:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        settled = self._queue_settled(pipe)
-        pipe.execute()
+        settled, self._settled = self._settled, []
+        self.ledger.done([key for key, _, _ in settled])
         self._count_settled(settled, counts)
 
     @staticmethod
