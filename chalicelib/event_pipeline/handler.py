@@ -191,9 +191,12 @@ class EventHandler:
         self._telemetry.append((event, key))
 
     def flush(self, counts: BatchCounts) -> None:
-        """Apply the deferred work: job read models, then telemetry."""
-        self._flush_job_events(counts)
-        self._flush_telemetry(counts)
+        """Apply the deferred work: job read models, then telemetry. Unconfined (every tenant): a threshold alert
+        flushes from inside its own tenant's confinement, and the events flushed are of any tenant, each checked
+        against its own (a telemetry event naming a tenant is stored only in a cluster of that tenant)."""
+        with confined_to(None):
+            self._flush_job_events(counts)
+            self._flush_telemetry(counts)
 
     def _flush_telemetry(self, counts: BatchCounts) -> None:
         """Metrics rows of the deferred telemetry and each touched cluster's health, in one transaction

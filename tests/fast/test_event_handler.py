@@ -573,3 +573,16 @@ def test_telemetry_of_another_tenants_cluster_is_skipped_in_a_batch_that_stores_
                      envelope("telemetry", "cluster-nope", payload={"cpu": 3})]))
     assert [r["value"] for r in metric_rows(cluster["id"])] == [2.0]
     assert counts() == {"processed:telemetry": 1, "skipped:cluster_not_found": 2}
+
+
+def test_an_alert_naming_a_tenant_does_not_confine_the_telemetry_it_flushes(handle, dead_letters, cluster, job_queue):
+    """A threshold alert flushes the batch's earlier telemetry first (the policies read the latest metrics); the
+    alert's tenant confines the alert, not the other tenants' telemetry flushed before it."""
+    from chalicelib.tenancy import confined_to
+
+    with confined_to("tenant-b"):
+        theirs = ClusterRepository().create(name="theirs", region="nyc3")
+    handle(batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 42}),
+                     envelope("metric_threshold_exceeded", theirs["id"], tenant_id="tenant-b", payload={"metric": "cpu"})]))
+    assert [r["value"] for r in metric_rows(cluster["id"])] == [42.0]
+    assert counts()["processed:telemetry"] == 1
