@@ -10,11 +10,16 @@
    them; needs `./dev up`).
 3. Read ceiling: a bare kafka-python consumer reading the very records of step 2 from the broker.
 4. Write ceiling (issue 16): a bare pymysql client writing the rows the mixed stream's batches write, with
-   the handler's own statements batched the same way: per batch of 100, the telemetry samples in one
-   multi-row `INSERT INTO metrics ... ON DUPLICATE KEY` and one commit, each `droplet_created` its
-   `INSERT INTO droplets ... ON DUPLICATE KEY` and commit, and each cluster the batch's telemetry touched
-   its health write (`UPDATE clusters ... WHERE version`) and commit. Events are parsed before the clock
-   starts: this is the database's rate for those rows, the write path's ceiling.
+   the handler's own statements batched the same way: per batch of 100, each `droplet_created` its
+   `INSERT INTO droplets ... ON DUPLICATE KEY` and commit; then in one transaction the telemetry samples in
+   one multi-row `INSERT INTO metrics ... ON DUPLICATE KEY` and the health of every cluster the batch's
+   telemetry touched in one compare-and-set `UPDATE clusters` (the repository's own `store_health_sql`),
+   and one commit. Events are parsed before the clock starts: this is the database's rate for those rows,
+   the write path's ceiling. (Until the handler's batched health write, issue 16, both wrote each cluster's
+   health in its own UPDATE and commit, and the samples in a transaction of their own.)
+
+MariaDB statements, commits and Redis round trips per batch are counted for the in-process mixed runs and
+for the ceiling (as bench_job_worker.py counts them).
 
 The in-process and end-to-end rates are printed against the write ceiling (issue 16: at least 0.5 in
 process; end to end at least 0.8 of in process) and, as before, against the read ceiling. Clusters it creates are deleted at the end (with their rows).
@@ -107,7 +112,25 @@ def in_process(kind: str, clusters: list[str], n: int, bridge) -> float:
     return n / (time.perf_counter() - started)
 
 
-def end_to_end(clusters: list[str], n: int) -> tuple[float, float]:
+def _produce_and_wait(group, producer, topic: str, partitions: list, records: list[tuple[str, bytes]]) -> float:
+    """Seconds from the first send until the bridge's group has committed every partition's end offset."""
+    started = time.perf_counter()
+    for key, value in records:
+        producer.send(topic, key=key.encode(), value=value, headers=signed(value))
+    producer.flush(60)
+    end = group.end_offsets(partitions)
+    deadline = time.monotonic() + 600
+    while any((group.committed(tp) or 0) < end[tp] for tp in partitions):
+        if time.monotonic() > deadline:
+            raise SystemExit("the bridge did not catch up within 600 s (is ./dev up running?)")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def end_to_end(clusters: list[str], n: int, warmup: int = 400) -> tuple[float, float, float]:
+    """(events/s, bare consumer's events/s, seconds the warm-up took). The warm-up (`warmup` events first, not
+    timed) starts the function's environments the bridge's pollers use, as the in-process runs are warm: a
+    cold start right after a deploy is several seconds on this machine, a third of a 2,000-event run."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     from chalicelib.settings import get_settings
@@ -122,19 +145,11 @@ def end_to_end(clusters: list[str], n: int) -> tuple[float, float]:
     group_id = consumer_group(stack_json(StackConfig.from_env()), topic)  # the bridge's, from the stack
     group = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group_id, enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in sorted(group.partitions_for_topic(topic))]
-    start = group.end_offsets(partitions)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
-    started = time.perf_counter()
-    for key, value in records:
-        producer.send(topic, key=key.encode(), value=value, headers=signed(value))
-    producer.flush(60)
+    warm = _produce_and_wait(group, producer, topic, partitions, stream("mixed", clusters, warmup, seed=4)) if warmup else 0.0
+    start = group.end_offsets(partitions)
+    e2e = n / _produce_and_wait(group, producer, topic, partitions, records)
     end = group.end_offsets(partitions)
-    deadline = time.monotonic() + 600
-    while any((group.committed(tp) or 0) < end[tp] for tp in partitions):
-        if time.monotonic() > deadline:
-            raise SystemExit("the bridge did not catch up within 600 s (is ./dev up running?)")
-        time.sleep(0.05)
-    e2e = n / (time.perf_counter() - started)
     group.close()
 
     bare = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, max_poll_records=500)
@@ -147,7 +162,7 @@ def end_to_end(clusters: list[str], n: int) -> tuple[float, float]:
             got += sum(1 for r in batch if r.offset < end[tp])
     ceiling = got / (time.perf_counter() - started)
     bare.close()
-    return e2e, ceiling
+    return e2e, ceiling, warm
 
 
 def write_ceiling(clusters: list[str], n: int) -> float:
@@ -160,6 +175,8 @@ def write_ceiling(clusters: list[str], n: int) -> float:
     from chalicelib.event_pipeline.model import parse_event
     from chalicelib.models.domain import METRIC_UNITS
     from chalicelib.settings import get_settings
+
+    from chalicelib.repositories.clusters import store_health_sql, store_health_args
 
     run = uuid.uuid4().hex[:8]  # fresh source hashes and droplet ids: nothing is a duplicate
     batches = []
@@ -194,19 +211,19 @@ def write_ceiling(clusters: list[str], n: int) -> float:
         started = time.perf_counter()
         with conn.cursor() as cur:
             for metrics, droplets, touched in batches:
-                if metrics:
-                    cur.executemany("INSERT INTO metrics (cluster_id, type, value, unit, timestamp, source_hash) "
-                                    "VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id", metrics)
-                    conn.commit()
-                for droplet in droplets:
+                for droplet in droplets:  # the handler applies each as it comes (its own transaction)
                     cur.execute("INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, "
                                 "status, ip_address) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                                 "ON DUPLICATE KEY UPDATE id = id", droplet)
                     conn.commit()
-                for cluster_id in touched:
-                    cur.execute("UPDATE clusters SET status = %s, last_checked = %s, version = version + 1 "
-                                "WHERE id = %s AND version = %s", ("healthy", now, cluster_id, versions[cluster_id]))
-                    versions[cluster_id] += 1
+                if metrics:  # the batch's telemetry: one transaction (MonitoringService.record_telemetry)
+                    cur.executemany("INSERT INTO metrics (cluster_id, type, value, unit, timestamp, source_hash) "
+                                    "VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id", metrics)
+                    health = {cluster_id: (versions[cluster_id], "healthy") for cluster_id in touched}
+                    cur.execute(store_health_sql(health), store_health_args(health, now))
+                    assert cur.rowcount == len(health), "the ceiling's health write lost a version race"
+                    for cluster_id in touched:
+                        versions[cluster_id] += 1
                     conn.commit()
         return n / (time.perf_counter() - started)
     finally:
@@ -218,6 +235,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--db", default="clustergenie")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--warmup", type=int, default=400,
+                        help="events sent through the bridge before the timed end-to-end run (0: none)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating pairs of in-process mixed and write ceiling")
     args = parser.parse_args()
     load_stack_env(args.db)
@@ -236,14 +255,26 @@ def main() -> None:
         rates = {kind: in_process(kind, clusters, args.events, bridge) for kind in ("jobs", "telemetry")}
         # The mixed path and its write ceiling alternate, `--rounds` times each: on a shared machine the load
         # moves within seconds, so each ratio is of neighbours in time, and the median ratio is reported.
-        pairs = [(in_process("mixed", clusters, args.events, bridge), write_ceiling(clusters, args.events))
-                 for _ in range(args.rounds)]
+        from bench.bench_job_worker import Counter
+
+        counter, trips = Counter(), {"handler": [0, 0, 0], "ceiling": [0, 0, 0]}
+        counter.install()
+
+        def counted(side: str, run):
+            before = (counter.sql, counter.commits, counter.redis)
+            rate = run()
+            for i, now in enumerate((counter.sql, counter.commits, counter.redis)):
+                trips[side][i] += now - before[i]
+            return rate
+
+        pairs = [(counted("handler", lambda: in_process("mixed", clusters, args.events, bridge)),
+                  counted("ceiling", lambda: write_ceiling(clusters, args.events))) for _ in range(args.rounds)]
         rates["mixed"] = statistics.median(m for m, _ in pairs)
         writes = statistics.median(w for _, w in pairs)
         write_ratio = statistics.median(m / w for m, w in pairs)
         e2e = ceiling = None
         if not args.skip_e2e:
-            e2e, ceiling = end_to_end(clusters, args.events)
+            e2e, ceiling, warm = end_to_end(clusters, args.events, args.warmup)
     finally:
         for cluster_id in clusters:
             repo.delete(cluster_id)
@@ -254,11 +285,16 @@ def main() -> None:
             line += f"   {rate / ceiling:6.3f} of the ceiling"
         print(line)
     print(f"write ceiling (bare pymysql, mixed rows) {writes:9.0f} events/s")
+    batches = args.rounds * -(-args.events // 100)
+    for side, (sql, commits, redis_trips) in trips.items():
+        print(f"per batch of 100, {side:<7}: {sql / batches:5.1f} MariaDB statements, {commits / batches:5.1f} commits, "
+              f"{redis_trips / batches:4.1f} Redis round trips")
     print(f"in-process mixed / write ceiling: {write_ratio:6.3f} (median of {args.rounds} alternating pairs: "
           + ", ".join(f"{m:.0f}/{w:.0f}" for m, w in pairs) + ")")
     if e2e is not None:
         print(f"end to end (bridge + LocalStack, mixed) {e2e:9.0f} events/s   {e2e / ceiling:6.3f} of the ceiling")
-        print(f"end to end / in-process mixed: {e2e / rates['mixed']:6.3f}")
+        print(f"end to end / in-process mixed: {e2e / rates['mixed']:6.3f} (after a warm-up of {args.warmup} events "
+              f"through the bridge, not timed: {warm:.1f} s)")
         print(f"ceiling (bare kafka-python consumer)    {ceiling:9.0f} events/s")
     print(f"load after: {os.getloadavg()}")
 

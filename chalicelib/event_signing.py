@@ -13,7 +13,6 @@ does not know.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -95,7 +94,7 @@ def forget_keys() -> None:
 
 
 def _mac(secret: bytes, value: bytes) -> str:
-    return hmac.new(secret, value, hashlib.sha256).hexdigest()
+    return hmac.digest(secret, value, "sha256").hex()  # hmac.new(...).hexdigest() in one C call
 
 
 def sign(value: bytes) -> bytes:

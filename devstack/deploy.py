@@ -37,7 +37,8 @@ DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 FAILED_END = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
               "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_FAILED"}
 # Local settings of the bridge that the template's mappings do not carry (the managed poller's own pace).
-BRIDGE_LOCAL = {"maximum_batching_window_seconds": 0.5, "retry_backoff_seconds": 1, "retry_backoff_max_seconds": 30}
+# The batching window and the pollers are the template's (MaximumBatchingWindowInSeconds, ProvisionedPollerConfig).
+BRIDGE_LOCAL = {"retry_backoff_seconds": 1, "retry_backoff_max_seconds": 30}
 
 
 def say(msg: str) -> None:
@@ -264,6 +265,10 @@ def bridge_mappings(template: dict[str, Any], out: dict[str, str], params: dict[
             "batch_size": props.get("BatchSize", 100),
             "starting_position": _resolve(start, params, stack_name),
             "maximum_retry_attempts": props.get("MaximumRetryAttempts", 3),
+            # AWS's defaults: a 500 ms window; on-demand pollers (one locally: AWS adds more only after
+            # minutes of lag), or up to MaximumPollers in provisioned mode (issue 16).
+            "maximum_batching_window_seconds": props.get("MaximumBatchingWindowInSeconds", 0.5),
+            "maximum_pollers": props.get("ProvisionedPollerConfig", {}).get("MaximumPollers", 1),
             **BRIDGE_LOCAL,
         }
         if destination:

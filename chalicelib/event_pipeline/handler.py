@@ -3,7 +3,7 @@
 - `job_*`: the job's read model in Redis, `events:job:<job_id>` (hash: status, progress, last_event_type,
   last_event_at, cluster_id; served by `job_event_state` at GET /api/v1/jobs/{job_id}/event-state), updated by one Lua script so that progress never goes back and a final
   status (completed/failed) is never overwritten by a late non-final event; a batch's job events are
-  written in one MULTI together with their "applied" marks (`flush`).
+  written by one script call together with their "applied" marks (`flush`).
 - `droplet_created`: a cluster's `droplets` list is derived from the droplets table, so "add the droplet
   to its cluster" means: insert the announced droplet (under its own id) if the table lacks it; a droplet
   already there (the worker that emitted the event created it) is left alone, and one announced by a job of
@@ -40,23 +40,32 @@ _STATUS_OF = {"job_requested": "queued", "job_started": "processing", "job_progr
               "job_completed": "completed", "job_failed": "failed"}
 _DROPLET_STATUSES = ("provisioning", "active", "deleting", "deleted", "error")
 
-# KEYS[1] job hash; ARGV: status, progress (-1 = none), event type, event time (fixed-width UTC text),
-# cluster id, ttl.
-_JOB_READ_MODEL = """
-local cur = redis.call('HMGET', KEYS[1], 'status', 'progress', 'last_event_at')
+# The read models of a batch's job events, in their order, then the ledger marks of those events (and of the
+# other events settled so far), in one atomic command (issue 16: one script call, not one per event in a
+# MULTI). KEYS: n job hashes, then the ledger keys; ARGV[1] = n, then per job: status, progress (-1 = none),
+# event type, event time (fixed-width UTC text), cluster id, ttl; last the mark's value and ttl.
+_JOB_READ_MODELS = """
+local n = tonumber(ARGV[1])
 local final = {completed = true, failed = true}
-if not (cur[1] and final[cur[1]]) then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1])
+for i = 1, n do
+  local key, a = KEYS[i], 1 + (i - 1) * 6
+  local cur = redis.call('HMGET', key, 'status', 'progress', 'last_event_at')
+  if not (cur[1] and final[cur[1]]) then
+    redis.call('HSET', key, 'status', ARGV[a + 1])
+  end
+  local progress = tonumber(ARGV[a + 2])
+  if progress >= 0 and (not cur[2] or progress > tonumber(cur[2])) then
+    redis.call('HSET', key, 'progress', progress)
+  end
+  if not cur[3] or ARGV[a + 4] >= cur[3] then
+    redis.call('HSET', key, 'last_event_type', ARGV[a + 3], 'last_event_at', ARGV[a + 4])
+  end
+  redis.call('HSET', key, 'cluster_id', ARGV[a + 5])
+  redis.call('EXPIRE', key, ARGV[a + 6])
 end
-local progress = tonumber(ARGV[2])
-if progress >= 0 and (not cur[2] or progress > tonumber(cur[2])) then
-  redis.call('HSET', KEYS[1], 'progress', progress)
+for i = n + 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[#ARGV - 1], 'EX', ARGV[#ARGV])
 end
-if not cur[3] or ARGV[4] >= cur[3] then
-  redis.call('HSET', KEYS[1], 'last_event_type', ARGV[3], 'last_event_at', ARGV[4])
-end
-redis.call('HSET', KEYS[1], 'cluster_id', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
@@ -88,7 +97,10 @@ class EventHandler:
         self._monitoring, self._droplets, self._autoscaling = monitoring, droplets, autoscaling
         self._telemetry: list[tuple[model.TelemetryEvent, str]] = []
         self._job_events: list[tuple[model.JobEvent, str]] = []
-        self._job_script = redis.register_script(_JOB_READ_MODEL)
+        # Events settled inline (a droplet stored, an event skipped) whose ledger marks and counts wait for
+        # `flush`, to go with the batch's other marks in one round trip: (key, "processed" | "skipped", detail).
+        self._settled: list[tuple[str, str, str]] = []
+        self._job_script = redis.register_script(_JOB_READ_MODELS)
         self._handlers: dict[str, Callable[[Any, str, BatchCounts], None]] = {
             **{t: self.on_job_event for t in model.JOB_EVENT_TYPES},
             model.DROPLET_CREATED: self.on_droplet_created,
@@ -129,21 +141,23 @@ class EventHandler:
 
     # --- one function per type ---------------------------------------------------------------------------
     def on_job_event(self, event: model.JobEvent, key: str, counts: BatchCounts) -> None:
-        # Deferred to `flush`: the batch's job events and their ledger marks go in one MULTI round trip.
+        # Deferred to `flush`: the batch's job events and their ledger marks go in one script call (atomic, one round trip).
         self._job_events.append((event, key))
 
     def _flush_job_events(self, counts: BatchCounts) -> None:
+        """The job read models with their marks, and the marks of the events settled so far, in one script call."""
         pending, self._job_events = self._job_events, []
         if not pending:
-            return
-        pipe = self.redis.pipeline(transaction=True)
+            return self._flush_settled(counts)
+        settled, self._settled = self._settled, []
+        marks, mark_args = self.ledger.marks([key for _, key in pending] + [key for key, _, _ in settled])
+        args: list[Any] = [len(pending)]
         for event, _ in pending:
             progress = 100 if event.type == "job_completed" else (-1 if event.progress is None else event.progress)
-            self._job_script(keys=[JOB_KEY + event.job_id],
-                             args=[_STATUS_OF[event.type], progress, event.type, _utc_text(event.timestamp),
-                                   event.cluster_id, READ_MODEL_TTL_SECONDS], client=pipe)
-        self.ledger.done([key for _, key in pending], pipe=pipe)
-        pipe.execute()
+            args += [_STATUS_OF[event.type], progress, event.type, _utc_text(event.timestamp), event.cluster_id,
+                     READ_MODEL_TTL_SECONDS]
+        self._job_script(keys=[JOB_KEY + event.job_id for event, _ in pending] + marks, args=args + mark_args)
+        self._count_settled(settled, counts)
         for event, _ in pending:
             counts.processed(event.type)
             # One line per job event, carrying the job's correlation keys, so `GET /jobs/{id}/logs`
@@ -167,8 +181,7 @@ class EventHandler:
             )
         except NotFoundError:
             return self._skip(event, key, counts, "cluster_not_found")
-        self.ledger.done([key])
-        counts.processed(event.type)
+        self._settled.append((key, "processed", event.type))  # marked and counted by `flush`
         if not inserted:
             logger.debug("droplet already listed", extra={"droplet_id": info.id, "cluster_id": event.cluster_id})
 
@@ -178,55 +191,68 @@ class EventHandler:
         self._telemetry.append((event, key))
 
     def flush(self, counts: BatchCounts) -> None:
-        """Apply the deferred work: job read models, then telemetry."""
-        self._flush_job_events(counts)
-        self._flush_telemetry(counts)
+        """Apply the deferred work: job read models, then telemetry. Unconfined (every tenant): a threshold alert
+        flushes from inside its own tenant's confinement, and the events flushed are of any tenant, each checked
+        against its own (a telemetry event naming a tenant is stored only in a cluster of that tenant)."""
+        with confined_to(None):
+            self._flush_job_events(counts)
+            self._flush_telemetry(counts)
 
     def _flush_telemetry(self, counts: BatchCounts) -> None:
-        """Metrics rows of the deferred telemetry, their ledger marks, then each cluster's health."""
+        """Metrics rows of the deferred telemetry and each touched cluster's health, in one transaction
+        (`MonitoringService.record_telemetry`); then their ledger marks, with the other settled events'."""
         pending, self._telemetry = self._telemetry, []
         if not pending:
             return
-        tenants = self.monitoring.cluster_tenants({event.cluster_id for event, _ in pending})
+        from chalicelib.services.monitoring import TelemetryItem
 
-        def found(event: model.TelemetryEvent) -> bool:  # in the event's tenant, when it names one
-            return event.cluster_id in tenants and event.tenant_id in (None, tenants[event.cluster_id])
-
+        items = []
         for event, key in pending:
-            if not found(event):
-                self._skip(event, key, counts, "cluster_not_found")
-        pending = [(event, key) for event, key in pending if found(event)]
-        if not pending:
-            return
-        samples, sources = [], []
-        for event, key in pending:
-            for index, sample in enumerate(event.payload.samples()):
-                samples.append((event.cluster_id, sample.type, sample.value, sample.timestamp or event.timestamp))
-                sources.append(f"{key}:{index}")  # the same on a replay: stored once (migration 0005)
+            samples = event.payload.samples()
+            items.append(TelemetryItem(event.cluster_id, event.tenant_id,
+                                       [(s.type, s.value, s.timestamp or event.timestamp) for s in samples],
+                                       # the same on a replay: stored once (migration 0005)
+                                       [f"{key}:{index}" for index in range(len(samples))]))
         try:
-            self.monitoring.record_many(samples, sources)
+            stored = self.monitoring.record_telemetry(items)
         except NotFoundError:  # a cluster deleted meanwhile: fall back to one event at a time
-            for item in pending:
-                self._telemetry = [item]
-                self._flush_telemetry(counts)
+            stored = []
+            for item in items:
+                try:
+                    stored += self.monitoring.record_telemetry([item])
+                except NotFoundError:
+                    stored.append(False)
+        for (event, key), ok in zip(pending, stored):
+            if ok:  # the rows are in: never insert them again
+                self._settled.append((key, "processed", event.type))
+            else:
+                self._skip(event, key, counts, "cluster_not_found")
+        self._flush_settled(counts)
+
+    def _flush_settled(self, counts: BatchCounts) -> None:
+        """The ledger marks of the events settled since the last flush, in one command; then their counts."""
+        if not self._settled:
             return
-        self.ledger.done([key for _, key in pending])  # the rows are in: never insert them again
-        for event, _ in pending:
-            counts.processed(event.type)
-        for cluster_id in dict.fromkeys(event.cluster_id for event, _ in pending):
-            try:
-                self.monitoring.refresh_cluster_health(cluster_id)
-            except NotFoundError:
-                pass  # deleted after its rows were stored (and cascaded away with them)
+        settled, self._settled = self._settled, []
+        self.ledger.done([key for key, _, _ in settled])
+        self._count_settled(settled, counts)
+
+    @staticmethod
+    def _count_settled(settled: list[tuple[str, str, str]], counts: BatchCounts) -> None:
+        for _, outcome, detail in settled:
+            if outcome == "processed":
+                counts.processed(detail)
+            else:
+                counts.skipped(detail)
 
     def on_threshold_exceeded(self, event: model.ThresholdEvent, key: str, counts: BatchCounts) -> None:
         self.flush(counts)  # the policies read the latest metrics: the batch's earlier telemetry first
         try:
             outcome = self._scale_for_alert(event, key)
         except NotFoundError:
-            return self._skip(event, key, counts, "cluster_not_found")
+            return self._skip(event, key, counts, "cluster_not_found", at_once=True)
         if outcome.cooled_down:
-            return self._skip(event, key, counts, "scale_cooldown")
+            return self._skip(event, key, counts, "scale_cooldown", at_once=True)
         job_id = outcome.job_id
         self.ledger.done([key])
         counts.processed(event.type)
@@ -247,13 +273,18 @@ class EventHandler:
 
     def discard(self) -> None:
         """Forget deferred work (the batch failed; its claims are being released)."""
-        self._telemetry, self._job_events = [], []
+        self._telemetry, self._job_events, self._settled = [], [], []
 
     def on_unknown(self, event: model.Envelope, key: str, counts: BatchCounts) -> None:
         self._skip(event, key, counts, "unknown_type")
 
-    def _skip(self, event: model.Envelope, key: str, counts: BatchCounts, reason: str) -> None:
-        self.ledger.done([key])
-        counts.skipped(reason)
+    def _skip(self, event: model.Envelope, key: str, counts: BatchCounts, reason: str, at_once: bool = False) -> None:
+        """Settled without effect: marked and counted by the next `flush`, or `at_once` (a threshold alert's
+        outcome is never evaluated twice)."""
+        if at_once:
+            self.ledger.done([key])
+            counts.skipped(reason)
+        else:
+            self._settled.append((key, "skipped", reason))
         logger.info("event skipped", extra={"reason": reason, "event_type": event.type,
                                             "cluster_id": event.cluster_id, "event_key": key})

@@ -15,6 +15,22 @@ PREFIX = "events:seen:"
 IN_PROGRESS = "p"
 DONE = "d"
 
+# Many keys in one command each (issue 16): the client packs and parses one command instead of one per event.
+_CLAIM = """
+local won = {}
+for i, key in ipairs(KEYS) do
+  won[i] = redis.call('SET', key, ARGV[1], 'NX', 'EX', ARGV[2]) and 1 or 0
+end
+return won
+"""
+
+_DONE = """
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+end
+return 1
+"""
+
 _RELEASE = """
 for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
@@ -32,9 +48,11 @@ class EventLedger:
         self.redis = redis
         self.done_ttl = done_ttl_seconds
         self._release = redis.register_script(_RELEASE)
+        self._claim = redis.register_script(_CLAIM)
+        self._done = redis.register_script(_DONE)
 
     def claim(self, keys: Sequence[str], lease_seconds: int, wait_seconds: float = 0.0) -> list[bool]:
-        """Claim every key (one pipelined round trip): True where this invocation must apply the event,
+        """Claim every key (one command): True where this invocation must apply the event,
         False where it was already applied. A key still claimed by another invocation (`p`: a crashed one
         whose lease has not run out, or a rare concurrent delivery) is waited for while its lease ends
         within `wait_seconds`; otherwise EventsInFlight is raised, having released this call's claims."""
@@ -46,10 +64,8 @@ class EventLedger:
         todo = list(first)
         deadline = time.monotonic() + wait_seconds
         while todo:
-            pipe = self.redis.pipeline(transaction=False)
-            for key in todo:
-                pipe.set(PREFIX + key, IN_PROGRESS, nx=True, ex=max(1, lease_seconds))
-            won.update(zip(todo, (bool(ok) for ok in pipe.execute())))
+            claimed = self._claim(keys=[PREFIX + key for key in todo], args=[IN_PROGRESS, max(1, lease_seconds)])
+            won.update(zip(todo, (bool(ok) for ok in claimed)))
             others = [key for key in todo if not won[key]]
             if not others:
                 break
@@ -72,13 +88,14 @@ class EventLedger:
         return [won[key] and first[key] == index for index, key in enumerate(keys)]
 
     def done(self, keys: Sequence[str], pipe: Any = None) -> None:
-        """Mark applied (on `pipe` if given, to land atomically with a Redis-side effect)."""
-        own = pipe is None
-        pipe = self.redis.pipeline(transaction=False) if own else pipe
-        for key in keys:
-            pipe.set(PREFIX + key, DONE, ex=self.done_ttl)
-        if own:
-            pipe.execute()
+        """Mark applied, in one command (on `pipe` if given, to land atomically with a Redis-side effect)."""
+        if keys:
+            self._done(keys=[PREFIX + key for key in keys], args=[DONE, self.done_ttl], client=pipe or self.redis)
+
+    def marks(self, keys: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """(Redis keys, [value, ttl]) that mark `keys` applied, for a script that marks them in the same
+        atomic step as its own effect (the job read models)."""
+        return [PREFIX + key for key in keys], [DONE, self.done_ttl]
 
     def release(self, keys: Sequence[str]) -> None:
         """Give back claims still in progress (not applied), so a retry applies them; `done` marks stay."""

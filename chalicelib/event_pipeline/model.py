@@ -109,12 +109,16 @@ class TelemetryPayload(BaseModel):
 
     @model_validator(mode="after")
     def _has_samples(self) -> "TelemetryPayload":
-        if not self.samples():
+        # The same condition as `not self.samples()`, without building the samples (issue 16).
+        if not self.metrics and all(getattr(self, t) is None for t in METRIC_TYPES):
             raise ValueError("telemetry carries no metrics (payload.metrics[] or cpu/memory/disk/network)")
         return self
 
     def samples(self) -> list[MetricSample]:
-        flat = [MetricSample(type=t, value=getattr(self, t)) for t in METRIC_TYPES if getattr(self, t) is not None]
+        # The flat values were validated by `_finite_flat`, their types are METRIC_TYPES: built without
+        # validating them again.
+        flat = [MetricSample.model_construct(type=t, value=getattr(self, t), timestamp=None)
+                for t in METRIC_TYPES if getattr(self, t) is not None]
         return [*self.metrics, *flat]
 
 

@@ -30,6 +30,22 @@ def _attach_droplets(cur: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any
     return rows
 
 
+def store_health_sql(health: dict[str, tuple[int, str | None]], cond: str = "") -> str:
+    """The one statement that stores many clusters' health (the event handler's, and `bench/bench_events.py`'s
+    write ceiling): per cluster a compare-and-set on its version, in one UPDATE."""
+    statuses = [cluster_id for cluster_id, (_, status) in health.items() if status is not None]
+    status = ("CASE id " + " ".join(["WHEN %s THEN %s"] * len(statuses)) + " ELSE status END") if statuses else "status"
+    return (f"UPDATE clusters SET status = {status}, last_checked = %s, version = version + 1 "
+            "WHERE id IN (" + ", ".join(["%s"] * len(health)) + ") "
+            "AND version = CASE id " + " ".join(["WHEN %s THEN %s"] * len(health)) + f" END{cond}")
+
+
+def store_health_args(health: dict[str, tuple[int, str | None]], checked_at: Any, tenant_args: tuple = ()) -> tuple:
+    statuses = [(cluster_id, status) for cluster_id, (_, status) in health.items() if status is not None]
+    return (*[v for pair in statuses for v in pair], checked_at, *health,
+            *[v for cluster_id, (version, _) in health.items() for v in (cluster_id, version)], *tenant_args)
+
+
 class ClusterRepository:
     """Rows are dicts with the clusters columns plus `droplets` (list of droplet ids). Every statement is
     confined to the current tenant (`chalicelib.tenancy`): another tenant's cluster is not found."""
@@ -73,15 +89,29 @@ class ClusterRepository:
             cur.execute(f"SELECT 1 FROM clusters WHERE id = %s{cond}", (cluster_id, *args))
             return cur.fetchone() is not None
 
-    def tenants_of(self, cluster_ids: set[str]) -> dict[str, str]:
-        """{cluster id: tenant} of those of `cluster_ids` that exist, in one query."""
+    def lock_for_health(self, cluster_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """{cluster id: {"tenant_id", "version"}} of those of `cluster_ids` that exist, locked for update until
+        the caller's transaction ends (one statement, rows locked in primary-key order): nobody else changes or
+        deletes them before `store_health`, so its compare-and-set holds. Inside `unit_of_work` only."""
         if not cluster_ids:
             return {}
         cond, args = tenant_filter()
         with db.transaction() as cur:
-            cur.execute("SELECT id, tenant_id FROM clusters WHERE id IN (" + ", ".join(["%s"] * len(cluster_ids))
-                        + f"){cond}", (*cluster_ids, *args))
-            return {row["id"]: row["tenant_id"] for row in cur.fetchall()}
+            cur.execute("SELECT id, tenant_id, version FROM clusters WHERE id IN ("
+                        + ", ".join(["%s"] * len(cluster_ids)) + f"){cond} FOR UPDATE", (*sorted(cluster_ids), *args))
+            return {row["id"]: {"tenant_id": row["tenant_id"], "version": int(row["version"])} for row in cur.fetchall()}
+
+    def store_health(self, health: dict[str, tuple[int, str | None]], checked_at: Any) -> bool:
+        """Set `last_checked` and (unless None) `status` of each cluster in `health` ({id: (expected version,
+        status)}), each only at its expected version, bumping it: one statement (`store_health_sql`). True
+        when every cluster was at its expected version; otherwise the caller re-reads (nothing is wrong with
+        the ones that were)."""
+        if not health:
+            return True
+        cond, args = tenant_filter()
+        with db.transaction() as cur:
+            cur.execute(store_health_sql(health, cond), store_health_args(health, checked_at, args))
+            return cur.rowcount == len(health)
 
     def page(self, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """One page of clusters, oldest first, with droplet ids; and how many clusters there are (from

@@ -27,6 +27,12 @@ def latest_per_type_sql(cond: str = "") -> str:
 
 _LATEST_PER_TYPE = latest_per_type_sql()
 
+# The newest value of each type per cluster, one row per cluster (placeholders: the cluster ids, [tenant]).
+_LATEST_VALUES = "SELECT clusters.id AS cluster_id, " + ", ".join(
+    f"(SELECT m.value FROM metrics m FORCE INDEX (idx_metrics_cluster_type_ts) WHERE m.cluster_id = clusters.id "
+    f"AND m.type = '{t}' ORDER BY m.timestamp DESC, m.id DESC LIMIT 1) AS `{t}`" for t in METRIC_TYPES
+) + " FROM clusters WHERE clusters.id IN ({ids}){cond}"
+
 _TYPES = " UNION ALL ".join(f"SELECT '{t}' AS type" for t in METRIC_TYPES)  # fixed literals, not input
 
 # Per (cluster, type): the id of the newest sample, by a backwards lookup on idx_metrics_cluster_type_ts
@@ -115,6 +121,18 @@ class MetricRepository:
             rows = list(cur.fetchall())
             total = row_counts.metrics_total(cur, cluster_id=cluster_id, metric_type=metric_type)
         return rows, total
+
+    def latest_values(self, cluster_ids: list[str]) -> dict[str, dict[str, float]]:
+        """{cluster id: {metric type: value of its most recent sample}} for many clusters in one statement
+        (per cluster and type a backwards LIMIT 1 lookup on idx_metrics_cluster_type_ts, as `latest_per_type`);
+        types a cluster never reported are absent, clusters that do not exist too."""
+        if not cluster_ids:
+            return {}
+        cond, args = tenant_filter("clusters.tenant_id")
+        with db.transaction() as cur:
+            cur.execute(_LATEST_VALUES.format(ids=", ".join(["%s"] * len(cluster_ids)), cond=cond), (*cluster_ids, *args))
+            return {row["cluster_id"]: {t: float(row[t]) for t in METRIC_TYPES if row[t] is not None}
+                    for row in cur.fetchall()}
 
     def latest_per_type(self, cluster_id: str) -> dict[str, dict[str, Any]]:
         """The most recent sample of each metric type the cluster has reported (absent types are absent)."""

@@ -48,6 +48,17 @@ def judge_health(latest: dict[str, float]) -> tuple[str, list[str]]:
     return status, issues
 
 
+@dataclass(frozen=True)
+class TelemetryItem:
+    """One telemetry event's samples: (type, value, timestamp or None for now) each, with its source (see
+    `MetricRepository.record_many`); `tenant_id` the tenant the event names, if any."""
+
+    cluster_id: str
+    tenant_id: str | None
+    samples: list[tuple[str, float, dt.datetime | None]]
+    sources: list[str]
+
+
 class MonitoringService:
     def __init__(self, metrics: MetricRepository | None = None, clusters: ClusterRepository | None = None) -> None:
         self.metrics = metrics or MetricRepository()
@@ -91,9 +102,41 @@ class MonitoringService:
                 raise ValidationError(f"type: unknown metric type {metric_type!r}")
         self.metrics.record_many([(c, t, float(v), METRIC_UNITS[t], ts or now) for c, t, v, ts in samples], sources)
 
-    def cluster_tenants(self, cluster_ids: set[str]) -> dict[str, str]:
-        """The tenant of each of `cluster_ids` that exists (one query)."""
-        return self.clusters.tenants_of(cluster_ids)
+    def record_telemetry(self, items: list[TelemetryItem]) -> list[bool]:
+        """Store the samples of many clusters' telemetry and refresh the health of every cluster they touched,
+        in one transaction (issue 16: the event handler's batch). Returns, per item, whether it was stored:
+        False when its cluster does not exist, or not in the tenant the item names.
+
+        The clusters are locked for update first (one statement, primary-key order), so none is deleted or
+        changed before its health is written: the rows go in with one multi-row INSERT (a sample already
+        stored under its source is not stored again), the latest value of each type of every touched cluster
+        is read in one statement (after the INSERT, so it sees the batch's samples), and every cluster's status
+        and `last_checked` are written by one compare-and-set UPDATE. Should a version not match all the same,
+        each touched cluster is refreshed on its own after the commit (`refresh_cluster_health`)."""
+        with unit_of_work():
+            clusters = self.clusters.lock_for_health({item.cluster_id for item in items})
+            stored = [item.cluster_id in clusters and item.tenant_id in (None, clusters[item.cluster_id]["tenant_id"])
+                      for item in items]
+            kept = [item for item, ok in zip(items, stored) if ok]
+            if not kept:
+                return stored
+            self.record_many([(item.cluster_id, *sample) for item in kept for sample in item.samples],
+                             [source for item in kept for source in item.sources])
+            touched = list(dict.fromkeys(item.cluster_id for item in kept))
+            latest = self.metrics.latest_values(touched)
+            checked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            health = {}
+            for cluster_id in touched:
+                status, _ = judge_health(latest.get(cluster_id, {}))
+                health[cluster_id] = (clusters[cluster_id]["version"], None if status == "unknown" else status)
+            written = self.clusters.store_health(health, checked_at)
+        if not written:
+            for cluster_id in touched:
+                try:
+                    self.refresh_cluster_health(cluster_id)
+                except NotFoundError:
+                    pass  # deleted since (its rows cascaded away with it)
+        return stored
 
     def refresh_cluster_health(self, cluster_id: str) -> HealthReport:
         """Evaluate health (the rules above) and store it on the cluster: `status` (unless `unknown`) and

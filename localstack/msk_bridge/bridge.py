@@ -94,6 +94,10 @@ class Mapping:
     retry_backoff_max_seconds: float = 30.0
     event_source_arn: str | None = None
     enabled: bool = True
+    # ProvisionedPollerConfig.MaximumPollers (issue 16): that many pollers, each owning the partitions p with
+    # p % maximum_pollers == its index, each with one batch in flight: batches of different partitions are
+    # invoked concurrently, a partition's batches one after another (its order kept). 1: one poller for all.
+    maximum_pollers: int = 1
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Mapping":
@@ -106,6 +110,8 @@ class Mapping:
             raise ValueError(f"starting_position must be TRIM_HORIZON or LATEST, not {mapping.starting_position!r}")
         if not 1 <= mapping.batch_size <= 10000:
             raise ValueError("batch_size must be between 1 and 10000")
+        if mapping.maximum_pollers < 1:
+            raise ValueError("maximum_pollers must be >= 1")
         if mapping.maximum_retry_attempts < -1:
             raise ValueError("maximum_retry_attempts must be >= 0, or -1 (retry until the batch succeeds)")
         return mapping
@@ -252,20 +258,22 @@ def partition_lag(consumer, topic: str) -> dict[int, int]:
 
 
 def status_document(workers: Sequence["MappingWorker"], started_at: float, now: float | None = None) -> dict[str, Any]:
-    """What the status file holds: the bridge's pid, when it started and wrote, and per mapping its progress."""
-    return {
-        "pid": os.getpid(),
-        "started_at": started_at,
-        "updated_at": now or time.time(),
-        "mappings": {
-            w.mapping.function_name: {
-                "topic": w.mapping.topic, "group": w.mapping.consumer_group, "alive": w.is_alive(),
-                "last_delivery_at": w.last_delivery, "lag_measured_at": w.lag_measured,
-                "lag": {str(p): n for p, n in sorted(w.lag.items())}, "total_lag": sum(w.lag.values()),
-            }
-            for w in workers
-        },
-    }
+    """What the status file holds: the bridge's pid, when it started and wrote, and per mapping its progress
+    (over its pollers: alive if every one is, the latest delivery, the latest lag measurement)."""
+    by_mapping: dict[str, list[MappingWorker]] = {}
+    for w in workers:
+        by_mapping.setdefault(w.mapping.function_name, []).append(w)
+    mappings = {}
+    for function_name, pollers in by_mapping.items():
+        deliveries = [w.last_delivery for w in pollers if w.last_delivery is not None]
+        measured = max(pollers, key=lambda w: w.lag_measured or 0.0)  # every poller measures the whole topic
+        mappings[function_name] = {
+            "topic": pollers[0].mapping.topic, "group": pollers[0].mapping.consumer_group,
+            "alive": all(w.is_alive() for w in pollers), "last_delivery_at": max(deliveries) if deliveries else None,
+            "lag_measured_at": measured.lag_measured, "lag": {str(p): n for p, n in sorted(measured.lag.items())},
+            "total_lag": sum(measured.lag.values()),
+        }
+    return {"pid": os.getpid(), "started_at": started_at, "updated_at": now or time.time(), "mappings": mappings}
 
 
 def write_status(path: str, document: dict[str, Any]) -> None:
@@ -315,9 +323,10 @@ class InvokeError(Exception):
 class MappingWorker(threading.Thread):
     """One mapping: a consumer in the group, batching, invoking, committing, retrying, dead-lettering."""
 
-    def __init__(self, mapping: Mapping, bootstrap: str, region: str, stop: threading.Event) -> None:
-        super().__init__(name=f"mapping-{mapping.topic}->{mapping.function_name}", daemon=True)
+    def __init__(self, mapping: Mapping, bootstrap: str, region: str, stop: threading.Event, poller: int = 0) -> None:
+        super().__init__(name=f"mapping-{mapping.topic}->{mapping.function_name}-{poller}", daemon=True)
         self.mapping = mapping
+        self.poller = poller  # this poller's partitions: p % mapping.maximum_pollers == poller
         self.bootstrap = bootstrap
         self.region = region
         self.stop_event = stop
@@ -370,21 +379,26 @@ class MappingWorker(threading.Thread):
         return KafkaConsumer(
             bootstrap_servers=self.bootstrap.split(","),
             group_id=self.mapping.consumer_group,
-            client_id=f"msk-bridge-{self.mapping.function_name}",
+            client_id=f"msk-bridge-{self.mapping.function_name}-{self.poller}",
             enable_auto_commit=False,
             auto_offset_reset="earliest" if self.mapping.starting_position == "TRIM_HORIZON" else "latest",
             max_poll_records=self.mapping.batch_size,
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
 
-    def _assign(self, consumer) -> bool:
-        """Assign every partition the topic has now (partitions added since are picked up; those kept keep
-        their positions). False while the topic has none (not created yet, or no metadata)."""
+    def _assign(self, consumer) -> bool | None:
+        """Assign every partition of this poller the topic has now (partitions added since are picked up; those
+        kept keep their positions). False while the topic has none (not created yet, or no metadata); None
+        when it has some, but none of this poller's."""
         from kafka.structs import TopicPartition
 
-        partitions = {TopicPartition(self.mapping.topic, p) for p in consumer.partitions_for_topic(self.mapping.topic)}
-        if not partitions:
+        every = consumer.partitions_for_topic(self.mapping.topic) or set()
+        if not every:
             return False
+        partitions = {TopicPartition(self.mapping.topic, p) for p in every
+                      if p % self.mapping.maximum_pollers == self.poller}
+        if not partitions:
+            return None
         if partitions != set(consumer.assignment()):
             consumer.assign(sorted(partitions))
             log("INFO", "partitions assigned", topic=self.mapping.topic, group=self.mapping.consumer_group,
@@ -454,7 +468,12 @@ class MappingWorker(threading.Thread):
     def _loop(self, consumer) -> None:
         while not self.stop_event.is_set():
             if not consumer.assignment() or time.monotonic() >= self._next_report:
-                if not self._assign(consumer):
+                assigned = self._assign(consumer)
+                if assigned is None:  # more pollers than partitions: this one idles until partitions are added
+                    self._next_report = time.monotonic() + REPORT_SECONDS
+                    self.stop_event.wait(REPORT_SECONDS)
+                    continue
+                if not assigned:
                     log("WARNING", "topic has no partitions yet", topic=self.mapping.topic,
                         retry_in_s=NO_PARTITIONS_RETRY_SECONDS)
                     self.stop_event.wait(NO_PARTITIONS_RETRY_SECONDS)
@@ -687,7 +706,7 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
 
     (install_signals or (lambda _stop: [signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)]))(stop)
     log("INFO", "bridge starting", mappings=len(mappings), bootstrap=bootstrap, endpoint=os.environ["AWS_ENDPOINT_URL"])
-    workers = [MappingWorker(m, bootstrap, region, stop) for m in mappings]
+    workers = [MappingWorker(m, bootstrap, region, stop, poller) for m in mappings for poller in range(m.maximum_pollers)]
     for worker in workers:
         worker.start()
     pushgateway = os.environ.get("CG_PUSHGATEWAY_URL")

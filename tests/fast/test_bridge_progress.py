@@ -83,3 +83,13 @@ def test_a_running_bridge_is_judged_by_progress_not_by_its_pid(tmp_path):  # noq
     assert check(idle, now) is None  # nothing waiting: an idle bridge is a healthy one
     dead_thread = {**healthy, "mappings": {"eh": {"alive": False, "total_lag": 0, "last_delivery_at": None}}}
     assert "stopped" in check(dead_thread, now)
+
+
+def test_a_mappings_pollers_are_reported_as_one_mapping():
+    first, second = _worker("cluster-events"), _worker("cluster-events")
+    first.last_delivery, first.lag_measured, first.lag = 1_700_000_100.0, 1_700_000_050.0, {0: 1, 1: 1}
+    second.last_delivery, second.lag_measured, second.lag = 1_700_000_090.0, 1_700_000_060.0, {0: 0, 1: 2}
+    item = bridge.status_document([first, second], started_at=1_699_999_000.0)["mappings"]["event-handler"]
+    assert item["last_delivery_at"] == 1_700_000_100.0  # the latest delivery of any poller
+    assert (item["lag"], item["total_lag"], item["lag_measured_at"]) == ({"0": 0, "1": 2}, 2, 1_700_000_060.0)
+    assert item["alive"] is False  # threads not started: a mapping is alive only when all its pollers are

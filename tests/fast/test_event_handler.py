@@ -399,12 +399,14 @@ def test_transient_failure_fails_the_batch_and_the_retry_applies_each_event_once
 def test_telemetry_of_a_batch_is_applied_together_and_health_once_per_cluster(handle, dead_letters, cluster, monkeypatch):
     other = ClusterRepository().create(name="other", region="nyc3")
     processor = batch_module.get_batch_processor()
-    refreshed = []
-    real = processor.handler.monitoring.refresh_cluster_health
-    monkeypatch.setattr(processor.handler.monitoring, "refresh_cluster_health",
-                        lambda cid: refreshed.append(cid) or real(cid))
+    refreshed = []  # the clusters of each health write (issue 16: one statement for all the batch touched)
+    monitoring = processor.handler.monitoring
+    real = monitoring.clusters.store_health
+    monkeypatch.setattr(monitoring.clusters, "store_health",
+                        lambda health, checked_at: refreshed.append(sorted(health)) or real(health, checked_at))
+    monkeypatch.setattr(monitoring, "refresh_cluster_health", lambda cid: refreshed.append([cid]))  # none expected
     handle(batch_of([envelope("telemetry", c["id"], payload={"cpu": 10 + i}) for i in range(10) for c in (cluster, other)]))
-    assert sorted(refreshed) == sorted([cluster["id"], other["id"]])
+    assert refreshed == [sorted([cluster["id"], other["id"]])]
     assert len(metric_rows(cluster["id"])) == len(metric_rows(other["id"])) == 10
 
 
@@ -509,3 +511,78 @@ def test_a_dependency_outage_while_applying_fails_the_batch_and_dead_letters_not
     monkeypatch.undo()  # the dependency is back: the retried batch applies
     batch_module.reset_batch_processor()
     assert handle(batch_of([envelope("job_progress", cluster["id"], job_id=job_id, progress=10)]))["applied"] == 1
+
+
+# --- issue 16: the batched write path keeps its answers -----------------------------------------------------
+def test_the_signature_header_is_read_as_powertools_reads_headers(handle, dead_letters, cluster):
+    """The handler reads its one header straight from the record: names regardless of case, the last one
+    wins, byte values sent signed (Java producers) are taken modulo 256, as Powertools' `decoded_headers`."""
+    from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
+
+    from chalicelib.event_pipeline.batch import _signature
+
+    value = json.dumps(envelope("telemetry", cluster["id"], payload={"cpu": 1})).encode()
+    good = list(sign(value))
+    cases = [
+        [{HEADER.upper(): good}],
+        [{HEADER: [1, 2, 3]}, {"other": [7]}, {HEADER: good}],
+        [{HEADER: [b - 256 if b > 127 else b for b in good]}],  # no byte above 127 in a hex MAC: all kept
+        [{HEADER: [-1, 200, 5]}],
+        [{"other": [1]}],
+        [],
+    ]
+    for headers in cases:
+        record = KafkaEventRecord({"topic": "t", "partition": 0, "offset": 0, "timestamp": 1, "headers": headers})
+        assert _signature(record.raw_event) == record.decoded_headers.get(HEADER)
+    event = batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 1})])
+    event["records"]["cluster-events-0"][0]["headers"] = [{HEADER.title(): good}]
+    event["records"]["cluster-events-0"][0]["value"] = base64.b64encode(value).decode()
+    assert handle(event)["applied"] == 1
+
+
+def test_a_health_write_that_loses_a_version_race_is_done_again_per_cluster(handle, dead_letters, cluster, monkeypatch):
+    """The batch's one health UPDATE is a compare-and-set per cluster: when a version does not match (it cannot
+    while the clusters are locked, but the write does not rely on that), each cluster is refreshed on its own."""
+    other = ClusterRepository().create(name="other", region="nyc3")
+    monitoring = batch_module.get_batch_processor().handler.monitoring
+    real = monitoring.clusters.lock_for_health
+
+    def stale(cluster_ids):  # one cluster's version as read before somebody else's update
+        found = real(cluster_ids)
+        found[cluster["id"]] = {**found[cluster["id"]], "version": found[cluster["id"]]["version"] - 1}
+        return found
+
+    monkeypatch.setattr(monitoring.clusters, "lock_for_health", stale)
+    refreshed = []
+    real_refresh = monitoring.refresh_cluster_health
+    monkeypatch.setattr(monitoring, "refresh_cluster_health", lambda cid: refreshed.append(cid) or real_refresh(cid))
+    before = {c["id"]: ClusterRepository().get(c["id"])["version"] for c in (cluster, other)}
+    handle(batch_of([envelope("telemetry", cluster["id"], payload={"memory": 90}),
+                     envelope("telemetry", other["id"], payload={"cpu": 85})]))
+    assert sorted(refreshed) == sorted([cluster["id"], other["id"]])
+    assert ClusterRepository().get(cluster["id"])["status"] == "critical"
+    assert ClusterRepository().get(other["id"])["status"] == "warning"
+    assert ClusterRepository().get(cluster["id"])["version"] > before[cluster["id"]]
+    assert len(metric_rows(cluster["id"])) == len(metric_rows(other["id"])) == 1
+    assert counts()["processed:telemetry"] == 2
+
+
+def test_telemetry_of_another_tenants_cluster_is_skipped_in_a_batch_that_stores_the_rest(handle, dead_letters, cluster):
+    elsewhere = envelope("telemetry", cluster["id"], tenant_id="tenant-b", payload={"cpu": 1})
+    handle(batch_of([elsewhere, envelope("telemetry", cluster["id"], payload={"cpu": 2}),
+                     envelope("telemetry", "cluster-nope", payload={"cpu": 3})]))
+    assert [r["value"] for r in metric_rows(cluster["id"])] == [2.0]
+    assert counts() == {"processed:telemetry": 1, "skipped:cluster_not_found": 2}
+
+
+def test_an_alert_naming_a_tenant_does_not_confine_the_telemetry_it_flushes(handle, dead_letters, cluster, job_queue):
+    """A threshold alert flushes the batch's earlier telemetry first (the policies read the latest metrics); the
+    alert's tenant confines the alert, not the other tenants' telemetry flushed before it."""
+    from chalicelib.tenancy import confined_to
+
+    with confined_to("tenant-b"):
+        theirs = ClusterRepository().create(name="theirs", region="nyc3")
+    handle(batch_of([envelope("telemetry", cluster["id"], payload={"cpu": 42}),
+                     envelope("metric_threshold_exceeded", theirs["id"], tenant_id="tenant-b", payload={"metric": "cpu"})]))
+    assert [r["value"] for r in metric_rows(cluster["id"])] == [42.0]
+    assert counts()["processed:telemetry"] == 1

@@ -198,3 +198,22 @@ def test_a_quota_check_reads_as_much_whatever_finished_work_the_tenant_has(clien
     assert read["usage"]["cluster"]["droplets"] == read["usage"]["tenant"]["droplets"] == 1
     seed_finished(1000, 4999)
     assert reads_of_the_check() == (small, read)
+
+
+def test_the_event_handlers_health_read_looks_up_each_clusters_latest_samples_by_index(clean_db):  # noqa: ANN001
+    """The batch's one read of every touched cluster's latest values (issue 16, `MetricRepository.latest_values`):
+    per cluster and type a `ref` lookup on idx_metrics_cluster_type_ts, no scan, no sort."""
+    from chalicelib.repositories import metrics as metric_repository
+
+    seed(0, 3999)
+    ids = [f"bench-c{n}" for n in range(10)]
+    statement = metric_repository._LATEST_VALUES.format(ids=", ".join(["%s"] * len(ids)), cond="")
+    with db.transaction() as cur:
+        cur.execute("EXPLAIN " + statement, ids)
+        plan = cur.fetchall()
+    assert scans(plan, statement) == []
+    lookups = [row for row in plan if row["table"] == "m"]
+    assert len(lookups) == 4 and all(row["type"] == "ref" and row["key"] == "idx_metrics_cluster_type_ts"
+                                     for row in lookups)
+    values = metric_repository.MetricRepository().latest_values(ids)
+    assert sorted(values) == sorted(ids) and all(set(v) <= {"cpu", "memory", "disk", "network"} for v in values.values())

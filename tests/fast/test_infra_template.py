@@ -211,6 +211,15 @@ def test_bridge_mappings_are_generated_from_the_templates_kafka_mappings(templat
          "stk-EventHandlerFailureQueue-Z"),
         ("logs.clustergenie", "stk-LogConsumer-Y", "stk-log-consumer", 500, "LATEST", None),
     ]
+    # The managed poller's pace is the template's too (issue 16): its batching window and, in provisioned
+    # mode, its MaximumPollers (on-demand: one poller locally).
+    resources = {r["Properties"]["Topics"][0]: r["Properties"] for r in template["Resources"].values()
+                 if r.get("Type") == "AWS::Lambda::EventSourceMapping" and "Topics" in r.get("Properties", {})}
+    assert sorted((m.topic, m.maximum_batching_window_seconds, m.maximum_pollers) for m in parsed) == [
+        ("cluster-events", resources["cluster-events"]["MaximumBatchingWindowInSeconds"],
+         resources["cluster-events"]["ProvisionedPollerConfig"]["MaximumPollers"]),
+        ("logs.clustergenie", resources["logs.clustergenie"]["MaximumBatchingWindowInSeconds"], 1),
+    ]
 
 
 def test_a_failed_deploy_names_the_first_failing_resource():

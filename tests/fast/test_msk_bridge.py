@@ -219,3 +219,27 @@ def test_minus_one_retries_a_failing_batch_until_it_succeeds_and_never_dead_lett
     worker._send_to_failure_destination = lambda *args: pytest.fail("dead-lettered during an outage")
     assert worker._deliver([record(0, 7)]) is True
     assert outcomes == []
+
+
+def test_provisioned_pollers_share_the_partitions_each_partition_to_one_poller():
+    """MaximumPollers pollers (issue 16): poller i takes the partitions p % n == i, so batches of different
+    partitions are invoked concurrently while each partition has one batch in flight (its order kept); a
+    poller with no partition idles without warnings until partitions are added."""
+    import threading
+
+    mapping = bridge.Mapping.from_dict({"topic": "cluster-events", "function_name": "f", "consumer_group": "g",
+                                        "maximum_pollers": 2})
+    owned = []
+    for poller in range(2):
+        worker = bridge.MappingWorker(mapping, "127.0.0.1:1", "us-east-1", threading.Event(), poller)
+        consumer = ScriptedConsumer([], threading.Event(), 99, partitions=[{0, 1, 2}])
+        assert worker._assign(consumer) is True
+        owned.append(consumer.assign_calls[-1])
+    assert owned == [[0, 2], [1]]
+    lone = bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g", "maximum_pollers": 3})
+    idle = bridge.MappingWorker(lone, "127.0.0.1:1", "us-east-1", threading.Event(), 2)
+    consumer = ScriptedConsumer([], threading.Event(), 99, partitions=[{0, 1}, {0, 1, 2}])
+    assert idle._assign(consumer) is None and consumer.assign_calls == []
+    assert idle._assign(consumer) is True and consumer.assign_calls == [[2]]
+    with pytest.raises(ValueError):
+        bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g", "maximum_pollers": 0})
