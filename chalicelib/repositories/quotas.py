@@ -12,6 +12,22 @@ _ACTIVE_JOBS = "status IN ('queued', 'processing')"
 _ACTIVE_DEPLOYMENTS = "status IN ('pending', 'running', 'rolling_back')"
 
 
+def _usage_columns(scope: str, key: str, job_types: int, prefix: str = "") -> str:
+    """A quota scope's usage as three columns, `{prefix}droplets`, `{prefix}concurrent_jobs` and
+    `{prefix}deployments`: the one definition of what counts, for `cluster_usage`, `tenant_usage` and `scopes`.
+    `scope` is "cluster" or "tenant"; `key` the SQL of its id (a placeholder, or a column of an outer query),
+    which appears three times, with `job_types` placeholders for the counted job types after the second."""
+    owner = "cluster_id" if scope == "cluster" else "tenant_id"
+    # Deployments carry no tenant: a tenant's are those of its clusters.
+    deployments_of = (f"cluster_id = {key}" if scope == "cluster"
+                      else f"cluster_id IN (SELECT id FROM clusters WHERE tenant_id = {key})")
+    types = ", ".join(["%s"] * job_types)
+    return (f"(SELECT COUNT(*) FROM droplets WHERE {owner} = {key} AND {_LIVE_DROPLETS}) AS {prefix}droplets, "
+            f"(SELECT COUNT(*) FROM jobs WHERE {owner} = {key} AND {_ACTIVE_JOBS} AND type IN ({types})) "
+            f"AS {prefix}concurrent_jobs, "
+            f"(SELECT COUNT(*) FROM deployments WHERE {deployments_of} AND {_ACTIVE_DEPLOYMENTS}) AS {prefix}deployments")
+
+
 class QuotaRepository:
     def stored(self, scope_type: str, scope_id: str) -> dict[str, int]:
         """The limits stored for this scope, by name (absent ones take their defaults)."""
@@ -28,25 +44,15 @@ class QuotaRepository:
 
     def cluster_usage(self, cluster_id: str, job_types: tuple[str, ...]) -> dict[str, int]:
         """Live droplets, active jobs (of `job_types`) and active deployments of one cluster."""
-        placeholders = ", ".join(["%s"] * len(job_types))
-        [row] = db.query(
-            f"SELECT (SELECT COUNT(*) FROM droplets WHERE cluster_id = %s AND {_LIVE_DROPLETS}) AS droplets, "
-            f"(SELECT COUNT(*) FROM jobs WHERE cluster_id = %s AND {_ACTIVE_JOBS} AND type IN ({placeholders})) "
-            "AS concurrent_jobs, "
-            f"(SELECT COUNT(*) FROM deployments WHERE cluster_id = %s AND {_ACTIVE_DEPLOYMENTS}) AS deployments",
-            (cluster_id, cluster_id, *job_types, cluster_id))
+        [row] = db.query(f"SELECT {_usage_columns('cluster', '%s', len(job_types))}",
+                         (cluster_id, cluster_id, *job_types, cluster_id))
         return {k: int(v) for k, v in row.items()}
 
     def tenant_usage(self, tenant: str, job_types: tuple[str, ...]) -> dict[str, int]:
         """The same over every cluster of one tenant (droplets and jobs carry their tenant; deployments
         follow their cluster)."""
-        placeholders = ", ".join(["%s"] * len(job_types))
-        [row] = db.query(
-            f"SELECT (SELECT COUNT(*) FROM droplets WHERE tenant_id = %s AND {_LIVE_DROPLETS}) AS droplets, "
-            f"(SELECT COUNT(*) FROM jobs WHERE tenant_id = %s AND {_ACTIVE_JOBS} AND type IN ({placeholders})) "
-            "AS concurrent_jobs, "
-            f"(SELECT COUNT(*) FROM deployments WHERE cluster_id IN (SELECT id FROM clusters WHERE tenant_id = %s) "
-            f"AND {_ACTIVE_DEPLOYMENTS}) AS deployments", (tenant, tenant, *job_types, tenant))
+        [row] = db.query(f"SELECT {_usage_columns('tenant', '%s', len(job_types))}",
+                         (tenant, tenant, *job_types, tenant))
         return {k: int(v) for k, v in row.items()}
 
     def scopes(self, cluster_id: str, fallback_tenant: str, job_types: tuple[str, ...]) -> dict[str, Any]:
@@ -55,23 +61,14 @@ class QuotaRepository:
         that tenant, and the usage of both (as `cluster_usage` and `tenant_usage` count it).
 
         `{"tenant": id, "stored": {"cluster": {...}, "tenant": {...}}, "usage": {"cluster": {...}, "tenant": {...}}}`"""
-        types = ", ".join(["%s"] * len(job_types))
         [row] = db.query(
             "SELECT k.tenant, "
             "(SELECT JSON_OBJECTAGG(limit_name, value) FROM quotas WHERE scope_type = 'cluster' AND scope_id = k.cluster) "
             "AS cluster_stored, "
             "(SELECT JSON_OBJECTAGG(limit_name, value) FROM quotas WHERE scope_type = 'tenant' AND scope_id = k.tenant) "
             "AS tenant_stored, "
-            f"(SELECT COUNT(*) FROM droplets WHERE cluster_id = k.cluster AND {_LIVE_DROPLETS}) AS cluster_droplets, "
-            f"(SELECT COUNT(*) FROM jobs WHERE cluster_id = k.cluster AND {_ACTIVE_JOBS} AND type IN ({types})) "
-            "AS cluster_concurrent_jobs, "
-            f"(SELECT COUNT(*) FROM deployments WHERE cluster_id = k.cluster AND {_ACTIVE_DEPLOYMENTS}) "
-            "AS cluster_deployments, "
-            f"(SELECT COUNT(*) FROM droplets WHERE tenant_id = k.tenant AND {_LIVE_DROPLETS}) AS tenant_droplets, "
-            f"(SELECT COUNT(*) FROM jobs WHERE tenant_id = k.tenant AND {_ACTIVE_JOBS} AND type IN ({types})) "
-            "AS tenant_concurrent_jobs, "
-            "(SELECT COUNT(*) FROM deployments WHERE cluster_id IN (SELECT id FROM clusters WHERE tenant_id = k.tenant) "
-            f"AND {_ACTIVE_DEPLOYMENTS}) AS tenant_deployments "
+            f"{_usage_columns('cluster', 'k.cluster', len(job_types), prefix='cluster_')}, "
+            f"{_usage_columns('tenant', 'k.tenant', len(job_types), prefix='tenant_')} "
             "FROM (SELECT %s AS cluster, COALESCE((SELECT tenant_id FROM clusters WHERE id = %s), %s) AS tenant) k",
             (*job_types, *job_types, cluster_id, cluster_id, fallback_tenant))
         usage = {scope: {name: int(row[f"{scope}_{name}"]) for name in ("droplets", "concurrent_jobs", "deployments")}
