@@ -99,11 +99,9 @@ def read_batch_jobs(event: dict[str, Any]) -> dict[str, Job]:
     ids = []
     for record in event.get("Records") or []:
         try:
-            body = json.loads(record.get("body") or "")
-        except (TypeError, ValueError):
+            ids.append(parse_message(SQSRecord(record))["job_id"])
+        except (MalformedJobMessage, KeyError):  # left to its record, which fails on its own
             continue
-        if isinstance(body, dict) and isinstance(body.get("job_id"), str) and body["job_id"]:
-            ids.append(body["job_id"])
     if not ids:
         return {}
     try:
