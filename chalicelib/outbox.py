@@ -14,13 +14,17 @@ job path talks to the broker. The relay then:
   which the event pipeline's ledger deduplicates on);
 - after a failure, backs off (1 s doubling to 30 s) before this container tries again.
 
+- a relay that held the lock looks once more after releasing it: events committed by a relay that found
+  the lock taken in the meantime are sent now, not left for the next batch or the next sweep;
+- after a failure, drops its producer (a client that lost its broker may never recover: kafka-python
+  keeps failing sends of a producer whose state went bad) and builds a new one on the next attempt.
+
 It runs after commit at the end of every job-worker batch (bounded by a small time budget, so a broker
-outage costs a worker at most that budget, never a failed job) and, as the sweeping relay, in the
-scheduled `outbox_relay` function, which drains for most of each minute (docs/decisions.md).
+outage costs a worker at most that budget, never a failed job) and, as the sweeping relay, at the start of
+the scheduled job sweeper every minute, ignoring the backoff (docs/decisions.md).
 """
 from __future__ import annotations
 
-import functools
 import json
 import time
 import uuid
@@ -50,15 +54,16 @@ def record_event(event: dict[str, Any], *, topic: str | None = None, outbox: Out
     return event_id
 
 
-@functools.lru_cache(maxsize=None)
-def _relay_producer_for(bootstrap: str) -> Any:
+def _new_relay_producer(bootstrap: str) -> Any:
     """A producer for the relay alone: one in-flight request per connection (retries cannot reorder a
-    partition), acks=all, and short blocking limits so an unreachable broker costs seconds, not minutes."""
+    partition), acks=all, and short blocking limits so an unreachable broker costs seconds, not minutes.
+    Not idempotent: delivery is at least once by design (the ledger deduplicates on the event id), and
+    kafka-python's idempotent mode fails in-flight batches and bumps its epoch when the broker restarts."""
     from kafka import KafkaProducer
 
     return KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=2, retries=3, max_in_flight_requests_per_connection=1,
-        max_block_ms=2000, request_timeout_ms=5000, reconnect_backoff_max_ms=2000,
+        enable_idempotence=False, max_block_ms=2000, request_timeout_ms=5000, reconnect_backoff_max_ms=2000,
         key_serializer=lambda k: k.encode() if k is not None else None,
     )
 
@@ -76,6 +81,7 @@ class OutboxRelay:
         self.bootstrap = bootstrap or get_settings().kafka_bootstrap
         self._failures = 0
         self._retry_at = 0.0
+        self._producer: Any = None  # built on first use, dropped after a failure
 
     def drain(self, budget_seconds: float = 3.0, *, ignore_backoff: bool = False) -> RelayResult:
         """Publish unsent events, oldest first, until none is left, one fails, or `budget_seconds` pass."""
@@ -84,22 +90,20 @@ class OutboxRelay:
             return RelayResult(skipped="backoff")
         deadline = now + budget_seconds
         result = RelayResult()
-        with self.outbox.relay_lock() as held:
-            if not held:
-                return RelayResult(skipped="locked")
-            while time.monotonic() < deadline:
-                rows = self.outbox.unsent(BATCH_ROWS)
-                if not rows:
+        while True:
+            with self.outbox.relay_lock() as held:
+                if not held:  # the holder sends these events, and looks again after it lets go
+                    result.skipped = None if result.sent else "locked"
                     break
-                sent = self._publish(rows, deadline)
-                self.outbox.mark_sent([row["id"] for row in rows[:sent]])
-                result.sent += sent
-                if sent < len(rows):
-                    result.failed = True
-                    break
+                self._send_unsent(result, deadline)
+            # Events another relay committed while this one held the lock: that relay found the lock taken
+            # and left them here. Sent now, not at the next batch or sweep.
+            if result.failed or time.monotonic() >= deadline or not self.outbox.unsent(1):
+                break
         if result.sent:
             metrics.inc(metrics.OUTBOX_RELAYED, ("sent",), result.sent)
         if result.failed:
+            self._drop_producer()
             self._failures += 1
             self._retry_at = time.monotonic() + min(BACKOFF_MAX_SECONDS,
                                                     BACKOFF_FIRST_SECONDS * 2 ** (self._failures - 1))
@@ -108,13 +112,36 @@ class OutboxRelay:
             self._failures, self._retry_at = 0, 0.0
         return result
 
+    def _send_unsent(self, result: RelayResult, deadline: float) -> None:
+        """While holding the lock: publish unsent rows in order until none is left, one fails, or the deadline."""
+        while time.monotonic() < deadline:
+            rows = self.outbox.unsent(BATCH_ROWS)
+            if not rows:
+                return
+            sent = self._publish(rows, deadline)
+            self.outbox.mark_sent([row["id"] for row in rows[:sent]])
+            result.sent += sent
+            if sent < len(rows):
+                result.failed = True
+                return
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception as exc:  # noqa: BLE001 - it is being thrown away either way
+                logger.warning("outbox relay: closing a failed producer", extra={"error": repr(exc)})
+
     def _publish(self, rows: list[dict[str, Any]], deadline: float) -> int:
         """Send `rows` in order; how many of them, from the first, the broker acknowledged."""
         futures: list[Any] = []
         try:
             from chalicelib.event_signing import HEADER, sign  # issue 18: every produced record is signed
 
-            producer = _relay_producer_for(self.bootstrap)
+            if self._producer is None:
+                self._producer = _new_relay_producer(self.bootstrap)
+            producer = self._producer
             for row in rows:
                 value = row["body"].encode()
                 futures.append(producer.send(row["topic"], key=row["partition_key"], value=value,
@@ -145,20 +172,3 @@ def get_outbox_relay() -> OutboxRelay:
         _relays[bootstrap] = OutboxRelay(bootstrap=bootstrap)
     return _relays[bootstrap]
 
-
-def run_sweeping_relay(seconds: float, interval: float = 0.25) -> dict[str, Any]:
-    """The scheduled relay: drain every `interval` for `seconds` (under the function's timeout), so an
-    event no worker relayed (API-side writes, a worker killed after commit) goes out within a second."""
-    relay = get_outbox_relay()
-    end = time.monotonic() + seconds
-    sent = rounds = 0
-    while time.monotonic() < end:
-        try:
-            result = relay.drain(budget_seconds=min(5.0, max(0.5, end - time.monotonic())))
-            sent += result.sent
-        except Exception as exc:  # noqa: BLE001 - MariaDB down: try again next round
-            logger.warning("outbox relay round failed", extra={"error": repr(exc)})
-        rounds += 1
-        metrics.flush()
-        time.sleep(interval)
-    return {"sent": sent, "rounds": rounds}

@@ -5,7 +5,9 @@
   them sent; nothing is marked sent that the broker did not acknowledge;
 - an unreachable broker leaves the events unsent (and the API unaffected), the relay backs off, and a
   relay that can reach the broker later publishes them;
-- only one relay publishes at a time (the MariaDB relay lock).
+- only one relay publishes at a time (the MariaDB relay lock), and the holder looks again after letting go,
+  so events committed meanwhile by a relay that found the lock taken are not stranded;
+- a relay drops its producer after a failure and publishes with a new one once the broker answers.
 """
 from __future__ import annotations
 
@@ -97,6 +99,54 @@ def test_only_one_relay_publishes_at_a_time(jobs, cluster_id):  # noqa: ANN001
         assert OutboxRepository().backlog()[0] == 1
     finally:
         other.close()
+
+
+class _RelayRacedByAWorker(OutboxRelay):
+    """While this relay holds the lock, another job commits its event (as a worker batch does) and that
+    worker's relay finds the lock taken: the race that left a burst's last events to the next sweep."""
+
+    def __init__(self, jobs: JobService, cluster_id: str) -> None:
+        super().__init__()
+        self.jobs, self.cluster_id = jobs, cluster_id
+        self.raced: list[str] = []
+
+    def _send_unsent(self, result, deadline):  # noqa: ANN001
+        super()._send_unsent(result, deadline)
+        if not self.raced:
+            job = self.jobs.submit("monitor", self.cluster_id, {})
+            self.raced.append(job.id)
+            other = db.connect()  # the worker's relay, in its own session: it finds the lock taken and leaves
+            try:
+                with other.cursor() as cur:
+                    cur.execute("SELECT GET_LOCK(%s, 0) AS got", (RELAY_LOCK,))
+                    assert cur.fetchone()["got"] == 0
+            finally:
+                other.close()
+
+
+def test_events_committed_while_the_lock_is_held_are_sent_by_the_holder(jobs, cluster_id, kafka_broker):  # noqa: ANN001
+    first = jobs.submit("monitor", cluster_id, {})
+    relay = _RelayRacedByAWorker(jobs, cluster_id)
+    with topic_reader(get_settings().events_topic, lambda event: event.get("job_id")) as read:
+        result = relay.drain(budget_seconds=10, ignore_backoff=True)
+        [late] = relay.raced
+        assert result.sent == 2 and not result.failed and result.skipped is None
+        assert [e["type"] for e in read(late, "job_requested")] == ["job_requested"]
+    assert _unsent_types(first.id) == [] and _unsent_types(late) == []
+
+
+def test_a_relay_drops_its_producer_after_a_failure_and_recovers_with_a_new_one(jobs, cluster_id,  # noqa: ANN001
+                                                                               kafka_broker):
+    job = jobs.submit("monitor", cluster_id, {})
+    relay = OutboxRelay(bootstrap=f"127.0.0.1:{free_port()}")
+    assert relay.drain(budget_seconds=1.0).failed
+    assert relay._producer is None  # the client that failed is gone
+    relay.bootstrap = get_settings().kafka_bootstrap  # the broker is reachable again
+    with topic_reader(get_settings().events_topic, lambda event: event.get("job_id")) as read:
+        assert relay.drain(budget_seconds=10, ignore_backoff=True).sent == 1
+        [requested] = read(job.id, "job_requested")
+    assert requested["type"] == "job_requested" and _unsent_types(job.id) == []
+    assert relay._producer is not None
 
 
 def test_the_outbox_backlog_is_on_the_metrics_page(jobs, cluster_id):  # noqa: ANN001

@@ -88,9 +88,14 @@ class Load:
         self.topic = env.get("CG_EVENTS_TOPIC", "cluster-events")
         # acks=all: a sample counts as sent once the broker acknowledged it. While the broker is down a send
         # waits at most a second for metadata; the producer retries what it buffered until it is back.
+        # Not idempotent: in one of six kafka-120s runs the local broker (noida-db) answered
+        # OutOfOrderSequenceNumber after its restart, kafka-python's idempotent producer bumped its epoch, and
+        # samples it reported acknowledged never reached the log (every record in the log was applied).
+        # One request in flight keeps the samples in order, as the idempotent producer did.
         self.producer = KafkaProducer(bootstrap_servers=env.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
                                       acks="all", linger_ms=5, max_block_ms=1000, request_timeout_ms=5000,
-                                      delivery_timeout_ms=240_000)
+                                      delivery_timeout_ms=240_000, enable_idempotence=False,
+                                      max_in_flight_requests_per_connection=1)
         self.first = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -94,7 +94,10 @@ def events(function_env):
     start = consumer.end_offsets(partitions)
     consumer.assign(partitions)
 
-    def read(job_id: str, until_type: str, timeout: float = 30.0, settle: float = 0.0) -> list[dict[str, Any]]:
+    # The documented bound for a job's events (docs/architecture.md, the outbox): the worker's relay publishes
+    # them right after the batch; if it could not (its container backing off after a broker outage, as after
+    # the fault tier), the job sweeper does within its minute. The wait is that bound, not the usual second.
+    def read(job_id: str, until_type: str, timeout: float = 80.0, settle: float = 0.0) -> list[dict[str, Any]]:
         for tp in partitions:
             consumer.seek(tp, start[tp])
         found: list[dict[str, Any]] = []
