@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -71,9 +72,31 @@ class NotStartedInTime(RuntimeError):
 # this fraction of the time the invocation had (a short timeout keeps most of its time for work).
 START_RESERVE_SECONDS = 7.5
 START_RESERVE_FRACTION = 0.3
-_start_deadline: float | None = None  # monotonic; None outside an invocation with a Lambda context
-_invocation_end: float | None = None  # monotonic: when the function would time out
-_not_started: list[SQSRecord] = []
+
+
+@dataclass
+class JobBatch:
+    """What one invocation knows about its batch. Powertools calls `record_handler` with the record alone, so
+    the batch being processed is `_batch` (one at a time per container), replaced at each invocation."""
+
+    start_deadline: float | None = None  # monotonic; None outside an invocation with a Lambda context
+    invocation_end: float | None = None  # monotonic: when the function would time out
+    # The batch's jobs, read in one statement before the first record runs (issue 16): each job's first
+    # delivery in the batch takes its row from here (and removes it) instead of reading it alone.
+    jobs: dict[str, Job] = field(default_factory=dict)
+    not_started: list[SQSRecord] = field(default_factory=list)
+
+    @classmethod
+    def starting(cls, context: Any) -> "JobBatch":
+        batch = cls()
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            remaining = context.get_remaining_time_in_millis() / 1000
+            batch.invocation_end = time.monotonic() + remaining
+            batch.start_deadline = batch.invocation_end - min(START_RESERVE_SECONDS, START_RESERVE_FRACTION * remaining)
+        return batch
+
+
+_batch = JobBatch()
 
 
 def parse_message(record: SQSRecord) -> dict[str, str]:
@@ -86,11 +109,6 @@ def parse_message(record: SQSRecord) -> dict[str, str]:
         raise MalformedJobMessage(f"message {record.message_id} has no job_id")
     return {"job_id": body["job_id"], "trace_id": str(body.get("trace_id") or ""),
             "correlation_id": record.message_id}
-
-
-# The batch's jobs, read in one statement before the first record runs (issue 16): each job's first delivery
-# in the batch takes its row from here (and removes it) instead of reading it alone. Cleared after every batch.
-_batch_jobs: dict[str, Job] = {}
 
 
 def read_batch_jobs(event: dict[str, Any]) -> dict[str, Job]:
@@ -115,7 +133,7 @@ def read_batch_jobs(event: dict[str, Any]) -> dict[str, Job]:
                      key_prefix="idempotency:job_worker")
 def process_job(message: dict[str, str]) -> dict[str, str]:
     """Run the referenced job to `completed` or `failed`, at most once per job id."""
-    job = _batch_jobs.pop(message["job_id"], None)
+    job = _batch.jobs.pop(message["job_id"], None)
     if job is not None:
         try:
             return _run(job, message, read_with_batch=True)
@@ -174,8 +192,8 @@ def _run(job: Job, message: dict[str, str], read_with_batch: bool = False) -> di
 
 
 def record_handler(record: SQSRecord) -> dict[str, str]:
-    if _start_deadline is not None and time.monotonic() > _start_deadline:
-        _not_started.append(record)
+    if _batch.start_deadline is not None and time.monotonic() > _batch.start_deadline:
+        _batch.not_started.append(record)
         raise NotStartedInTime(f"message {record.message_id}: too little of the invocation's time left to start")
     message = parse_message(record)
     logger.append_keys(job_id=message["job_id"], trace_id=message["trace_id"])
@@ -187,25 +205,20 @@ def record_handler(record: SQSRecord) -> dict[str, str]:
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Process an SQS batch; failed records are returned in `batchItemFailures`."""
-    global _start_deadline, _invocation_end
-    _start_deadline = _invocation_end = None
-    _not_started.clear()
+    global _batch
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         # An in-progress idempotency record expires when this invocation would have timed out, so a
         # redelivery after a killed worker can run the job again.
         idempotency_config.register_lambda_context(context)
-        remaining = context.get_remaining_time_in_millis() / 1000
-        _invocation_end = time.monotonic() + remaining
-        _start_deadline = _invocation_end - min(START_RESERVE_SECONDS, START_RESERVE_FRACTION * remaining)
-    _batch_jobs.clear()
-    _batch_jobs.update(read_batch_jobs(event))
+    _batch = batch = JobBatch.starting(context)
+    batch.jobs.update(read_batch_jobs(event))
     try:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                         context=context)
     finally:
-        _batch_jobs.clear()
-        release_not_started()
-        relay_after_commit()
+        batch.jobs.clear()
+        release_not_started(batch)
+        relay_after_commit(batch)
 
 
 # What a batch may spend publishing its events after commit: a broker outage costs a batch this much
@@ -213,28 +226,29 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 RELAY_BUDGET_SECONDS = 2.0
 
 
-def release_not_started() -> None:
+def release_not_started(batch: JobBatch) -> None:
     """The records not started in time go back to the queue at once (another batch takes them), not after the
     queue's visibility timeout. Best effort: if this fails they come back after the visibility timeout."""
-    if not _not_started:
+    if not batch.not_started:
         return
     try:
         from chalicelib.jobs_queue import release_for_redelivery
 
-        release_for_redelivery(_not_started[0].event_source_arn, [r.receipt_handle for r in _not_started])
-        logger.warning("records not started in time were released for redelivery", extra={"records": len(_not_started)})
+        release_for_redelivery(batch.not_started[0].event_source_arn, [r.receipt_handle for r in batch.not_started])
+        logger.warning("records not started in time were released for redelivery",
+                       extra={"records": len(batch.not_started)})
     except Exception:  # noqa: BLE001 - they are failed in batchItemFailures either way
         logger.exception("records not started in time could not be released; they return after the visibility timeout")
     finally:
-        _not_started.clear()
+        batch.not_started.clear()
 
 
-def relay_after_commit() -> None:
+def relay_after_commit(batch: JobBatch | None = None) -> None:
     """Publish the outbox (this batch's events first among any left over) within RELAY_BUDGET_SECONDS, and
     within the invocation's time (half a second kept for the response)."""
     budget = RELAY_BUDGET_SECONDS
-    if _invocation_end is not None:
-        budget = max(0.1, min(budget, _invocation_end - time.monotonic() - 0.5))
+    if batch is not None and batch.invocation_end is not None:
+        budget = max(0.1, min(budget, batch.invocation_end - time.monotonic() - 0.5))
     try:
         get_outbox_relay().drain(budget_seconds=budget)
     except Exception:  # noqa: BLE001 - the jobs and their events are committed; the scheduled relay sends them

@@ -73,6 +73,33 @@ def page_on(browser, console_key) -> Iterator[Callable[[str], Any]]:  # noqa: AN
         context.close()
 
 
+@pytest.fixture
+def paused_job_worker() -> Iterator[Callable[[bool], None]]:
+    """`paused(True)` disables the job worker's SQS mapping (jobs wait in the queue), `paused(False)` enables it
+    again; always enabled again after the test. A job runs in milliseconds once taken, so a page that must be
+    seen while a job is live pauses the worker first instead of racing it."""
+    import time
+
+    import boto3
+
+    stack = json.loads((STATE_DIR / "stack.json").read_text())
+    awslambda = boto3.client("lambda", region_name=stack.get("region", "us-east-1"), endpoint_url=stack["endpoint_url"],
+                             aws_access_key_id="test", aws_secret_access_key="test")  # LocalStack's dummy keys
+    [mapping] = awslambda.list_event_source_mappings(FunctionName=stack["functions"]["job_worker"])["EventSourceMappings"]
+
+    def paused(pause: bool) -> None:
+        awslambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=not pause)
+        want, deadline = ("Disabled" if pause else "Enabled"), time.monotonic() + 60
+        while awslambda.get_event_source_mapping(UUID=mapping["UUID"])["State"] != want:
+            assert time.monotonic() < deadline, f"the job worker's mapping did not become {want}"
+            time.sleep(0.2)
+
+    try:
+        yield paused
+    finally:
+        paused(False)
+
+
 # --- the console (issue 14) ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
