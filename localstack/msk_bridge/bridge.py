@@ -57,6 +57,10 @@ REPORT_SECONDS = 5.0
 METADATA_MAX_AGE_MS = 30_000
 # While the topic does not exist yet (or the broker has no metadata for it), look again this often.
 NO_PARTITIONS_RETRY_SECONDS = 1.0
+# A batch's invoke payload stays under Lambda's 6 MB limit for a synchronous invoke, as an MSK event source
+# closes a batch at 6 MB: a record that would take it past this waits for the next batch (the bridge's JSON
+# is compact, so this estimate, from the record's sizes, is an upper bound).
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024 - 64 * 1024
 # kafka-python's ConsumerRecord.timestamp_type: 0 = CreateTime, 1 = LogAppendTime.
 TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
 
@@ -148,6 +152,14 @@ def record_to_msk(record: Any) -> dict[str, Any]:
         item["value"] = _b64(record.value)
     item["headers"] = [{name: list(value or b"")} for name, value in (record.headers or [])]
     return item
+
+
+def payload_size(record: Any) -> int:
+    """At most the bytes `record_to_msk(record)` adds to the compact JSON payload: base64 key and value, each
+    header byte as up to three digits and a comma, and the fixed fields."""
+    b64 = lambda data: 0 if data is None else (len(data) + 2) // 3 * 4  # noqa: E731
+    headers = sum(len(name) + 8 + 4 * len(value or b"") for name, value in (record.headers or []))
+    return 200 + len(record.topic) + b64(record.key) + b64(record.value) + headers
 
 
 def build_msk_event(records: Iterable[Any], event_source_arn: str, bootstrap_servers: str) -> dict[str, Any]:
@@ -436,11 +448,23 @@ class MappingWorker(threading.Thread):
         idle consumer. A non-blocking poll every IDLE_POLL_SECONDS costs about 2% of one instead, for at
         most that much added delivery latency."""
         batch: list[Any] = []
+        size = 0
         window_end: float | None = None
         while not self.stop_event.is_set() and len(batch) < self.mapping.batch_size:
             polled = consumer.poll(timeout_ms=0, max_records=self.mapping.batch_size - len(batch))
-            for records in polled.values():
-                batch.extend(records)
+            full = False
+            for tp, records in polled.items():
+                taken = 0
+                while not full and taken < len(records):
+                    size += payload_size(records[taken])
+                    full = bool(batch) and size > MAX_PAYLOAD_BYTES
+                    if not full:
+                        batch.append(records[taken])
+                        taken += 1
+                if taken < len(records):  # MAX_PAYLOAD_BYTES reached: the rest comes again, in order, next batch
+                    consumer.seek(tp, records[taken].offset)
+            if full:
+                break
             if batch and window_end is None:
                 window_end = time.monotonic() + self.mapping.maximum_batching_window_seconds
             if polled:
@@ -497,7 +521,7 @@ class MappingWorker(threading.Thread):
             response = self.lambda_client.invoke(
                 FunctionName=self.mapping.function_name,
                 InvocationType="RequestResponse",
-                Payload=json.dumps(event).encode(),
+                Payload=json.dumps(event, separators=(",", ":")).encode(),
             )
         except (BotoCoreError, ClientError) as exc:
             raise InvokeError(repr(exc)) from exc

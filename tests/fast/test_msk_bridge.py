@@ -204,6 +204,24 @@ def test_a_batch_closes_when_its_window_ends_or_it_is_full():
     assert [r.offset for r in _worker(stop, window=60, batch_size=4)._poll_batch(full)] == [0, 1, 2, 3]
 
 
+def test_a_batch_closes_before_the_invoke_payload_limit_and_the_rest_comes_next_in_order(monkeypatch):
+    """As an MSK event source closes a batch at 6 MB: what would pass the limit is fetched again (by a seek to
+    its offset, per partition) for the next batch, so a large BatchSize cannot make an invoke too large."""
+    import threading
+
+    stop = threading.Event()
+    records = [record(0, i, headers=[("cg-signature", b"k=0a1b2c3d,v1=" + b"f" * 64)]) for i in range(5)]
+    monkeypatch.setattr(bridge, "MAX_PAYLOAD_BYTES", 3 * bridge.payload_size(records[0]))
+    consumer = ScriptedConsumer([records], stop, stop_after=1000)
+    seeks = []
+    consumer.seek = lambda tp, offset: seeks.append((tp, offset))
+    batch = _worker(stop, window=60, batch_size=10)._poll_batch(consumer)
+    assert [r.offset for r in batch] == [0, 1, 2] and seeks == [(("cluster-events", 0), 3)]
+    # The bound holds for the JSON the bridge sends.
+    event = bridge.build_msk_event(batch, "arn", "b")
+    assert len(json.dumps(event, separators=(",", ":"))) <= 3 * bridge.payload_size(records[0])
+
+
 def test_minus_one_retries_a_failing_batch_until_it_succeeds_and_never_dead_letters_it():
     """Issue 17: MaximumRetryAttempts -1 (the template's event handler mapping) waits an outage out."""
     import threading
