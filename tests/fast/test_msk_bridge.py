@@ -165,6 +165,8 @@ def test_an_idle_mapping_never_blocks_in_poll_and_waits_between_polls():
     assert _worker(stop)._poll_batch(consumer) == []
     assert consumer.calls == [0] * 5  # never a blocking poll (it spins on this broker)
     assert time.monotonic() - started >= 4 * bridge.IDLE_POLL_SECONDS * 0.9  # it slept between them
+    # ...longer and longer while nothing comes (0.05, 0.1, 0.2, 0.2 s: doubling up to the cap).
+    assert (0.05 + 0.1 + 0.2 + 0.2) * 0.9 <= time.monotonic() - started <= 0.05 + 0.1 + 0.2 + 0.2 + 0.3
 
 
 def test_the_mapping_takes_every_partition_by_assignment_and_picks_up_new_ones():
