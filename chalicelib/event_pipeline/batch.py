@@ -34,6 +34,8 @@ from chalicelib.observability import logger
 from chalicelib.warm import PerContainer
 
 CLAIM_LEASE_SECONDS = 15
+# When a batch fails after dead letters were handed over, how long to wait for the broker to store them.
+SETTLE_ON_FAILURE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,8 @@ class BatchProcessor:
             # (the retry would send them again otherwise); if it does not, their claims go back with the rest.
             self.handler.discard()
             if letters and not settling:
-                with contextlib.suppress(Exception):
-                    self._settle_letters(letters, counts)
+                with contextlib.suppress(Exception):  # briefly: a broker that is down must not hold the retry up
+                    self._settle_letters(letters, counts, timeout=SETTLE_ON_FAILURE_SECONDS)
             self.ledger.release([i.key for i, ok in zip(items, claimed) if ok])
             raise
         finally:
@@ -186,12 +188,12 @@ class BatchProcessor:
         self.dead_letters.send(_dead_letter(item))
         letters.append(item)
 
-    def _settle_letters(self, letters: list[Decoded], counts: BatchCounts) -> int:
+    def _settle_letters(self, letters: list[Decoded], counts: BatchCounts, timeout: float | None = None) -> int:
         """Wait until every letter handed over is stored (raise otherwise), then mark and count them. Returns
         how many."""
         if not letters:
             return 0
-        self.dead_letters.flush()
+        self.dead_letters.flush(timeout)
         self.ledger.done([i.key for i in letters])
         for item in letters:
             counts.malformed(item.reason)
