@@ -19,7 +19,9 @@
    health in its own UPDATE and commit, and the samples in a transaction of their own.)
 
 MariaDB statements, commits and Redis round trips per batch are counted for the in-process mixed runs and
-for the ceiling (as bench_job_worker.py counts them).
+for the ceiling (as bench_job_worker.py counts them), and CPU milliseconds per event by process
+(`bench/cpu_accounting.py`: the bench process, MariaDB, Redis, Kafka, LocalStack, the function's execution
+environments, the bridge) for the in-process mixed runs, the write ceiling's and the timed end-to-end run.
 
 The in-process and end-to-end rates are printed against the write ceiling (issue 16: at least 0.5 in
 process; end to end at least 0.8 of in process) and, as before, against the read ceiling. Clusters it creates are deleted at the end (with their rows).
@@ -38,6 +40,11 @@ import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
+
+STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 
 
 def load_stack_env(db_name: str) -> None:
@@ -127,8 +134,9 @@ def _produce_and_wait(group, producer, topic: str, partitions: list, records: li
     return time.perf_counter() - started
 
 
-def end_to_end(clusters: list[str], n: int, warmup: int = 400) -> tuple[float, float, float]:
-    """(events/s, bare consumer's events/s, seconds the warm-up took). The warm-up (`warmup` events first, not
+def end_to_end(clusters: list[str], n: int, warmup: int = 400) -> tuple[float, float, float, dict[str, float]]:
+    """(events/s, bare consumer's events/s, seconds the warm-up took, CPU seconds by process of the timed run).
+    The warm-up (`warmup` events first, not
     timed) starts the function's environments the bridge's pollers use, as the in-process runs are warm: a
     cold start right after a deploy is several seconds on this machine, a third of a 2,000-event run."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -148,7 +156,9 @@ def end_to_end(clusters: list[str], n: int, warmup: int = 400) -> tuple[float, f
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     warm = _produce_and_wait(group, producer, topic, partitions, stream("mixed", clusters, warmup, seed=4)) if warmup else 0.0
     start = group.end_offsets(partitions)
+    cpu_before = cpu_accounting.snapshot(STATE)
     e2e = n / _produce_and_wait(group, producer, topic, partitions, records)
+    cpu = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
     end = group.end_offsets(partitions)
     group.close()
 
@@ -162,7 +172,7 @@ def end_to_end(clusters: list[str], n: int, warmup: int = 400) -> tuple[float, f
             got += sum(1 for r in batch if r.offset < end[tp])
     ceiling = got / (time.perf_counter() - started)
     bare.close()
-    return e2e, ceiling, warm
+    return e2e, ceiling, warm, cpu
 
 
 def write_ceiling(clusters: list[str], n: int) -> float:
@@ -259,10 +269,14 @@ def main() -> None:
 
         counter, trips = Counter(), {"handler": [0, 0, 0], "ceiling": [0, 0, 0]}
         counter.install()
+        cpu: dict[str, dict[str, float]] = {"handler": {}, "ceiling": {}}
 
         def counted(side: str, run):
             before = (counter.sql, counter.commits, counter.redis)
+            cpu_before = cpu_accounting.snapshot(STATE)
             rate = run()
+            for group, seconds in cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE)).items():
+                cpu[side][group] = cpu[side].get(group, 0.0) + seconds
             for i, now in enumerate((counter.sql, counter.commits, counter.redis)):
                 trips[side][i] += now - before[i]
             return rate
@@ -274,7 +288,7 @@ def main() -> None:
         write_ratio = statistics.median(m / w for m, w in pairs)
         e2e = ceiling = None
         if not args.skip_e2e:
-            e2e, ceiling, warm = end_to_end(clusters, args.events, args.warmup)
+            e2e, ceiling, warm, cpu["end to end"] = end_to_end(clusters, args.events, args.warmup)
     finally:
         for cluster_id in clusters:
             repo.delete(cluster_id)
@@ -289,6 +303,11 @@ def main() -> None:
     for side, (sql, commits, redis_trips) in trips.items():
         print(f"per batch of 100, {side:<7}: {sql / batches:5.1f} MariaDB statements, {commits / batches:5.1f} commits, "
               f"{redis_trips / batches:4.1f} Redis round trips")
+    for side, spent in cpu.items():
+        if spent:
+            events = args.events * (1 if side == "end to end" else args.rounds)
+            shown = {g: ms for g, ms in cpu_accounting.per_unit_ms(spent, events).items() if ms >= 0.005}
+            print(f"CPU ms per event, {side:<10}: " + ", ".join(f"{g} {ms:.3f}" for g, ms in shown.items()))
     print(f"in-process mixed / write ceiling: {write_ratio:6.3f} (median of {args.rounds} alternating pairs: "
           + ", ".join(f"{m:.0f}/{w:.0f}" for m, w in pairs) + ")")
     if e2e is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from chalicelib.observability import logger
 from chalicelib.warm import PerContainer
 
 CLAIM_LEASE_SECONDS = 15
+# When a batch fails after dead letters were handed over, how long to wait for the broker to store them.
+SETTLE_ON_FAILURE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -140,14 +143,15 @@ class BatchProcessor:
         lease = max(1, min(CLAIM_LEASE_SECONDS, math.ceil(remaining)))
         claimed = self.ledger.claim([i.key for i in items], lease, wait_seconds=max(0.0, remaining - lease - 5))
         counts = BatchCounts()
-        applied = malformed = 0
+        applied = 0
+        settling = False
         letters: list[Decoded] = []
         try:
             for item, ok in zip(items, claimed):
                 if not ok:
                     counts.duplicate()
                 elif item.event is None:
-                    letters.append(item)
+                    self._hand_over(item, letters)
                 else:
                     try:
                         self.handler.apply(item.event, item.key, counts)
@@ -155,30 +159,48 @@ class BatchProcessor:
                         if waits_out(exc):
                             raise
                         # Its own content cannot be applied (no retry can change that): dead-lettered at once.
-                        letters.append(dataclasses.replace(item, reason="apply_failed", error=repr(exc)[:1000]))
+                        self._hand_over(dataclasses.replace(item, reason="apply_failed", error=repr(exc)[:1000]),
+                                          letters)
                         continue
                     applied += 1
             self.handler.flush(counts)
-            if letters:
-                for item in letters:
-                    self.dead_letters.send(_dead_letter(item))
-                self.dead_letters.flush()
-                for item in letters:
-                    counts.malformed(item.reason)
-                    logger.warning("malformed record dead-lettered", extra={
-                        "topic": item.record.topic, "partition": item.record.partition,
-                        "offset": item.record.offset, "reason": item.reason, "error": item.error})
-                self.ledger.done([i.key for i in letters])
-                malformed = len(letters)
+            settling = True
+            malformed = self._settle_letters(letters, counts)
         except BaseException:
-            # Give back what was not applied (claims still in progress); applied events keep their mark.
+            # Give back what was not applied (claims still in progress); applied events keep their mark. Letters
+            # already handed to the producer when something else failed are settled if the broker stores them
+            # (the retry would send them again otherwise); if it does not, their claims go back with the rest.
             self.handler.discard()
+            if letters and not settling:
+                with contextlib.suppress(Exception):  # briefly: a broker that is down must not hold the retry up
+                    self._settle_letters(letters, counts, timeout=SETTLE_ON_FAILURE_SECONDS)
             self.ledger.release([i.key for i, ok in zip(items, claimed) if ok])
             raise
         finally:
             counts.record()
         return {"records": len(items), "applied": applied, "duplicates": len(items) - applied - malformed,
                 "malformed": malformed}
+
+    def _hand_over(self, item: Decoded, letters: list[Decoded]) -> None:
+        """Hand the letter to the producer at once: the broker stores it while the batch's events are applied,
+        and `_settle_letters` waits for it at the end (issue 16: the broker's round trip overlaps the database's
+        instead of following it)."""
+        self.dead_letters.send(_dead_letter(item))
+        letters.append(item)
+
+    def _settle_letters(self, letters: list[Decoded], counts: BatchCounts, timeout: float | None = None) -> int:
+        """Wait until every letter handed over is stored (raise otherwise), then mark and count them. Returns
+        how many."""
+        if not letters:
+            return 0
+        self.dead_letters.flush(timeout)
+        self.ledger.done([i.key for i in letters])
+        for item in letters:
+            counts.malformed(item.reason)
+            logger.warning("malformed record dead-lettered", extra={
+                "topic": item.record.topic, "partition": item.record.partition,
+                "offset": item.record.offset, "reason": item.reason, "error": item.error})
+        return len(letters)
 
 
 def _new_processor() -> BatchProcessor:

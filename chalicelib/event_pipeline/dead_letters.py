@@ -18,8 +18,8 @@ class DeadLetterSink(Protocol):
     def send(self, letter: dict[str, Any]) -> None:
         """Queue one dead letter; raise if it cannot be handed over."""
 
-    def flush(self) -> None:
-        """Wait until every queued letter is stored (raise otherwise)."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every queued letter is stored (raise otherwise, or after `timeout` seconds if given)."""
 
 
 class KafkaDeadLetters:
@@ -33,8 +33,11 @@ class KafkaDeadLetters:
     def send(self, letter: dict[str, Any]) -> None:
         self._publisher.publish(letter)  # keyed by letter["cluster_id"], the original record's key
 
-    def flush(self) -> None:
-        self._publisher.flush()
+    def flush(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            self._publisher.flush()
+        else:
+            self._publisher.flush(timeout=timeout)
 
 
 class InMemoryDeadLetters:
@@ -47,7 +50,7 @@ class InMemoryDeadLetters:
     def send(self, letter: dict[str, Any]) -> None:
         self._pending.append(letter)
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         self.letters.extend(self._pending)
         self._pending.clear()
 

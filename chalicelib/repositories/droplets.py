@@ -39,19 +39,27 @@ class DropletRepository:
         A droplet announced by one of this app's own jobs (`announced_by_job` names a stored job) is never
         inserted here: that job wrote the droplet's row in the same transaction as the announcement's outbox
         row, so a missing row means the droplet was deleted since (a terminate job can finish before the
-        event handler reads the announcement) and must not come back."""
+        event handler reads the announcement) and must not come back.
+
+        One statement when the droplet is new (issue 16): the INSERT reads the cluster's tenant from the cluster
+        row itself, share-locking it, so it cannot be deleted before the commit, and is conditional on the
+        announcing job's absence. Only when nothing was inserted does a second statement tell a missing
+        cluster (NotFoundError) from a droplet that is there already or a job's announcement."""
+        cond, args = tenant_filter("clusters.tenant_id")
+        job, job_args = (" AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = %s)", (announced_by_job,)) \
+            if announced_by_job is not None else ("", ())
         with db.transaction() as cur, domain_errors("Cluster not found"):
-            tenant = lock_cluster(cur, cluster_id)
-            if announced_by_job is not None:
-                cur.execute("SELECT 1 FROM jobs WHERE id = %s", (announced_by_job,))
-                if cur.fetchone() is not None:
-                    return False
             cur.execute(
                 "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status, "
-                "ip_address) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
-                (droplet_id, tenant, cluster_id, name, region, provider, size, image, status, ip_address),
+                "ip_address) SELECT %s, clusters.tenant_id, clusters.id, %s, %s, %s, %s, %s, %s, %s FROM clusters "
+                f"WHERE clusters.id = %s{cond}{job} LOCK IN SHARE MODE "
+                "ON DUPLICATE KEY UPDATE droplets.id = droplets.id",
+                (droplet_id, name, region, provider, size, image, status, ip_address, cluster_id, *args, *job_args),
             )
-            return cur.rowcount == 1
+            if cur.rowcount == 1:
+                return True
+            lock_cluster(cur, cluster_id)  # NotFoundError when the cluster is missing
+            return False
 
     def exists(self, droplet_id: str) -> bool:
         cond, args = tenant_filter()

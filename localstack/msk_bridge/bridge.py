@@ -45,8 +45,10 @@ from typing import Any
 DEFAULT_EVENT_SOURCE_ARN = (
     "arn:aws:kafka:{region}:000000000000:cluster/clustergenie-local/00000000-0000-0000-0000-000000000000-1"
 )
-# An idle mapping polls the broker this often (see MappingWorker._poll_batch).
+# An idle mapping polls the broker this often at first, then, while nothing comes, less often, doubling up to
+# IDLE_POLL_MAX_SECONDS (see MappingWorker._poll_batch).
 IDLE_POLL_SECONDS = 0.05
+IDLE_POLL_MAX_SECONDS = 0.2
 # Every REPORT_SECONDS each mapping measures its group's lag per partition, and the bridge writes its status
 # file ($CG_STATE_DIR/msk-bridge/status.json: `./dev status`, `./dev up`'s progress check) and pushes
 # clustergenie_consumer_lag{group,topic,partition} and the last delivery time to the Pushgateway.
@@ -57,6 +59,10 @@ REPORT_SECONDS = 5.0
 METADATA_MAX_AGE_MS = 30_000
 # While the topic does not exist yet (or the broker has no metadata for it), look again this often.
 NO_PARTITIONS_RETRY_SECONDS = 1.0
+# A batch's invoke payload stays under Lambda's 6 MB limit for a synchronous invoke, as an MSK event source
+# closes a batch at 6 MB: a record that would take it past this waits for the next batch (the bridge's JSON
+# is compact, so this estimate, from the record's sizes, is an upper bound).
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024 - 64 * 1024
 # kafka-python's ConsumerRecord.timestamp_type: 0 = CreateTime, 1 = LogAppendTime.
 TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
 
@@ -148,6 +154,14 @@ def record_to_msk(record: Any) -> dict[str, Any]:
         item["value"] = _b64(record.value)
     item["headers"] = [{name: list(value or b"")} for name, value in (record.headers or [])]
     return item
+
+
+def payload_size(record: Any) -> int:
+    """At most the bytes `record_to_msk(record)` adds to the compact JSON payload: base64 key and value, each
+    header byte as up to three digits and a comma, and the fixed fields."""
+    b64 = lambda data: 0 if data is None else (len(data) + 2) // 3 * 4  # noqa: E731
+    headers = sum(len(name) + 8 + 4 * len(value or b"") for name, value in (record.headers or []))
+    return 200 + len(record.topic) + b64(record.key) + b64(record.value) + headers
 
 
 def build_msk_event(records: Iterable[Any], event_source_arn: str, bootstrap_servers: str) -> dict[str, Any]:
@@ -434,19 +448,35 @@ class MappingWorker(threading.Thread):
         fetch at once even when it has nothing (it ignores the fetch's max wait), and kafka-python's
         `poll(timeout_ms=...)` then spins through empty fetches for the whole timeout: a full core per
         idle consumer. A non-blocking poll every IDLE_POLL_SECONDS costs about 2% of one instead, for at
-        most that much added delivery latency."""
+        most that much added delivery latency; after a batch, polls that find nothing wait twice as long each
+        time, up to IDLE_POLL_MAX_SECONDS (issue 16: four idle pollers took about 11% of a core on this 2-core
+        machine), so a stream that pauses is picked up again within that long."""
         batch: list[Any] = []
+        size = 0
+        idle_wait = IDLE_POLL_SECONDS
         window_end: float | None = None
         while not self.stop_event.is_set() and len(batch) < self.mapping.batch_size:
             polled = consumer.poll(timeout_ms=0, max_records=self.mapping.batch_size - len(batch))
-            for records in polled.values():
-                batch.extend(records)
+            full = False
+            for tp, records in polled.items():
+                taken = 0
+                while not full and taken < len(records):
+                    size += payload_size(records[taken])
+                    full = bool(batch) and size > MAX_PAYLOAD_BYTES
+                    if not full:
+                        batch.append(records[taken])
+                        taken += 1
+                if taken < len(records):  # MAX_PAYLOAD_BYTES reached: the rest comes again, in order, next batch
+                    consumer.seek(tp, records[taken].offset)
+            if full:
+                break
             if batch and window_end is None:
                 window_end = time.monotonic() + self.mapping.maximum_batching_window_seconds
             if polled:
                 continue  # more may be waiting: ask again at once
             if window_end is None:
-                self.stop_event.wait(IDLE_POLL_SECONDS)
+                self.stop_event.wait(idle_wait)
+                idle_wait = min(IDLE_POLL_MAX_SECONDS, idle_wait * 2)
             else:
                 remaining = window_end - time.monotonic()
                 if remaining <= 0:
@@ -497,7 +527,7 @@ class MappingWorker(threading.Thread):
             response = self.lambda_client.invoke(
                 FunctionName=self.mapping.function_name,
                 InvocationType="RequestResponse",
-                Payload=json.dumps(event).encode(),
+                Payload=json.dumps(event, separators=(",", ":")).encode(),
             )
         except (BotoCoreError, ClientError) as exc:
             raise InvokeError(repr(exc)) from exc

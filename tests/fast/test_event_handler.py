@@ -396,6 +396,28 @@ def test_transient_failure_fails_the_batch_and_the_retry_applies_each_event_once
     assert counts()["processed:job_progress"] == 2 and counts()["processed:telemetry"] == 4
 
 
+def test_a_letter_handed_over_before_a_transient_failure_is_stored_once(handle, dead_letters, cluster, monkeypatch):
+    """Letters go to the producer as soon as a record is known to be malformed (issue 16), before the batch's
+    writes: when a write then fails, the letter already stored is settled, and the retry does not send it again."""
+    valid = envelope("telemetry", cluster["id"], payload={"cpu": 1})
+    event = _with_raw_value(valid, _b64(b"{not json"))
+    processor = batch_module.get_batch_processor()
+    real = processor.handler.monitoring.record_many
+
+    def down(samples, sources=None):
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(processor.handler.monitoring, "record_many", down)
+    with pytest.raises(ConnectionError):
+        handle(event)
+    [letter] = dead_letters.letters
+    assert letter["reason"] == "bad_json" and metric_rows(cluster["id"]) == []
+    monkeypatch.setattr(processor.handler.monitoring, "record_many", real)
+    assert handle(event) == {"records": 3, "applied": 2, "duplicates": 1, "malformed": 0}
+    assert len(dead_letters.letters) == 1 and len(metric_rows(cluster["id"])) == 2
+    assert counts()["malformed:bad_json"] == 1
+
+
 def test_telemetry_of_a_batch_is_applied_together_and_health_once_per_cluster(handle, dead_letters, cluster, monkeypatch):
     other = ClusterRepository().create(name="other", region="nyc3")
     processor = batch_module.get_batch_processor()

@@ -207,7 +207,7 @@ def test_bridge_mappings_are_generated_from_the_templates_kafka_mappings(templat
     parsed = [load_bridge_module().Mapping.from_dict(m) for m in mappings]
     assert sorted((m.topic, m.function_name, m.consumer_group, m.batch_size, m.starting_position,
                    m.on_failure_queue) for m in parsed) == [
-        ("cluster-events", "stk-EventHandler-X", "stk-event-handler", 100, "TRIM_HORIZON",
+        ("cluster-events", "stk-EventHandler-X", "stk-event-handler", 500, "TRIM_HORIZON",
          "stk-EventHandlerFailureQueue-Z"),
         ("logs.clustergenie", "stk-LogConsumer-Y", "stk-log-consumer", 500, "LATEST", None),
     ]

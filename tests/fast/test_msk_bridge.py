@@ -165,6 +165,8 @@ def test_an_idle_mapping_never_blocks_in_poll_and_waits_between_polls():
     assert _worker(stop)._poll_batch(consumer) == []
     assert consumer.calls == [0] * 5  # never a blocking poll (it spins on this broker)
     assert time.monotonic() - started >= 4 * bridge.IDLE_POLL_SECONDS * 0.9  # it slept between them
+    # ...longer and longer while nothing comes (0.05, 0.1, 0.2, 0.2 s: doubling up to the cap).
+    assert (0.05 + 0.1 + 0.2 + 0.2) * 0.9 <= time.monotonic() - started <= 0.05 + 0.1 + 0.2 + 0.2 + 0.3
 
 
 def test_the_mapping_takes_every_partition_by_assignment_and_picks_up_new_ones():
@@ -202,6 +204,24 @@ def test_a_batch_closes_when_its_window_ends_or_it_is_full():
     assert [r.offset for r in batch] == [0, 1, 2] and not stop.is_set()
     full = ScriptedConsumer([[record(0, i) for i in range(3)], [record(0, 3)]], stop, stop_after=1000)
     assert [r.offset for r in _worker(stop, window=60, batch_size=4)._poll_batch(full)] == [0, 1, 2, 3]
+
+
+def test_a_batch_closes_before_the_invoke_payload_limit_and_the_rest_comes_next_in_order(monkeypatch):
+    """As an MSK event source closes a batch at 6 MB: what would pass the limit is fetched again (by a seek to
+    its offset, per partition) for the next batch, so a large BatchSize cannot make an invoke too large."""
+    import threading
+
+    stop = threading.Event()
+    records = [record(0, i, headers=[("cg-signature", b"k=0a1b2c3d,v1=" + b"f" * 64)]) for i in range(5)]
+    monkeypatch.setattr(bridge, "MAX_PAYLOAD_BYTES", 3 * bridge.payload_size(records[0]))
+    consumer = ScriptedConsumer([records], stop, stop_after=1000)
+    seeks = []
+    consumer.seek = lambda tp, offset: seeks.append((tp, offset))
+    batch = _worker(stop, window=60, batch_size=10)._poll_batch(consumer)
+    assert [r.offset for r in batch] == [0, 1, 2] and seeks == [(("cluster-events", 0), 3)]
+    # The bound holds for the JSON the bridge sends.
+    event = bridge.build_msk_event(batch, "arn", "b")
+    assert len(json.dumps(event, separators=(",", ":"))) <= 3 * bridge.payload_size(records[0])
 
 
 def test_minus_one_retries_a_failing_batch_until_it_succeeds_and_never_dead_letters_it():
