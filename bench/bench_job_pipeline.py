@@ -1,6 +1,6 @@
 """Job pipeline throughput on LocalStack: the front (POST /jobs), the drain of a backlog, and SQS's own rate.
 
-    .venv/bin/python bench/bench_job_pipeline.py [--jobs 1000] [--threads 8] [--timeout 300] [--steady 100]
+    .venv/bin/python bench/bench_job_pipeline.py [--jobs 1000] [--threads 8] [--timeout 300] [--steady 100] [--front-only | --no-front]
 
 Needs `./dev up` (the deployed stack; `stack.json` and `stack.env` under CG_STATE_DIR). Only 127.0.0.1.
 
@@ -16,6 +16,9 @@ Needs `./dev up` (the deployed stack; `stack.json` and `stack.env` under CG_STAT
    pace with the mapping running, so it is the pipeline's latency, not the backlog's age.
 3. Ceiling: on a temporary queue, `--jobs` messages sent (batches of 10), received (batches of 10, long
    poll) and deleted (batches of 10) by the same number of threads: SQS's own rate on the same LocalStack.
+
+`--front-only`: phase 1 alone (the backlog is then drained without being measured, and SQS's ceiling is not run),
+with each route's CPU per request by process, for work on the front.
 
 `--no-front`: the jobs of phases 1 and 2 are queued from the bench's own process (`JobService.submit` against the
 stack's MariaDB and queue: the same row, event and message as POST /jobs) and the front is not measured; for a
@@ -181,7 +184,7 @@ def in_process_submit(stack: dict):
 
 
 def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout: float, steady: int,
-                   front: bool = True) -> dict:
+                   front: bool = True, drain_measured: bool = True) -> dict:
     api = stack["api_url"].rstrip("/") + "/api/v1"
     run = uuid.uuid4().hex[:8]
     admin = f"bench-{run}"
@@ -197,15 +200,25 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
         ids: list[str] = []
         submit = None if front else in_process_submit(stack)
         if front:
+            cpu_before = cpu_accounting.snapshot(STATE)
             noop_rate = rate(threads, jobs, lambda i: call(f"{api}/hello", {"name": f"bench-{i}"}, f"{admin}-{i}"))
+            noop_cpu = cpu_accounting.delta(cpu_before, cpu_before := cpu_accounting.snapshot(STATE))
             jobs_rate = rate(threads, jobs, lambda i: ids.append(call(
                 f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}}, f"{admin}-{i}")["job"]["id"]))
+            jobs_cpu = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
+            front_figures = {"requests": jobs, "threads": threads, "noop_per_s": round(noop_rate, 1),
+                             "post_jobs_per_s": round(jobs_rate, 1), "ratio": round(jobs_rate / noop_rate, 3),
+                             "noop_cpu_ms_per_request": cpu_accounting.per_unit_ms(noop_cpu, jobs),
+                             "post_jobs_cpu_ms_per_request": cpu_accounting.per_unit_ms(jobs_cpu, jobs)}
+            print(json.dumps({"front": front_figures}), flush=True)
         else:
             ids = [submit(clusters[i % 10]) for i in range(jobs)]
         cpu_before = cpu_accounting.snapshot(STATE)
         set_mapping(awslambda, mapping, True)
         drain_start = time.time()
         rows = wait_for(db, clusters, ids, timeout)
+        if not drain_measured:  # --front-only: the backlog is drained (so the clusters can go) and not measured
+            return {"front": front_figures, "drain": None, "steady": None, "exactly_once": None}
         drain_cpu = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
         ends = [utc_seconds(r["completed_at"]) for i, r in rows.items() if i in ids and r["status"] == "completed"]
         drain = {"backlog": jobs, "completed": len(ends),
@@ -225,8 +238,7 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
                         "WHERE id IN %s AND status = 'completed'", (steady_ids,))
             latencies = [float(r["s"]) for r in cur.fetchall()]
         return {
-            "front": {"requests": jobs, "threads": threads, "noop_per_s": round(noop_rate, 1),
-                      "post_jobs_per_s": round(jobs_rate, 1), "ratio": round(jobs_rate / noop_rate, 3)} if front else None,
+            "front": front_figures if front else None,
             "drain": drain,
             "steady": {"jobs": steady, "completed": len(latencies),
                        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
@@ -300,7 +312,11 @@ def main() -> None:
     parser.add_argument("--steady", type=int, default=100, help="jobs of the latency phase")
     parser.add_argument("--no-front", dest="front", action="store_false",
                         help="queue the jobs in process (JobService.submit) instead of through API Gateway")
+    parser.add_argument("--front-only", action="store_true",
+                        help="measure only the front (phase 1); the backlog is drained unmeasured, no SQS ceiling")
     args = parser.parse_args()
+    if args.front_only and not args.front:
+        parser.error("--front-only measures the front: not with --no-front")
 
     import boto3
     import pymysql
@@ -318,8 +334,12 @@ def main() -> None:
     sqs = session.client("sqs", endpoint_url=stack["endpoint_url"])
     awslambda = session.client("lambda", endpoint_url=stack["endpoint_url"])
     print(f"load before: {os.getloadavg()}", flush=True)
-    pipeline = bench_pipeline(stack, db, awslambda, args.jobs, args.threads, args.timeout, args.steady, args.front)
+    pipeline = bench_pipeline(stack, db, awslambda, args.jobs, args.threads, args.timeout, args.steady, args.front,
+                              drain_measured=not args.front_only)
     print(json.dumps({"pipeline": pipeline}), flush=True)
+    if args.front_only:
+        print(f"POST /jobs / no-op route: {pipeline['front']['ratio']:.3f}   load after: {os.getloadavg()}")
+        return
     ceiling = bench_sqs(sqs, args.jobs, args.threads, 120)
     print(json.dumps({"sqs_ceiling": ceiling}), flush=True)
     if pipeline["drain"]["jobs_per_s"]:

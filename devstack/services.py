@@ -471,6 +471,11 @@ class LocalStack(Service):
             "SKIP_SSL_CERT_DOWNLOAD": "1",
             "SKIP_INFRA_DOWNLOADS": "1",
             "PERSISTENCE": "0",
+            # No AWS/SQS CloudWatch metrics: LocalStack publishes two PutMetricData calls through its own gateway
+            # for every SendMessage (one per receive and delete), which cost it more CPU than the send itself
+            # (issue 16, docs/decisions.md "The front, third round"); nothing in the stack reads them (queue depth
+            # comes from GetQueueAttributes, alerts from Prometheus), and on AWS SQS emits them outside the call.
+            "SQS_DISABLE_CLOUDWATCH_METRICS": "1",
             # Event source mappings as on AWS (issue 16, docs/decisions.md): the next batch is polled as soon
             # as one is done while a backlog exists (LocalStack's default waits 1 s after every batch), and an
             # idle queue is polled at least every second (default: backing off to 10 s, where AWS long-polls).

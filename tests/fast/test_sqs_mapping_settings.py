@@ -51,6 +51,14 @@ def test_localstack_polls_again_at_once_while_a_backlog_exists(monkeypatch, tmp_
     assert float(env["LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC"]) <= 1  # default: up to 10 s idle
 
 
+def test_localstack_publishes_no_sqs_cloudwatch_metrics(monkeypatch, tmp_path):
+    # Two PutMetricData through LocalStack's gateway per SendMessage cost it more CPU than the send itself
+    # (issue 16, the front's third round); nothing in the stack reads AWS/SQS metrics.
+    monkeypatch.setenv("CG_STATE_DIR", str(tmp_path))
+    _, env = LocalStack(StackConfig.from_env()).command()
+    assert env["SQS_DISABLE_CLOUDWATCH_METRICS"] == "1"
+
+
 class Empty(Exception):
     """Stands in for LocalStack's EmptyPollResultsException."""
 
