@@ -264,7 +264,7 @@ def test_a_worker_killed_mid_job_is_retried_and_completes_once(stack, aws, app_d
     def blocked_worker_connection():
         with app_db.cursor() as cur:
             cur.execute("SELECT HOST FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
-                        (f"%FROM clusters WHERE id = '{cluster}' LOCK IN SHARE MODE%",))
+                        (f"INSERT INTO droplets (id, tenant_id, cluster_id,%'{cluster}'%",))
             row = cur.fetchone()
         return row["HOST"] if row else None
 
