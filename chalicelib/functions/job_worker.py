@@ -206,11 +206,11 @@ def record_handler(record: SQSRecord) -> dict[str, str]:
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Process an SQS batch; failed records are returned in `batchItemFailures`."""
     global _batch
-    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+    _batch = batch = JobBatch.starting(context)
+    if batch.invocation_end is not None:
         # An in-progress idempotency record expires when this invocation would have timed out, so a
         # redelivery after a killed worker can run the job again.
         idempotency_config.register_lambda_context(context)
-    _batch = batch = JobBatch.starting(context)
     batch.jobs.update(read_batch_jobs(event))
     try:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor,

@@ -444,7 +444,7 @@ def test_signatures_verify_against_the_current_and_previous_key(monkeypatch):
 
 @pytest.mark.pure
 def test_the_signature_is_standard_hmac_sha256_for_any_key_and_value():
-    """`_mac` builds HMAC-SHA256 from precomputed pads (issue 16: OpenSSL 3's one-shot HMAC is 5x slower);
+    """`_mac` copies an HMAC-SHA256 prepared once per key (issue 16: OpenSSL 3's one-shot HMAC is slower);
     a producer or verifier elsewhere computes it with any HMAC library, so it must be the standard one."""
     import hmac as _hmac
     import os as _os
@@ -454,4 +454,4 @@ def test_the_signature_is_standard_hmac_sha256_for_any_key_and_value():
     for key in (b"", b"k", _os.urandom(32), _os.urandom(64), _os.urandom(65), _os.urandom(200)):
         for value in (b"", b"value", _os.urandom(1000)):
             assert _mac(key, value) == _hmac.digest(key, value, "sha256").hex()
-            assert _mac(key, value) == _mac(key, value)  # the cached pads are copied, never consumed
+            assert _mac(key, value) == _mac(key, value)  # the cached HMAC is copied, never consumed
