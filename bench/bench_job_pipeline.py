@@ -68,6 +68,22 @@ def call(url: str, body: dict, user: str, method: str = "POST") -> dict:
 
 
 
+# MariaDB's own counters around the drain: every statement and commit the pipeline made per job, downstream
+# consumers included (the event handler's ledger, the log consumer's rows), whoever made them.
+SERVER_COUNTERS = ("Questions", "Com_commit", "Com_select", "Com_insert", "Com_update", "Com_delete",
+                   "Innodb_data_fsyncs")
+
+
+def server_counters(db) -> dict[str, int]:
+    with db.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN %s", (SERVER_COUNTERS,))
+        return {row["Variable_name"]: int(row["Value"]) for row in cur.fetchall()}
+
+
+def per_job(before: dict[str, int], after: dict[str, int], jobs: int) -> dict[str, float]:
+    return {name: round((after[name] - before[name]) / jobs, 2) for name in SERVER_COUNTERS}
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
@@ -214,19 +230,22 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
         else:
             ids = [submit(clusters[i % 10]) for i in range(jobs)]
         cpu_before = cpu_accounting.snapshot(STATE)
+        server_before = server_counters(db)
         set_mapping(awslambda, mapping, True)
         drain_start = time.time()
         rows = wait_for(db, clusters, ids, timeout)
         if not drain_measured:  # --front-only: the backlog is drained (so the clusters can go) and not measured
             return {"front": front_figures, "drain": None, "steady": None, "exactly_once": None}
         drain_cpu = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
+        server_per_job = per_job(server_before, server_counters(db), jobs)
         ends = [utc_seconds(r["completed_at"]) for i, r in rows.items() if i in ids and r["status"] == "completed"]
         drain = {"backlog": jobs, "completed": len(ends),
                  "failed": sum(rows[i]["status"] == "failed" for i in ids if i in rows),
                  "unfinished": sum(i not in rows for i in ids),
                  "seconds": round(max(ends) - drain_start, 2) if ends else None,
                  "jobs_per_s": round(len(ends) / (max(ends) - drain_start), 1) if ends else None,
-                 "cpu_ms_per_job": cpu_accounting.per_unit_ms(drain_cpu, jobs)}
+                 "cpu_ms_per_job": cpu_accounting.per_unit_ms(drain_cpu, jobs),
+                 "mariadb_per_job": server_per_job}
         steady_ids: list[str] = []
         for i in range(steady):  # one job every 50 ms: latency without a backlog
             steady_ids.append(call(f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}},
