@@ -26,6 +26,17 @@ def _port(var: str, default: int) -> int:
     return port
 
 
+def _positive_minutes(var: str, default: int) -> int:
+    raw = os.environ.get(var, str(default))
+    try:
+        minutes = int(raw)
+    except ValueError:
+        raise SystemExit(f"{var}={raw!r} is not a whole number of minutes") from None
+    if minutes < 1:
+        raise SystemExit(f"{var}={minutes}: at least 1 minute")
+    return minutes
+
+
 def _stack_name(name: str) -> str:
     """A CloudFormation stack name that also makes valid bucket and secret names (lower case)."""
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", name):
@@ -57,6 +68,9 @@ class StackConfig:
     lambda_executor: str
     stack_name: str
     auth_enabled: str = "true"
+    # How long the local broker keeps the records of its event and log streams (docs/decisions.md, "The local
+    # broker's retention"): short, because it rewrites its whole store while records are written.
+    kafka_retention_minutes: int = 15
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -77,6 +91,7 @@ class StackConfig:
             lambda_executor=os.environ.get("CG_LAMBDA_EXECUTOR", "local-process"),
             stack_name=_stack_name(os.environ.get("CG_STACK_NAME", "clustergenie-local")),
             auth_enabled=_auth_enabled(os.environ.get("CG_AUTH_ENABLED", "true")),
+            kafka_retention_minutes=_positive_minutes("CG_KAFKA_RETENTION_MINUTES", 15),
         )
 
     # --- derived paths ---------------------------------------------------------------------------------

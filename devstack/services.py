@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from typing import Any
 
 from devstack import process
 from devstack.config import HOST, ROOT, StackConfig
@@ -269,12 +270,56 @@ class Redis(Service):
                 "--appendonly", "yes", "--appendfsync", "everysec"], {}
 
 
+# What the local broker keeps (docs/decisions.md, "The local broker's retention"). The streams (events, logs,
+# deployments) keep CG_KAFKA_RETENTION_MINUTES and roll a segment every minute, so a record leaves within a
+# minute of its retention; the dead-letter topic is what an operator reads after a failure, rare and small,
+# and keeps a week.
+DEAD_LETTER_RETENTION_MINUTES = 7 * 24 * 60
+STREAM_SEGMENT_MINUTES = 1
+
+
+def topic_configs(stream_retention_minutes: int, dead_letters: bool) -> dict[str, str]:
+    """The retention settings one topic is created with and kept at (plain Kafka topic configs)."""
+    if dead_letters:
+        return {"retention.ms": str(DEAD_LETTER_RETENTION_MINUTES * 60_000), "segment.ms": str(3_600_000)}
+    return {"retention.ms": str(stream_retention_minutes * 60_000),
+            "segment.ms": str(min(STREAM_SEGMENT_MINUTES, stream_retention_minutes) * 60_000)}
+
+
+def ensure_topics(admin: Any, wanted: dict[str, tuple[int, dict[str, str]]]) -> list[str]:
+    """Create the missing topics of `wanted` (name -> partitions, configs) with their configs, and set the configs
+    of existing ones that differ (an upgraded stack's topics were created without retention). Idempotent; the
+    names of the topics created or changed."""
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    touched = []
+    existing = set(admin.list_topics())
+    for name, (partitions, configs) in wanted.items():
+        if name in existing:
+            continue
+        try:
+            admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=configs)])
+            touched.append(name)
+        except TopicAlreadyExistsError:
+            existing.add(name)
+    for name in sorted(existing & set(wanted)):
+        configs = wanted[name][1]
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=list(configs))])
+        current = {key: entry.get("value") for key, entry in described.get("topic", {}).get(name, {}).items()}
+        if any(current.get(key) != value for key, value in configs.items()):
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=configs)])
+            touched.append(name)
+    return touched
+
+
 class Kafka(Service):
     """A Kafka-wire-compatible broker (noida-db; Apache Kafka cannot be installed here)."""
 
     name = "kafka"
     port_var = "CG_KAFKA_PORT"
     topics = {"cluster-events": 3, "cluster-events.dlq": 1, "logs.clustergenie": 3, "deployments": 1}
+    dead_letter_topics = ("cluster-events.dlq",)
 
     @property
     def port(self) -> int:
@@ -301,20 +346,14 @@ class Kafka(Service):
         return [str(broker), "start", "--data-dir", str(self.data), "--host", HOST, "--only", "kafka",
                 "--kafka-port", str(self.port)], {}
 
-    def after_ready(self) -> None:
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
+    def wanted_topics(self) -> dict[str, tuple[int, dict[str, str]]]:
+        return {name: (partitions, topic_configs(self.cfg.kafka_retention_minutes, name in self.dead_letter_topics))
+                for name, partitions in self.topics.items()}
 
+    def after_ready(self) -> None:
         admin = self._admin()
         try:
-            existing = set(admin.list_topics())
-            missing = [NewTopic(t, num_partitions=n, replication_factor=1)
-                       for t, n in self.topics.items() if t not in existing]
-            for topic in missing:
-                try:
-                    admin.create_topics([topic])
-                except TopicAlreadyExistsError:
-                    pass
+            ensure_topics(admin, self.wanted_topics())
         finally:
             admin.close()
 

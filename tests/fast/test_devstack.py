@@ -124,3 +124,96 @@ def test_the_redis_dev_starts_keeps_its_keys_across_a_crash(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+# --- the local broker's retention (docs/decisions.md, "The local broker's retention") -----------------------
+
+def test_streams_keep_the_configured_minutes_and_dead_letters_a_week(monkeypatch):
+    from devstack.services import topic_configs
+
+    monkeypatch.setenv("CG_KAFKA_RETENTION_MINUTES", "20")
+    wanted = Kafka(StackConfig.from_env()).wanted_topics()
+    assert wanted["cluster-events"] == (3, {"retention.ms": "1200000", "segment.ms": "60000"})
+    assert wanted["logs.clustergenie"][1] == wanted["deployments"][1] == wanted["cluster-events"][1]
+    assert wanted["cluster-events.dlq"] == (1, {"retention.ms": str(7 * 24 * 3600 * 1000), "segment.ms": "3600000"})
+    # A retention shorter than a segment's minute keeps the segment within it.
+    assert topic_configs(1, dead_letters=False) == {"retention.ms": "60000", "segment.ms": "60000"}
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "a day"])
+def test_a_retention_that_is_not_a_positive_number_of_minutes_is_refused(monkeypatch, value):
+    monkeypatch.setenv("CG_KAFKA_RETENTION_MINUTES", value)
+    with pytest.raises(SystemExit, match="CG_KAFKA_RETENTION_MINUTES"):
+        StackConfig.from_env()
+
+
+def _topic_config(admin, topic: str, keys: list[str]) -> dict[str, str]:  # noqa: ANN001
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=keys)])
+    return {key: entry["value"] for key, entry in described["topic"][topic].items() if key in keys}
+
+
+def test_the_running_stacks_topics_have_their_retention(kafka_broker):
+    """`./dev up` (and `./dev test`, which runs it) set every topic of the stack as `wanted_topics` says."""
+    kafka = Kafka(StackConfig.from_env())
+    admin = kafka._admin()
+    try:
+        for topic, (_, configs) in kafka.wanted_topics().items():
+            assert _topic_config(admin, topic, list(configs)) == configs, topic
+    finally:
+        admin.close()
+
+
+def test_ensure_topics_creates_with_retention_and_sets_it_on_a_topic_made_without(fresh_topic):
+    """An upgraded stack's topics were created without retention: `./dev up` sets it, once."""
+    import uuid
+
+    from devstack.services import ensure_topics
+
+    kafka = Kafka(StackConfig.from_env())
+    old, new = fresh_topic(1, "retention-old"), f"retention-new-{uuid.uuid4().hex[:10]}"
+    configs = {"retention.ms": "600000", "segment.ms": "60000"}
+    admin = kafka._admin()
+    try:
+        assert _topic_config(admin, old, list(configs)) != configs
+        assert sorted(ensure_topics(admin, {old: (1, configs), new: (2, configs)})) == sorted([old, new])
+        assert _topic_config(admin, old, list(configs)) == configs
+        assert _topic_config(admin, new, list(configs)) == configs
+        assert len(admin.describe_topics([new])[0]["partitions"]) == 2
+        assert ensure_topics(admin, {old: (1, configs), new: (2, configs)}) == []  # nothing left to change
+    finally:
+        admin.delete_topics([new])
+        admin.close()
+
+
+def test_the_local_broker_drops_records_past_their_retention(fresh_topic):
+    """The premise of the decision: this broker honours `retention.ms` (by segment, as Kafka does)."""
+    import time
+
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.structs import TopicPartition
+
+    from devstack.services import ensure_topics
+
+    kafka = Kafka(StackConfig.from_env())
+    topic = fresh_topic(1, "retention-drop")
+    admin = kafka._admin()
+    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{kafka.port}")
+    consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{kafka.port}")
+    partition = TopicPartition(topic, 0)
+    try:
+        ensure_topics(admin, {topic: (1, {"retention.ms": "2000", "segment.ms": "1000"})})
+        for i in range(20):
+            producer.send(topic, f"old-{i}".encode())
+        producer.flush()
+        assert consumer.beginning_offsets([partition])[partition] == 0
+        deadline = time.monotonic() + 30
+        while consumer.beginning_offsets([partition])[partition] < 20 and time.monotonic() < deadline:
+            producer.send(topic, b"newer").get(timeout=10)  # a later segment, so the old one can go
+            time.sleep(1)
+        assert consumer.beginning_offsets([partition])[partition] >= 20
+    finally:
+        producer.close()
+        consumer.close()
+        admin.close()
