@@ -4,7 +4,7 @@
 
 Needs `./dev up` (the deployed stack; `stack.json` and `stack.env` under CG_STATE_DIR). Only 127.0.0.1.
 
-1. Front: `--jobs` POSTs of the no-op route `POST /api/v1/hello`, then `--jobs` provision jobs POSTed through
+1. Front (each phase begins once the stack is quiet: `bench/quiescence.py`): `--jobs` POSTs of the no-op route `POST /api/v1/hello`, then `--jobs` provision jobs POSTed through
    the same API Gateway by `--threads` threads (each job its own X-User-ID, so the per-caller jobs_create
    limiter does not throttle the bench), spread over 10 clusters whose quotas (and their tenant's) the bench
    raises for the run and restores afterwards. The job worker's event source mapping is disabled meanwhile,
@@ -45,6 +45,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # devstack, as the other benches
 
 import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
+from quiescence import wait_until_quiet  # noqa: E402
 STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 RAISED_QUOTAS = {"droplets": 100_000, "replicas": 100_000, "concurrent_jobs": 100_000}
 
@@ -216,19 +217,24 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
         ids: list[str] = []
         submit = None if front else in_process_submit(stack)
         if front:
+            quiet = {"noop": wait_until_quiet(STATE)}
             cpu_before = cpu_accounting.snapshot(STATE)
             noop_rate = rate(threads, jobs, lambda i: call(f"{api}/hello", {"name": f"bench-{i}"}, f"{admin}-{i}"))
-            noop_cpu = cpu_accounting.delta(cpu_before, cpu_before := cpu_accounting.snapshot(STATE))
+            noop_cpu = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
+            quiet["post_jobs"] = wait_until_quiet(STATE)
+            cpu_before = cpu_accounting.snapshot(STATE)
             jobs_rate = rate(threads, jobs, lambda i: ids.append(call(
                 f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}}, f"{admin}-{i}")["job"]["id"]))
             jobs_cpu = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
             front_figures = {"requests": jobs, "threads": threads, "noop_per_s": round(noop_rate, 1),
                              "post_jobs_per_s": round(jobs_rate, 1), "ratio": round(jobs_rate / noop_rate, 3),
                              "noop_cpu_ms_per_request": cpu_accounting.per_unit_ms(noop_cpu, jobs),
-                             "post_jobs_cpu_ms_per_request": cpu_accounting.per_unit_ms(jobs_cpu, jobs)}
+                             "post_jobs_cpu_ms_per_request": cpu_accounting.per_unit_ms(jobs_cpu, jobs),
+                             "began_quiet": quiet}
             print(json.dumps({"front": front_figures}), flush=True)
         else:
             ids = [submit(clusters[i % 10]) for i in range(jobs)]
+        drain_quiet = wait_until_quiet(STATE)
         cpu_before = cpu_accounting.snapshot(STATE)
         server_before = server_counters(db)
         set_mapping(awslambda, mapping, True)
@@ -245,7 +251,7 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
                  "seconds": round(max(ends) - drain_start, 2) if ends else None,
                  "jobs_per_s": round(len(ends) / (max(ends) - drain_start), 1) if ends else None,
                  "cpu_ms_per_job": cpu_accounting.per_unit_ms(drain_cpu, jobs),
-                 "mariadb_per_job": server_per_job}
+                 "mariadb_per_job": server_per_job, "began_quiet": drain_quiet}
         steady_ids: list[str] = []
         for i in range(steady):  # one job every 50 ms: latency without a backlog
             steady_ids.append(call(f"{api}/jobs", {"type": "provision", "parameters": {"cluster_id": clusters[i % 10]}},
@@ -286,6 +292,7 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
     url = sqs.create_queue(QueueName=f"clustergenie-bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     body = json.dumps({"job_id": f"job-{uuid.uuid4()}", "trace_id": uuid.uuid4().hex})
     try:
+        quiet = wait_until_quiet(STATE)
         cpu_before = cpu_accounting.snapshot(STATE)
         start = time.time()
         deadline = time.monotonic() + timeout
@@ -314,7 +321,7 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
         spent = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
         return {"messages": messages, "handled": handled, "seconds": round(seconds, 2),
                 "send_receive_delete_per_s": round(handled / seconds, 1),
-                "cpu_ms_per_message": cpu_accounting.per_unit_ms(spent, max(1, handled))}
+                "cpu_ms_per_message": cpu_accounting.per_unit_ms(spent, max(1, handled)), "began_quiet": quiet}
     finally:
         sqs.delete_queue(QueueUrl=url)
 
