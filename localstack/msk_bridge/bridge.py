@@ -49,6 +49,10 @@ DEFAULT_EVENT_SOURCE_ARN = (
 # IDLE_POLL_MAX_SECONDS (see MappingWorker._poll_batch).
 IDLE_POLL_SECONDS = 0.05
 IDLE_POLL_MAX_SECONDS = 0.2
+# Within a batching window a partial batch is topped up this many times at most (records that come in a burst
+# are taken at once, see _poll_batch): the window bounds the delivery either way, and each poll is a fetch the
+# broker answers (issue 16: a 1 s window polled every 50 ms, 20 fetches a second for a trickle of log lines).
+WINDOW_POLLS = 5
 # Every REPORT_SECONDS each mapping measures its group's lag per partition, and the bridge writes its status
 # file ($CG_STATE_DIR/msk-bridge/status.json: `./dev status`, `./dev up`'s progress check) and pushes
 # clustergenie_consumer_lag{group,topic,partition} and the last delivery time to the Pushgateway.
@@ -450,7 +454,9 @@ class MappingWorker(threading.Thread):
         idle consumer. A non-blocking poll every IDLE_POLL_SECONDS costs about 2% of one instead, for at
         most that much added delivery latency; after a batch, polls that find nothing wait twice as long each
         time, up to IDLE_POLL_MAX_SECONDS (issue 16: four idle pollers took about 11% of a core on this 2-core
-        machine), so a stream that pauses is picked up again within that long."""
+        machine), so a stream that pauses is picked up again within that long. Within a batching window a partial
+        batch is topped up every window / WINDOW_POLLS (at least IDLE_POLL_SECONDS), and at once while polls bring
+        records."""
         batch: list[Any] = []
         size = 0
         idle_wait = IDLE_POLL_SECONDS
@@ -485,7 +491,8 @@ class MappingWorker(threading.Thread):
                 remaining = window_end - time.monotonic()
                 if remaining <= 0:
                     break
-                self.stop_event.wait(min(IDLE_POLL_SECONDS, remaining))
+                step = max(IDLE_POLL_SECONDS, self.mapping.maximum_batching_window_seconds / WINDOW_POLLS)
+                self.stop_event.wait(min(step, remaining))
         return batch
 
     def _measure_lag(self, consumer) -> None:

@@ -263,3 +263,21 @@ def test_provisioned_pollers_share_the_partitions_each_partition_to_one_poller()
     assert idle._assign(consumer) is True and consumer.assign_calls == [[2]]
     with pytest.raises(ValueError):
         bridge.Mapping.from_dict({"topic": "t", "function_name": "f", "consumer_group": "g", "maximum_pollers": 0})
+
+
+def test_a_trickle_within_a_batching_window_is_topped_up_a_few_times_not_every_idle_poll():
+    """Issue 16: each poll is a fetch the broker answers; a 1 s window polled every 50 ms made 20 of them a
+    second for a trickle. Now at most WINDOW_POLLS top-ups per window, and the window still closes the batch."""
+    import threading
+    import time
+
+    stop = threading.Event()
+    replies = [[record(0, 0)]] + [[] for _ in range(100)]
+    consumer = ScriptedConsumer(replies, stop, stop_after=1000)
+    started = time.monotonic()
+    batch = _worker(stop, window=1.0)._poll_batch(consumer)
+    took = time.monotonic() - started
+    assert [r.offset for r in batch] == [0]
+    assert 0.95 <= took <= 1.4  # the window closes the batch, on time
+    # the first poll, the one right after records came, then one every window / WINDOW_POLLS
+    assert len(consumer.calls) <= 2 + bridge.WINDOW_POLLS
