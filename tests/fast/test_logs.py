@@ -97,8 +97,9 @@ def test_every_line_carries_the_correlation_keys(client, make_cluster):
 
 
 @pytest.fixture
-def topic(kafka_broker) -> str:  # noqa: ANN001
-    return f"logs-test-{uuid.uuid4().hex[:8]}"
+def topic(fresh_topic) -> str:  # noqa: ANN001
+    """Made and deleted by the fixture: an auto-created topic would stay in the broker's store for good."""
+    return fresh_topic(1, "logs-test")
 
 
 def test_lines_are_produced_to_kafka_with_the_same_json(topic):
