@@ -3,8 +3,8 @@
 A phase's requests leave work behind them (events relayed to Kafka, log lines shipped, both consumed through the
 MSK bridge, the broker persisting its store). On a 2-core machine that work runs in the next phase's time and is
 counted against it, which spread `bench_job_pipeline.py`'s front ratio from 0.37 to 0.88 on the same code
-(docs/benchmarks.md, third round). `wait_until_quiet` waits until the bridge reports no lag on any mapping (measured
-after the call began) and the stack's processes used less than `busy_cores` of the machine over the last second.
+(docs/benchmarks.md, third round). `wait_until_quiet` waits until every mapping of the bridge has committed its topic's
+end offsets and the stack's processes used less than `busy_cores` of the machine over the last second.
 """
 from __future__ import annotations
 
@@ -15,20 +15,36 @@ import time
 import cpu_accounting  # noqa: E402 - bench/ is on sys.path for the benches
 
 
-def bridge_caught_up(state_dir: pathlib.Path, since: float) -> bool:
-    """Every mapping of the bridge's status file reports zero lag, measured after `since` (epoch seconds)."""
+def bridge_caught_up(state_dir: pathlib.Path) -> bool:
+    """Every mapping of the bridge has committed its topic's end offsets: read from the broker with a client of
+    the bench's own (the bridge measures its lag only between batches, so its status file can be stale)."""
     try:
         status = json.loads((state_dir / "msk-bridge" / "status.json").read_text())
+        env = dict(line.split("=", 1) for line in (state_dir / "stack.env").read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))
     except (OSError, ValueError):
         return True  # no bridge on this stack: nothing to wait for
-    mappings = status.get("mappings") or {}
-    return all((m.get("lag_measured_at") or 0) > since and not m.get("total_lag") for m in mappings.values())
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition
+
+    bootstrap = env.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    for mapping in (status.get("mappings") or {}).values():
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=mapping["group"], enable_auto_commit=False)
+        try:
+            partitions = [TopicPartition(mapping["topic"], p)
+                          for p in sorted(consumer.partitions_for_topic(mapping["topic"]) or ())]
+            ends = consumer.end_offsets(partitions)
+            if any((consumer.committed(tp) or 0) < ends[tp] for tp in partitions):
+                return False
+        finally:
+            consumer.close()
+    return True
 
 
 def wait_until_quiet(state_dir: pathlib.Path, timeout: float = 180.0, busy_cores: float = 0.25) -> dict[str, float]:
     """Block until the stack is quiet (see the module docstring) or `timeout`; {"waited_s", "busy_cores"} of the
     last second looked at, so a bench can print how quiet its phase began."""
-    started, since = time.monotonic(), time.time()
+    started = time.monotonic()
     before = cpu_accounting.snapshot(state_dir)
     busy = float("inf")
     while time.monotonic() - started < timeout:
@@ -37,6 +53,6 @@ def wait_until_quiet(state_dir: pathlib.Path, timeout: float = 180.0, busy_cores
         spent = cpu_accounting.delta(before, after)
         before = after
         busy = sum(seconds for group, seconds in spent.items() if group not in ("machine", "bench"))
-        if busy < busy_cores and bridge_caught_up(state_dir, since):
+        if busy < busy_cores and bridge_caught_up(state_dir):
             break
     return {"waited_s": round(time.monotonic() - started, 1), "busy_cores": round(busy, 2)}

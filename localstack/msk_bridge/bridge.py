@@ -481,10 +481,6 @@ class MappingWorker(threading.Thread):
             if polled:
                 continue  # more may be waiting: ask again at once
             if window_end is None:
-                # Idle: the lag is measured here too, or the status would keep the lag of the last measurement
-                # before the last batch (records then in flight) and judge an idle, caught-up mapping as
-                # not progressing (ConsumerNotProgressing, `./dev status`).
-                self._measure_lag(consumer)
                 self.stop_event.wait(idle_wait)
                 idle_wait = min(IDLE_POLL_MAX_SECONDS, idle_wait * 2)
             else:

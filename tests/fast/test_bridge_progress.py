@@ -94,32 +94,3 @@ def test_a_mappings_pollers_are_reported_as_one_mapping():
     assert (item["lag"], item["total_lag"], item["lag_measured_at"]) == ({"0": 0, "1": 2}, 2, 1_700_000_060.0)
     assert item["alive"] is False  # threads not started: a mapping is alive only when all its pollers are
 
-
-def test_an_idle_caught_up_mapping_reports_no_lag_not_the_lag_before_its_last_batch(fresh_topic, monkeypatch):  # noqa: ANN001
-    """The lag was measured only between batches: an idle mapping kept reporting the records that were in flight
-    when it last measured, and after 5 minutes ConsumerNotProgressing fired for a consumer with nothing to do."""
-    topic = fresh_topic(1, "idle-lag")
-    bootstrap = get_settings().kafka_bootstrap
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for _ in range(3):
-        producer.send(topic, b"x", partition=0)
-    producer.flush()
-    producer.close()
-    group = f"g-{uuid.uuid4().hex[:8]}"
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    partition = TopicPartition(topic, 0)
-    consumer.assign([partition])
-    consumer.seek_to_end(partition)
-    consumer.commit({partition: OffsetAndMetadata(3, "", -1)})  # everything delivered and committed
-    monkeypatch.setattr(bridge, "REPORT_SECONDS", 0.1)
-    stop = threading.Event()
-    mapping = bridge.Mapping(topic=topic, function_name="f", consumer_group=group)
-    worker = bridge.MappingWorker(mapping, bootstrap, "us-east-1", stop)
-    worker.lag, worker.lag_measured = {0: 2}, time.time() - 600  # measured before the last batch
-    threading.Timer(1.0, stop.set).start()
-    try:
-        assert worker._poll_batch(consumer) == []
-    finally:
-        consumer.close()
-    assert worker.lag == {0: 0}
-    assert worker.lag_measured > time.time() - 5
