@@ -93,6 +93,11 @@ def paused_job_worker() -> Iterator[Callable[[bool], None]]:
         while awslambda.get_event_source_mapping(UUID=mapping["UUID"])["State"] != want:
             assert time.monotonic() < deadline, f"the job worker's mapping did not become {want}"
             time.sleep(0.2)
+        if pause:
+            # `Disabled` stops the next poll, not one in flight: LocalStack's poller waits up to the mapping's
+            # batching window (1 s) for messages, and what that receive takes is still run. Once it is over, a
+            # job submitted now stays queued.
+            time.sleep(3.0)
 
     try:
         yield paused
