@@ -55,31 +55,33 @@ END;
 
 CREATE TRIGGER quota_usage_droplets_update AFTER UPDATE ON droplets FOR EACH ROW
 BEGIN
-    DECLARE was_live, is_live, same_owner BOOLEAN;
-    SET was_live = OLD.status <> 'deleted', is_live = NEW.status <> 'deleted',
-        same_owner = OLD.cluster_id <=> NEW.cluster_id AND OLD.tenant_id = NEW.tenant_id;
-    IF was_live AND NOT (is_live AND same_owner) THEN
-        IF OLD.cluster_id IS NULL THEN
-            INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
-                ('tenant', OLD.tenant_id, 'live_droplets', '', CONNECTION_ID() % 8, -1)
-            ON DUPLICATE KEY UPDATE n = n + VALUES(n);
-        ELSE
-            INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
-                ('cluster', OLD.cluster_id, 'live_droplets', '', CONNECTION_ID() % 8, -1),
-                ('tenant', OLD.tenant_id, 'live_droplets', '', CONNECTION_ID() % 8, -1)
-            ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+    -- Most updates (an IP address, `provisioning` -> `active`) move no counter: one comparison, nothing written.
+    IF NOT (OLD.status <=> NEW.status AND OLD.cluster_id <=> NEW.cluster_id AND OLD.tenant_id <=> NEW.tenant_id) THEN
+        IF OLD.status <> 'deleted' AND NOT (NEW.status <> 'deleted' AND OLD.cluster_id <=> NEW.cluster_id
+                                            AND OLD.tenant_id = NEW.tenant_id) THEN
+            IF OLD.cluster_id IS NULL THEN
+                INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
+                    ('tenant', OLD.tenant_id, 'live_droplets', '', CONNECTION_ID() % 8, -1)
+                ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+            ELSE
+                INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
+                    ('cluster', OLD.cluster_id, 'live_droplets', '', CONNECTION_ID() % 8, -1),
+                    ('tenant', OLD.tenant_id, 'live_droplets', '', CONNECTION_ID() % 8, -1)
+                ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+            END IF;
         END IF;
-    END IF;
-    IF is_live AND NOT (was_live AND same_owner) THEN
-        IF NEW.cluster_id IS NULL THEN
-            INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
-                ('tenant', NEW.tenant_id, 'live_droplets', '', CONNECTION_ID() % 8, 1)
-            ON DUPLICATE KEY UPDATE n = n + VALUES(n);
-        ELSE
-            INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
-                ('cluster', NEW.cluster_id, 'live_droplets', '', CONNECTION_ID() % 8, 1),
-                ('tenant', NEW.tenant_id, 'live_droplets', '', CONNECTION_ID() % 8, 1)
-            ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+        IF NEW.status <> 'deleted' AND NOT (OLD.status <> 'deleted' AND OLD.cluster_id <=> NEW.cluster_id
+                                            AND OLD.tenant_id = NEW.tenant_id) THEN
+            IF NEW.cluster_id IS NULL THEN
+                INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
+                    ('tenant', NEW.tenant_id, 'live_droplets', '', CONNECTION_ID() % 8, 1)
+                ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+            ELSE
+                INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
+                    ('cluster', NEW.cluster_id, 'live_droplets', '', CONNECTION_ID() % 8, 1),
+                    ('tenant', NEW.tenant_id, 'live_droplets', '', CONNECTION_ID() % 8, 1)
+                ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+            END IF;
         END IF;
     END IF;
 END;
@@ -113,20 +115,23 @@ END;
 
 CREATE TRIGGER quota_usage_jobs_update AFTER UPDATE ON jobs FOR EACH ROW
 BEGIN
-    DECLARE was_active, is_active, same_key BOOLEAN;
-    SET was_active = OLD.status IN ('queued', 'processing'), is_active = NEW.status IN ('queued', 'processing'),
-        same_key = OLD.cluster_id = NEW.cluster_id AND OLD.tenant_id = NEW.tenant_id AND OLD.type = NEW.type;
-    IF was_active AND NOT (is_active AND same_key) THEN
-        INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
-            ('cluster', OLD.cluster_id, 'active_jobs', OLD.type, CONNECTION_ID() % 8, -1),
-            ('tenant', OLD.tenant_id, 'active_jobs', OLD.type, CONNECTION_ID() % 8, -1)
-        ON DUPLICATE KEY UPDATE n = n + VALUES(n);
-    END IF;
-    IF is_active AND NOT (was_active AND same_key) THEN
-        INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
-            ('cluster', NEW.cluster_id, 'active_jobs', NEW.type, CONNECTION_ID() % 8, 1),
-            ('tenant', NEW.tenant_id, 'active_jobs', NEW.type, CONNECTION_ID() % 8, 1)
-        ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+    -- Most updates (progress, a result, `queued` -> `processing`) move no counter: one comparison, nothing written.
+    IF NOT (OLD.status <=> NEW.status AND OLD.cluster_id <=> NEW.cluster_id AND OLD.tenant_id <=> NEW.tenant_id
+            AND OLD.type <=> NEW.type) THEN
+        IF OLD.status IN ('queued', 'processing') AND NOT (NEW.status IN ('queued', 'processing')
+                AND OLD.cluster_id = NEW.cluster_id AND OLD.tenant_id = NEW.tenant_id AND OLD.type = NEW.type) THEN
+            INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
+                ('cluster', OLD.cluster_id, 'active_jobs', OLD.type, CONNECTION_ID() % 8, -1),
+                ('tenant', OLD.tenant_id, 'active_jobs', OLD.type, CONNECTION_ID() % 8, -1)
+            ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+        END IF;
+        IF NEW.status IN ('queued', 'processing') AND NOT (OLD.status IN ('queued', 'processing')
+                AND OLD.cluster_id = NEW.cluster_id AND OLD.tenant_id = NEW.tenant_id AND OLD.type = NEW.type) THEN
+            INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
+                ('cluster', NEW.cluster_id, 'active_jobs', NEW.type, CONNECTION_ID() % 8, 1),
+                ('tenant', NEW.tenant_id, 'active_jobs', NEW.type, CONNECTION_ID() % 8, 1)
+            ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+        END IF;
     END IF;
 END;
 
@@ -155,23 +160,24 @@ END;
 
 CREATE TRIGGER quota_usage_deployments_update AFTER UPDATE ON deployments FOR EACH ROW
 BEGIN
-    DECLARE was_active, is_active, same_cluster BOOLEAN;
-    SET was_active = OLD.status IN ('pending', 'running', 'rolling_back'),
-        is_active = NEW.status IN ('pending', 'running', 'rolling_back'),
-        same_cluster = OLD.cluster_id = NEW.cluster_id;
-    IF was_active AND NOT (is_active AND same_cluster) THEN
-        INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
-            ('cluster', OLD.cluster_id, 'active_deployments', '', CONNECTION_ID() % 8, -1),
-            ('tenant', COALESCE((SELECT tenant_id FROM clusters WHERE id = OLD.cluster_id), ''), 'active_deployments', '',
-             CONNECTION_ID() % 8, -1)
-        ON DUPLICATE KEY UPDATE n = n + VALUES(n);
-    END IF;
-    IF is_active AND NOT (was_active AND same_cluster) THEN
-        INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
-            ('cluster', NEW.cluster_id, 'active_deployments', '', CONNECTION_ID() % 8, 1),
-            ('tenant', COALESCE((SELECT tenant_id FROM clusters WHERE id = NEW.cluster_id), ''), 'active_deployments', '',
-             CONNECTION_ID() % 8, 1)
-        ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+    -- Most updates (progress, the job's id, `pending` -> `running`) move no counter.
+    IF NOT (OLD.status <=> NEW.status AND OLD.cluster_id <=> NEW.cluster_id) THEN
+        IF OLD.status IN ('pending', 'running', 'rolling_back') AND NOT (
+                NEW.status IN ('pending', 'running', 'rolling_back') AND OLD.cluster_id = NEW.cluster_id) THEN
+            INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
+                ('cluster', OLD.cluster_id, 'active_deployments', '', CONNECTION_ID() % 8, -1),
+                ('tenant', COALESCE((SELECT tenant_id FROM clusters WHERE id = OLD.cluster_id), ''), 'active_deployments',
+                 '', CONNECTION_ID() % 8, -1)
+            ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+        END IF;
+        IF NEW.status IN ('pending', 'running', 'rolling_back') AND NOT (
+                OLD.status IN ('pending', 'running', 'rolling_back') AND OLD.cluster_id = NEW.cluster_id) THEN
+            INSERT INTO quota_usage (scope, subject, kind, part, slot, n) VALUES
+                ('cluster', NEW.cluster_id, 'active_deployments', '', CONNECTION_ID() % 8, 1),
+                ('tenant', COALESCE((SELECT tenant_id FROM clusters WHERE id = NEW.cluster_id), ''), 'active_deployments',
+                 '', CONNECTION_ID() % 8, 1)
+            ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+        END IF;
     END IF;
 END;
 
