@@ -1,13 +1,17 @@
 """The job worker's own cost per job, in process: provision jobs run by `job_worker.handle_batch` in SQS-sized
 batches against the stack's real MariaDB, Redis and Kafka, with the round trips each job makes counted.
 
-    .venv/bin/python bench/bench_job_worker.py [--jobs 200] [--batch 10] [--db clustergenie]
+    .venv/bin/python bench/bench_job_worker.py [--jobs 200] [--batch 10] [--backlog 0] [--db clustergenie]
 
 Needs `./dev up` (reads `stack.env`; only 127.0.0.1). The jobs are created through JobService (an in-memory
 queue stands in for SQS, so the API and the queue are not measured here), then delivered as SQS events to the
 worker's handler, which runs and completes them and relays their events to Kafka after each batch, as the
 deployed function does. Printed: ms per job (wall clock of handle_batch / jobs), MariaDB statements and
 commits per job, Redis commands per job. Clusters it creates are deleted at the end (with jobs and droplets).
+
+`--backlog N` first gives the tenant N queued provision jobs (never run) and N live droplets in one more cluster,
+with the tenant's droplet and concurrent-job quotas raised to 100,000 for the run (restored after): the usage
+every quota check of the run counts, as a tenant with a backlog and raised quotas has (issue 16).
 """
 from __future__ import annotations
 
@@ -82,10 +86,50 @@ def sqs_event(job_ids: list[str]) -> dict:
         "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench", "awsRegion": "us-east-1"} for job_id in job_ids]}
 
 
+class Backlog:
+    """`n` queued provision jobs and `n` live droplets of the tenant in a cluster of their own, written in bulk (no
+    job runs them), with the tenant's quotas raised so that the bench's own jobs still fit; `remove` undoes it all."""
+
+    TENANT = "default"  # the bench's jobs are submitted outside a request: the default tenant's
+    RAISED = {"droplets": 100_000, "concurrent_jobs": 100_000}
+
+    def __init__(self, n: int) -> None:
+        from chalicelib import db
+        from chalicelib.repositories import ClusterRepository
+
+        self.cluster = ClusterRepository().create(f"bench-worker-backlog-{uuid.uuid4().hex[:6]}", "nyc3")["id"]
+        with db.transaction() as cur:
+            cur.execute("SELECT limit_name, value FROM quotas WHERE scope_type = 'tenant' AND scope_id = %s",
+                        (self.TENANT,))
+            self.saved = {row["limit_name"]: row["value"] for row in cur.fetchall()}
+            cur.executemany("INSERT INTO quotas (scope_type, scope_id, limit_name, value) VALUES ('tenant', %s, %s, %s) "
+                            "ON DUPLICATE KEY UPDATE value = VALUES(value)",
+                            [(self.TENANT, name, value) for name, value in self.RAISED.items()])
+            cur.execute("INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, parameters) "
+                        "SELECT CONCAT(%s, '-j', seq), %s, %s, 'provision', 'queued', 'bench', '{}' "
+                        f"FROM seq_1_to_{n}", (self.cluster, self.TENANT, self.cluster))
+            cur.execute("INSERT INTO droplets (id, tenant_id, cluster_id, name, region, size, image, status) "
+                        "SELECT CONCAT(%s, '-d', seq), %s, %s, 'backlog', 'nyc3', 's-1vcpu-1gb', 'ubuntu', 'active' "
+                        f"FROM seq_1_to_{n}", (self.cluster, self.TENANT, self.cluster))
+
+    def remove(self) -> None:
+        from chalicelib import db
+        from chalicelib.repositories import ClusterRepository
+
+        ClusterRepository().delete(self.cluster)
+        with db.transaction() as cur:
+            cur.execute("DELETE FROM quotas WHERE scope_type = 'tenant' AND scope_id = %s AND limit_name IN %s",
+                        (self.TENANT, tuple(self.RAISED)))
+            cur.executemany("INSERT INTO quotas (scope_type, scope_id, limit_name, value) VALUES ('tenant', %s, %s, %s)",
+                            [(self.TENANT, name, value) for name, value in self.saved.items() if name in self.RAISED])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--backlog", type=int, default=0,
+                        help="queued jobs and live droplets the tenant has besides the bench's own")
     parser.add_argument("--db", default=None, help="the stack's database (CG_DB_NAME) unless given")
     args = parser.parse_args()
     from devstack.config import load_stack_env
@@ -107,6 +151,7 @@ def main() -> None:
     set_job_queue(InMemoryJobQueue())
     repo = ClusterRepository()
     clusters = [repo.create(f"bench-worker-{uuid.uuid4().hex[:6]}-{n}", "nyc3")["id"] for n in range(10)]
+    backlog = Backlog(args.backlog) if args.backlog else None
     try:
         service = JobService()
         counter = Counter()
@@ -152,11 +197,14 @@ def main() -> None:
             "sql_statements_per_job": round(worker[0] / args.jobs, 2),
             "commits_per_job": round(worker[1] / args.jobs, 2),
             "redis_round_trips_per_job": round(worker[2] / args.jobs, 2),
+            "backlog": args.backlog,
             "load": os.getloadavg()[0],
         }))
     finally:
         for cluster_id in clusters:
             repo.delete(cluster_id)
+        if backlog is not None:
+            backlog.remove()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Quotas in MySQL: the stored limits of a tenant or a cluster, and the usage they are compared with."""
+"""Quotas in MySQL: the stored limits of a tenant or a cluster, and the usage they are compared with (read from
+the `quota_usage` counters of migration 0021)."""
 from __future__ import annotations
 
 import json
@@ -6,26 +7,24 @@ from typing import Any
 
 from chalicelib import db
 
-# Droplets that count against a quota: every one not deleted (an `error` droplet still holds its record).
-_LIVE_DROPLETS = "status <> 'deleted'"
-_ACTIVE_JOBS = "status IN ('queued', 'processing')"
-_ACTIVE_DEPLOYMENTS = "status IN ('pending', 'running', 'rolling_back')"
-
 
 def _usage_columns(scope: str, key: str, job_types: int, prefix: str = "") -> str:
     """A quota scope's usage as three columns, `{prefix}droplets`, `{prefix}concurrent_jobs` and
-    `{prefix}deployments`: the one definition of what counts, for `cluster_usage`, `tenant_usage` and `scopes`.
+    `{prefix}deployments`, for `cluster_usage`, `tenant_usage` and `scopes`: each a SUM over the scope's slots of
+    the `quota_usage` counters that migration 0021's triggers keep, in the writer's own transaction, for every
+    live droplet, active job (per type) and active deployment. That migration is the one definition of what
+    counts; a check reads at most (job types x 8 slots) counter rows per scope, whatever the usage (issue 16:
+    the COUNT(*)s this replaces read one index entry per active job and live droplet of the tenant).
     `scope` is "cluster" or "tenant"; `key` the SQL of its id (a placeholder, or a column of an outer query),
     which appears three times, with `job_types` placeholders for the counted job types after the second."""
-    owner = "cluster_id" if scope == "cluster" else "tenant_id"
-    # Deployments carry no tenant: a tenant's are those of its clusters.
-    deployments_of = (f"cluster_id = {key}" if scope == "cluster"
-                      else f"cluster_id IN (SELECT id FROM clusters WHERE tenant_id = {key})")
+    def total(kind: str, parts: str = "") -> str:
+        return (f"(SELECT COALESCE(SUM(n), 0) FROM quota_usage "
+                f"WHERE scope = '{scope}' AND subject = {key} AND kind = '{kind}'{parts})")
+
     types = ", ".join(["%s"] * job_types)
-    return (f"(SELECT COUNT(*) FROM droplets WHERE {owner} = {key} AND {_LIVE_DROPLETS}) AS {prefix}droplets, "
-            f"(SELECT COUNT(*) FROM jobs WHERE {owner} = {key} AND {_ACTIVE_JOBS} AND type IN ({types})) "
-            f"AS {prefix}concurrent_jobs, "
-            f"(SELECT COUNT(*) FROM deployments WHERE {deployments_of} AND {_ACTIVE_DEPLOYMENTS}) AS {prefix}deployments")
+    return (f"{total('live_droplets')} AS {prefix}droplets, "
+            f"{total('active_jobs', f' AND part IN ({types})')} AS {prefix}concurrent_jobs, "
+            f"{total('active_deployments')} AS {prefix}deployments")
 
 
 class QuotaRepository:
@@ -49,8 +48,7 @@ class QuotaRepository:
         return {k: int(v) for k, v in row.items()}
 
     def tenant_usage(self, tenant: str, job_types: tuple[str, ...]) -> dict[str, int]:
-        """The same over every cluster of one tenant (droplets and jobs carry their tenant; deployments
-        follow their cluster)."""
+        """The same for one tenant: its droplets (with or without a cluster), jobs, and its clusters' deployments."""
         [row] = db.query(f"SELECT {_usage_columns('tenant', '%s', len(job_types))}",
                          (tenant, tenant, *job_types, tenant))
         return {k: int(v) for k, v in row.items()}

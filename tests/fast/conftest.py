@@ -97,8 +97,9 @@ def base_stack(mariadb, redis_server, kafka_broker) -> None:  # noqa: ANN001
 
 def truncate_tables() -> None:
     with db.transaction() as cur:
-        # row_counts last: the deletes before it were counted by its triggers, rows with n = 0 stay behind.
-        for table in (*TABLES, "api_keys", "quotas", "row_counts"):  # quotas: an override must not outlive its test
+        # The counters last (row_counts, quota_usage): the deletes before them were counted by their triggers
+        # (the clusters' cascade to deployments by quota_usage's), rows with n = 0 stay behind.
+        for table in (*TABLES, "api_keys", "quotas", "row_counts", "quota_usage"):  # quotas: an override must not outlive its test
             cur.execute(f"DELETE FROM {table}")
     # Not part of `snapshot` (a refused mutation is still audited); append-only, so emptied by TRUNCATE, which
     # its UPDATE/DELETE triggers do not see, as the migration user: the app's user may not (issue 18).

@@ -19,7 +19,7 @@ from chalicelib import db
 from read_routes import READ_ROUTES
 
 # Tables whose row count grows with use; a statement on them must be bounded by an index.
-GROWING = {"clusters", "jobs", "metrics", "log_lines", "droplets", "row_counts"}
+GROWING = {"clusters", "jobs", "metrics", "log_lines", "droplets", "row_counts", "quota_usage", "deployments"}
 # Sorted in memory and still bounded: a page's clusters' droplets (at most page_size x the droplet quota).
 BOUNDED_SORTS = {"droplets"}
 
@@ -198,6 +198,71 @@ def test_a_quota_check_reads_as_much_whatever_finished_work_the_tenant_has(clien
     assert read["usage"]["cluster"]["droplets"] == read["usage"]["tenant"]["droplets"] == 1
     seed_finished(1000, 4999)
     assert reads_of_the_check() == (small, read)
+
+
+def test_a_quota_check_reads_as_much_whatever_active_work_the_tenant_has(client, recorded):  # noqa: ANN001
+    """The quota read (`QuotaRepository.scopes`) sums the `quota_usage` counters (0021) instead of counting the
+    scope's active jobs, live droplets and active deployments: it reads no jobs, droplets or deployments at all,
+    and as many counter rows at 1,000 of each as at 5,000, with the usage exact."""
+    from chalicelib.repositories.quotas import QuotaRepository
+    from chalicelib.services.quotas import COUNTED_JOB_TYPES
+
+    def seed_active(first: int, last: int) -> None:
+        with db.transaction() as cur:
+            if first == 0:
+                cur.execute("INSERT INTO clusters (id, tenant_id, name, region) VALUES ('quota-c', 'default', 'q', 'nyc3'), "
+                            "('quota-c2', 'default', 'q', 'nyc3')")
+            cur.execute("INSERT INTO jobs (id, tenant_id, cluster_id, type, status, trace_id, parameters) "
+                        "SELECT CONCAT('quota-j', seq), 'default', IF(seq % 2, 'quota-c', 'quota-c2'), "
+                        "ELT(1 + seq % 3, 'provision', 'scale', 'terminate'), IF(seq % 4, 'queued', 'processing'), "
+                        f"CONCAT('t', seq), '{{}}' FROM seq_{first}_to_{last}")
+            cur.execute("INSERT INTO droplets (id, tenant_id, cluster_id, name, region, size, image, status) "
+                        "SELECT CONCAT('quota-d', seq), 'default', IF(seq % 2, 'quota-c', 'quota-c2'), 'd', 'nyc3', "
+                        f"'s-1vcpu-1gb', 'ubuntu', 'active' FROM seq_{first}_to_{last}")
+            cur.execute("INSERT INTO deployments (id, cluster_id, version, strategy, target_percent, status, plan) "
+                        "SELECT CONCAT('quota-dep', seq), IF(seq % 2, 'quota-c', 'quota-c2'), 'v', 'canary', 50, "
+                        f"'running', '[50]' FROM seq_{first}_to_{last}")
+
+    def handler_reads() -> dict[str, int]:
+        return {r["Variable_name"]: int(r["Value"]) for r in db.query("SHOW SESSION STATUS LIKE 'Handler_read%%'")}
+
+    def reads_of_the_check() -> tuple[dict[str, int], dict]:
+        before = handler_reads()
+        read = QuotaRepository().scopes("quota-c", "default", COUNTED_JOB_TYPES)
+        after = handler_reads()
+        return {k: after[k] - before[k] for k in after if after[k] != before[k]}, read["usage"]
+
+    def active(cluster: bool) -> dict[str, int]:
+        owner = "cluster_id = 'quota-c'" if cluster else "tenant_id = 'default'"
+        [row] = db.query(
+            f"SELECT (SELECT COUNT(*) FROM droplets WHERE {owner} AND status <> 'deleted') AS droplets, "
+            f"(SELECT COUNT(*) FROM jobs WHERE {owner} AND status IN ('queued', 'processing') "
+            "AND type IN ('provision', 'scale', 'diagnose', 'monitor', 'migrate', 'deploy')) AS concurrent_jobs, "
+            "(SELECT COUNT(*) FROM deployments WHERE " + ("cluster_id = 'quota-c'" if cluster else
+                                                          "cluster_id IN ('quota-c', 'quota-c2')") + ") AS deployments")
+        return {k: int(v) for k, v in row.items()}
+
+    seed_active(0, 999)
+    small, usage = reads_of_the_check()
+    assert usage == {"cluster": active(True), "tenant": active(False)}
+    assert usage["tenant"] == {"droplets": 1000, "concurrent_jobs": 667, "deployments": 1000}
+    seed_active(1000, 4999)
+    big, usage = reads_of_the_check()
+    assert usage == {"cluster": active(True), "tenant": active(False)}
+    assert usage["tenant"] == {"droplets": 5000, "concurrent_jobs": 3334, "deployments": 5000}
+    assert big == small
+    # The plan: counter rows by primary key, the cluster's tenant and the stored limits; no counted table.
+    recorded.clear()
+    QuotaRepository().scopes("quota-c", "default", COUNTED_JOB_TYPES)
+    [statement] = recorded
+    with db.transaction() as cur:
+        cur.execute("EXPLAIN " + statement)
+        plan = cur.fetchall()
+    assert scans(plan, statement) == []
+    tables = {row["table"] for row in plan}
+    assert not tables & {"jobs", "droplets", "deployments"}, plan
+    counters = [row for row in plan if row["table"] == "quota_usage"]
+    assert len(counters) == 6 and all(row["key"] == "PRIMARY" and row["type"] in ("ref", "range") for row in counters)
 
 
 def test_the_event_handlers_health_read_looks_up_each_clusters_latest_samples_by_index(clean_db):  # noqa: ANN001
