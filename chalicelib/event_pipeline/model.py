@@ -114,6 +114,17 @@ class TelemetryPayload(BaseModel):
             raise ValueError("telemetry carries no metrics (payload.metrics[] or cpu/memory/disk/network)")
         return self
 
+    def sample_values(self, default_timestamp: Any) -> list[tuple[str, float, Any]]:
+        """(type, value, timestamp) of each sample, as `samples()` gives them, a sample without a timestamp taking
+        `default_timestamp` (the event's): plain tuples, without building a model per sample (issue 16: the event
+        handler's telemetry rows)."""
+        out = [(s.type, s.value, s.timestamp or default_timestamp) for s in self.metrics]
+        for t in METRIC_TYPES:
+            value = getattr(self, t)
+            if value is not None:
+                out.append((t, value, default_timestamp))
+        return out
+
     def samples(self) -> list[MetricSample]:
         # The flat values were validated by `_finite_flat`, their types are METRIC_TYPES: built without
         # validating them again.
