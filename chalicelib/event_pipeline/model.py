@@ -171,10 +171,20 @@ ClusterEvent = Annotated[
 ]
 _ADAPTER: TypeAdapter = TypeAdapter(ClusterEvent)
 
+# The known types by a discriminator pydantic-core reads itself (the `type` key, from the JSON, without building the
+# value's Python objects first for `_family`): about three times faster a record (issue 16). The same models, just as
+# strict, chosen by the same `type`; what it does not accept (another type, no `type`, anything malformed) is
+# validated again by `_ADAPTER`, whose answer (OtherEvent, or the error a dead letter carries) is the one given.
+_KNOWN: TypeAdapter = TypeAdapter(Annotated[Union[JobEvent, DropletCreatedEvent, TelemetryEvent, ThresholdEvent],
+                                            Field(discriminator="type")])
+
 
 def parse_event(raw: bytes | str) -> Envelope:
     """The typed event in `raw` (JSON). Raises pydantic's ValidationError when malformed."""
-    return _ADAPTER.validate_json(raw)
+    try:
+        return _KNOWN.validate_json(raw)
+    except ValidationError:
+        return _ADAPTER.validate_json(raw)
 
 
 def malformed_reason(error: ValidationError) -> str:
