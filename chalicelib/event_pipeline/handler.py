@@ -27,9 +27,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from chalicelib.errors import NotFoundError
-from chalicelib.event_pipeline import model
+from chalicelib.event_pipeline import job_models, model
 from chalicelib.event_pipeline.counters import BatchCounts
-from chalicelib.event_pipeline import job_models
 from chalicelib.event_pipeline.job_models import JOB_KEY, READ_MODEL_TTL_SECONDS, job_event_state  # noqa: F401 - re-exported
 from chalicelib.event_pipeline.ledger import DONE, PREFIX, EventLedger
 from chalicelib.models.domain import (DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_REGION, DEFAULT_SIZE,
@@ -44,8 +43,8 @@ _DROPLET_STATUSES = ("provisioning", "active", "deleting", "deleted", "error")
 # other events settled so far), in one atomic command (issue 16: one script call, not one per event in a
 # MULTI). KEYS: n job hashes, then the ledger keys; ARGV[1] = n, then per job `apply_job`'s arguments
 # (job_models.ARGS_PER_JOB); last the mark's value and ttl.
-_JOB_READ_MODELS = job_models.APPLY_LUA + """
-local n, w = tonumber(ARGV[1]), job_models_args
+_JOB_READ_MODELS = job_models.APPLY_LUA + f"""
+local n, w = tonumber(ARGV[1]), {job_models.ARGS_PER_JOB}
 for i = 1, n do
   local a = 1 + (i - 1) * w
   apply_job(KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6])
@@ -54,7 +53,7 @@ for i = n + 1, #KEYS do
   redis.call('SET', KEYS[i], ARGV[#ARGV - 1], 'EX', ARGV[#ARGV])
 end
 return 1
-""".replace("job_models_args", str(job_models.ARGS_PER_JOB))
+"""
 
 
 class _SentJobs(NamedTuple):

@@ -3,9 +3,9 @@ last_event_type, last_event_at and cluster_id, served by `job_event_state` at GE
 
 One Lua function (`APPLY_LUA`, `apply_job`) is the only writer: progress only rises (`job_completed` sets 100), a
 final status (completed/failed) is never overwritten by a late non-final event, and last_event_type/last_event_at
-only move forward in event time. The ledger's claim script calls it for each job event it claims (issue 16: the
-read model and the event's `done` mark are written in the same atomic step as the claim, no round trip of their
-own), and the write ceiling of `bench/bench_events.py` calls it for a batch's job events.
+only move forward in event time. The event handler's batch script (`handler._JOB_READ_MODELS`) calls it for each of
+a batch's job events, with their ledger marks in the same atomic step; the write ceiling of `bench/bench_events.py`
+calls the same script for a batch's job events (the job-state rows a bare client writes).
 """
 from __future__ import annotations
 

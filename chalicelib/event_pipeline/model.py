@@ -172,9 +172,10 @@ ClusterEvent = Annotated[
 _ADAPTER: TypeAdapter = TypeAdapter(ClusterEvent)
 
 # The known types by a discriminator pydantic-core reads itself (the `type` key, from the JSON, without building the
-# value's Python objects first for `_family`): about three times faster a record (issue 16). The same models, just as
-# strict, chosen by the same `type`; what it does not accept (another type, no `type`, anything malformed) is
-# validated again by `_ADAPTER`, whose answer (OtherEvent, or the error a dead letter carries) is the one given.
+# value's Python objects first for `_family`): about a quarter less CPU a record (issue 16: 1.1 against 1.5 ms a
+# batch of 100 here). The same models, just as strict, chosen by the same `type`; what it does not accept (another
+# type, no `type`, anything malformed) is validated again by `_ADAPTER`, whose answer (OtherEvent, or the error a
+# dead letter carries) is the one given.
 _KNOWN: TypeAdapter = TypeAdapter(Annotated[Union[JobEvent, DropletCreatedEvent, TelemetryEvent, ThresholdEvent],
                                             Field(discriminator="type")])
 
