@@ -67,6 +67,19 @@ class Counter:
         redis.client.Redis.execute_command = execute_command
         redis.client.Pipeline.execute = pipeline_execute
 
+        # A script sent ahead and answered later (the event handler's job read models) is a round trip too; when it
+        # falls back to the ordinary call, execute_command counts that instead.
+        from chalicelib.redis_client import PendingScript
+
+        real_result = PendingScript.result
+
+        def result(pending):  # noqa: ANN001
+            if pending._conn is not None:
+                counter.redis += 1
+            return real_result(pending)
+
+        PendingScript.result = result
+
 
 ROUND = 50
 

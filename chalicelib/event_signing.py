@@ -64,6 +64,9 @@ class _KeyCache:
         self._read_at = 0.0
 
     def get(self, *, refresh: bool = False) -> SigningKeys:
+        keys = self._keys  # the common case without the lock (issue 16: one call per record)
+        if keys is not None and not refresh and time.monotonic() - self._read_at <= KEYS_TTL_SECONDS:
+            return keys
         with self._lock:
             age = time.monotonic() - self._read_at
             if self._keys is None or age > KEYS_TTL_SECONDS or (refresh and age > REFRESH_SECONDS):
@@ -115,14 +118,24 @@ def sign(value: bytes) -> bytes:
     return f"k={key_id},v1={_mac(secret, value)}".encode()
 
 
+def _fields(header: bytes) -> tuple[str, str]:
+    """(key id, mac) of a signature header, as `dict(part.split("=", 1) for part in text.split(","))` reads them
+    (the last of a repeated field wins); the form `sign` writes (`k=<id>,v1=<hex>`) without building the dict."""
+    text = header.decode("ascii")
+    key_part, comma, mac_part = text.partition(",")
+    if comma and key_part.startswith("k=") and mac_part.startswith("v1=") and "," not in mac_part:
+        return key_part[2:], mac_part[3:]
+    fields = dict(part.split("=", 1) for part in text.split(","))
+    return fields["k"], fields["v1"]
+
+
 def untrusted_reason(value: bytes, header: bytes | None) -> str | None:
     """None when `header` is a valid signature of `value` by the current or the previous key; else why not
     (`unsigned`, `bad_signature`)."""
     if not header:
         return "unsigned"
     try:
-        fields = dict(part.split("=", 1) for part in header.decode("ascii").split(","))
-        key_id, mac = fields["k"], fields["v1"]
+        key_id, mac = _fields(header)
     except (UnicodeDecodeError, ValueError, KeyError):
         return "bad_signature"
     secret = _cache.get().by_id(key_id) or _cache.get(refresh=True).by_id(key_id)

@@ -35,7 +35,10 @@ def envelope(event_type: str, *, job_id: str | None, job_type: str | None, clust
 
 
 def serialize(value: Any) -> bytes:
-    """A record's value as produced (the producer's serializer, and what the signature covers)."""
+    """A record's value as produced (the producer's serializer, and what the signature covers); bytes are a value
+    serialized already (`EventPublisher.publish` encodes once for the signature and the record)."""
+    if isinstance(value, bytes):
+        return value
     return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
@@ -74,8 +77,8 @@ class EventPublisher:
         Raises if the broker is unreachable."""
         from chalicelib.event_signing import HEADER, sign
 
-        self.producer.send(self.topic, key=event.get("cluster_id"), value=event,
-                           headers=[(HEADER, sign(serialize(event)))])
+        value = serialize(event)
+        self.producer.send(self.topic, key=event.get("cluster_id"), value=value, headers=[(HEADER, sign(value))])
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every queued event is acknowledged (or raise after `timeout` seconds)."""

@@ -1,7 +1,9 @@
-"""The shared Redis client, created lazily once per warm container."""
+"""The shared Redis client, created lazily once per warm container; `PendingScript`, a script call whose answer is
+read later."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -48,3 +50,49 @@ def _new_client() -> redis.Redis:
 
 
 _client: PerContainer[redis.Redis] = PerContainer(_new_client)
+
+
+class PendingScript:
+    """A script call sent now and answered later (`result`), so that its round trip overlaps other work (issue 16:
+    the event handler's job read models are applied by Redis while MariaDB stores the batch's telemetry).
+
+    The command goes out on a connection of the client's pool, held until `result` reads the answer. Should the
+    send or the answer fail for the link's sake (a dropped pooled connection, a timeout), or Redis not know the
+    script (NOSCRIPT), `result` runs the script again the ordinary way (registering it, with the client's retry):
+    only for a script that may run twice with the same effect as once. An error of the script itself is raised."""
+
+    def __init__(self, client: redis.Redis, script: Any, keys: list[Any], args: list[Any]) -> None:
+        self._client, self._script, self._keys, self._args = client, script, keys, args
+        self._conn: Any = None
+        pool = client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return  # `result` runs it the ordinary way (and raises if Redis stays unreachable)
+        try:
+            conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            conn.disconnect()
+            pool.release(conn)
+            return
+        self._conn = conn
+
+    def result(self) -> Any:
+        """The script's answer (waiting for it); raises what the script raised."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            pool = self._client.connection_pool
+            try:
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:
+                pass  # answered: the connection is in step; run it the ordinary way (loads it)
+            except redis.ResponseError:
+                raise  # the script's own error, answered: the connection is in step
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                conn.disconnect()  # whatever was left unread goes with it
+            except BaseException:
+                conn.disconnect()
+                raise
+            finally:
+                pool.release(conn)
+        return self._script(keys=self._keys, args=self._args)

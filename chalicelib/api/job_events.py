@@ -13,7 +13,7 @@ document(Operation("GET", "/api/v1/jobs/{job_id}/event-state", "The job's status
 
 
 def get_job_event_state(job_id: str):
-    from chalicelib.event_pipeline.handler import job_event_state
+    from chalicelib.event_pipeline.job_models import job_event_state
     from chalicelib.redis_client import get_redis
 
     from chalicelib.repositories import JobRepository

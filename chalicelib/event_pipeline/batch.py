@@ -15,10 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
 from pydantic import ValidationError
@@ -38,8 +36,7 @@ CLAIM_LEASE_SECONDS = 15
 SETTLE_ON_FAILURE_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):
     record: KafkaEventRecord
     key: str  # idempotency key
     event: Envelope | None = None
@@ -147,11 +144,16 @@ class BatchProcessor:
         settling = False
         letters: list[Decoded] = []
         try:
+            # The malformed records' letters go to the producer first, together (one produce request): the broker
+            # stores them while the batch's events are applied (`_settle_letters` waits for them at the end).
+            for item, ok in zip(items, claimed):
+                if ok and item.event is None:
+                    self._hand_over(item, letters)
             for item, ok in zip(items, claimed):
                 if not ok:
                     counts.duplicate()
                 elif item.event is None:
-                    self._hand_over(item, letters)
+                    continue  # handed over above
                 else:
                     try:
                         self.handler.apply(item.event, item.key, counts)
@@ -159,11 +161,10 @@ class BatchProcessor:
                         if waits_out(exc):
                             raise
                         # Its own content cannot be applied (no retry can change that): dead-lettered at once.
-                        self._hand_over(dataclasses.replace(item, reason="apply_failed", error=repr(exc)[:1000]),
-                                          letters)
+                        self._hand_over(item._replace(reason="apply_failed", error=repr(exc)[:1000]), letters)
                         continue
                     applied += 1
-            self.handler.flush(counts)
+            self.handler.flush(counts, mark=False)  # stored; their marks go with the letters' (one command)
             settling = True
             malformed = self._settle_letters(letters, counts)
         except BaseException:
@@ -189,12 +190,19 @@ class BatchProcessor:
         letters.append(item)
 
     def _settle_letters(self, letters: list[Decoded], counts: BatchCounts, timeout: float | None = None) -> int:
-        """Wait until every letter handed over is stored (raise otherwise), then mark and count them. Returns
-        how many."""
-        if not letters:
-            return 0
-        self.dead_letters.flush(timeout)
-        self.ledger.done([i.key for i in letters])
+        """Wait until every letter handed over is stored (raise otherwise), then mark them, with the handler's
+        settled events (one command), and count them. Returns how many.
+
+        Should the broker not store them, the events the handler stored are still marked (then it raises): the
+        retry must not apply them again, only send the letters again."""
+        if letters:
+            try:
+                self.dead_letters.flush(timeout)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.handler.mark_settled(counts)
+                raise
+        self.handler.mark_settled(counts, also=[i.key for i in letters])
         for item in letters:
             counts.malformed(item.reason)
             logger.warning("malformed record dead-lettered", extra={

@@ -1,9 +1,10 @@
 """EventHandler: one small function per event type, each idempotent given the ledger's claim.
 
-- `job_*`: the job's read model in Redis, `events:job:<job_id>` (hash: status, progress, last_event_type,
-  last_event_at, cluster_id; served by `job_event_state` at GET /api/v1/jobs/{job_id}/event-state), updated by one Lua script so that progress never goes back and a final
-  status (completed/failed) is never overwritten by a late non-final event; a batch's job events are
-  written by one script call together with their "applied" marks (`flush`).
+- `job_*`: the job's read model in Redis, `events:job:<job_id>` (`job_models`: status, progress, last_event_type,
+  last_event_at, cluster_id; served at GET /api/v1/jobs/{job_id}/event-state), updated by one Lua function so that
+  progress never goes back and a final status (completed/failed) is never overwritten by a late non-final event;
+  a batch's job events are written by one script call together with their "applied" marks (`flush`), sent before
+  the batch's telemetry is stored and answered after it (its round trip overlaps MariaDB's).
 - `droplet_created`: a cluster's `droplets` list is derived from the droplets table, so "add the droplet
   to its cluster" means: insert the announced droplet (under its own id) if the table lacks it; a droplet
   already there (the worker that emitted the event created it) is left alone, and one announced by a job of
@@ -21,47 +22,32 @@ can make it apply.
 """
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.errors import NotFoundError
-from chalicelib.event_pipeline import model
+from chalicelib.event_pipeline import job_models, model
 from chalicelib.event_pipeline.counters import BatchCounts
-from chalicelib.event_pipeline.ledger import EventLedger
+from chalicelib.event_pipeline.job_models import JOB_KEY, READ_MODEL_TTL_SECONDS, job_event_state  # noqa: F401 - re-exported
+from chalicelib.event_pipeline.ledger import DONE, PREFIX, EventLedger
 from chalicelib.models.domain import (DEFAULT_IMAGE, DEFAULT_PROVIDER, DEFAULT_REGION, DEFAULT_SIZE,
                                       DROPLET_SIZES, PROVIDERS, REGIONS)
 from chalicelib.observability import logger
+from chalicelib.redis_client import PendingScript
 from chalicelib.tenancy import confined_to
 
-JOB_KEY = "events:job:"
-READ_MODEL_TTL_SECONDS = 7 * 24 * 3600
-_STATUS_OF = {"job_requested": "queued", "job_started": "processing", "job_progress": "processing",
-              "job_completed": "completed", "job_failed": "failed"}
 _DROPLET_STATUSES = ("provisioning", "active", "deleting", "deleted", "error")
 
 # The read models of a batch's job events, in their order, then the ledger marks of those events (and of the
 # other events settled so far), in one atomic command (issue 16: one script call, not one per event in a
-# MULTI). KEYS: n job hashes, then the ledger keys; ARGV[1] = n, then per job: status, progress (-1 = none),
-# event type, event time (fixed-width UTC text), cluster id, ttl; last the mark's value and ttl.
-_JOB_READ_MODELS = """
-local n = tonumber(ARGV[1])
-local final = {completed = true, failed = true}
+# MULTI). KEYS: n job hashes, then the ledger keys; ARGV[1] = n, then per job `apply_job`'s arguments
+# (job_models.ARGS_PER_JOB); last the mark's value and ttl.
+_JOB_READ_MODELS = job_models.APPLY_LUA + f"""
+local n, w = tonumber(ARGV[1]), {job_models.ARGS_PER_JOB}
 for i = 1, n do
-  local key, a = KEYS[i], 1 + (i - 1) * 6
-  local cur = redis.call('HMGET', key, 'status', 'progress', 'last_event_at')
-  if not (cur[1] and final[cur[1]]) then
-    redis.call('HSET', key, 'status', ARGV[a + 1])
-  end
-  local progress = tonumber(ARGV[a + 2])
-  if progress >= 0 and (not cur[2] or progress > tonumber(cur[2])) then
-    redis.call('HSET', key, 'progress', progress)
-  end
-  if not cur[3] or ARGV[a + 4] >= cur[3] then
-    redis.call('HSET', key, 'last_event_type', ARGV[a + 3], 'last_event_at', ARGV[a + 4])
-  end
-  redis.call('HSET', key, 'cluster_id', ARGV[a + 5])
-  redis.call('EXPIRE', key, ARGV[a + 6])
+  local a = 1 + (i - 1) * w
+  apply_job(KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6])
 end
 for i = n + 1, #KEYS do
   redis.call('SET', KEYS[i], ARGV[#ARGV - 1], 'EX', ARGV[#ARGV])
@@ -70,24 +56,17 @@ return 1
 """
 
 
-def job_event_state(redis: Any, job_id: str) -> dict[str, Any] | None:
-    """The job as its events last described it (served at GET /api/v1/jobs/{job_id}/event-state), or
-    None when no event about it was handled within READ_MODEL_TTL_SECONDS."""
-    state = redis.hgetall(JOB_KEY + job_id)
-    if not state:
-        return None
-    progress = state.get("progress")
-    return {"job_id": job_id, "cluster_id": state.get("cluster_id"), "status": state.get("status"),
-            "progress": None if progress is None else int(progress), "last_event_type": state.get("last_event_type"),
-            "last_event_at": state.get("last_event_at")}
+class _SentJobs(NamedTuple):
+    """A batch's job read models on their way (`EventHandler._send_job_events`)."""
 
-
-def _utc_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    script: PendingScript
+    jobs: list[tuple[model.JobEvent, str]]
+    settled: list[tuple[str, str, str]]  # events settled before, marked by the same script
 
 
 class EventHandler:
-    """Applies one typed event. `apply` returns after the event's effect and its ledger mark are stored."""
+    """Applies one typed event. Effects are stored by `apply` (droplets, alerts) or `flush` (job read models with
+    their marks, telemetry); the other marks by `mark_settled` (or `flush`)."""
 
     def __init__(self, redis: Any, ledger: EventLedger, *, scale_cooldown_seconds: int,
                  monitoring: Any = None, droplets: Any = None, autoscaling: Any = None) -> None:
@@ -97,8 +76,8 @@ class EventHandler:
         self._monitoring, self._droplets, self._autoscaling = monitoring, droplets, autoscaling
         self._telemetry: list[tuple[model.TelemetryEvent, str]] = []
         self._job_events: list[tuple[model.JobEvent, str]] = []
-        # Events settled inline (a droplet stored, an event skipped) whose ledger marks and counts wait for
-        # `flush`, to go with the batch's other marks in one round trip: (key, "processed" | "skipped", detail).
+        # Events settled (a droplet or telemetry stored, an event skipped) whose ledger marks and counts wait, to
+        # go with the batch's other marks in one round trip (`mark_settled`): (key, "processed" | "skipped", detail).
         self._settled: list[tuple[str, str, str]] = []
         self._job_script = redis.register_script(_JOB_READ_MODELS)
         self._handlers: dict[str, Callable[[Any, str, BatchCounts], None]] = {
@@ -144,21 +123,26 @@ class EventHandler:
         # Deferred to `flush`: the batch's job events and their ledger marks go in one script call (atomic, one round trip).
         self._job_events.append((event, key))
 
-    def _flush_job_events(self, counts: BatchCounts) -> None:
-        """The job read models with their marks, and the marks of the events settled so far, in one script call."""
+    def _send_job_events(self) -> _SentJobs | None:
+        """Send the job read models with their marks, and the marks of the events settled so far, in one script
+        call, without waiting for the answer (`_job_events_applied`)."""
         pending, self._job_events = self._job_events, []
         if not pending:
-            return self._flush_settled(counts)
+            return None
         settled, self._settled = self._settled, []
-        marks, mark_args = self.ledger.marks([key for _, key in pending] + [key for key, _, _ in settled])
+        keys = [job_models.model_key(event.job_id) for event, _ in pending]
+        keys += [PREFIX + key for _, key in pending] + [PREFIX + key for key, _, _ in settled]
         args: list[Any] = [len(pending)]
         for event, _ in pending:
-            progress = 100 if event.type == "job_completed" else (-1 if event.progress is None else event.progress)
-            args += [_STATUS_OF[event.type], progress, event.type, _utc_text(event.timestamp), event.cluster_id,
-                     READ_MODEL_TTL_SECONDS]
-        self._job_script(keys=[JOB_KEY + event.job_id for event, _ in pending] + marks, args=args + mark_args)
-        self._count_settled(settled, counts)
-        for event, _ in pending:
+            args += job_models.model_args(event)
+        return _SentJobs(PendingScript(self.redis, self._job_script, keys, [*args, DONE, self.ledger.done_ttl]),
+                         pending, settled)
+
+    def _job_events_applied(self, sent: _SentJobs, counts: BatchCounts) -> None:
+        """Wait for the script `_send_job_events` sent (raise if it failed), then count and log."""
+        sent.script.result()
+        self._count_settled(sent.settled, counts)
+        for event, _ in sent.jobs:
             counts.processed(event.type)
             # One line per job event, carrying the job's correlation keys, so `GET /jobs/{id}/logs`
             # shows what the event handler did for that job next to the API's and the worker's lines.
@@ -181,7 +165,7 @@ class EventHandler:
             )
         except NotFoundError:
             return self._skip(event, key, counts, "cluster_not_found")
-        self._settled.append((key, "processed", event.type))  # marked and counted by `flush`
+        self._settled.append((key, "processed", event.type))  # marked and counted by `mark_settled`
         if not inserted:
             logger.debug("droplet already listed", extra={"droplet_id": info.id, "cluster_id": event.cluster_id})
 
@@ -190,17 +174,33 @@ class EventHandler:
         # once (`flush`), instead of a commit and a health evaluation per event.
         self._telemetry.append((event, key))
 
-    def flush(self, counts: BatchCounts) -> None:
-        """Apply the deferred work: job read models, then telemetry. Unconfined (every tenant): a threshold alert
-        flushes from inside its own tenant's confinement, and the events flushed are of any tenant, each checked
-        against its own (a telemetry event naming a tenant is stored only in a cluster of that tenant)."""
+    def flush(self, counts: BatchCounts, *, mark: bool = True) -> None:
+        """Apply the deferred work: job read models (sent first, with the marks of what was settled so far), then
+        telemetry; the job models' answer is read after the telemetry is stored, so Redis applies them while MariaDB
+        stores it (issue 16), and the job events are applied whether or not the telemetry fails. Then (`mark`) the
+        ledger marks of the rest in one command; with `mark=False` they wait for `mark_settled` (the end of the
+        batch: with the dead letters' marks, in the same command).
+
+        Unconfined (every tenant): a threshold alert flushes from inside its own tenant's confinement, and the events
+        flushed are of any tenant, each checked against its own (a telemetry event naming a tenant is stored only in
+        a cluster of that tenant)."""
         with confined_to(None):
-            self._flush_job_events(counts)
-            self._flush_telemetry(counts)
+            sent = self._send_job_events()
+            try:
+                self._flush_telemetry(counts)
+            except BaseException:
+                if sent is not None:
+                    with contextlib.suppress(Exception):  # applied, or given back with the other claims
+                        self._job_events_applied(sent, counts)
+                raise
+            if sent is not None:
+                self._job_events_applied(sent, counts)
+        if mark:
+            self.mark_settled(counts)
 
     def _flush_telemetry(self, counts: BatchCounts) -> None:
         """Metrics rows of the deferred telemetry and each touched cluster's health, in one transaction
-        (`MonitoringService.record_telemetry`); then their ledger marks, with the other settled events'."""
+        (`MonitoringService.record_telemetry`); their ledger marks wait with the other settled events'."""
         pending, self._telemetry = self._telemetry, []
         if not pending:
             return
@@ -208,9 +208,8 @@ class EventHandler:
 
         items = []
         for event, key in pending:
-            samples = event.payload.samples()
-            items.append(TelemetryItem(event.cluster_id, event.tenant_id,
-                                       [(s.type, s.value, s.timestamp or event.timestamp) for s in samples],
+            samples = event.payload.sample_values(event.timestamp)
+            items.append(TelemetryItem(event.cluster_id, event.tenant_id, samples,
                                        # the same on a replay: stored once (migration 0005)
                                        [f"{key}:{index}" for index in range(len(samples))]))
         try:
@@ -227,14 +226,14 @@ class EventHandler:
                 self._settled.append((key, "processed", event.type))
             else:
                 self._skip(event, key, counts, "cluster_not_found")
-        self._flush_settled(counts)
 
-    def _flush_settled(self, counts: BatchCounts) -> None:
-        """The ledger marks of the events settled since the last flush, in one command; then their counts."""
-        if not self._settled:
-            return
+    def mark_settled(self, counts: BatchCounts, also: list[str] | None = None) -> None:
+        """The ledger marks of the events settled since the last mark, and of `also` (the dead letters the broker
+        has stored), in one command; then the settled events' counts."""
         settled, self._settled = self._settled, []
-        self.ledger.done([key for key, _, _ in settled])
+        keys = [key for key, _, _ in settled] + (also or [])
+        if keys:
+            self.ledger.done(keys)
         self._count_settled(settled, counts)
 
     @staticmethod
@@ -279,7 +278,7 @@ class EventHandler:
         self._skip(event, key, counts, "unknown_type")
 
     def _skip(self, event: model.Envelope, key: str, counts: BatchCounts, reason: str, at_once: bool = False) -> None:
-        """Settled without effect: marked and counted by the next `flush`, or `at_once` (a threshold alert's
+        """Settled without effect: marked and counted by the next `mark_settled`, or `at_once` (a threshold alert's
         outcome is never evaluated twice)."""
         if at_once:
             self.ledger.done([key])

@@ -114,6 +114,17 @@ class TelemetryPayload(BaseModel):
             raise ValueError("telemetry carries no metrics (payload.metrics[] or cpu/memory/disk/network)")
         return self
 
+    def sample_values(self, default_timestamp: Any) -> list[tuple[str, float, Any]]:
+        """(type, value, timestamp) of each sample, as `samples()` gives them, a sample without a timestamp taking
+        `default_timestamp` (the event's): plain tuples, without building a model per sample (issue 16: the event
+        handler's telemetry rows)."""
+        out = [(s.type, s.value, s.timestamp or default_timestamp) for s in self.metrics]
+        for t in METRIC_TYPES:
+            value = getattr(self, t)
+            if value is not None:
+                out.append((t, value, default_timestamp))
+        return out
+
     def samples(self) -> list[MetricSample]:
         # The flat values were validated by `_finite_flat`, their types are METRIC_TYPES: built without
         # validating them again.
@@ -160,10 +171,21 @@ ClusterEvent = Annotated[
 ]
 _ADAPTER: TypeAdapter = TypeAdapter(ClusterEvent)
 
+# The known types by a discriminator pydantic-core reads itself (the `type` key, from the JSON, without building the
+# value's Python objects first for `_family`): about a quarter less CPU a record (issue 16: 1.1 against 1.5 ms a
+# batch of 100 here). The same models, just as strict, chosen by the same `type`; what it does not accept (another
+# type, no `type`, anything malformed) is validated again by `_ADAPTER`, whose answer (OtherEvent, or the error a
+# dead letter carries) is the one given.
+_KNOWN: TypeAdapter = TypeAdapter(Annotated[Union[JobEvent, DropletCreatedEvent, TelemetryEvent, ThresholdEvent],
+                                            Field(discriminator="type")])
+
 
 def parse_event(raw: bytes | str) -> Envelope:
     """The typed event in `raw` (JSON). Raises pydantic's ValidationError when malformed."""
-    return _ADAPTER.validate_json(raw)
+    try:
+        return _KNOWN.validate_json(raw)
+    except ValidationError:
+        return _ADAPTER.validate_json(raw)
 
 
 def malformed_reason(error: ValidationError) -> str:

@@ -29,6 +29,8 @@ HEALTH_RULES: tuple[HealthRule, ...] = (
     HealthRule("disk", 90.0, "critical", "Low disk space"),
 )
 _SEVERITY = {"unknown": -1, "healthy": 0, "warning": 1, "critical": 2}
+# The metric types the rules read (`judge_health` looks at no other): what a health evaluation needs to read.
+HEALTH_TYPES: tuple[str, ...] = tuple(dict.fromkeys(rule.metric_type for rule in HEALTH_RULES))
 
 
 def judge_health(latest: dict[str, float]) -> tuple[str, list[str]]:
@@ -123,7 +125,7 @@ class MonitoringService:
             self.record_many([(item.cluster_id, *sample) for item in kept for sample in item.samples],
                              [source for item in kept for source in item.sources])
             touched = list(dict.fromkeys(item.cluster_id for item in kept))
-            latest = self.metrics.latest_values(touched)
+            latest = self.metrics.latest_values(touched, HEALTH_TYPES)  # the types the rules read
             checked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             health = {}
             for cluster_id in touched:

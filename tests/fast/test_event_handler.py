@@ -608,3 +608,197 @@ def test_an_alert_naming_a_tenant_does_not_confine_the_telemetry_it_flushes(hand
                      envelope("metric_threshold_exceeded", theirs["id"], tenant_id="tenant-b", payload={"metric": "cpu"})]))
     assert [r["value"] for r in metric_rows(cluster["id"])] == [42.0]
     assert counts()["processed:telemetry"] == 1
+
+
+# --- issue 16, fourth round: fewer Redis round trips, the same answers ----------------------------------------
+def _redis_commands(monkeypatch) -> list[str]:  # noqa: ANN001
+    """The Redis commands the handler sends from now on, by script (claim, job models, done, ...), in order; a
+    script sent ahead (`PendingScript`) is listed when it is sent."""
+    import hashlib
+
+    import redis as redis_lib
+
+    from chalicelib import redis_client
+    from chalicelib.event_pipeline import handler as handler_module, ledger as ledger_module
+
+    names = {hashlib.sha1(source.encode()).hexdigest(): name for name, source in (
+        ("claim", ledger_module._CLAIM), ("done", ledger_module._DONE), ("release", ledger_module._RELEASE),
+        ("job models", handler_module._JOB_READ_MODELS))}
+    sent: list[str] = []
+    real_execute, real_init = redis_lib.Redis.execute_command, redis_client.PendingScript.__init__
+
+    def execute_command(client, *args, **options):  # noqa: ANN001, ANN002, ANN003
+        sent.append(names.get(args[1], args[1]) if args[0] == "EVALSHA" else args[0])
+        return real_execute(client, *args, **options)
+
+    def pending(self, client, script, keys, args):  # noqa: ANN001
+        sent.append(names[script.sha] + " (sent ahead)")
+        return real_init(self, client, script, keys, args)
+
+    monkeypatch.setattr(redis_lib.Redis, "execute_command", execute_command)
+    monkeypatch.setattr(redis_client.PendingScript, "__init__", pending)
+    return sent
+
+
+def test_a_batch_costs_three_redis_commands_and_the_job_models_overlap_the_telemetry(
+        handle, dead_letters, cluster, monkeypatch):  # noqa: ANN001
+    """The claim; the job read models with their marks, sent before the telemetry's transaction and answered after
+    its commit; one command marking the telemetry and the dead letters (issue 16: the letters' marks had one of
+    their own)."""
+    from chalicelib import redis_client
+
+    job_id = f"job-{uuid.uuid4()}"
+    order: list[str] = []
+    real_result = redis_client.PendingScript.result
+    sent = _redis_commands(monkeypatch)
+
+    def result(self):  # noqa: ANN001
+        order.append(f"job models answered after {len(order)} commits")
+        return real_result(self)
+
+    monkeypatch.setattr(redis_client.PendingScript, "result", result)
+    import pymysql.connections
+
+    real_conn_commit = pymysql.connections.Connection.commit
+    monkeypatch.setattr(pymysql.connections.Connection, "commit",
+                        lambda conn: order.append("commit") or real_conn_commit(conn))
+    event = _with_raw_value(envelope("telemetry", cluster["id"], payload={"cpu": 5}), _b64(b"{not json"))
+    event["records"]["cluster-events-0"].append(
+        batch_of([envelope("job_progress", cluster["id"], job_id=job_id, progress=40)], start=3)["records"]["cluster-events-0"][0])
+    assert handle(event) == {"records": 4, "applied": 3, "duplicates": 0, "malformed": 1}
+    assert sent == ["claim", "job models (sent ahead)", "done"]
+    assert order == ["commit", "job models answered after 1 commits"]  # the telemetry's transaction, then the answer
+    assert get_redis().hget(f"events:job:{job_id}", "progress") == "40"
+    assert len(metric_rows(cluster["id"])) == 2 and [letter["reason"] for letter in dead_letters.letters] == ["bad_json"]
+    assert handle(event) == {"records": 4, "applied": 0, "duplicates": 4, "malformed": 0}  # every one marked
+    assert counts() == {"processed:telemetry": 2, "processed:job_progress": 1, "malformed:bad_json": 1, "duplicate": 4}
+
+
+def test_when_the_broker_does_not_store_the_letters_the_stored_events_keep_their_marks(
+        handle, dead_letters, cluster, monkeypatch):  # noqa: ANN001
+    """The final command marks the telemetry and the letters together once the broker has the letters; should the
+    broker fail, the telemetry (stored) is marked all the same and only the letter is sent again by the retry."""
+    job_id = f"job-{uuid.uuid4()}"
+    event = _with_raw_value(envelope("telemetry", cluster["id"], payload={"cpu": 7}), _b64(b"{not json"))
+    event["records"]["cluster-events-0"].append(
+        batch_of([envelope("job_progress", cluster["id"], job_id=job_id, progress=10)], start=3)["records"]["cluster-events-0"][0])
+    real_flush = dead_letters.flush
+
+    def broker_down(timeout=None):  # noqa: ANN001 - and what was handed over is lost with it
+        dead_letters._pending.clear()
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(dead_letters, "flush", broker_down)
+    with pytest.raises(ConnectionError):
+        handle(event)
+    assert len(metric_rows(cluster["id"])) == 2 and dead_letters.letters == []
+    monkeypatch.setattr(dead_letters, "flush", real_flush)
+    assert handle(event) == {"records": 4, "applied": 0, "duplicates": 3, "malformed": 1}
+    assert len(metric_rows(cluster["id"])) == 2 and [letter["reason"] for letter in dead_letters.letters] == ["bad_json"]
+    assert counts() == {"processed:telemetry": 2, "processed:job_progress": 1, "malformed:bad_json": 1, "duplicate": 3}
+
+
+def test_letters_go_to_the_producer_before_the_batch_applies_anything(handle, cluster, monkeypatch):  # noqa: ANN001
+    """All of a batch's letters are handed over together, right after the claim (one produce request: the broker
+    stores them while the events are applied); nothing is stored before."""
+    from chalicelib.event_pipeline.dead_letters import InMemoryDeadLetters
+
+    order: list[str] = []
+
+    class Recording(InMemoryDeadLetters):
+        def send(self, letter):  # noqa: ANN001
+            order.append(f"letter {letter['source']['offset']}")
+            super().send(letter)
+
+    set_dead_letters(Recording())
+    try:
+        real = DropletRepository.insert_if_absent
+        monkeypatch.setattr(DropletRepository, "insert_if_absent",
+                            lambda self, **kw: order.append("droplet") or real(self, **kw))
+        droplet = envelope("droplet_created", cluster["id"], payload={"droplet": {"id": f"droplet-{uuid.uuid4()}"}})
+        handle(batch_of([droplet, b"{bad", envelope("telemetry", cluster["id"], payload={"cpu": 1}), b"[1]"]))
+    finally:
+        set_dead_letters(None)
+    assert order == ["letter 1", "letter 3", "droplet"]
+
+
+def test_known_event_types_are_parsed_as_the_exact_union_parses_them():
+    """`parse_event` tries a native tagged union for the known types first; whatever it gives is what the
+    callable-discriminated union (`_ADAPTER`) gives, and whatever it refuses gets `_ADAPTER`'s answer."""
+    from pydantic import ValidationError
+
+    from chalicelib.event_pipeline import model
+
+    base = {"timestamp": "2026-01-01T00:00:00Z", "cluster_id": "c-1"}
+    corpus = [
+        {**base, "type": "job_progress", "job_id": "j", "progress": 40, "message": "m", "trace_id": "t"},
+        {**base, "type": "job_completed", "job_id": "j", "id": "e-1", "tenant_id": "tenant-b"},
+        {**base, "type": "job_failed", "job_id": "j", "progress": 101},
+        {**base, "type": "job_started", "job_id": "j", "progress": "5"},
+        {**base, "type": "job_requested"},
+        {**base, "type": "telemetry", "payload": {"cpu": 1, "metrics": [{"type": "disk", "value": 2.5}]}},
+        {**base, "type": "telemetry", "payload": {"metrics": [{"type": "gpu", "value": 1}]}},
+        {**base, "type": "telemetry", "payload": {}},
+        {**base, "type": "telemetry", "payload": {"cpu": -1}},
+        {**base, "type": "droplet_created", "payload": {"droplet": {"id": "droplet-abc", "size": "huge"}}},
+        {**base, "type": "droplet_created", "payload": {"droplet": {"id": "not-a-droplet"}}},
+        {**base, "type": "metric_threshold_exceeded", "payload": {"metric": "cpu", "value": 95}},
+        {**base, "type": "mystery", "payload": {"anything": True}},
+        {**base, "type": 7},
+        {"type": "telemetry", "cluster_id": "c-1", "payload": {"cpu": 1}},
+        {**base, "type": "telemetry", "timestamp": "soon", "payload": {"cpu": 1}},
+        {**base, "type": "job_progress", "job_id": "j", "extra": {"nested": [1, 2]}, "progress": None},
+        {**base, "type": "job_progress", "job_id": "j" * 65},
+        [1, 2, 3], "text", None,
+    ]
+    raws = [json.dumps(value).encode() for value in corpus] + [b"{not json", b"\xff\xfe", b"", b'{"type":"telemetry",}']
+    for raw in raws:
+        try:
+            expected = model._ADAPTER.validate_json(raw)
+        except ValidationError as exc:
+            with pytest.raises(ValidationError) as got:
+                model.parse_event(raw)
+            # what a dead letter carries: the reason, and the errors as `batch.decode` writes them
+            assert model.malformed_reason(got.value) == model.malformed_reason(exc)
+            assert repr(got.value.errors(include_url=False, include_input=False)) == \
+                repr(exc.errors(include_url=False, include_input=False))
+            continue
+        parsed = model.parse_event(raw)
+        assert type(parsed) is type(expected) and parsed == expected, raw
+
+
+def test_the_signature_header_fields_are_read_as_the_general_parse_reads_them():
+    """The usual form `k=<id>,v1=<hex>` is read without building a dict, with the same answer as the general parse
+    (including the headers the general parse refuses)."""
+    from chalicelib import event_signing
+
+    def general(header: bytes) -> tuple[str, str]:
+        fields = dict(part.split("=", 1) for part in header.decode("ascii").split(","))
+        return fields["k"], fields["v1"]
+
+    for header in [b"k=abc,v1=0f", b"k=a=b,v1=c=d", b"k=,v1=", b"v1=x,k=y", b"k=a,v1=b,v1=c", b"k=a,v1=b,x",
+                   b"k=a", b"v1=b", b"k=a;v1=b", b"ka,v1=b", b"k=a,v2=b", b"k=a,v1=b,k=z", b"", b",", b"\xff=1,v1=2",
+                   b"k=a,,v1=b", b"k=a,v1=b,"]:
+        try:
+            expected = general(header)
+        except (UnicodeDecodeError, ValueError, KeyError) as exc:
+            with pytest.raises(type(exc)):
+                event_signing._fields(header)
+            continue
+        assert event_signing._fields(header) == expected, header
+
+
+def test_a_warm_containers_heap_is_frozen_once_at_its_second_invocation(monkeypatch):  # noqa: ANN001
+    import gc
+
+    from chalicelib.warm import WarmHeap
+
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append("collect") or 0)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    heap = WarmHeap()
+    heap.settle()
+    assert calls == []
+    heap.settle()
+    heap.settle()
+    assert calls == ["collect", "freeze"]

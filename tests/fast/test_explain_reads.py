@@ -282,3 +282,27 @@ def test_the_event_handlers_health_read_looks_up_each_clusters_latest_samples_by
                                      for row in lookups)
     values = metric_repository.MetricRepository().latest_values(ids)
     assert sorted(values) == sorted(ids) and all(set(v) <= {"cpu", "memory", "disk", "network"} for v in values.values())
+
+
+def test_the_event_handlers_health_read_looks_up_only_the_types_the_rules_read(clean_db):  # noqa: ANN001
+    """Issue 16, fourth round: the batch's health read asks only for the types `judge_health` reads (cpu, memory,
+    disk), each a `ref` lookup as above; the health it gives is the one all four types would give."""
+    from chalicelib.repositories import metrics as metric_repository
+    from chalicelib.services.monitoring import HEALTH_TYPES, judge_health
+
+    assert HEALTH_TYPES == ("cpu", "memory", "disk")
+    seed(0, 3999)
+    ids = [f"bench-c{n}" for n in range(10)]
+    statement = metric_repository.latest_values_sql(HEALTH_TYPES).format(ids=", ".join(["%s"] * len(ids)), cond="")
+    with db.transaction() as cur:
+        cur.execute("EXPLAIN " + statement, ids)
+        plan = cur.fetchall()
+    assert scans(plan, statement) == []
+    lookups = [row for row in plan if row["table"] == "m"]
+    assert len(lookups) == 3 and all(row["type"] == "ref" and row["key"] == "idx_metrics_cluster_type_ts"
+                                     for row in lookups)
+    repository = metric_repository.MetricRepository()
+    every, needed = repository.latest_values(ids), repository.latest_values(ids, HEALTH_TYPES)
+    assert sorted(needed) == sorted(ids)
+    assert all(judge_health(needed[c]) == judge_health(every[c]) and needed[c] == {
+        t: v for t, v in every[c].items() if t in HEALTH_TYPES} for c in ids)
