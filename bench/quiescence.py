@@ -25,16 +25,15 @@ def bridge_caught_up(state_dir: pathlib.Path) -> bool:
     except (OSError, ValueError):
         return True  # no bridge on this stack: nothing to wait for
     from kafka import KafkaConsumer
-    from kafka.structs import TopicPartition
 
+    from devstack.services import load_bridge_module
+
+    partition_lag = load_bridge_module().partition_lag  # the bridge's own measure: end offset minus committed
     bootstrap = env.get("CG_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
     for mapping in (status.get("mappings") or {}).values():
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=mapping["group"], enable_auto_commit=False)
         try:
-            partitions = [TopicPartition(mapping["topic"], p)
-                          for p in sorted(consumer.partitions_for_topic(mapping["topic"]) or ())]
-            ends = consumer.end_offsets(partitions)
-            if any((consumer.committed(tp) or 0) < ends[tp] for tp in partitions):
+            if any(partition_lag(consumer, mapping["topic"]).values()):
                 return False
         finally:
             consumer.close()
