@@ -142,13 +142,18 @@ class EventHandler:
         """Wait for the script `_send_job_events` sent (raise if it failed), then count and log."""
         sent.script.result()
         self._count_settled(sent.settled, counts)
+        applied: dict[str, list[model.JobEvent]] = {}
         for event, _ in sent.jobs:
             counts.processed(event.type)
-            # One line per job event, carrying the job's correlation keys, so `GET /jobs/{id}/logs`
-            # shows what the event handler did for that job next to the API's and the worker's lines.
-            logger.info("job event applied", extra={"event_type": event.type, "job_id": event.job_id,
-                                                    "trace_id": event.trace_id, "cluster_id": event.cluster_id,
-                                                    "progress": event.progress})
+            applied.setdefault(event.job_id, []).append(event)
+        # One line per job and batch (not per event: a job's events mostly arrive together, and a line per event
+        # was half of all log lines shipped), carrying the job's correlation keys, so `GET /jobs/{id}/logs` shows
+        # what the event handler did for that job next to the API's and the worker's lines.
+        for job_id, events in applied.items():
+            last = events[-1]
+            logger.info("job events applied", extra={"event_types": [e.type for e in events], "job_id": job_id,
+                                                     "trace_id": last.trace_id, "cluster_id": last.cluster_id,
+                                                     "progress": last.progress})
 
     def on_droplet_created(self, event: model.DropletCreatedEvent, key: str, counts: BatchCounts) -> None:
         info = event.payload.droplet

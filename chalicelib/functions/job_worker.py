@@ -185,8 +185,8 @@ def _run(job: Job, message: dict[str, str], read_with_batch: bool = False) -> di
         if own:
             jobs.note_attempt_error(job.id, exc)
         raise
+    # Logged by the move itself ("job transition" to `completed`), as every state change is.
     jobs.complete(job.id, result, correlation_id, last_seen=run.job)
-    logger.info("job completed")
     metrics.observe_job(job.type, "completed", time.perf_counter() - started)
     return {"job_id": job.id, "outcome": "completed"}
 

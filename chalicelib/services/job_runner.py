@@ -144,14 +144,15 @@ def provision(run: JobRun) -> dict[str, Any]:
             raise JobFailed(f"droplet {droplet['id']} is not in cluster {run.job.cluster_id}")
         run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
     else:
-        # The quota check and the droplet's record: one unit of work (one commit), committed before the
-        # checkpoint that names it, so a crash in between finds the same droplet on the retry.
+        # The quota check, the droplet's record and the checkpoint naming it: one unit of work (one commit), so
+        # both are saved or neither; a crash before the commit leaves nothing, and the retry records the same
+        # droplet (its id derives from the job's). Saved before the provider is called (`_launch`).
         with unit_of_work():
             if not droplets.exists(_job_droplet_id(run.job.id)):  # a new droplet: checked again as the job runs
                 _within_quota(lambda quotas: quotas.check_new_droplets(run.job.cluster_id, 1))
             droplet = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id),
                                         run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
-        run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
+            run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
 
     def active(droplet: dict[str, Any]) -> None:
         run.progress(90, f"droplet {droplet['id']} is active")

@@ -97,6 +97,23 @@ def test_job_event_updates_the_read_model(handle, dead_letters, cluster, event_t
     assert counts()[f"processed:{event_type}"] == (2 if event_type == "job_progress" else 1)
 
 
+def test_the_handler_logs_one_line_per_job_and_batch_naming_its_events(handle, dead_letters, cluster, caplog):
+    """`GET /jobs/{id}/logs` shows what the event handler did for the job: one line per job and batch, with the
+    job's correlation keys and every event type applied, in order (a line per event was half of all log lines)."""
+    first, second = f"job-{uuid.uuid4()}", f"job-{uuid.uuid4()}"
+    batch = [envelope("job_started", cluster["id"], job_id=first, progress=5),
+             envelope("job_started", cluster["id"], job_id=second, progress=5),
+             envelope("job_progress", cluster["id"], job_id=first, progress=30),
+             envelope("job_completed", cluster["id"], job_id=first)]
+    with caplog.at_level("INFO"):
+        assert handle(batch_of(batch))["applied"] == 4
+    applied = [r for r in caplog.records if r.getMessage() == "job events applied"]
+    assert {r.job_id: r.event_types for r in applied} == {
+        first: ["job_started", "job_progress", "job_completed"], second: ["job_started"]}
+    assert all(r.cluster_id == cluster["id"] for r in applied)
+    assert not [r for r in caplog.records if r.getMessage() == "job event applied"]
+
+
 def test_the_read_model_is_served_as_the_jobs_event_state(handle, dead_letters, cluster, client):
     from chalicelib.repositories import JobRepository
 

@@ -324,8 +324,10 @@ def test_job_requested_is_published_after_the_job_is_queued(client, make_cluster
     assert requested["progress"] == 0 and requested["payload"]["parameters"]["cluster_id"] == cluster["id"]
 
 
-def test_a_crash_between_recording_the_droplet_and_checkpointing_it_adds_no_second_droplet(
+def test_a_crash_at_the_droplets_checkpoint_saves_neither_and_the_retry_adds_one_droplet(
         client, make_cluster, submit, worker, monkeypatch):
+    """The droplet's record and the checkpoint naming it are one commit (issue 16): a crash before it saves
+    neither, and the retry records the same droplet once."""
     from chalicelib.services import job_runner
 
     cluster = make_cluster()
@@ -338,7 +340,7 @@ def test_a_crash_between_recording_the_droplet_and_checkpointing_it_adds_no_seco
 
     monkeypatch.setattr(job_runner.JobRun, "progress", crash_once)
     assert len(worker([body])["batchItemFailures"]) == 1
-    assert len(droplets_of(cluster["id"])) == 1  # recorded, not checkpointed
+    assert droplets_of(cluster["id"]) == []  # the record went with its checkpoint
     assert worker([body]) == {"batchItemFailures": []}
     assert job_row(client, job["id"])["status"] == "completed"
     [droplet] = droplets_of(cluster["id"])
