@@ -53,10 +53,14 @@ IDLE_POLL_MAX_SECONDS = 0.2
 # are taken at once, see _poll_batch): the window bounds the delivery either way, and each poll is a fetch the
 # broker answers (issue 16: a 1 s window polled every 50 ms, 20 fetches a second for a trickle of log lines).
 WINDOW_POLLS = 5
-# Every REPORT_SECONDS each mapping measures its group's lag per partition, and the bridge writes its status
+# Every REPORT_SECONDS the lag monitor (LagMonitor, its own thread and consumers) measures each mapping's group lag
+# per partition, and the bridge writes its status
 # file ($CG_STATE_DIR/msk-bridge/status.json: `./dev status`, `./dev up`'s progress check) and pushes
 # clustergenie_consumer_lag{group,topic,partition} and the last delivery time to the Pushgateway.
 REPORT_SECONDS = 5.0
+# One lag measurement's broker requests (ListOffsets, OffsetFetch) give up after this long: a broker that answers
+# slowly (after a restart) delays the next measurement, never a delivery, which runs on other threads.
+LAG_TIMEOUT_MS = 5_000
 # The consumer takes every partition of its topic by manual assignment, not through group membership (see
 # MappingWorker._consumer); it re-reads the topic's partitions every REPORT_SECONDS from metadata refreshed
 # at least this often, so a partition added to the topic is consumed within about this long.
@@ -258,38 +262,104 @@ def backoff_delays(base: float, cap: float) -> Iterable[float]:
         delay *= 2
 
 
-def partition_lag(consumer, topic: str) -> dict[int, int]:
+def partition_lag(consumer, topic: str, timeout_ms: int | None = None) -> dict[int, int]:
     """Log end offset minus the group's committed offset, per partition of `topic` (the whole log when the
-    group has committed nothing there yet)."""
+    group has committed nothing there yet). Each request gives up after `timeout_ms` (None: the consumer's)."""
     from kafka.structs import TopicPartition
 
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     if not partitions:
         return {}
-    ends = consumer.end_offsets(partitions)
-    starts = consumer.beginning_offsets(partitions)
+    ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms)
+    starts = consumer.beginning_offsets(partitions, timeout_ms=timeout_ms)
     lag = {}
     for tp in partitions:
-        committed = consumer.committed(tp)
+        committed = consumer.committed(tp, timeout_ms=timeout_ms)
         lag[tp.partition] = max(0, ends[tp] - (starts[tp] if committed is None else committed))
     return lag
 
 
-def status_document(workers: Sequence["MappingWorker"], started_at: float, now: float | None = None) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class LagMeasurement:
+    """A mapping's group lag per partition of its topic, and when it was measured (wall clock)."""
+
+    lag: dict[int, int]
+    measured_at: float
+
+
+class LagMonitor(threading.Thread):
+    """Measures every mapping's group lag every REPORT_SECONDS, on consumers of its own (one per group, never
+    assigned, so never a member: `committed` is an OffsetFetch for the group).
+
+    Off the delivery threads on purpose: an idle poller waits inside its poll, so a lag measured there kept the
+    value from before its last batch for as long as the mapping stayed idle (a stale lag that could raise
+    ConsumerLagHigh and make `./dev up` restart a healthy bridge); and a broker slow to answer ListOffsets
+    after a restart stalled delivery when the pollers measured. Here it delays only the next measurement. A
+    failed measurement keeps the last one (its `measured_at` says how old it is) and drops that consumer."""
+
+    def __init__(self, mappings: Sequence["Mapping"], bootstrap: str, stop: threading.Event) -> None:
+        super().__init__(name="lag-monitor", daemon=True)
+        self.mappings = list(mappings)
+        self.bootstrap = bootstrap
+        self.stop_event = stop
+        self.latest: dict[str, LagMeasurement] = {}  # by function name; replaced whole, read by the reporter
+        self._consumers: dict[str, Any] = {}
+
+    def _consumer(self, group: str):
+        if group not in self._consumers:
+            from kafka import KafkaConsumer
+
+            self._consumers[group] = KafkaConsumer(
+                bootstrap_servers=self.bootstrap.split(","), group_id=group, client_id=f"msk-bridge-lag-{group}",
+                enable_auto_commit=False, request_timeout_ms=LAG_TIMEOUT_MS + 1_000,
+                metadata_max_age_ms=METADATA_MAX_AGE_MS)
+        return self._consumers[group]
+
+    def _drop(self, group: str) -> None:
+        consumer = self._consumers.pop(group, None)
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def measure(self) -> None:
+        """One round: every mapping's lag now."""
+        for mapping in self.mappings:
+            try:
+                lag = partition_lag(self._consumer(mapping.consumer_group), mapping.topic, timeout_ms=LAG_TIMEOUT_MS)
+            except Exception as exc:  # noqa: BLE001 - measured again next round; delivery is not concerned
+                log("WARNING", "lag measurement failed", topic=mapping.topic, error=repr(exc))
+                self._drop(mapping.consumer_group)
+                continue
+            self.latest = {**self.latest, mapping.function_name: LagMeasurement(lag, time.time())}
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.measure()
+            self.stop_event.wait(REPORT_SECONDS)
+        for group in list(self._consumers):
+            self._drop(group)
+
+
+def status_document(workers: Sequence["MappingWorker"], lags: dict[str, LagMeasurement], started_at: float,
+                    now: float | None = None) -> dict[str, Any]:
     """What the status file holds: the bridge's pid, when it started and wrote, and per mapping its progress
-    (over its pollers: alive if every one is, the latest delivery, the latest lag measurement)."""
+    (over its pollers: alive if every one is, the latest delivery) and its lag as the lag monitor last measured
+    it (`lags`, by function name; none yet: empty, and `lag_measured_at` null)."""
     by_mapping: dict[str, list[MappingWorker]] = {}
     for w in workers:
         by_mapping.setdefault(w.mapping.function_name, []).append(w)
     mappings = {}
     for function_name, pollers in by_mapping.items():
         deliveries = [w.last_delivery for w in pollers if w.last_delivery is not None]
-        measured = max(pollers, key=lambda w: w.lag_measured or 0.0)  # every poller measures the whole topic
+        measured = lags.get(function_name)
+        lag = measured.lag if measured else {}
         mappings[function_name] = {
             "topic": pollers[0].mapping.topic, "group": pollers[0].mapping.consumer_group,
             "alive": all(w.is_alive() for w in pollers), "last_delivery_at": max(deliveries) if deliveries else None,
-            "lag_measured_at": measured.lag_measured, "lag": {str(p): n for p, n in sorted(measured.lag.items())},
-            "total_lag": sum(measured.lag.values()),
+            "lag_measured_at": measured.measured_at if measured else None,
+            "lag": {str(p): n for p, n in sorted(lag.items())}, "total_lag": sum(lag.values()),
         }
     return {"pid": os.getpid(), "started_at": started_at, "updated_at": now or time.time(), "mappings": mappings}
 
@@ -352,12 +422,10 @@ class MappingWorker(threading.Thread):
         self._lambda = None
         self._sqs = None
         self._failure_queue_url: str | None = None
-        # Progress, read by the reporter thread: wall-clock time of the last delivered batch, the group's
-        # lag per partition at the last measurement, and when it was measured.
+        # Progress, read by the reporter thread: wall-clock time of the last delivered batch (the lag is the
+        # LagMonitor's). When to look at the topic's partitions again (`_assign`).
         self.last_delivery: float | None = None
-        self.lag: dict[int, int] = {}
-        self.lag_measured: float | None = None
-        self._next_report = 0.0
+        self._next_assign = 0.0
 
     # AWS clients, created lazily; no client-side retries: this loop does its own.
     def _client(self, service: str, read_timeout: int):
@@ -491,23 +559,12 @@ class MappingWorker(threading.Thread):
                 self.stop_event.wait(min(step, remaining))
         return batch
 
-    def _measure_lag(self, consumer) -> None:
-        """The group's lag per partition of the topic (log end offset - committed offset), every REPORT_SECONDS."""
-        if time.monotonic() < self._next_report:
-            return
-        self._next_report = time.monotonic() + REPORT_SECONDS
-        try:
-            self.lag = partition_lag(consumer, self.mapping.topic)
-            self.lag_measured = time.time()
-        except Exception as exc:  # noqa: BLE001 - measured again next time; delivery goes on
-            log("WARNING", "lag measurement failed", topic=self.mapping.topic, error=repr(exc))
-
     def _loop(self, consumer) -> None:
         while not self.stop_event.is_set():
-            if not consumer.assignment() or time.monotonic() >= self._next_report:
+            if not consumer.assignment() or time.monotonic() >= self._next_assign:
+                self._next_assign = time.monotonic() + REPORT_SECONDS
                 assigned = self._assign(consumer)
                 if assigned is None:  # more pollers than partitions: this one idles until partitions are added
-                    self._next_report = time.monotonic() + REPORT_SECONDS
                     self.stop_event.wait(REPORT_SECONDS)
                     continue
                 if not assigned:
@@ -515,7 +572,6 @@ class MappingWorker(threading.Thread):
                         retry_in_s=NO_PARTITIONS_RETRY_SECONDS)
                     self.stop_event.wait(NO_PARTITIONS_RETRY_SECONDS)
                     continue
-            self._measure_lag(consumer)
             batch = self._poll_batch(consumer)
             if not batch:
                 continue
@@ -746,12 +802,14 @@ def main(argv: Sequence[str] | None = None, install_signals: Callable[[threading
     workers = [MappingWorker(m, bootstrap, region, stop, poller) for m in mappings for poller in range(m.maximum_pollers)]
     for worker in workers:
         worker.start()
+    lag_monitor = LagMonitor(mappings, bootstrap, stop)
+    lag_monitor.start()
     pushgateway = os.environ.get("CG_PUSHGATEWAY_URL")
     push_auth = ((os.environ["CG_PUSHGATEWAY_USER"], os.environ["CG_PUSHGATEWAY_PASSWORD"])
                  if os.environ.get("CG_PUSHGATEWAY_PASSWORD") else None)
     started_at = time.time()
     while not stop.is_set():
-        document = status_document(workers, started_at)
+        document = status_document(workers, lag_monitor.latest, started_at)
         if args.status_file:
             write_status(args.status_file, document)
         if pushgateway:

@@ -48,12 +48,15 @@ def test_lag_is_end_minus_committed_per_partition(topic):  # noqa: ANN001
 def _worker(topic: str) -> object:
     mapping = bridge.Mapping(topic=topic, function_name="event-handler", consumer_group="cluster-events")
     worker = bridge.MappingWorker(mapping, "127.0.0.1:1", "us-east-1", threading.Event())
-    worker.lag, worker.last_delivery, worker.lag_measured = {0: 7, 1: 0}, 1_700_000_000.5, 1_700_000_001.0
+    worker.last_delivery = 1_700_000_000.5
     return worker
 
 
+LAGS = {"event-handler": bridge.LagMeasurement({0: 7, 1: 0}, 1_700_000_001.0)}
+
+
 def test_the_status_file_and_the_pushed_gauges_carry_lag_and_last_delivery(tmp_path, base_stack):  # noqa: ANN001
-    document = bridge.status_document([_worker("cluster-events")], started_at=1_699_999_000.0)
+    document = bridge.status_document([_worker("cluster-events")], LAGS, started_at=1_699_999_000.0)
     path = tmp_path / "status.json"
     bridge.write_status(str(path), document)
     item = json.loads(path.read_text())["mappings"]["event-handler"]
@@ -87,10 +90,57 @@ def test_a_running_bridge_is_judged_by_progress_not_by_its_pid(tmp_path):  # noq
 
 def test_a_mappings_pollers_are_reported_as_one_mapping():
     first, second = _worker("cluster-events"), _worker("cluster-events")
-    first.last_delivery, first.lag_measured, first.lag = 1_700_000_100.0, 1_700_000_050.0, {0: 1, 1: 1}
-    second.last_delivery, second.lag_measured, second.lag = 1_700_000_090.0, 1_700_000_060.0, {0: 0, 1: 2}
-    item = bridge.status_document([first, second], started_at=1_699_999_000.0)["mappings"]["event-handler"]
+    first.last_delivery, second.last_delivery = 1_700_000_100.0, 1_700_000_090.0
+    lags = {"event-handler": bridge.LagMeasurement({0: 0, 1: 2}, 1_700_000_060.0)}
+    item = bridge.status_document([first, second], lags, started_at=1_699_999_000.0)["mappings"]["event-handler"]
     assert item["last_delivery_at"] == 1_700_000_100.0  # the latest delivery of any poller
     assert (item["lag"], item["total_lag"], item["lag_measured_at"]) == ({"0": 0, "1": 2}, 2, 1_700_000_060.0)
     assert item["alive"] is False  # threads not started: a mapping is alive only when all its pollers are
 
+
+
+def test_a_mapping_not_measured_yet_reports_no_lag():
+    item = bridge.status_document([_worker("cluster-events")], {}, started_at=1_699_999_000.0)["mappings"]["event-handler"]
+    assert (item["lag"], item["total_lag"], item["lag_measured_at"]) == ({}, 0, None)
+
+
+def test_the_lag_monitor_keeps_an_idle_mappings_lag_current(topic):  # noqa: ANN001
+    """The lag is measured off the delivery threads: a group that commits while no poller of the bridge delivers
+    anything (an idle mapping) is seen at its new lag by the next measurement, not at the one from before its
+    last batch (which could raise ConsumerLagHigh and restart a healthy bridge)."""
+    bootstrap = get_settings().kafka_bootstrap
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(4):
+        producer.send(topic, b"x", partition=i % 2)
+    producer.flush()
+    producer.close()
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    mapping = bridge.Mapping(topic=topic, function_name="event-handler", consumer_group=group)
+    monitor = bridge.LagMonitor([mapping], bootstrap, threading.Event())
+    try:
+        monitor.measure()
+        first = monitor.latest["event-handler"]
+        assert first.lag == {0: 2, 1: 2}
+        committer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        try:  # the mapping's poller delivered everything and committed; then the topic went quiet
+            committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(2, "", -1),
+                              TopicPartition(topic, 1): OffsetAndMetadata(2, "", -1)})
+        finally:
+            committer.close()
+        monitor.measure()
+        second = monitor.latest["event-handler"]
+        assert second.lag == {0: 0, 1: 0} and second.measured_at >= first.measured_at
+    finally:
+        monitor.stop_event.set()
+        for group_name in list(monitor._consumers):
+            monitor._drop(group_name)
+
+
+def test_a_failed_lag_measurement_keeps_the_last_one_and_raises_nothing():
+    """An unreachable broker: the round logs, keeps the last measurement (its age shows in `lag_measured_at`)
+    and drops the consumer, so the next round starts on a fresh one."""
+    mapping = bridge.Mapping(topic="cluster-events", function_name="event-handler", consumer_group="g")
+    monitor = bridge.LagMonitor([mapping], "127.0.0.1:1", threading.Event())  # nothing listens on port 1
+    monitor.latest = dict(LAGS)
+    monitor.measure()
+    assert monitor.latest == LAGS and monitor._consumers == {}

@@ -71,12 +71,13 @@ function clusterOf(job: Job): string {
   return params && typeof params === "object" && typeof params.cluster_id === "string" ? params.cluster_id : "";
 }
 
-/** A log line as an event: "job transition queued → processing (5%)", "job event applied: job_started". */
+/** A log line as an event: "job transition queued → processing (5%)", "job events applied: job_started, job_progress". */
 function describe(line: LogLine): string {
   const d = line.details;
   let text = line.message;
   if (d.from !== undefined && d.to !== undefined) text += ` ${d.from} → ${d.to}`;
   if (d.event_type) text += `: ${d.event_type}`;
+  if (Array.isArray(d.event_types)) text += `: ${d.event_types.join(", ")}`;
   if (d.droplet_id) text += ` ${d.droplet_id}`;
   if (typeof d.progress === "number") text += ` (${d.progress}%)`;
   return text;
