@@ -61,6 +61,30 @@ class DropletRepository:
             lock_cluster(cur, cluster_id)  # NotFoundError when the cluster is missing
             return False
 
+    def record(self, *, droplet_id: str, cluster_id: str, name: str, region: str, size: str, image: str,
+               provider: str) -> tuple[dict[str, Any], bool]:
+        """A job's droplet under its known id, `provisioning`: inserted unless a row with that id exists, and
+        returned either way, in one statement (issue 16: `INSERT … SELECT … RETURNING`, the cluster's row
+        share-locked as in `insert_if_absent`); the flag says whether it was inserted now. NotFoundError when
+        the cluster is missing."""
+        cond, args = tenant_filter("clusters.tenant_id")
+        with db.transaction() as cur, domain_errors("Cluster not found"):
+            cur.execute(
+                "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status) "
+                "SELECT %s, clusters.tenant_id, clusters.id, %s, %s, %s, %s, %s, 'provisioning' FROM clusters "
+                f"WHERE clusters.id = %s{cond} LOCK IN SHARE MODE "
+                # RETURNING gives the row either way (a result set's row count cannot tell which): a row inserted
+                # now has this statement's NOW(6) as its created_at, a row that was there an earlier one.
+                f"ON DUPLICATE KEY UPDATE droplets.id = droplets.id "
+                f"RETURNING {_COLUMNS}, droplets.created_at = NOW(6) AS inserted_now",
+                (droplet_id, name, region, provider, size, image, cluster_id, *args),
+            )
+            row = cur.fetchone()
+            if row is None:
+                lock_cluster(cur, cluster_id)  # NotFoundError when the cluster is missing
+                raise NotFoundError("Cluster not found")
+            return row, bool(row.pop("inserted_now"))
+
     def exists(self, droplet_id: str) -> bool:
         cond, args = tenant_filter()
         with db.transaction() as cur:

@@ -368,3 +368,60 @@ def test_a_failed_delivery_records_only_the_jobs_own_error(client, make_cluster,
     recorded, redrives = JobRepository().attempt_record(job["id"])
     assert redrives == 0
     assert (recorded == "KeyError: 'size'") if own else recorded is None
+
+
+def _usage(cluster_id: str) -> int:
+    return int(db.query("SELECT COALESCE(SUM(n), 0) AS n FROM quota_usage WHERE scope = 'cluster' AND subject = %s "
+                        "AND kind = 'live_droplets'", (cluster_id,))[0]["n"])
+
+
+def test_a_provision_refused_by_the_droplet_quota_as_it_runs_fails_and_leaves_no_droplet(
+        client, make_cluster, submit, worker):
+    """The run-time check counts the droplet the job has just inserted (issue 16: no separate existence read);
+    a refusal rolls that insert back with the checkpoint, so no droplet and no counted usage are left."""
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"])
+    first, first_body = submit("provision", cluster_id=cluster["id"])
+    assert worker([first_body]) == {"batchItemFailures": []}  # one droplet, then the limit is lowered to it
+    response = client.put("/api/v1/quotas", {"cluster_id": cluster["id"], "limits": {"droplets": 1}})
+    assert response.status_code == 200, response.body
+    assert worker([body]) == {"batchItemFailures": []}  # the job's own failure is acknowledged, not retried
+    row = job_row(client, job["id"])
+    assert row["status"] == "failed" and "quota exceeded: droplets limit of cluster" in row["error"], row
+    assert len(droplets_of(cluster["id"])) == 1 and _usage(cluster["id"]) == 1
+
+
+def test_a_droplet_the_job_already_recorded_is_not_refused_by_the_quota_it_counts_in(
+        client, make_cluster, submit, worker):
+    """A droplet recorded by an earlier run of the job (under the job's derived id) is not new: the quota that
+    already counts it does not refuse the retry, which launches that droplet instead of adding one."""
+    from chalicelib.repositories import DropletRepository
+    from chalicelib.services.job_runner import _job_droplet_id
+
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"])
+    recorded, inserted = DropletRepository().record(
+        droplet_id=_job_droplet_id(job["id"]), cluster_id=cluster["id"], name="earlier-run", region="nyc3",
+        size="s-1vcpu-1gb", image="ubuntu-22-04-x64", provider="simulated")
+    assert inserted and recorded["status"] == "provisioning"
+    again, inserted = DropletRepository().record(
+        droplet_id=recorded["id"], cluster_id=cluster["id"], name="other", region="nyc3",
+        size="s-1vcpu-1gb", image="ubuntu-22-04-x64", provider="simulated")
+    # The row as it was (its `updated_at` aside: the no-op update of the duplicate touches it), by one statement.
+    assert not inserted and {**again, "updated_at": None} == {**recorded, "updated_at": None}
+    response = client.put("/api/v1/quotas", {"cluster_id": cluster["id"], "limits": {"droplets": 1}})
+    assert response.status_code == 200, response.body
+    assert worker([body]) == {"batchItemFailures": []}
+    assert job_row(client, job["id"])["status"] == "completed"
+    [droplet] = droplets_of(cluster["id"])
+    assert droplet["id"] == recorded["id"] and droplet["status"] == "active" and _usage(cluster["id"]) == 1
+
+
+def test_recording_a_droplet_in_a_missing_cluster_is_not_found():
+    from chalicelib.errors import NotFoundError
+    from chalicelib.repositories import DropletRepository
+
+    with pytest.raises(NotFoundError, match="Cluster not found"):
+        DropletRepository().record(droplet_id=f"droplet-{uuid.uuid4()}", cluster_id=f"cluster-{uuid.uuid4()}",
+                                   name="x", region="nyc3", size="s-1vcpu-1gb", image="ubuntu-22-04-x64",
+                                   provider="simulated")
