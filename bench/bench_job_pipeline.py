@@ -45,19 +45,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # devstack, as the other benches
 
 import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
+from devstack.config import load_stack_env  # noqa: E402
 from quiescence import wait_until_quiet  # noqa: E402
 STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
 RAISED_QUOTAS = {"droplets": 100_000, "replicas": 100_000, "concurrent_jobs": 100_000}
-
-
-def stack_env() -> dict[str, str]:
-    env = {}
-    for line in (STATE / "stack.env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            env[key] = value.strip().strip('"').strip("'")
-    return env
 
 
 def call(url: str, body: dict, user: str, method: str = "POST") -> dict:
@@ -351,7 +342,7 @@ def main() -> None:
     stack = json.loads((STATE / "stack.json").read_text())
     if not stack["endpoint_url"].startswith("http://127.0.0.1:"):
         raise SystemExit("only a LocalStack on 127.0.0.1 is benchmarked")
-    env = stack_env()
+    env = load_stack_env(STATE)
     db = pymysql.connect(host="127.0.0.1", port=int(env.get("CG_DB_PORT", "3306")), user="clustergenie",
                          password=env["CG_DB_PASSWORD"], database=env.get("CG_DB_NAME", "clustergenie"), autocommit=True,
                          cursorclass=pymysql.cursors.DictCursor)

@@ -16,14 +16,15 @@ import cpu_accounting  # noqa: E402 - bench/ is on sys.path for the benches
 
 
 def bridge_caught_up(state_dir: pathlib.Path) -> bool:
-    """Every mapping of the bridge has committed its topic's end offsets: read from the broker with a client of
-    the bench's own (the bridge measures its lag only between batches, so its status file can be stale)."""
+    """Every mapping of the bridge has committed its topic's end offsets: read from the broker now, with a client of
+    the bench's own (the bridge's status file holds its lag monitor's last measurement, up to 5 s old)."""
+    from devstack.config import load_stack_env
+
     try:
         status = json.loads((state_dir / "msk-bridge" / "status.json").read_text())
-        env = dict(line.split("=", 1) for line in (state_dir / "stack.env").read_text().splitlines()
-                   if "=" in line and not line.startswith("#"))
     except (OSError, ValueError):
         return True  # no bridge on this stack: nothing to wait for
+    env = load_stack_env(state_dir, required=False)
     from kafka import KafkaConsumer
 
     from devstack.services import load_bridge_module

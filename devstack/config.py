@@ -15,26 +15,25 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 
-def _port(var: str, default: int) -> int:
+def _int_var(var: str, default: int, what: str, low: int, high: int | None, bound: str) -> int:
+    """An integer from the environment within `low`..`high` (None: no upper bound); SystemExit naming `var`,
+    saying it is not `what` or, outside the bounds, `bound`."""
     raw = os.environ.get(var, str(default))
     try:
-        port = int(raw)
+        value = int(raw)
     except ValueError:
-        raise SystemExit(f"{var}={raw!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise SystemExit(f"{var}={port} is out of range")
-    return port
+        raise SystemExit(f"{var}={raw!r} is not {what}") from None
+    if value < low or (high is not None and value > high):
+        raise SystemExit(f"{var}={value}{bound}")
+    return value
+
+
+def _port(var: str, default: int) -> int:
+    return _int_var(var, default, "a port number", 1, 65535, " is out of range")
 
 
 def _positive_minutes(var: str, default: int) -> int:
-    raw = os.environ.get(var, str(default))
-    try:
-        minutes = int(raw)
-    except ValueError:
-        raise SystemExit(f"{var}={raw!r} is not a whole number of minutes") from None
-    if minutes < 1:
-        raise SystemExit(f"{var}={minutes}: at least 1 minute")
-    return minutes
+    return _int_var(var, default, "a whole number of minutes", 1, None, ": at least 1 minute")
 
 
 def _stack_name(name: str) -> str:
