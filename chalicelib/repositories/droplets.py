@@ -8,6 +8,15 @@ from chalicelib.errors import NotFoundError
 from chalicelib.repositories.base import domain_errors, lock_cluster, new_id, tenant_filter, utc_text
 from chalicelib.tenancy import owner_tenant
 
+# A droplet under a known id, inserted from its cluster's row (its tenant read there, the row share-locked so the
+# cluster cannot be deleted before the commit) unless a droplet with that id exists: `insert_if_absent` and `record`.
+# Placeholders: id, name, region, provider, size, image, status, ip_address, cluster id; then `{cond}` (the tenant
+# filter on clusters, and any further condition) and `{returning}` are filled in.
+_INSERT_FROM_CLUSTER = (
+    "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status, ip_address) "
+    "SELECT %s, clusters.tenant_id, clusters.id, %s, %s, %s, %s, %s, %s, %s FROM clusters "
+    "WHERE clusters.id = %s{cond} LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE droplets.id = droplets.id{returning}")
+
 _COLUMNS = ", ".join(["id", "tenant_id", "cluster_id", "name", "region", "provider", "size", "image", "status", "ip_address",
                       "provider_instance_id", "version", utc_text("created_at"), utc_text("updated_at")])
 
@@ -50,10 +59,7 @@ class DropletRepository:
             if announced_by_job is not None else ("", ())
         with db.transaction() as cur, domain_errors("Cluster not found"):
             cur.execute(
-                "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status, "
-                "ip_address) SELECT %s, clusters.tenant_id, clusters.id, %s, %s, %s, %s, %s, %s, %s FROM clusters "
-                f"WHERE clusters.id = %s{cond}{job} LOCK IN SHARE MODE "
-                "ON DUPLICATE KEY UPDATE droplets.id = droplets.id",
+                _INSERT_FROM_CLUSTER.format(cond=cond + job, returning=""),
                 (droplet_id, name, region, provider, size, image, status, ip_address, cluster_id, *args, *job_args),
             )
             if cur.rowcount == 1:
@@ -69,27 +75,18 @@ class DropletRepository:
         the cluster is missing."""
         cond, args = tenant_filter("clusters.tenant_id")
         with db.transaction() as cur, domain_errors("Cluster not found"):
+            # RETURNING gives the row either way (a result set's row count cannot tell which): a row inserted now has
+            # this statement's NOW(6) as its created_at, a row that was there an earlier one.
             cur.execute(
-                "INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status) "
-                "SELECT %s, clusters.tenant_id, clusters.id, %s, %s, %s, %s, %s, 'provisioning' FROM clusters "
-                f"WHERE clusters.id = %s{cond} LOCK IN SHARE MODE "
-                # RETURNING gives the row either way (a result set's row count cannot tell which): a row inserted
-                # now has this statement's NOW(6) as its created_at, a row that was there an earlier one.
-                f"ON DUPLICATE KEY UPDATE droplets.id = droplets.id "
-                f"RETURNING {_COLUMNS}, droplets.created_at = NOW(6) AS inserted_now",
-                (droplet_id, name, region, provider, size, image, cluster_id, *args),
+                _INSERT_FROM_CLUSTER.format(
+                    cond=cond, returning=f" RETURNING {_COLUMNS}, droplets.created_at = NOW(6) AS inserted_now"),
+                (droplet_id, name, region, provider, size, image, "provisioning", None, cluster_id, *args),
             )
             row = cur.fetchone()
             if row is None:
                 lock_cluster(cur, cluster_id)  # NotFoundError when the cluster is missing
                 raise NotFoundError("Cluster not found")
             return row, bool(row.pop("inserted_now"))
-
-    def exists(self, droplet_id: str) -> bool:
-        cond, args = tenant_filter()
-        with db.transaction() as cur:
-            cur.execute(f"SELECT 1 FROM droplets WHERE id = %s{cond}", (droplet_id, *args))
-            return cur.fetchone() is not None
 
     def get(self, droplet_id: str) -> dict[str, Any]:
         """The droplet; NotFoundError when missing."""

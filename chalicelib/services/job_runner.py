@@ -104,22 +104,19 @@ def _launch(run: JobRun, droplets: DropletRepository, droplet: dict[str, Any],
     return droplet
 
 
-def _recorded_droplet(run: JobRun, droplets: DropletRepository, droplet_id: str, name: str,
-                      check_new: Callable[[], None] | None = None) -> dict[str, Any]:
-    """The droplet `droplet_id` of the job's cluster, recorded as `provisioning` first if absent (one statement).
+def _recorded_droplet(run: JobRun, droplets: DropletRepository, droplet_id: str,
+                      name: str) -> tuple[dict[str, Any], bool]:
+    """The droplet `droplet_id` of the job's cluster, recorded as `provisioning` first if absent (one statement),
+    and whether it was inserted now.
 
     Job droplets have ids derived from the job's (`_job_droplet_id`), so a run that crashed after recording a
     droplet finds the same row on its retry, instead of adding a second droplet or leaving the first one
-    `provisioning` for ever. `check_new()` runs only when the droplet was inserted now, with it counted: raising
-    there (a quota, JobFailed) rolls the insert back with the caller's unit of work."""
-    droplet, inserted = droplets.record(
+    `provisioning` for ever."""
+    return droplets.record(
         droplet_id=droplet_id, cluster_id=run.job.cluster_id, name=name,
         region=_parameter(run, "region", DEFAULT_REGION, REGIONS),
         size=_parameter(run, "size", DEFAULT_SIZE, DROPLET_SIZES),
         image=_parameter(run, "image", DEFAULT_IMAGE), provider=_parameter(run, "provider", DEFAULT_PROVIDER))
-    if inserted and check_new is not None:
-        check_new()
-    return droplet
 
 
 def _within_quota(check: Callable[[QuotaService], None]) -> None:
@@ -153,9 +150,10 @@ def provision(run: JobRun) -> dict[str, Any]:
         # A new droplet's quota is checked again as the job runs, after its insert (so counted already: room for
         # 0 more), which a refusal rolls back: one statement fewer than asking first whether it exists.
         with unit_of_work():
-            droplet = _recorded_droplet(
-                run, droplets, _job_droplet_id(run.job.id), run.parameters.get("name") or f"droplet-{run.job.id[4:12]}",
-                check_new=lambda: _within_quota(lambda quotas: quotas.check_new_droplets(run.job.cluster_id, 0)))
+            droplet, new = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id),
+                                             run.parameters.get("name") or f"droplet-{run.job.id[4:12]}")
+            if new:  # JobFailed here rolls the insert back with this unit of work
+                _within_quota(lambda quotas: quotas.check_new_droplets(run.job.cluster_id, 0))
             run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
 
     def active(droplet: dict[str, Any]) -> None:
@@ -194,8 +192,8 @@ def scale(run: JobRun) -> dict[str, Any]:
     changes = max(1, adds or len(live) - target)
     added, removed = [], []
     for i in range(adds):
-        droplet = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id, i),
-                                    f"droplet-{run.job.id[4:12]}-{base + i + 1}")
+        droplet, _ = _recorded_droplet(run, droplets, _job_droplet_id(run.job.id, i),
+                                       f"droplet-{run.job.id[4:12]}-{base + i + 1}")
         if droplet["status"] != "active":
             droplet = _launch(run, droplets, droplet)
         added.append(droplet["id"])

@@ -265,6 +265,17 @@ def test_a_quota_check_reads_as_much_whatever_active_work_the_tenant_has(client,
     assert len(counters) == 6 and all(row["key"] == "PRIMARY" and row["type"] in ("ref", "range") for row in counters)
 
 
+def _latest_value_lookups(sql: str, ids: list[str]) -> list[dict]:
+    """The plan rows of `sql` (a latest-values statement for `ids`) that read `metrics`, after asserting that
+    nothing in the plan scans."""
+    statement = sql.format(ids=", ".join(["%s"] * len(ids)), cond="")
+    with db.transaction() as cur:
+        cur.execute("EXPLAIN " + statement, ids)
+        plan = cur.fetchall()
+    assert scans(plan, statement) == []
+    return [row for row in plan if row["table"] == "m"]
+
+
 def test_the_event_handlers_health_read_looks_up_each_clusters_latest_samples_by_index(clean_db):  # noqa: ANN001
     """The batch's one read of every touched cluster's latest values (issue 16, `MetricRepository.latest_values`):
     per cluster and type a `ref` lookup on idx_metrics_cluster_type_ts, no scan, no sort."""
@@ -272,12 +283,7 @@ def test_the_event_handlers_health_read_looks_up_each_clusters_latest_samples_by
 
     seed(0, 3999)
     ids = [f"bench-c{n}" for n in range(10)]
-    statement = metric_repository._LATEST_VALUES.format(ids=", ".join(["%s"] * len(ids)), cond="")
-    with db.transaction() as cur:
-        cur.execute("EXPLAIN " + statement, ids)
-        plan = cur.fetchall()
-    assert scans(plan, statement) == []
-    lookups = [row for row in plan if row["table"] == "m"]
+    lookups = _latest_value_lookups(metric_repository._LATEST_VALUES, ids)
     assert len(lookups) == 4 and all(row["type"] == "ref" and row["key"] == "idx_metrics_cluster_type_ts"
                                      for row in lookups)
     values = metric_repository.MetricRepository().latest_values(ids)
@@ -293,12 +299,7 @@ def test_the_event_handlers_health_read_looks_up_only_the_types_the_rules_read(c
     assert HEALTH_TYPES == ("cpu", "memory", "disk")
     seed(0, 3999)
     ids = [f"bench-c{n}" for n in range(10)]
-    statement = metric_repository.latest_values_sql(HEALTH_TYPES).format(ids=", ".join(["%s"] * len(ids)), cond="")
-    with db.transaction() as cur:
-        cur.execute("EXPLAIN " + statement, ids)
-        plan = cur.fetchall()
-    assert scans(plan, statement) == []
-    lookups = [row for row in plan if row["table"] == "m"]
+    lookups = _latest_value_lookups(metric_repository.latest_values_sql(HEALTH_TYPES), ids)
     assert len(lookups) == 3 and all(row["type"] == "ref" and row["key"] == "idx_metrics_cluster_type_ts"
                                      for row in lookups)
     repository = metric_repository.MetricRepository()
