@@ -471,6 +471,13 @@ class Prometheus(Service):
                 "--storage.tsdb.retention.time=2d"], {}
 
 
+# The AWS services the stack and its tests call on LocalStack (LocalStack's SERVICES; a call to any other is
+# refused). The template: CloudFormation (with S3 and STS), IAM, Lambda, API Gateway, SQS, EventBridge
+# (schedules), Secrets Manager (with KMS); the `aws` droplet provider's tests: EC2.
+LOCALSTACK_SERVICES = ("cloudformation", "s3", "sts", "iam", "lambda", "apigateway", "sqs", "events",
+                       "secretsmanager", "kms", "ec2")
+
+
 class LocalStack(Service):
     """LocalStack in host mode (no Docker), with our Lambda runtime executor plugin."""
 
@@ -515,6 +522,12 @@ class LocalStack(Service):
             # (issue 16, docs/decisions.md "The front, third round"); nothing in the stack reads them (queue depth
             # comes from GetQueueAttributes, alerts from Prometheus), and on AWS SQS emits them outside the call.
             "SQS_DISABLE_CLOUDWATCH_METRICS": "1",
+            # Only the services the stack uses (LOCALSTACK_SERVICES): no CloudWatch and no CloudWatch Logs.
+            # With them on, every Lambda invoke made LocalStack call itself twice through its own gateway
+            # (PutMetricData for AWS/Lambda Invocations, PutLogEvents for the function's output), most of the
+            # about 30 ms of CPU it spent per invoke (issue 16, sixth round). Nothing here reads either: the
+            # functions' output is in $CG_STATE_DIR/log/lambda/ (the executor), alerts come from Prometheus.
+            "SERVICES": ",".join(LOCALSTACK_SERVICES),
             # Event source mappings as on AWS (issue 16, docs/decisions.md): the next batch is polled as soon
             # as one is done while a backlog exists (LocalStack's default waits 1 s after every batch), and an
             # idle queue is polled at least every second (default: backing off to 10 s, where AWS long-polls).

@@ -26,6 +26,20 @@ def http_get(url: str, timeout: float = 60, headers: dict[str, str] | None = Non
         return exc.code, exc.read()
 
 
+def test_localstack_runs_the_stacks_services_and_no_cloudwatch(stack):
+    # devstack.services.LOCALSTACK_SERVICES: every service the stack and its tests call is up; CloudWatch and
+    # CloudWatch Logs are not, so a Lambda invoke costs LocalStack no calls to itself (issue 16, sixth round).
+    from devstack.services import LOCALSTACK_SERVICES
+
+    status, body = http_get(f"{stack['endpoint_url']}/_localstack/health")
+    assert status == 200
+    services = json.loads(body)["services"]
+    not_up = {name: services.get(name) for name in LOCALSTACK_SERVICES
+              if services.get(name) not in ("running", "available")}
+    assert not_up == {}
+    assert (services["cloudwatch"], services["logs"]) == ("disabled", "disabled")
+
+
 def test_api_answers_through_api_gateway(stack):
     status, body = http_get(f"{stack['api_url'].rstrip('/')}/api/v1/clusters")
     assert status == 200, body[:500]
