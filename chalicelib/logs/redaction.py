@@ -1,6 +1,7 @@
 """What a job's log lines show to whoever reads them through the API (issue 18).
 
-The log store keeps every line whole; `GET /api/v1/jobs/{id}/logs` shows each through `for_viewer`: no
+The log store keeps every line as shipped (`shipping.shipped`: without INTERNAL_KEYS, which stdout keeps);
+`GET /api/v1/jobs/{id}/logs` shows each through `for_viewer`: no
 function ARNs or other Lambda internals (anywhere in a line, message text included), and a caller's id only
 to that caller. With identity (issue 13) "allowed to see it" may grow (admins); this is the one place.
 """

@@ -12,6 +12,11 @@ full (the broker is slow or down) the line is dropped and counted
 The producer is created in the sender thread, so kafka-python is imported, and the broker contacted,
 only off the request path; after a failure the thread backs off (1 s, doubling to 30 s).
 
+The shipped copy leaves out the platform keys no reader of the log store is shown
+(`redaction.INTERNAL_KEYS`: the function's ARN, memory size, request id and X-Ray trace id, about a third
+of a line's bytes); the stdout line keeps them. The broker, the bridge, the log consumer and the log
+store pay for every byte shipped (issue 16).
+
 Trade-off: a Lambda container is frozen between invocations, so lines queued at the very end of an
 invocation leave at the next thaw (or are lost with the container). Logs are best-effort telemetry;
 the stdout copy is the complete one.
@@ -20,14 +25,22 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from typing import Any
+
+from chalicelib.logs.redaction import INTERNAL_KEYS
 
 QUEUE_SIZE = 10_000
 BATCH = 500
 LINGER_SECONDS = 0.2
 MAX_RECORD_BYTES = 256 * 1024
+# `,"<platform key>":"<plain string>"` in the JSON line. Powertools writes `level` first, so each of these keys
+# follows a comma; a value with an escape in it is left alone (and still hidden from viewers by redaction).
+# A key quoted inside a string value is escaped (`\"function_arn\"`) and cannot match.
+_PLATFORM_KEYS = re.compile(
+    rb',"(?:' + b"|".join(re.escape(key.encode()) for key in sorted(INTERNAL_KEYS)) + rb')":"[^"\\]*"')
 
 
 class KafkaLogShipper(logging.Handler):
@@ -44,9 +57,9 @@ class KafkaLogShipper(logging.Handler):
         if self._thread is None or not self._thread.is_alive():
             self._start()
         try:
-            line = self.format(record)
+            line = shipped(self.format(record))
             job_id = getattr(record, "job_id", None)
-            self.queue.put_nowait((job_id.encode() if isinstance(job_id, str) else None, line.encode()))
+            self.queue.put_nowait((job_id.encode() if isinstance(job_id, str) else None, line))
         except queue.Full:
             _dropped("queue_full")
         except Exception:  # noqa: BLE001 - logging must never fail the caller
@@ -108,6 +121,11 @@ class KafkaLogShipper(logging.Handler):
                 return self.queue.empty()
             time.sleep(0.05)
         return False
+
+
+def shipped(line: str) -> bytes:
+    """The Kafka copy of a formatted line: the same JSON without the platform keys."""
+    return _PLATFORM_KEYS.sub(b"", line.encode())
 
 
 def pack(batch: list[tuple[bytes | None, bytes]]) -> list[bytes]:

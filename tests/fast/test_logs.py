@@ -15,7 +15,8 @@ import pytest
 
 from chalicelib import db, metrics, settings
 from chalicelib.functions import log_consumer, log_retention
-from chalicelib.logs.shipping import KafkaLogShipper
+from chalicelib.logs.redaction import INTERNAL_KEYS
+from chalicelib.logs.shipping import KafkaLogShipper, shipped
 from chalicelib.repositories.log_lines import LogStore, row_of
 from chalicelib.observability import logger
 
@@ -112,10 +113,10 @@ def test_lines_are_produced_to_kafka_with_the_same_json(topic):
     shipper.setFormatter(logger.registered_formatter)
     logger.addHandler(shipper)
     try:
-        logger.append_keys(job_id="job-shipped")
+        logger.append_keys(job_id="job-shipped", **LAMBDA_CONTEXT_KEYS)
         for i in range(20):
             logger.info("shipped line", extra={"n": i})
-        logger.remove_keys(["job_id"])
+        logger.remove_keys(["job_id", *LAMBDA_CONTEXT_KEYS])
         assert shipper.drain(20)
     finally:
         logger.removeHandler(shipper)
@@ -128,6 +129,24 @@ def test_lines_are_produced_to_kafka_with_the_same_json(topic):
     # The sender lingers after the first line, so a burst leaves as one Kafka record, not one per line.
     assert len(records) == 1
     assert all(v["job_id"] == "job-shipped" and v["service"] == "clustergenie" for v in values)
+    # The platform keys stay on stdout; the shipped copy (and so the log store) does without them.
+    assert all(v["function_name"] == "cg-worker" and not set(v) & INTERNAL_KEYS for v in values)
+
+
+# What Powertools' inject_lambda_context adds to every line (the values as it writes them).
+LAMBDA_CONTEXT_KEYS = {"function_name": "cg-worker", "function_memory_size": "256",
+                       "function_arn": "arn:aws:lambda:us-east-1:000000000000:function:cg-worker",
+                       "function_request_id": "2ffcc2a8-0e45-4707-8273-f12f80084eba",
+                       "xray_trace_id": "1-6b10eaa4-05aab05a2cf978bee3bdd27a"}
+
+
+def test_the_shipped_copy_drops_only_the_platform_keys():
+    line = {"level": "INFO", "message": 'quoting ,"function_arn":"arn:aws:x" and a \\ backslash', **LAMBDA_CONTEXT_KEYS,
+            "job_id": "job-1", "function_arn_note": "not a platform key"}
+    text = json.dumps(line, separators=(",", ":"))  # as Powertools writes it
+    assert json.loads(shipped(text)) == {k: v for k, v in line.items() if k not in INTERNAL_KEYS}
+    assert len(shipped(text)) < len(text.encode()) * 0.7
+
 
 
 def test_each_line_is_formatted_once_for_stdout_and_the_shipper(monkeypatch):
