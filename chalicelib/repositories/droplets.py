@@ -53,8 +53,20 @@ class DropletRepository:
         One statement when the droplet is new (issue 16): the INSERT reads the cluster's tenant from the cluster
         row itself, share-locking it, so it cannot be deleted before the commit, and is conditional on the
         announcing job's absence. Only when nothing was inserted does a second statement tell a missing
-        cluster (NotFoundError) from a droplet that is there already or a job's announcement."""
+        cluster (NotFoundError) from a droplet that is there already or a job's announcement. The usual
+        announcement, by a job that is stored, is one read and no write."""
         cond, args = tenant_filter("clusters.tenant_id")
+        if announced_by_job is not None:
+            # Most announcements are this app's jobs': one read and no write transaction (issue 16, sixth round).
+            # A job that is there wrote the row itself, so nothing is inserted; the read only tells a missing
+            # cluster. An unknown job falls through to the conditional insert, which checks it again.
+            known = db.query_one("SELECT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = %s) AS job, "
+                                 f"EXISTS (SELECT 1 FROM clusters WHERE clusters.id = %s{cond}) AS cluster",
+                                 (announced_by_job, cluster_id, *args))
+            if known["job"]:
+                if not known["cluster"]:
+                    raise NotFoundError("Cluster not found")
+                return False
         job, job_args = (" AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = %s)", (announced_by_job,)) \
             if announced_by_job is not None else ("", ())
         with db.transaction() as cur, domain_errors("Cluster not found"):

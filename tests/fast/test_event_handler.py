@@ -179,6 +179,28 @@ def test_a_droplet_deleted_before_its_jobs_announcement_is_applied_does_not_come
     assert DropletRepository().get(gone["id"])["cluster_id"] == cluster["id"]
 
 
+def test_a_stored_jobs_announcement_is_one_read_and_writes_nothing(handle, dead_letters, cluster, snapshot):
+    """Issue 16, sixth round: the usual `droplet_created` (the app's own job announcing the droplet it recorded)
+    is settled by one read, without an insert or a locking read; an unknown cluster is still told apart."""
+    from chalicelib import db
+    from chalicelib.repositories.jobs import JobRepository
+
+    job = JobRepository().create(job_type="provision", cluster_id=cluster["id"],
+                                 parameters={"cluster_id": cluster["id"]}, trace_id=str(uuid.uuid4()))
+
+    def writes() -> dict[str, int]:
+        rows = db.query("SHOW SESSION STATUS WHERE Variable_name IN ('Com_insert', 'Com_insert_select')")
+        return {r["Variable_name"]: int(r["Value"]) for r in rows}
+
+    before, written = snapshot(), writes()
+    droplet = {"id": f"droplet-{uuid.uuid4()}", "name": "web-1", "status": "active"}
+    handle(batch_of([envelope("droplet_created", cluster["id"], job_id=job["id"], payload={"droplet": droplet}),
+                     envelope("droplet_created", f"cluster-{uuid.uuid4()}", job_id=job["id"],
+                              payload={"droplet": {**droplet, "id": f"droplet-{uuid.uuid4()}"}})]))
+    assert snapshot() == before and writes() == written
+    assert (counts()["processed:droplet_created"], counts()["skipped:cluster_not_found"]) == (1, 1)
+
+
 def test_telemetry_metrics_list_persists_rows_and_sets_health(handle, dead_letters, cluster):
     event = envelope("telemetry", cluster["id"], payload={"metrics": [
         {"type": "cpu", "value": 50.0}, {"type": "memory", "value": 90.0},
