@@ -50,6 +50,7 @@ def _producer_for(bootstrap: str) -> Any:
 
     return KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=3,
+        compression_type=get_settings().kafka_compression_type,
         max_block_ms=5000, request_timeout_ms=10000,
         key_serializer=lambda k: k.encode() if k is not None else None,
         value_serializer=serialize,

@@ -29,4 +29,4 @@ logger = Logger(
 if _settings.logs_to_kafka:
     from chalicelib.logs import shipping
 
-    shipping.attach(logger, _settings.kafka_bootstrap, _settings.logs_topic)
+    shipping.attach(logger, _settings.kafka_bootstrap, _settings.logs_topic, _settings.kafka_compression_type)

@@ -63,6 +63,7 @@ def _new_relay_producer(bootstrap: str) -> Any:
 
     return KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=2, retries=3, max_in_flight_requests_per_connection=1,
+        compression_type=get_settings().kafka_compression_type,
         enable_idempotence=False, max_block_ms=2000, request_timeout_ms=5000, reconnect_backoff_max_ms=2000,
         key_serializer=lambda k: k.encode() if k is not None else None,
     )

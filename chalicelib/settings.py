@@ -11,7 +11,7 @@ these flat fields but cost every function's cold start about as much as importin
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -56,6 +56,9 @@ class Settings(BaseModel):
     redis_password: str | None = None
     redis_secret_id: str | None = None
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # Every producer's batch compression (issue 16, sixth round; docs/decisions.md): lz4 stores and moves a
+    # JSON batch in about a quarter of its bytes for little CPU. Consumers decompress whatever they get.
+    kafka_compression: Literal["lz4", "gzip", "none"] = "lz4"
     events_topic: str = "cluster-events"
     logs_topic: str = "logs.clustergenie"
     jobs_queue_name: str = Field("clustergenie-jobs", validation_alias="CG_JOBS_QUEUE")
@@ -116,6 +119,11 @@ class Settings(BaseModel):
     auth_jwt_algorithms: frozenset[str] = frozenset({"RS256", "ES256"})
     auth_jwt_tenant_claim: str = "tenant"
     auth_jwt_role_claim: str = "role"
+
+    @property
+    def kafka_compression_type(self) -> str | None:
+        """`kafka_compression` as kafka-python's producer `compression_type` (None: uncompressed)."""
+        return None if self.kafka_compression == "none" else self.kafka_compression
 
     @field_validator("ratelimit_fail_closed", "auth_jwt_algorithms", mode="before")
     @classmethod

@@ -540,6 +540,7 @@ class LocalStack(Service):
 
 
 BRIDGE_CODE = ROOT / "localstack" / "msk_bridge" / "bridge.py"
+REQUIREMENTS = ROOT / "requirements.txt"
 _BRIDGE_MODULE = "clustergenie_msk_bridge"
 
 
@@ -640,8 +641,10 @@ class Bridge(Service):
         self.mappings.write_text(json.dumps({"mappings": mappings}, indent=2) + "\n")
         pid = self.own_pid()
         stamp = self.cfg.run_dir / f"{self.name}.mappings"
-        # What it was started with: its mappings and its own code.
-        started_with = self.mappings.read_text() + "\n" + hashlib.sha256(self.code.read_bytes()).hexdigest()
+        # What it was started with: its mappings, its own code and the app venv's requirements (it runs on that
+        # venv: a package added there, such as a compression codec, is importable only after a restart).
+        started_with = "\n".join([self.mappings.read_text(), hashlib.sha256(self.code.read_bytes()).hexdigest(),
+                                   hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()])
         if pid is not None:
             problem = self.not_progressing(self.status())
             started = self.pidfile.stat().st_mtime if self.pidfile.exists() else 0
@@ -687,12 +690,22 @@ class BridgeWatch(Service):
         return f"running (pid {pid}, started by ./dev)" if pid else "stopped"
 
     def ensure(self) -> str:
+        """Start the watcher, or restart it when this module changed since (its loop runs Bridge.ensure: an
+        old watcher would judge the bridge by the old rules and restart it over and over)."""
         pid = self.own_pid()
+        self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        stamp = self.cfg.run_dir / f"{self.name}.code"
+        code = hashlib.sha256(pathlib.Path(__file__).read_bytes()).hexdigest()
+        note = "started"
         if pid is not None:
-            return f"reused (pid {pid})"
+            if stamp.exists() and stamp.read_text() == code:
+                return f"reused (pid {pid})"
+            self.stop()
+            note = f"restarted (pid {pid} ran older code)"
+        stamp.write_text(code)
         pid = process.spawn([str(self.cfg.app_python), "-m", "devstack", "watch-bridge"],
                             pidfile=self.pidfile, logfile=self.logfile, env={"PYTHONUNBUFFERED": "1"}, cwd=ROOT)
-        return f"started (pid {pid})"
+        return f"{note} (pid {pid})"
 
     def watch(self) -> None:
         """The supervisor's loop (runs until SIGTERM)."""

@@ -44,9 +44,9 @@ _PLATFORM_KEYS = re.compile(
 
 
 class KafkaLogShipper(logging.Handler):
-    def __init__(self, bootstrap: str, topic: str, maxsize: int = QUEUE_SIZE) -> None:
+    def __init__(self, bootstrap: str, topic: str, maxsize: int = QUEUE_SIZE, compression: str | None = None) -> None:
         super().__init__()
-        self.bootstrap, self.topic = bootstrap, topic
+        self.bootstrap, self.topic, self.compression = bootstrap, topic, compression  # kafka-python's compression_type
         self.queue: queue.Queue[tuple[bytes | None, bytes]] = queue.Queue(maxsize)
         self.sent = 0
         self._thread: threading.Thread | None = None
@@ -100,6 +100,7 @@ class KafkaLogShipper(logging.Handler):
             from kafka import KafkaProducer
 
             self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=20,
+                                           compression_type=self.compression,
                                            max_block_ms=3000, request_timeout_ms=5000, retries=2,
                                            client_id="clustergenie-log-shipper")
         return self._producer
@@ -157,11 +158,11 @@ def _dropped(reason: str, n: int = 1) -> None:
 _shipper: KafkaLogShipper | None = None
 
 
-def attach(powertools_logger: Any, bootstrap: str, topic: str) -> KafkaLogShipper:
+def attach(powertools_logger: Any, bootstrap: str, topic: str, compression: str | None = None) -> KafkaLogShipper:
     """Add the shipper to the Powertools logger (once), sharing its JSON formatter."""
     global _shipper
     if _shipper is None:
-        _shipper = KafkaLogShipper(bootstrap, topic)
+        _shipper = KafkaLogShipper(bootstrap, topic, compression=compression)
         _shipper.setFormatter(powertools_logger.registered_formatter)
         powertools_logger.addHandler(_shipper)
     return _shipper

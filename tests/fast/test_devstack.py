@@ -217,3 +217,26 @@ def test_the_local_broker_drops_records_past_their_retention(fresh_topic):
         producer.close()
         consumer.close()
         admin.close()
+
+
+def test_the_bridge_watcher_is_restarted_when_its_code_changed(monkeypatch, tmp_path):
+    """An old watcher would keep judging the bridge by old rules (and restart it over and over): `./dev up`
+    restarts a watcher whose code (devstack/services.py) is not the current one, and reuses a current one."""
+    import os
+
+    from devstack.services import BridgeWatch
+
+    monkeypatch.setenv("CG_STATE_DIR", str(tmp_path))  # a stack of its own: the watcher finds no stack.json
+    watch = BridgeWatch(StackConfig.from_env())
+    try:
+        first = watch.ensure()
+        pid = watch.own_pid()
+        assert first == f"started (pid {pid})"
+        assert watch.ensure() == f"reused (pid {pid})"
+        (tmp_path / "run" / "bridge-watch.code").write_text("the code of an older checkout")
+        assert watch.ensure() == f"restarted (pid {pid} ran older code) (pid {watch.own_pid()})"
+        assert watch.own_pid() != pid
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        watch.stop()

@@ -109,7 +109,7 @@ def test_lines_are_produced_to_kafka_with_the_same_json(topic):
     from chalicelib.settings import get_settings
 
     bootstrap = get_settings().kafka_bootstrap
-    shipper = KafkaLogShipper(bootstrap, topic)
+    shipper = KafkaLogShipper(bootstrap, topic, compression=get_settings().kafka_compression_type)
     shipper.setFormatter(logger.registered_formatter)
     logger.addHandler(shipper)
     try:
@@ -126,8 +126,10 @@ def test_lines_are_produced_to_kafka_with_the_same_json(topic):
     consumer.close()
     values = [json.loads(text) for m in records for text in m.value.split(b"\n")]
     assert [v["n"] for v in values] == list(range(20))
-    # The sender lingers after the first line, so a burst leaves as one Kafka record, not one per line.
+    # The sender lingers after the first line, so a burst leaves as one Kafka record, not one per line, and
+    # compressed as the settings say (lz4 unless told; the consumer decompresses it).
     assert len(records) == 1
+    assert shipper._get_producer().config["compression_type"] == "lz4"
     assert all(v["job_id"] == "job-shipped" and v["service"] == "clustergenie" for v in values)
     # The platform keys stay on stdout; the shipped copy (and so the log store) does without them.
     assert all(v["function_name"] == "cg-worker" and not set(v) & INTERNAL_KEYS for v in values)

@@ -61,8 +61,10 @@ def test_the_relay_publishes_in_order_with_ids_and_marks_them_sent(jobs, cluster
         jobs.report_progress(jobs.start(job).id, 50, "halfway")
         jobs.complete(job.id, {"done": True})
         written = OutboxRepository().events_of_job(job.id)
-        result = OutboxRelay().drain(budget_seconds=10, ignore_backoff=True)
+        relay = OutboxRelay()
+        result = relay.drain(budget_seconds=10, ignore_backoff=True)
         assert result.sent >= 4 and not result.failed
+        assert relay._producer.config["compression_type"] == "lz4"  # lz4-compressed batches, decoded by `read`
         seen = read(job.id, "job_completed")
     assert [e["type"] for e in seen] == ["job_requested", "job_started", "job_progress", "job_completed"]
     assert [e["id"] for e in seen] == [row["event_id"] for row in written]

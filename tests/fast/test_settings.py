@@ -22,9 +22,18 @@ def test_defaults_aliases_and_comma_separated_lists(monkeypatch):
 
 @pytest.mark.parametrize("variable,value", [
     ("CG_DB_PORT", "abc"), ("CG_DB_PORT", "70000"), ("CG_SCALE_COOLDOWN", "-1"), ("CG_MAX_BODY_BYTES", "0"),
-    ("CG_METRICS_ENABLED", "maybe"),
+    ("CG_METRICS_ENABLED", "maybe"), ("CG_KAFKA_COMPRESSION", "snappy"),
 ])
 def test_a_bad_variable_fails_with_its_name(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=f"invalid configuration: {variable}: "):
         load_settings()
+
+
+@pytest.mark.parametrize("value,producer_setting", [(None, "lz4"), ("gzip", "gzip"), ("none", None)])
+def test_kafka_compression_is_the_producers_compression_type(monkeypatch, value, producer_setting):
+    if value is None:
+        monkeypatch.delenv("CG_KAFKA_COMPRESSION", raising=False)
+    else:
+        monkeypatch.setenv("CG_KAFKA_COMPRESSION", value)
+    assert load_settings().kafka_compression_type == producer_setting
