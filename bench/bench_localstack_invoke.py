@@ -30,6 +30,8 @@ STATE_DIR = pathlib.Path(os.environ.get("CG_STATE_DIR") or ROOT / ".local")
 ROUTE = "/api/v1/clusters"
 NOOP = "clustergenie-bench-noop"
 
+import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
+
 
 def load_env() -> dict:
     from devstack.config import load_stack_env
@@ -153,10 +155,14 @@ def main() -> int:
     payload = b"{}"
     lam.invoke(FunctionName=NOOP, Payload=payload)["Payload"].read()
     noop = []
+    before = cpu_accounting.snapshot(STATE_DIR)
     for _ in range(args.warm):
         started = time.perf_counter()
         lam.invoke(FunctionName=NOOP, Payload=payload)["Payload"].read()
         noop.append((time.perf_counter() - started) * 1000)
+    # What one invoke costs the platform (LocalStack's own process) and the function's process, in CPU: with
+    # CloudWatch and CloudWatch Logs running, LocalStack called itself twice per invoke (issue 16, sixth round).
+    noop_cpu = cpu_accounting.per_unit_ms(cpu_accounting.delta(before, cpu_accounting.snapshot(STATE_DIR)), args.warm)
 
     in_process = bench_in_process(args.warm, admin_key)
 
@@ -165,6 +171,7 @@ def main() -> int:
         "api_gateway_cold": summary(cold),
         "api_gateway_warm": summary(warm),
         "baseline_noop_lambda_invoke": summary(noop),
+        "baseline_noop_lambda_invoke_cpu_ms": {k: v for k, v in noop_cpu.items() if v >= 0.05},
         "baseline_in_process_chalice_client": summary(in_process),
     }
     warm_p50 = result["api_gateway_warm"]["p50_ms"]
@@ -180,6 +187,7 @@ def main() -> int:
                      "baseline_in_process_chalice_client"):
             s = result[name]
             print(f"{name:<36} n={s['n']:<4} p50={s['p50_ms']:>8.2f} ms  p99={s['p99_ms']:>8.2f} ms")
+        print(f"{'noop invoke CPU ms by process':<36} {result['baseline_noop_lambda_invoke_cpu_ms']}")
         for name, value in result["ratios"].items():
             print(f"{name:<36} {value}x")
     return 0
