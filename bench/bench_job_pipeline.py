@@ -45,6 +45,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # devstack, as the other benches
 
 import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
+from chalicelib.aws import keep_connections_alive  # noqa: E402
 from devstack.config import load_stack_env  # noqa: E402
 from quiescence import wait_until_quiet  # noqa: E402
 STATE = pathlib.Path(os.environ.get("CG_STATE_DIR", ROOT / ".local"))
@@ -348,7 +349,9 @@ def main() -> None:
                          cursorclass=pymysql.cursors.DictCursor)
     session = boto3.session.Session(region_name=stack.get("region", "us-east-1"), aws_access_key_id="test",
                                     aws_secret_access_key="test")
-    sqs = session.client("sqs", endpoint_url=stack["endpoint_url"])
+    # The ceiling's client asks for persistent connections, as the app's clients do (chalicelib/aws.py): the same
+    # HTTP behaviour on both sides of the ratio.
+    sqs = keep_connections_alive(session.client("sqs", endpoint_url=stack["endpoint_url"]))
     awslambda = session.client("lambda", endpoint_url=stack["endpoint_url"])
     print(f"load before: {os.getloadavg()}", flush=True)
     pipeline = bench_pipeline(stack, db, awslambda, args.jobs, args.threads, args.timeout, args.steady, args.front,

@@ -528,6 +528,7 @@ class LocalStack(Service):
             # CPU per invoke, 3.6 ms without (issue 16, sixth round). Nothing here reads either: the
             # functions' output is in $CG_STATE_DIR/log/lambda/ (the executor), alerts come from Prometheus.
             "SERVICES": ",".join(LOCALSTACK_SERVICES),
+            "IN_MEMORY_CLIENT": "1",
             # Event source mappings as on AWS (issue 16, docs/decisions.md): the next batch is polled as soon
             # as one is done while a backlog exists (LocalStack's default waits 1 s after every batch), and an
             # idle queue is polled at least every second (default: backing off to 10 s, where AWS long-polls).

@@ -408,6 +408,10 @@ class InvokeError(Exception):
     """The Invoke API itself failed (LocalStack down, function not deployed yet): not the function's fault."""
 
 
+def _ask_for_keep_alive(request: Any, **_: Any) -> None:
+    request.headers["Connection"] = "keep-alive"
+
+
 class MappingWorker(threading.Thread):
     """One mapping: a consumer in the group, batching, invoking, committing, retrying, dead-lettering."""
 
@@ -432,11 +436,15 @@ class MappingWorker(threading.Thread):
         import boto3
         from botocore.config import Config
 
-        return boto3.session.Session().client(
+        client = boto3.session.Session().client(
             service,
             region_name=self.region,
             config=Config(retries={"max_attempts": 1}, connect_timeout=3, read_timeout=read_timeout),
         )
+        # One connection for every invoke, as the app's clients (chalicelib/aws.py): LocalStack closes a
+        # connection after each response unless the request asks for keep-alive.
+        client.meta.events.register("before-send", _ask_for_keep_alive)
+        return client
 
     @property
     def lambda_client(self):

@@ -70,6 +70,15 @@ def test_localstack_runs_no_cloudwatch_or_logs(monkeypatch, tmp_path):
     assert {"cloudformation", "lambda", "apigateway", "sqs", "events", "secretsmanager"} <= set(services)
 
 
+def test_localstack_calls_itself_in_memory(monkeypatch, tmp_path):
+    # LocalStack's own calls (API Gateway invoking a function, an event source mapping receiving from and deleting
+    # on its queue) go straight to its gateway, not through an HTTP connection to itself: LocalStack's CPU per
+    # request of the no-op route 10.0 -> 6.2-7.3 ms (issue 16, seventh round).
+    monkeypatch.setenv("CG_STATE_DIR", str(tmp_path))
+    _, env = LocalStack(StackConfig.from_env()).command()
+    assert env["IN_MEMORY_CLIENT"] == "1"
+
+
 class Empty(Exception):
     """Stands in for LocalStack's EmptyPollResultsException."""
 

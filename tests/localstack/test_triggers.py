@@ -40,6 +40,18 @@ def test_localstack_runs_the_stacks_services_and_no_cloudwatch(stack):
     assert (services["cloudwatch"], services["logs"]) == ("disabled", "disabled")
 
 
+def test_localstack_keeps_the_apps_connections_open(aws, stack):
+    # chalicelib/aws.py: the app's clients ask for keep-alive, so LocalStack does not close each connection after
+    # its response (as it does for a request that does not ask: the second client here).
+    from chalicelib.aws import keep_connections_alive
+
+    kept, plain = keep_connections_alive(aws("sqs")), aws("sqs")
+    queue = stack["queues"]["jobs"].rsplit("/", 1)[1]
+    for client, connection in ((kept, None), (plain, "close")):
+        headers = client.get_queue_url(QueueName=queue)["ResponseMetadata"]["HTTPHeaders"]
+        assert headers.get("connection") == connection
+
+
 def test_api_answers_through_api_gateway(stack):
     status, body = http_get(f"{stack['api_url'].rstrip('/')}/api/v1/clusters")
     assert status == 200, body[:500]
