@@ -20,7 +20,7 @@ from chalicelib import aws
 
 class LocalStackLikeHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    connections: list[str] = []
+    connections: list[int] = []  # the client's port, once per connection accepted
     asked: list[str | None] = []
 
     def setup(self) -> None:
@@ -77,6 +77,23 @@ def test_a_client_without_it_pays_a_connection_per_call(localstack_like):
         plain.get_queue_url(QueueName="jobs")
     assert LocalStackLikeHandler.asked == [None] * 3
     assert len(LocalStackLikeHandler.connections) == 3
+
+
+def test_the_msk_bridges_lambda_client_keeps_its_connection_too(localstack_like):
+    # The bridge invokes a function per batch it delivers (localstack/msk_bridge/bridge.py, its own boto3 client).
+    import threading
+
+    from devstack.services import load_bridge_module
+
+    bridge = load_bridge_module()
+    mapping = bridge.Mapping.from_dict({"topic": "cluster-events", "function_name": "f", "consumer_group": "g",
+                                        "batch_size": 10, "maximum_batching_window_seconds": 0.2})
+    worker = bridge.MappingWorker(mapping, "127.0.0.1:1", "us-east-1", threading.Event())
+    for _ in range(3):
+        response = worker.lambda_client.invoke(FunctionName="f", Payload=b"{}")
+        assert response["StatusCode"] == 200 and response["Payload"].read()  # read, as the bridge does
+    assert LocalStackLikeHandler.asked == ["keep-alive"] * 3
+    assert len(LocalStackLikeHandler.connections) == 1
 
 
 def test_keep_alive_is_an_unsigned_header():
