@@ -12,7 +12,7 @@ import json
 import select
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pymysql
@@ -134,6 +134,27 @@ def reset_connection() -> None:
 # How deep the lock holder is in nested `transaction()`s: an inner one joins the outer transaction, so a
 # state change and the outbox row announcing it commit together (chalicelib/repositories/outbox.py).
 _depth = 0
+# Rows held back until the outermost transaction commits (`defer`): per kind, the function that writes them
+# and the rows, in the order they were deferred. Kinds are written in the order they were first deferred.
+_deferred: dict[str, tuple[Callable[[pymysql.cursors.DictCursor, list[Any]], None], list[Any]]] = {}
+
+
+def defer(kind: str, write: Callable[[pymysql.cursors.DictCursor, list[Any]], None], row: Any) -> None:
+    """Hold `row` back until the current transaction is about to commit, then write all of its kind with one
+    call of `write(cursor, rows)` (one multi-row statement instead of one per row; issue 16).
+
+    Inside the transaction, so the rows commit with everything else in it or not at all; a rollback drops
+    them. Only for rows nothing reads back before the commit (the outbox: the relay reads after it)."""
+    if not _depth:
+        raise RuntimeError("db.defer outside a transaction")
+    _deferred.setdefault(kind, (write, []))[1].append(row)
+
+
+def _write_deferred(cursor: pymysql.cursors.DictCursor) -> None:
+    while _deferred:
+        kind = next(iter(_deferred))
+        write, rows = _deferred.pop(kind)
+        write(cursor, rows)
 
 
 @contextlib.contextmanager
@@ -157,10 +178,13 @@ def transaction() -> Iterator[pymysql.cursors.DictCursor]:
         conn = get_connection()
         cursor = conn.cursor()
         _depth = 1
+        _deferred.clear()
         try:
             yield cursor
+            _write_deferred(cursor)
             conn.commit()
         except BaseException as exc:
+            _deferred.clear()
             with contextlib.suppress(Exception):
                 conn.rollback()
             if isinstance(exc, pymysql.err.Error) and _unreachable(exc):

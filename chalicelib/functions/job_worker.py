@@ -38,7 +38,7 @@ from chalicelib.models.domain import Job
 from chalicelib.observability import logger
 from chalicelib.outbox import get_outbox_relay
 from chalicelib.redis_client import get_redis
-from chalicelib.services.job_runner import JobFailed, JobRun, run_job
+from chalicelib.services.job_runner import STARTED_BY_FIRST_STEP, JobFailed, JobRun, StartRefused, run_job
 from chalicelib.services.job_state import FINAL_STATUSES, IllegalTransition
 from chalicelib.services.jobs import JobService
 
@@ -161,16 +161,28 @@ def _run(job: Job, message: dict[str, str], read_with_batch: bool = False) -> di
         logger.warning("resuming a job left in processing", extra={"progress": job.progress})
     started = time.perf_counter()
     correlation_id = message["correlation_id"]
+    if job.type in STARTED_BY_FIRST_STEP:  # the start joins the runner's first unit of work (JobRun)
+        run = JobRun(job, jobs, correlation_id=correlation_id, started=False)
+    else:
+        try:
+            run = JobRun(jobs.start(job, correlation_id), jobs, correlation_id=correlation_id)
+        except IllegalTransition:
+            if read_with_batch:
+                raise _ReadAgain() from None
+            raise
     try:
-        run = JobRun(jobs.start(job, correlation_id), jobs, correlation_id=correlation_id)
-    except IllegalTransition:
+        result = run_job(run)
+        if not run.finished:
+            run.ensure_started()  # a runner left to start itself that wrote nothing
+    except StartRefused:
+        # The row read with the batch was moved meanwhile: the runner's first unit of work, the start with it, was
+        # rolled back, so nothing was done. Decided again on the fresh row, as an eager start would have been.
         if read_with_batch:
             raise _ReadAgain() from None
         raise
-    try:
-        result = run_job(run)
     except JobFailed as exc:
-        jobs.fail(job.id, str(exc), correlation_id)
+        # A start rolled back with the failing step is recorded with the failure: `job_started`, then `job_failed`.
+        jobs.fail(job.id, str(exc), correlation_id, picked_up=job)
         logger.warning("job failed", extra={"reason": str(exc)})
         metrics.observe_job(job.type, "failed", time.perf_counter() - started)
         return {"job_id": job.id, "outcome": "failed"}
@@ -186,7 +198,8 @@ def _run(job: Job, message: dict[str, str], read_with_batch: bool = False) -> di
             jobs.note_attempt_error(job.id, exc)
         raise
     # Logged by the move itself ("job transition" to `completed`), as every state change is.
-    jobs.complete(job.id, result, correlation_id, last_seen=run.job)
+    if not run.finished:  # else completed by the runner in its last unit of work (JobRun.finish)
+        jobs.complete(job.id, result, correlation_id, last_seen=run.job)
     metrics.observe_job(job.type, "completed", time.perf_counter() - started)
     return {"job_id": job.id, "outcome": "completed"}
 

@@ -1,6 +1,7 @@
 """Droplets in MySQL."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from chalicelib import db
@@ -148,6 +149,23 @@ class DropletRepository:
         if row is None:
             raise NotFoundError("Droplet not found")
         return row
+
+    def update_known(self, droplet: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        """`update` of a droplet the caller has just read or written (`droplet`, with its version): one UPDATE
+        conditional on that version, and the row it leaves built from `droplet` instead of read back (issue 16).
+        When someone else changed the droplet meanwhile, `update` applies the changes to the row as it is."""
+        allowed = ("status", "ip_address", "provider_instance_id")
+        fields = [f for f in allowed if f in changes]
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        cond, args = tenant_filter()
+        with db.transaction() as cur:
+            cur.execute(f"UPDATE droplets SET {''.join(f'{f} = %s, ' for f in fields)}updated_at = %s, "
+                        f"version = version + 1 WHERE id = %s AND version = %s{cond}",
+                        (*[changes[f] for f in fields], now, droplet["id"], droplet["version"], *args))
+            if cur.rowcount != 1:
+                return self.update(droplet["id"], changes)
+        return {**droplet, **{f: changes[f] for f in fields}, "version": droplet["version"] + 1,
+                "updated_at": f"{now:%Y-%m-%d %H:%M:%S.%f}Z"}
 
     def count_by_cluster_status(self, cluster_ids: list[str]) -> list[dict[str, Any]]:
         """Rows of cluster_id, status and n: how many droplets each of `cluster_ids` has in each status."""

@@ -15,16 +15,19 @@ __all__ = ["RELAY_LOCK", "OutboxRepository", "unit_of_work"]
 RELAY_LOCK = "clustergenie_outbox_relay"
 
 
+def _insert_rows(cur: Any, rows: list[tuple[Any, ...]]) -> None:
+    cur.execute("INSERT INTO outbox (event_id, topic, partition_key, event_type, job_id, body) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows)), [value for row in rows for value in row])
+
+
 class OutboxRepository:
     def add(self, *, event_id: str, topic: str, partition_key: str | None, event: dict[str, Any]) -> None:
-        """Store one event to publish (inside the caller's unit of work, if any)."""
-        with db.transaction() as cur:
-            cur.execute(
-                "INSERT INTO outbox (event_id, topic, partition_key, event_type, job_id, body) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (event_id, topic, partition_key, event.get("type", ""), event.get("job_id"),
-                 json.dumps(event, separators=(",", ":"), default=str)),
-            )
+        """Store one event to publish (inside the caller's unit of work, if any). The row is written when the
+        unit of work commits, with every other event of it in one multi-row INSERT (`db.defer`, issue 16):
+        the rows get their ids, and so their publishing order, in the order they were added."""
+        with db.transaction():
+            db.defer("outbox", _insert_rows, (event_id, topic, partition_key, event.get("type", ""),
+                                              event.get("job_id"), json.dumps(event, separators=(",", ":"), default=str)))
 
     def unsent(self, limit: int) -> list[dict[str, Any]]:
         """The oldest unsent events, in the order they were written (id order)."""

@@ -22,6 +22,7 @@ from chalicelib.observability import logger
 from chalicelib.outbox import unit_of_work
 from chalicelib.providers import ProviderError, get_provider
 from chalicelib.repositories import DropletRepository
+from chalicelib.services.job_state import IllegalTransition
 from chalicelib.services.jobs import JobService
 from chalicelib.services.quotas import QuotaExceededError, QuotaService
 
@@ -37,13 +38,29 @@ class JobFailed(Exception):
     """The job cannot succeed; the message is the reason stored in the job's `error`."""
 
 
-class JobRun:
-    """One execution of one job: progress goes to the database first, then out as an event."""
+class StartRefused(IllegalTransition):
+    """A start left to the runner (`JobRun.ensure_started`) was refused: someone else moved the job since it was
+    read (a redelivery, the sweeper). The unit of work it was in is rolled back with it."""
 
-    def __init__(self, job: Job, jobs: JobService, correlation_id: str | None) -> None:
+
+class JobRun:
+    """One execution of one job: progress goes to the database first, then out as an event.
+
+    Two of a job's state changes may join a runner's own unit of work instead of committing alone (issue 16):
+    - the start (`queued` -> `processing`, `job_started`): a runner in STARTED_BY_FIRST_STEP begins with a local
+      write, so the worker leaves the start to it; `ensure_started` records it inside the runner's first unit of
+      work (its first progress report or event), and in any case before the first call to a provider;
+    - the completion: a runner whose last step is a unit of work may `finish` the job inside it (its last
+      progress, then `completed`), and the worker does not complete it again.
+    Every state change is still committed with the event announcing it, in the order of the changes.
+    """
+
+    def __init__(self, job: Job, jobs: JobService, correlation_id: str | None, *, started: bool = True) -> None:
         self.job = job
         self.jobs = jobs
         self.correlation_id = correlation_id
+        self.started = started
+        self.finished = False
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -54,15 +71,33 @@ class JobRun:
         """What an earlier, interrupted run of this job recorded (empty on a first run)."""
         return self.job.result if isinstance(self.job.result, dict) else {}
 
+    def ensure_started(self) -> None:
+        """Record the job's start (in the caller's unit of work, if any) unless it is recorded already."""
+        if not self.started:
+            try:
+                self.job = self.jobs.start(self.job, self.correlation_id)
+            except IllegalTransition as exc:
+                raise StartRefused(str(exc)) from None
+            self.started = True
+
     def emit(self, event_type: str, message: str, payload: dict[str, Any] | None = None) -> None:
         """Announce something that happened in this job (a droplet created) without a state change."""
+        self.ensure_started()
         self.jobs.announce(self.job, event_type, message, payload, correlation_id=self.correlation_id)
 
     def progress(self, progress: int, message: str, checkpoint: dict[str, Any] | None = None) -> None:
         """Record progress (never decreasing) and, optionally, a checkpoint; JobService announces it."""
+        self.ensure_started()
         result = {**self.checkpoint, **checkpoint} if checkpoint else None
         self.job = self.jobs.report_progress(self.job.id, max(progress, self.job.progress), message, result,
                                              correlation_id=self.correlation_id, known=self.job)
+
+    def finish(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Complete the job with `result` now, in the caller's unit of work; the worker then leaves it as it is."""
+        self.ensure_started()
+        self.job = self.jobs.complete(self.job.id, result, self.correlation_id, last_seen=self.job)
+        self.finished = True
+        return result
 
 
 def _parameter(run: JobRun, name: str, default: str, allowed: tuple[str, ...] | None = None) -> str:
@@ -88,13 +123,14 @@ def _launch(run: JobRun, droplets: DropletRepository, droplet: dict[str, Any],
 
     `then(droplet)` runs in the same unit of work as the droplet's activation (the job's next progress
     report): one commit for both, the events in that order."""
+    run.ensure_started()  # never a provider call for a job still shown `queued`
     try:
         instance = get_provider(droplet["provider"]).launch(droplet)
     except ProviderError as exc:
         droplets.update(droplet["id"], {"status": "error"})
         raise JobFailed(f"provider {droplet['provider']} failed to launch {droplet['id']}: {exc}") from None
     with unit_of_work():  # the droplet active and its `droplet_created` event: both or neither
-        droplet = droplets.update(droplet["id"], {"status": "active", "ip_address": instance.ip_address,
+        droplet = droplets.update_known(droplet, {"status": "active", "ip_address": instance.ip_address,
                                                   "provider_instance_id": instance.instance_id})
         run.emit("droplet_created", f"droplet {droplet['id']} is active",
                  {"droplet": Droplet.from_row(droplet).model_dump(mode="json")})
@@ -156,13 +192,15 @@ def provision(run: JobRun) -> dict[str, Any]:
                 _within_quota(lambda quotas: quotas.check_new_droplets(run.job.cluster_id, 0))
             run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
 
-    def active(droplet: dict[str, Any]) -> None:
+    def active(droplet: dict[str, Any]) -> None:  # the last step: the job completes in its unit of work
         run.progress(90, f"droplet {droplet['id']} is active")
+        run.finish({"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]})
 
     if droplet["status"] != "active":
         droplet = _launch(run, droplets, droplet, then=active)
     else:
-        active(droplet)
+        with unit_of_work():
+            active(droplet)
     return {"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]}
 
 
@@ -292,6 +330,11 @@ RUNNERS: dict[str, Callable[[JobRun], dict[str, Any]]] = {
     "provision": provision, "scale": scale, "diagnose": diagnose, "monitor": monitor,
     "migrate": migrate, "deploy": deploy, "terminate": terminate,
 }
+
+
+# Runners whose first step is a local write with no provider call before it: the job's start joins that step's
+# unit of work (`JobRun.ensure_started`). provision records its droplet (and the quota check) first.
+STARTED_BY_FIRST_STEP = frozenset({"provision"})
 
 
 def run_job(run: JobRun) -> dict[str, Any]:

@@ -148,9 +148,18 @@ class JobService:
                           correlation_id=correlation_id)
         return job
 
-    def fail(self, job_id: str, reason: str, correlation_id: str | None = None) -> Job:
-        """Mark the job `failed` with `reason` and announce `job_failed` (IllegalTransition if it is final)."""
+    def fail(self, job_id: str, reason: str, correlation_id: str | None = None, *,
+             picked_up: Job | None = None) -> Job:
+        """Mark the job `failed` with `reason` and announce `job_failed` (IllegalTransition if it is final).
+
+        `picked_up`: the job as the worker picked it up to run it. When it was `queued` and its start was rolled
+        back with the step that failed (`JobRun.ensure_started`), the start is recorded first, in the same unit
+        of work: a run's events are `job_started`, then `job_failed`, however far it got."""
         with unit_of_work():
+            if picked_up is not None and picked_up.status == "queued":
+                row = self.jobs.get(job_id, for_update=True)
+                if row["status"] == "queued":
+                    self.start(Job.from_row(row), correlation_id)
             job = self.transition(job_id, "failed", error=reason)
             self.announce(job, "job_failed", reason, {"error": reason}, correlation_id=correlation_id)
         return job
