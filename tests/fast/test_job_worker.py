@@ -109,6 +109,54 @@ def test_provision_job_completes_with_one_active_droplet_and_its_events_in_order
     assert created["payload"]["droplet"]["id"] == droplet["id"]
 
 
+def test_a_provision_job_commits_twice_with_its_events_in_the_order_of_its_changes(client, make_cluster, submit,
+                                                                                  worker, events, monkeypatch):
+    """Issue 16: the start joins the droplet's record and the first checkpoint (one commit, before the provider is
+    called), and the completion joins the droplet's activation (one commit); every event is still there, in order."""
+    import pymysql
+
+    from chalicelib.functions import job_worker
+    from chalicelib.providers import get_provider
+
+    cluster = make_cluster()
+    job, body = submit("provision", cluster_id=cluster["id"])
+    commits, status_at_launch = [], []
+    running = {"now": False}  # inside the worker's run of the job (not the batch's read, not the relay after it)
+    real_commit, real_run = pymysql.connections.Connection.commit, job_worker._run
+
+    def counted_commit(conn):  # noqa: ANN001
+        if running["now"]:
+            commits.append(1)
+        return real_commit(conn)
+
+    def run(*args, **kwargs):  # noqa: ANN002, ANN003
+        running["now"] = True
+        try:
+            return real_run(*args, **kwargs)
+        finally:
+            running["now"] = False
+
+    def launch(droplet):  # noqa: ANN001
+        with db.connect() as observer, observer.cursor() as cur:  # another connection: only what is committed
+            cur.execute("SELECT status FROM jobs WHERE id = %s", (job["id"],))
+            status_at_launch.append((cur.fetchone()["status"], len(commits)))
+        return real_launch(droplet)
+
+    provider = get_provider("simulated")
+    real_launch = provider.launch
+    monkeypatch.setattr(pymysql.connections.Connection, "commit", counted_commit)
+    monkeypatch.setattr(job_worker, "_run", run)
+    monkeypatch.setattr(provider, "launch", launch)
+    assert worker([body]) == {"batchItemFailures": []}
+    assert len(commits) == 2
+    assert status_at_launch == [("processing", 1)]  # started, and committed, before the provider was called
+    assert job_row(client, job["id"])["status"] == "completed"
+    seen = events(job["id"], "job_completed")
+    assert [(e["type"], e["progress"]) for e in seen] == [
+        ("job_requested", 0), ("job_started", 5), ("job_progress", 30), ("droplet_created", 30),
+        ("job_progress", 90), ("job_completed", 100)]
+
+
 def test_provision_honours_region_and_size_parameters(client, make_cluster, submit, worker):
     cluster = make_cluster()
     job, body = submit("provision", cluster_id=cluster["id"], region="ams3", size="s-2vcpu-4gb", name="db-1")
@@ -376,7 +424,7 @@ def _usage(cluster_id: str) -> int:
 
 
 def test_a_provision_refused_by_the_droplet_quota_as_it_runs_fails_and_leaves_no_droplet(
-        client, make_cluster, submit, worker):
+        client, make_cluster, submit, worker, events):
     """The run-time check counts the droplet the job has just inserted (issue 16: no separate existence read);
     a refusal rolls that insert back with the checkpoint, so no droplet and no counted usage are left."""
     cluster = make_cluster()
@@ -389,6 +437,8 @@ def test_a_provision_refused_by_the_droplet_quota_as_it_runs_fails_and_leaves_no
     row = job_row(client, job["id"])
     assert row["status"] == "failed" and "quota exceeded: droplets limit of cluster" in row["error"], row
     assert len(droplets_of(cluster["id"])) == 1 and _usage(cluster["id"]) == 1
+    # The start went back with the refused step, and is recorded with the failure: still started, then failed.
+    assert [e["type"] for e in events(job["id"], "job_failed")] == ["job_requested", "job_started", "job_failed"]
 
 
 def test_a_droplet_the_job_already_recorded_is_not_refused_by_the_quota_it_counts_in(
@@ -425,3 +475,26 @@ def test_recording_a_droplet_in_a_missing_cluster_is_not_found():
         DropletRepository().record(droplet_id=f"droplet-{uuid.uuid4()}", cluster_id=f"cluster-{uuid.uuid4()}",
                                    name="x", region="nyc3", size="s-1vcpu-1gb", image="ubuntu-22-04-x64",
                                    provider="simulated")
+
+
+def test_a_droplet_update_from_the_row_it_knows_returns_the_stored_row_without_reading_it(make_cluster):
+    """`update_known` (issue 16) writes against the version it was given and builds the row instead of reading it
+    back: the row it returns is the stored one. A droplet changed meanwhile is updated as it is now."""
+    from chalicelib.repositories import DropletRepository
+
+    droplets, cluster = DropletRepository(), make_cluster()
+
+    def recorded() -> dict[str, Any]:
+        return droplets.record(droplet_id=f"droplet-{uuid.uuid4()}", cluster_id=cluster["id"], name="x",
+                               region="nyc3", size="s-1vcpu-1gb", image="ubuntu-22-04-x64", provider="simulated")[0]
+
+    known = recorded()
+    updated = droplets.update_known(known, {"status": "active", "ip_address": "10.1.2.3", "provider_instance_id": "i-1"})
+    assert updated == droplets.get(known["id"]) and updated["version"] == known["version"] + 1
+
+    stale = recorded()
+    droplets.update(stale["id"], {"provider_instance_id": "i-elsewhere"})  # someone else, since `stale` was read
+    updated = droplets.update_known(stale, {"status": "active"})
+    assert updated == droplets.get(stale["id"])
+    assert (updated["status"], updated["provider_instance_id"], updated["version"]) == ("active", "i-elsewhere",
+                                                                                        stale["version"] + 2)

@@ -55,6 +55,47 @@ def test_a_failed_event_write_rolls_the_state_change_back(jobs, cluster_id, monk
     assert _unsent_types(job.id) == ["job_requested", "job_started"]
 
 
+def test_a_unit_of_works_events_are_written_in_one_insert_at_commit_in_their_order(jobs, cluster_id,  # noqa: ANN001
+                                                                                   monkeypatch):
+    """Issue 16: the outbox rows of one unit of work wait for its commit (`db.defer`) and go in one multi-row
+    INSERT, with ids in the order the events were recorded; a rollback writes none of them."""
+    from chalicelib.outbox import unit_of_work
+
+    job = jobs.start(jobs.submit("monitor", cluster_id, {}))
+    statements: list[str] = []
+    real_execute = db.pymysql.cursors.Cursor.execute
+
+    def traced(cursor, query, args=None):  # noqa: ANN001
+        statements.append(query)
+        return real_execute(cursor, query, args)
+
+    monkeypatch.setattr(db.pymysql.cursors.Cursor, "execute", traced)
+    with unit_of_work():
+        job = jobs.report_progress(job.id, 40, "forty", known=job)
+        assert OutboxRepository().events_of_job(job.id)[-1]["event_type"] == "job_started"  # not written yet
+        jobs.complete(job.id, {"done": True}, last_seen=job)
+    inserts = [q for q in statements if q.startswith("INSERT INTO outbox")]
+    assert len(inserts) == 1 and inserts[0].count("(%s, %s, %s, %s, %s, %s)") == 2
+    rows = OutboxRepository().events_of_job(job.id)
+    assert [r["event_type"] for r in rows] == ["job_requested", "job_started", "job_progress", "job_completed"]
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+
+    other = jobs.start(jobs.submit("monitor", cluster_id, {}))
+    with pytest.raises(RuntimeError), unit_of_work():
+        jobs.report_progress(other.id, 10, "ten", known=other)
+        raise RuntimeError("the unit of work fails after its event was recorded")
+    assert _unsent_types(other.id) == ["job_requested", "job_started"] and jobs.get(other.id).progress == 5
+    with unit_of_work():  # and the next unit of work does not write the dropped row
+        jobs.report_progress(other.id, 20, "twenty")
+    assert [r["body"].count('"progress":20') for r in OutboxRepository().events_of_job(other.id)][-1] == 1
+    assert _unsent_types(other.id) == ["job_requested", "job_started", "job_progress"]
+
+
+def test_a_row_deferred_outside_a_transaction_is_refused():
+    with pytest.raises(RuntimeError, match="outside a transaction"):
+        db.defer("outbox", lambda cursor, rows: None, ("row",))
+
+
 def test_the_relay_publishes_in_order_with_ids_and_marks_them_sent(jobs, cluster_id, kafka_broker):  # noqa: ANN001
     with topic_reader(get_settings().events_topic, lambda event: event.get("job_id")) as read:
         job = jobs.submit("monitor", cluster_id, {})
