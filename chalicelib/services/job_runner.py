@@ -71,14 +71,19 @@ class JobRun:
         """What an earlier, interrupted run of this job recorded (empty on a first run)."""
         return self.job.result if isinstance(self.job.result, dict) else {}
 
-    def ensure_started(self) -> None:
-        """Record the job's start (in the caller's unit of work, if any) unless it is recorded already."""
+    def ensure_started(self, first_report: tuple[int, str, Any] | None = None) -> None:
+        """Record the job's start (in the caller's unit of work, if any) unless it is recorded already; with
+        `first_report` (progress, message, result) the first progress report is the same write."""
         if not self.started:
             try:
-                self.job = self.jobs.start(self.job, self.correlation_id)
+                self.job = self.jobs.start(self.job, self.correlation_id, first_report=first_report)
             except IllegalTransition as exc:
                 raise StartRefused(str(exc)) from None
             self.started = True
+        elif first_report is not None:
+            progress, message, result = first_report
+            self.job = self.jobs.report_progress(self.job.id, progress, message, result,
+                                                 correlation_id=self.correlation_id, known=self.job)
 
     def emit(self, event_type: str, message: str, payload: dict[str, Any] | None = None) -> None:
         """Announce something that happened in this job (a droplet created) without a state change."""
@@ -87,15 +92,17 @@ class JobRun:
 
     def progress(self, progress: int, message: str, checkpoint: dict[str, Any] | None = None) -> None:
         """Record progress (never decreasing) and, optionally, a checkpoint; JobService announces it."""
-        self.ensure_started()
         result = {**self.checkpoint, **checkpoint} if checkpoint else None
-        self.job = self.jobs.report_progress(self.job.id, max(progress, self.job.progress), message, result,
-                                             correlation_id=self.correlation_id, known=self.job)
+        self.ensure_started((max(progress, self.job.progress), message, result))
 
-    def finish(self, result: dict[str, Any]) -> dict[str, Any]:
-        """Complete the job with `result` now, in the caller's unit of work; the worker then leaves it as it is."""
+    def finish(self, result: dict[str, Any], last_report: tuple[int, str] | None = None) -> dict[str, Any]:
+        """Complete the job with `result` now, in the caller's unit of work, after its last progress report
+        `last_report` (progress, message) made with it; the worker then leaves the job as it is."""
         self.ensure_started()
-        self.job = self.jobs.complete(self.job.id, result, self.correlation_id, last_seen=self.job)
+        if last_report is not None:
+            last_report = (max(last_report[0], self.job.progress), last_report[1])
+        self.job = self.jobs.complete(self.job.id, result, self.correlation_id, last_seen=self.job,
+                                      last_report=last_report)
         self.finished = True
         return result
 
@@ -193,8 +200,8 @@ def provision(run: JobRun) -> dict[str, Any]:
             run.progress(30, f"droplet {droplet['id']} recorded", {"droplet_id": droplet["id"]})
 
     def active(droplet: dict[str, Any]) -> None:  # the last step: the job completes in its unit of work
-        run.progress(90, f"droplet {droplet['id']} is active")
-        run.finish({"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]})
+        run.finish({"droplet_id": droplet["id"], "ip_address": droplet["ip_address"]},
+                   last_report=(90, f"droplet {droplet['id']} is active"))
 
     if droplet["status"] != "active":
         droplet = _launch(run, droplets, droplet, then=active)

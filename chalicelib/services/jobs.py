@@ -112,14 +112,24 @@ class JobService:
         return Job.from_rows(rows), total
 
     # --- moving a job, each move saved first and then announced ------------------------------------------
-    def start(self, job: Job, correlation_id: str | None = None) -> Job:
+    def start(self, job: Job, correlation_id: str | None = None, *,
+              first_report: tuple[int, str, Any] | None = None) -> Job:
         """`queued` -> `processing` at 5%; a job left `processing` by a crashed delivery resumes as it is.
-        Either way `job_started` is announced."""
+        Either way `job_started` is announced.
+
+        `first_report`: (progress, message, result) of the run's first progress report, made with the start: one
+        write for both moves of a job the caller holds (issue 16), announced as `job_started`, then `job_progress`."""
         with unit_of_work():
-            if job.status == "queued":
-                job = self.transition(job.id, "processing", progress=5, known=job)
-            self.announce(job, "job_started", f"{job.type} job started", correlation_id=correlation_id)
-        return job
+            moves = [("processing", {"progress": 5})] if job.status == "queued" else []
+            if first_report is not None:
+                progress, _, result = first_report
+                moves.append(("processing", {"progress": progress, "result": result}))
+            after = self._move(job, moves)
+            started = after[0] if job.status == "queued" else job
+            self.announce(started, "job_started", f"{job.type} job started", correlation_id=correlation_id)
+            if first_report is not None:
+                self.announce(after[-1], "job_progress", first_report[1], correlation_id=correlation_id)
+        return after[-1] if after else job
 
     def report_progress(self, job_id: str, progress: int, message: str, result: Any = None,
                         correlation_id: str | None = None, *, known: Job | None = None) -> Job:
@@ -131,12 +141,23 @@ class JobService:
         return job
 
     def complete(self, job_id: str, result: Any, correlation_id: str | None = None, *,
-                 last_seen: Job | None = None) -> Job:
+                 last_seen: Job | None = None, last_report: tuple[int, str] | None = None) -> Job:
         """Mark the job `completed` with `result` and announce `job_completed`.
 
         The last `terminate` job of a deleted cluster deletes the cluster and this job's row with it
         (`result["cluster_deleted"]`): its outcome is then the completion event alone, about `last_seen`.
+
+        `last_report`: (progress, message) of the run's last progress report, made with the completion: one write
+        for both moves of `last_seen` (issue 16), announced as `job_progress`, then `job_completed`.
         """
+        if last_report is not None and last_seen is not None:
+            with unit_of_work():
+                reported, job = self._move(last_seen, [("processing", {"progress": last_report[0]}),
+                                                       ("completed", {"result": result})])
+                self.announce(reported, "job_progress", last_report[1], correlation_id=correlation_id)
+                self.announce(job, "job_completed", f"{job.type} job completed", {"result": result},
+                              correlation_id=correlation_id)
+            return job
         with unit_of_work():
             try:
                 job = self.transition(job_id, "completed", result=result, known=last_seen)
@@ -196,17 +217,43 @@ class JobService:
 
     def _transition_known(self, job: Job, new_status: str, **change: Any) -> Job | None:
         """The move from `job` at its version, or None when the row is no longer at that version."""
+        moved = self._moves_known(job, [(new_status, change)])
+        return moved[0] if moved is not None else None
+
+    def _moves_known(self, job: Job, moves: list[tuple[str, dict[str, Any]]]) -> list[Job] | None:
+        """`moves` ((new status, change), each checked by the status machine from where the one before left the
+        job) from `job` at its version, written as one UPDATE: the job after each move, or None (nothing written)
+        when the row is no longer at that version."""
         now = dt.datetime.now(dt.timezone.utc)
-        state = job_state.next_state({"id": job.id, "status": job.status, "progress": job.progress}, new_status,
-                                     now=now, **change)
-        state["updated_at"] = now.replace(tzinfo=None)  # written, so that the saved job is known without reading it
-        if not self.jobs.save_state_at(job.id, job.version, state):
+        written: dict[str, Any] = {}
+        after: list[Job] = []
+        current = job
+        for new_status, change in moves:
+            state = job_state.next_state({"id": job.id, "status": current.status, "progress": current.progress},
+                                         new_status, now=now, **change)
+            written.update(state)
+            saved = {k: (v.replace(tzinfo=dt.timezone.utc) if isinstance(v, dt.datetime) else v) for k, v in state.items()}
+            current = current.model_copy(update={**saved, "updated_at": now, "version": job.version + 1})
+            after.append(current)
+        written["updated_at"] = now.replace(tzinfo=None)  # written, so that the saved job is known without reading it
+        if not self.jobs.save_state_at(job.id, job.version, written):
             return None
-        saved = {k: (v.replace(tzinfo=dt.timezone.utc) if isinstance(v, dt.datetime) else v) for k, v in state.items()}
-        moved = job.model_copy(update={**saved, "version": job.version + 1})
-        logger.info("job transition", extra={"job_id": job.id, "trace_id": job.trace_id, "from": job.status,
-                                             "to": moved.status, "progress": moved.progress})
-        return moved
+        previous = job
+        for moved in after:
+            logger.info("job transition", extra={"job_id": job.id, "trace_id": job.trace_id, "from": previous.status,
+                                                 "to": moved.status, "progress": moved.progress})
+            previous = moved
+        return after
+
+    def _move(self, job: Job, moves: list[tuple[str, dict[str, Any]]]) -> list[Job]:
+        """`moves` of `job` as the caller holds it: one write (`_moves_known`); when someone else moved the job
+        meanwhile, each move is decided again on the fresh row, one after the other (`transition`)."""
+        if not moves:
+            return []
+        after = self._moves_known(job, moves)
+        if after is None:
+            after = [self.transition(job.id, new_status, **change) for new_status, change in moves]
+        return after
 
     def announce(self, job: Job, event_type: str, message: str, payload: dict[str, Any] | None = None, *,
                  correlation_id: str | None = None) -> str:

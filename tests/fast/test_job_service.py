@@ -100,6 +100,42 @@ def test_each_move_is_saved_then_announced_with_the_saved_state(jobs, cluster_id
     assert len(published.events) == 5  # a refused move announces nothing
 
 
+def test_a_start_with_its_first_report_and_a_completion_with_its_last_are_one_write_each(jobs, cluster_id, published,
+                                                                                        monkeypatch):
+    """Issue 16: two moves of a job the caller holds are one UPDATE, each still announced in order with its state;
+    the row ends as the two moves one after the other would have left it."""
+    import pymysql.connections
+
+    job = jobs.submit("provision", cluster_id, {})
+    updates: list[str] = []
+    real_query = pymysql.connections.Connection.query
+    monkeypatch.setattr(pymysql.connections.Connection, "query", lambda conn, sql, unbuffered=False: (
+        updates.append(sql) if sql.startswith("UPDATE jobs") else None, real_query(conn, sql, unbuffered))[1])
+    started = jobs.start(job, "msg-1", first_report=(30, "recorded", {"droplet_id": "d-1"}))
+    assert len(updates) == 1
+    row = jobs.get(job.id)
+    assert (row.status, row.progress, row.result, row.version) == ("processing", 30, {"droplet_id": "d-1"}, job.version + 1)
+    assert row.started_at is not None and started.model_dump() == row.model_dump()
+    done = jobs.complete(job.id, {"droplet_id": "d-1"}, "msg-1", last_seen=started, last_report=(90, "active"))
+    assert len(updates) == 2
+    row = jobs.get(job.id)
+    assert (row.status, row.progress, row.completed_at is not None) == ("completed", 100, True)
+    assert done.model_dump() == row.model_dump()
+    assert [(e["type"], e["progress"], e["message"]) for e in published.events] == [
+        ("job_requested", 0, "job requested"), ("job_started", 5, "provision job started"),
+        ("job_progress", 30, "recorded"), ("job_progress", 90, "active"), ("job_completed", 100, "provision job completed")]
+
+
+def test_a_start_with_its_first_report_on_a_job_moved_meanwhile_is_decided_again_and_refused(jobs, cluster_id,
+                                                                                            published):
+    job = jobs.submit("provision", cluster_id, {})
+    jobs.fail(job.id, "dead-lettered")  # the sweeper, after the worker read the job
+    with pytest.raises(IllegalTransition):
+        jobs.start(job, "msg-1", first_report=(30, "recorded", {"droplet_id": "d-1"}))
+    assert jobs.get(job.id).status == "failed"
+    assert [e["type"] for e in published.events] == ["job_requested", "job_failed"]
+
+
 def test_fail_saves_the_reason_and_announces_it(jobs, cluster_id, published):
     job = jobs.submit("diagnose", cluster_id, {})
     failed = jobs.fail(job.id, "provider refused", correlation_id="msg-9")

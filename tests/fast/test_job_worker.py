@@ -111,8 +111,9 @@ def test_provision_job_completes_with_one_active_droplet_and_its_events_in_order
 
 def test_a_provision_job_commits_twice_with_its_events_in_the_order_of_its_changes(client, make_cluster, submit,
                                                                                   worker, events, monkeypatch):
-    """Issue 16: the start joins the droplet's record and the first checkpoint (one commit, before the provider is
-    called), and the completion joins the droplet's activation (one commit); every event is still there, in order."""
+    """Issue 16: the start joins the droplet's record and the first checkpoint (one commit and one write of the job's
+    row, before the provider is called), and the completion joins the droplet's activation and the last progress
+    report (one commit, one write); every event is still there, in order."""
     import pymysql
 
     from chalicelib.functions import job_worker
@@ -142,13 +143,22 @@ def test_a_provision_job_commits_twice_with_its_events_in_the_order_of_its_chang
             status_at_launch.append((cur.fetchone()["status"], len(commits)))
         return real_launch(droplet)
 
+    job_writes = []
+    real_query = pymysql.connections.Connection.query
+
+    def traced_query(conn, sql, unbuffered=False):  # noqa: ANN001
+        if running["now"] and sql.startswith("UPDATE jobs"):
+            job_writes.append(sql)
+        return real_query(conn, sql, unbuffered)
+
     provider = get_provider("simulated")
     real_launch = provider.launch
+    monkeypatch.setattr(pymysql.connections.Connection, "query", traced_query)
     monkeypatch.setattr(pymysql.connections.Connection, "commit", counted_commit)
     monkeypatch.setattr(job_worker, "_run", run)
     monkeypatch.setattr(provider, "launch", launch)
     assert worker([body]) == {"batchItemFailures": []}
-    assert len(commits) == 2
+    assert len(commits) == 2 and len(job_writes) == 2  # the job's row: started at 30%, then completed
     assert status_at_launch == [("processing", 1)]  # started, and committed, before the provider was called
     assert job_row(client, job["id"])["status"] == "completed"
     seen = events(job["id"], "job_completed")
