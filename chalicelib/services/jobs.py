@@ -238,11 +238,9 @@ class JobService:
         written["updated_at"] = now.replace(tzinfo=None)  # written, so that the saved job is known without reading it
         if not self.jobs.save_state_at(job.id, job.version, written):
             return None
-        previous = job
-        for moved in after:
-            logger.info("job transition", extra={"job_id": job.id, "trace_id": job.trace_id, "from": previous.status,
-                                                 "to": moved.status, "progress": moved.progress})
-            previous = moved
+        # One line per write of the row (its events tell each move): from where it was to where it is now.
+        logger.info("job transition", extra={"job_id": job.id, "trace_id": job.trace_id, "from": job.status,
+                                             "to": current.status, "progress": current.progress})
         return after
 
     def _move(self, job: Job, moves: list[tuple[str, dict[str, Any]]]) -> list[Job]:

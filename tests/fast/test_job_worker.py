@@ -110,7 +110,8 @@ def test_provision_job_completes_with_one_active_droplet_and_its_events_in_order
 
 
 def test_a_provision_job_commits_twice_with_its_events_in_the_order_of_its_changes(client, make_cluster, submit,
-                                                                                  worker, events, monkeypatch):
+                                                                                  worker, events, monkeypatch,
+                                                                                  caplog):
     """Issue 16: the start joins the droplet's record and the first checkpoint (one commit and one write of the job's
     row, before the provider is called), and the completion joins the droplet's activation and the last progress
     report (one commit, one write); every event is still there, in order."""
@@ -159,6 +160,8 @@ def test_a_provision_job_commits_twice_with_its_events_in_the_order_of_its_chang
     monkeypatch.setattr(provider, "launch", launch)
     assert worker([body]) == {"batchItemFailures": []}
     assert len(commits) == 2 and len(job_writes) == 2  # the job's row: started at 30%, then completed
+    transitions = [(r.__dict__["from"], r.to, r.progress) for r in caplog.records if r.getMessage() == "job transition"]
+    assert transitions == [("queued", "processing", 30), ("processing", "completed", 100)]  # one line per write
     assert status_at_launch == [("processing", 1)]  # started, and committed, before the provider was called
     assert job_row(client, job["id"])["status"] == "completed"
     seen = events(job["id"], "job_completed")
