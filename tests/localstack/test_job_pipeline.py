@@ -255,16 +255,22 @@ def test_a_batch_with_one_poison_message_completes_nine_and_the_redriven_poison_
 
 
 def test_a_worker_killed_mid_job_is_retried_and_completes_once(stack, aws, app_db, cluster, locker, events):
-    job_id, body = insert_job(app_db, cluster)
-    # The worker takes the job to `processing`, then blocks recording its droplet (the insert share-locks
-    # the cluster row, which the test holds): a worker stopped mid-job, at a point the test can see.
-    locker.lock("clusters", cluster)
+    # A droplet recorded as POST /droplets records it, and a provision job to launch it. The worker takes the job to
+    # `processing` at 30% (committed), calls the provider, then blocks activating the droplet (its row is locked by
+    # the test): a worker stopped mid-job, after its first commit, at a point the test can see.
+    droplet_id = f"droplet-{uuid.uuid4()}"
+    with app_db.cursor() as cur:
+        cur.execute("INSERT INTO droplets (id, tenant_id, cluster_id, name, region, provider, size, image, status) "
+                    "SELECT %s, tenant_id, id, 'killed-mid-job', 'nyc3', 'simulated', 's-1vcpu-1gb', "
+                    "'ubuntu-22-04-x64', 'provisioning' FROM clusters WHERE id = %s", (droplet_id, cluster))
+    job_id, body = insert_job(app_db, cluster, droplet_id=droplet_id)
+    locker.lock("droplets", droplet_id)
     aws("sqs").send_message(QueueUrl=stack["queues"]["jobs"], MessageBody=body)
 
     def blocked_worker_connection():
         with app_db.cursor() as cur:
             cur.execute("SELECT HOST FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
-                        (f"INSERT INTO droplets (id, tenant_id, cluster_id,%'{cluster}'%",))
+                        (f"UPDATE droplets SET status%'{droplet_id}'%",))
             row = cur.fetchone()
         return row["HOST"] if row else None
 
@@ -283,6 +289,7 @@ def test_a_worker_killed_mid_job_is_retried_and_completes_once(stack, aws, app_d
     types = [e["type"] for e in stream]
     assert types.count("job_completed") == 1 and types.count("droplet_created") == 1
     assert types.count("job_started") == 2  # the killed run and the retry
+    assert done["progress"] == 100 and json.loads(done["result"])["droplet_id"] == droplet_id
 
 
 def test_an_aws_droplet_gets_a_real_ec2_instance_from_localstack(api, aws, app_db, cluster):
