@@ -145,9 +145,10 @@ def defer(kind: str, write: Callable[[pymysql.cursors.DictCursor, list[Any]], No
 
     Inside the transaction, so the rows commit with everything else in it or not at all; a rollback drops
     them. Only for rows nothing reads back before the commit (the outbox: the relay reads after it)."""
-    if not _depth:
-        raise RuntimeError("db.defer outside a transaction")
-    _deferred.setdefault(kind, (write, []))[1].append(row)
+    with _lock:  # the transaction's owner holds it: another thread waits here, then finds no transaction of its own
+        if not _depth:
+            raise RuntimeError("db.defer outside a transaction")
+        _deferred.setdefault(kind, (write, []))[1].append(row)
 
 
 def _write_deferred(cursor: pymysql.cursors.DictCursor) -> None:
