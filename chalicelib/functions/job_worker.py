@@ -39,7 +39,7 @@ from chalicelib.observability import logger
 from chalicelib.outbox import get_outbox_relay
 from chalicelib.redis_client import get_redis
 from chalicelib.services.job_runner import STARTED_BY_FIRST_STEP, JobFailed, JobRun, StartRefused, run_job
-from chalicelib.services.job_state import FINAL_STATUSES, IllegalTransition
+from chalicelib.services.job_state import FINAL_STATUSES
 from chalicelib.services.jobs import JobService
 
 # A batch whose every record failed is reported like any other (all ids in batchItemFailures) instead of
@@ -161,22 +161,18 @@ def _run(job: Job, message: dict[str, str], read_with_batch: bool = False) -> di
         logger.warning("resuming a job left in processing", extra={"progress": job.progress})
     started = time.perf_counter()
     correlation_id = message["correlation_id"]
-    if job.type in STARTED_BY_FIRST_STEP:  # the start joins the runner's first unit of work (JobRun)
-        run = JobRun(job, jobs, correlation_id=correlation_id, started=False)
-    else:
-        try:
-            run = JobRun(jobs.start(job, correlation_id), jobs, correlation_id=correlation_id)
-        except IllegalTransition:
-            if read_with_batch:
-                raise _ReadAgain() from None
-            raise
+    run = JobRun(job, jobs, correlation_id=correlation_id, started=False)
     try:
+        if job.type not in STARTED_BY_FIRST_STEP:
+            # Started alone, before the runner: it calls a provider, or runs for long, before its first write.
+            # A runner in STARTED_BY_FIRST_STEP records the start in its first unit of work (JobRun).
+            run.ensure_started()
         result = run_job(run)
         if not run.finished:
             run.ensure_started()  # a runner left to start itself that wrote nothing
     except StartRefused:
-        # The row read with the batch was moved meanwhile: the runner's first unit of work, the start with it, was
-        # rolled back, so nothing was done. Decided again on the fresh row, as an eager start would have been.
+        # The row read with the batch was moved meanwhile, so nothing was done: the start was refused (with the
+        # runner's first unit of work, rolled back, if it was in one). Decided again on the fresh row.
         if read_with_batch:
             raise _ReadAgain() from None
         raise

@@ -18,6 +18,8 @@ _INSERT_FROM_CLUSTER = (
     "SELECT %s, clusters.tenant_id, clusters.id, %s, %s, %s, %s, %s, %s, %s FROM clusters "
     "WHERE clusters.id = %s{cond} LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE droplets.id = droplets.id{returning}")
 
+# What the provisioning pipeline may change on a droplet (`update`, `update_known`).
+PIPELINE_FIELDS = ("status", "ip_address", "provider_instance_id")
 _COLUMNS = ", ".join(["id", "tenant_id", "cluster_id", "name", "region", "provider", "size", "image", "status", "ip_address",
                       "provider_instance_id", "version", utc_text("created_at"), utc_text("updated_at")])
 
@@ -137,8 +139,7 @@ class DropletRepository:
 
     def update(self, droplet_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Set status/ip_address/provider_instance_id (the provisioning pipeline's fields)."""
-        allowed = ("status", "ip_address", "provider_instance_id")
-        fields = [f for f in allowed if f in changes]
+        fields = [f for f in PIPELINE_FIELDS if f in changes]
         assignments = "".join(f"{f} = %s, " for f in fields)
         cond, args = tenant_filter()
         with db.transaction() as cur:
@@ -154,8 +155,7 @@ class DropletRepository:
         """`update` of a droplet the caller has just read or written (`droplet`, with its version): one UPDATE
         conditional on that version, and the row it leaves built from `droplet` instead of read back (issue 16).
         When someone else changed the droplet meanwhile, `update` applies the changes to the row as it is."""
-        allowed = ("status", "ip_address", "provider_instance_id")
-        fields = [f for f in allowed if f in changes]
+        fields = [f for f in PIPELINE_FIELDS if f in changes]
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         cond, args = tenant_filter()
         with db.transaction() as cur:

@@ -150,21 +150,18 @@ class JobService:
         `last_report`: (progress, message) of the run's last progress report, made with the completion: one write
         for both moves of `last_seen` (issue 16), announced as `job_progress`, then `job_completed`.
         """
-        if last_report is not None and last_seen is not None:
-            with unit_of_work():
+        with unit_of_work():
+            if last_report is not None and last_seen is not None:
                 reported, job = self._move(last_seen, [("processing", {"progress": last_report[0]}),
                                                        ("completed", {"result": result})])
                 self.announce(reported, "job_progress", last_report[1], correlation_id=correlation_id)
-                self.announce(job, "job_completed", f"{job.type} job completed", {"result": result},
-                              correlation_id=correlation_id)
-            return job
-        with unit_of_work():
-            try:
-                job = self.transition(job_id, "completed", result=result, known=last_seen)
-            except NotFoundError:
-                if last_seen is None or not (isinstance(result, dict) and result.get("cluster_deleted")):
-                    raise
-                job = last_seen
+            else:
+                try:
+                    job = self.transition(job_id, "completed", result=result, known=last_seen)
+                except NotFoundError:
+                    if last_seen is None or not (isinstance(result, dict) and result.get("cluster_deleted")):
+                        raise
+                    job = last_seen
             self.announce(job, "job_completed", f"{job.type} job completed", {"result": result},
                           correlation_id=correlation_id)
         return job

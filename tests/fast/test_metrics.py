@@ -212,6 +212,41 @@ def test_a_job_run_interrupted_by_an_outage_is_counted_as_retried_then_completed
     assert value(text, "clustergenie_job_duration_seconds_count", type="provision", outcome="completed") == 1
 
 
+def test_an_outage_at_a_jobs_start_is_counted_as_retried_and_leaves_the_job_queued(app, client, make_cluster,
+                                                                                    fresh_metrics, monkeypatch):
+    """A runner started before it runs (diagnose) meets an outage in its start: the delivery is retried and counted
+    `retried` like an outage anywhere else in the run, nothing is written, and the redelivery completes the job."""
+    import json
+
+    from chalice.test import Client
+
+    from chalicelib.errors import DependencyUnavailableError
+    from chalicelib.repositories import JobRepository
+    from chalicelib.services.jobs import JobService
+
+    cluster = make_cluster()
+    job_id = client.post("/api/v1/jobs", {"type": "diagnose", "parameters": {"cluster_id": cluster["id"]}},
+                         headers={"X-User-ID": "metrics-start-outage"}).json["job"]["id"]
+
+    def unreachable(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        raise DependencyUnavailableError("database")
+
+    with Client(app) as test_client:
+        event = test_client.events.generate_sqs_event(
+            queue_name="clustergenie-jobs", message_bodies=[json.dumps({"job_id": job_id, "trace_id": "t"})])
+        with monkeypatch.context() as patched:
+            patched.setattr(JobService, "start", unreachable)
+            failed = test_client.lambda_.invoke("job_worker", event).payload
+        assert len(failed["batchItemFailures"]) == 1  # left for SQS to deliver again
+        assert client.get(f"/api/v1/jobs/{job_id}").json["job"]["status"] == "queued"
+        assert JobRepository().attempt_record(job_id)[0] is None  # an outage is not the job's own error
+        test_client.lambda_.invoke("job_worker", event)
+    text = render_without_scrape_readings()
+    assert value(text, "clustergenie_job_duration_seconds_count", type="diagnose", outcome="retried") == 1
+    assert value(text, "clustergenie_job_duration_seconds_count", type="diagnose", outcome="completed") == 1
+    assert client.get(f"/api/v1/jobs/{job_id}").json["job"]["status"] == "completed"
+
+
 def test_the_originals_job_and_worker_pool_metric_names_are_served(fresh_metrics, client):
     # The original's dashboards and rules (api-v1-wire.md §6) query these names and labels.
     metrics.observe_job("provision", "completed", 0.3)
