@@ -15,7 +15,10 @@ Needs `./dev up` (the deployed stack; `stack.json` and `stack.env` under CG_STAT
    `completed_at - created_at` of each job of the steady phase (3): `--steady` jobs POSTed at a fixed
    pace with the mapping running, so it is the pipeline's latency, not the backlog's age.
 3. Ceiling: on a temporary queue, `--jobs` messages sent (batches of 10), received (batches of 10, long
-   poll) and deleted (batches of 10) by the same number of threads: SQS's own rate on the same LocalStack.
+   poll) and deleted (batches of 10) by the same number of threads: SQS's own rate on the same LocalStack,
+   messages / (last delete - start). The receivers' last, empty long polls (1 s) come after the span and are
+   reported apart (`idle_tail_s`), as the drain's span ends at its last completed job (until 2026-12-03 they
+   were counted in the span, which understated SQS's rate: docs/benchmarks.md, ninth round).
 
 `--front-only`: phase 1 alone (the backlog is then drained without being measured, and SQS's ceiling is not run),
 with each route's CPU per request by process, for work on the front.
@@ -292,14 +295,17 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
         def send(batch: int) -> None:
             sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": body} for i in range(10)])
 
+        last_delete = [start]  # when the last message was deleted: the end of the measured span
+
         def drain(_: int) -> int:
             handled = 0
             while time.monotonic() < deadline:
                 got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-                if not got:
+                if not got:  # this empty poll waited its 1 s: after the span, as the drain ends at its last job
                     return handled
                 sqs.delete_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+                last_delete[0] = max(last_delete[0], time.time())
                 handled += len(got)
             return handled
 
@@ -309,9 +315,11 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
             for f in senders:
                 f.result()
             handled = sum(f.result() for f in receivers)
-        seconds = time.time() - start
+        finished = time.time()
         spent = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
+        seconds = last_delete[0] - start
         return {"messages": messages, "handled": handled, "seconds": round(seconds, 2),
+                "idle_tail_s": round(finished - last_delete[0], 2),  # the receivers' last, empty polls: not counted
                 "send_receive_delete_per_s": round(handled / seconds, 1),
                 "cpu_ms_per_message": cpu_accounting.per_unit_ms(spent, max(1, handled)), "began_quiet": quiet}
     finally:
