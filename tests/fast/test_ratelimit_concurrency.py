@@ -51,19 +51,19 @@ def _hammer(url: str, key: str, skew: float, start, results) -> None:
     deadline = time.monotonic() + DURATION
     allowed = decisions = 0
     before = _server_time(client)
-    first_at = last_admitted_at = None
+    first_at = last_admitted_at = left_then = None
     while time.monotonic() < deadline:
         decision = bucket.allow()
         decisions += 1
         first_at = decision.at if first_at is None else first_at
         if decision.allowed:
             allowed += 1
-            last_admitted_at = decision.at
+            last_admitted_at, left_then = decision.at, decision.remaining
     after = _server_time(client)
-    results.put((allowed, decisions, first_at, last_admitted_at, before, after))
+    results.put((allowed, decisions, first_at, last_admitted_at, before, after, left_then))
 
 
-def _run(url: str, skews: list[float]) -> tuple[int, int, float, float]:
+def _run(url: str, skews: list[float]) -> tuple[int, int, float, float, float]:
     key = bucket_key(f"t{uuid.uuid4().hex[:12]}", "global")
     client = redis.Redis.from_url(url, decode_responses=True)
     ctx = multiprocessing.get_context("fork")
@@ -79,9 +79,12 @@ def _run(url: str, skews: list[float]) -> tuple[int, int, float, float]:
     client.delete(key)
     allowed = sum(o[0] for o in outcomes)
     decisions = sum(o[1] for o in outcomes)
-    elapsed = max(o[3] for o in outcomes if o[3] is not None) - min(o[2] for o in outcomes)
+    # The last admission of all (the server's clock; the script runs one call at a time, so of two in the same
+    # microsecond the later one left less) and the tokens it left in the bucket.
+    last_at, left = max(((o[3], -o[6]) for o in outcomes if o[3] is not None))
+    elapsed = last_at - min(o[2] for o in outcomes)
     outer_elapsed = max(o[5] for o in outcomes) - min(o[4] for o in outcomes)
-    return allowed, decisions, elapsed, outer_elapsed
+    return allowed, decisions, elapsed, outer_elapsed, -left
 
 
 @pytest.mark.parametrize(
@@ -90,10 +93,16 @@ def _run(url: str, skews: list[float]) -> tuple[int, int, float, float]:
      pytest.param([+2.0] * (WORKERS // 2) + [-2.0] * (WORKERS // 2), id="clocks-skewed-plus-minus-2s")],
 )
 def test_shared_bucket_admits_capacity_plus_refill_and_never_more(redis_url, skews):
-    allowed, decisions, elapsed, outer_elapsed = _run(redis_url, skews)
+    allowed, decisions, elapsed, outer_elapsed, left = _run(redis_url, skews)
     assert elapsed > DURATION - 0.5
     expected = CAPACITY + RATE * elapsed
     assert decisions > 10 * allowed, "the workers did not hammer hard enough for the check to mean anything"
     assert allowed <= expected, f"admitted {allowed}, more than {expected:.2f}"
-    assert allowed >= expected - 1, f"admitted {allowed}, expected {expected:.2f} within one token"
+    # Every token is accounted for: the ones admitted plus the ones the last admission left in the bucket are the
+    # capacity plus the refill up to that moment, never more (within float rounding of microsecond times); fewer
+    # only by refill clipped at the capacity, which the hammering allows for at most one token. Not
+    # `allowed >= expected - 1`: on a loaded machine the last admission can follow a pause of every worker, and
+    # the tokens refilled during it are left in the bucket, not lost.
+    assert allowed + left <= expected + 1e-3, f"admitted {allowed} and left {left:.3f}, more than {expected:.3f}"
+    assert allowed + left >= expected - 1, f"admitted {allowed} and left {left:.3f}, {expected:.3f} expected"
     assert allowed <= CAPACITY + RATE * outer_elapsed
