@@ -114,7 +114,8 @@ def set_mapping(awslambda, uuid_: str, enabled: bool) -> None:
 
 def finished(db, clusters: list[str]) -> dict[str, dict]:
     with db.cursor() as cur:
-        cur.execute("SELECT id, status, created_at, completed_at, JSON_VALUE(result, '$.droplet_id') AS droplet_id "
+        cur.execute("SELECT id, status, created_at, started_at, completed_at, "
+                    "JSON_VALUE(result, '$.droplet_id') AS droplet_id "
                     "FROM jobs WHERE cluster_id IN %s AND status IN ('completed', 'failed')", (clusters,))
         return {r["id"]: r for r in cur.fetchall()}
 
@@ -245,6 +246,10 @@ def bench_pipeline(stack: dict, db, awslambda, jobs: int, threads: int, timeout:
                  "unfinished": sum(i not in rows for i in ids),
                  "seconds": round(max(ends) - drain_start, 2) if ends else None,
                  "jobs_per_s": round(len(ends) / (max(ends) - drain_start), 1) if ends else None,
+                 # From enabling the mapping to the first job's start: how long the backlog waited for the first
+                 # poll (counted in `seconds`, as the issue measures from the backlog).
+                 "first_start_s": round(min(utc_seconds(rows[i]["started_at"]) for i in ids if rows.get(i)
+                                            and rows[i]["started_at"]) - drain_start, 2) if ends else None,
                  "cpu_ms_per_job": cpu_accounting.per_unit_ms(drain_cpu, jobs),
                  "mariadb_per_job": server_per_job, "began_quiet": drain_quiet}
         steady_ids: list[str] = []
