@@ -89,9 +89,9 @@ def child(function: str, events_file: str, repeat: int) -> None:
         invoke(app, function, events[i % len(events)])
         warm.append(time.perf_counter() - call_started)
         warm_cpu.append(time.thread_time() - call_cpu)
-    import resource
+    from peak_memory import peak_rss_mb  # bench/, this script's directory
 
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     # A 5xx, or a batch with failed records, is not a successful invocation (the bench prints how many).
     ok = not (isinstance(result, dict) and (result.get("statusCode", 200) >= 500 or result.get("batchItemFailures")))
     warm.sort()
@@ -320,6 +320,9 @@ def main() -> None:
                 failed = [r for r in results[name] if not r["ok"]]
                 if failed:
                     failures += f"  ({name}: {len(failed)} failed, e.g. status {failed[0]['status']})"
+                statuses = sorted({r["status"] for r in results[name] if r["status"] is not None})
+                if statuses and statuses != [200]:  # a 4xx is fast and not the path measured: say so
+                    failures += f"  ({name}: HTTP {', '.join(map(str, statuses))})"
             if len(trees) == 2:
                 line += f"   {totals['after'] / totals['before']:5.2f}x {1 - totals['after'] / totals['before']:+4.0%}"
             line += "".join(f"{cpus[name]:12.1f}" for name in trees)

@@ -5,7 +5,7 @@
 For each size, in its own database `clustergenie_bench` (as bench_exporter.py: created with the admin
 connection, migrated, dropped at the end): `n` clusters with 5 droplets each and one sample of each of the
 four metric types per cluster, then one full exporter run (read, spool, PUT to the real Pushgateway into a
-bench group, deleted afterwards) in a fresh Python process, whose peak RSS (ru_maxrss) is reported with the
+bench group, deleted afterwards) in a fresh Python process, whose peak RSS (`VmHWM`, `bench/peak_memory.py`) is reported with the
 ratio to the smallest size's. The process imports the same modules at every size, so the smallest size is
 the baseline of what the code itself costs.
 """
@@ -28,14 +28,15 @@ from bench_exporter import (  # noqa: E402 - the same database, loading and clea
 )
 
 RUN = """
-import json, resource, time
+import json, time
 from chalicelib.functions import metrics_exporter
+from peak_memory import peak_rss_mb
 metrics_exporter.GROUPING_KEY = {"instance": "bench-memory"}
 started = time.perf_counter()
 result = metrics_exporter.export()
 print(json.dumps({"pushed": result["pushed"], "clusters": result.get("clusters"),
                   "seconds": time.perf_counter() - started,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -43,8 +44,8 @@ def measure(cfg, clusters: int) -> dict:  # noqa: ANN001
     create_database(cfg)
     load_clusters(cfg, clusters)
     add_metric_rows(cfg, clusters, 0, clusters * 4 - 1)
-    out = subprocess.run([sys.executable, "-c", RUN], cwd=ROOT, env=os.environ, check=True, capture_output=True,
-                         text=True)
+    out = subprocess.run([sys.executable, "-c", RUN], cwd=ROOT, check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -7,7 +7,7 @@ Each function runs in a fresh interpreter (as one Lambda execution environment):
 `--invocations` invocations through Chalice's handler on the stack's real services (./dev up), each a request
 (the API: GET a cluster, GET /jobs, GET /metrics in turn) or a batch (the worker: one queued job per
 batch; the Kafka consumers: 10 records per batch; the scheduled functions: one run each). The peak resident
-set (`ru_maxrss`) is read at the end. The baseline printed beside it is a bare Chalice + boto3 process.
+set (`VmHWM`, `bench/peak_memory.py`) is read at the end. The baseline printed beside it is a bare Chalice + boto3 process.
 The events and data are bench_cold_start's; everything created is deleted at the end.
 """
 from __future__ import annotations
@@ -28,9 +28,10 @@ LIMIT_MB = 128
 
 
 def bare_rss_mb() -> float:
-    code = ("import resource\nfrom chalice import Chalice\nimport boto3\nboto3.client('sqs', region_name='us-east-1')\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    code = ("from peak_memory import peak_rss_mb\nfrom chalice import Chalice\nimport boto3\n"
+            "boto3.client('sqs', region_name='us-east-1')\nprint(peak_rss_mb())")
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT / "bench")}).stdout)
 
 
 def main() -> None:
