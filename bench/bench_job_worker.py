@@ -151,12 +151,23 @@ def main() -> None:
     if args.db:
         os.environ["CG_DB_NAME"] = args.db
     os.environ.setdefault("CG_ENVIRONMENT", "bench")
-    os.environ.setdefault("CG_LOG_LEVEL", "WARNING")
+    # Log as the deployed worker does (INFO, every line also shipped to the logs topic: the template's defaults), so
+    # its per-job figures include the lines' cost; until 2026-12-03 the bench ran at WARNING and left out about 1 ms
+    # per job (docs/benchmarks.md, ninth round). The stdout copy goes to /dev/null: stdout is for the bench's result.
+    os.environ.setdefault("CG_LOG_LEVEL", "INFO")
+    os.environ.setdefault("CG_LOGS_TO_KAFKA", "1")
     if not os.environ.get("CG_DB_HOST", "127.0.0.1").startswith("127.0.0.1"):
         raise SystemExit("only a stack on 127.0.0.1 is benchmarked")
 
+    import logging
+
     from chalicelib import db
     from chalicelib.functions import job_worker
+    from chalicelib.observability import logger
+
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
     from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
     from chalicelib.repositories import ClusterRepository
     from chalicelib.services.jobs import JobService
