@@ -321,31 +321,31 @@ def bench_sqs(sqs, messages: int, threads: int, timeout: float) -> dict:
         def send(batch: int) -> None:
             sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": body} for i in range(10)])
 
-        last_delete = [start]  # when the last message was deleted: the end of the measured span
-
-        def drain(_: int) -> int:
-            handled = 0
+        def drain(_: int) -> tuple[int, float]:
+            """(messages handled, when this receiver deleted its last batch)."""
+            handled, last_delete = 0, start
             while time.monotonic() < deadline:
                 got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
                 if not got:  # this empty poll waited its 1 s: after the span, as the drain ends at its last job
-                    return handled
+                    break
                 sqs.delete_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
-                last_delete[0] = max(last_delete[0], time.time())
-                handled += len(got)
-            return handled
+                handled, last_delete = handled + len(got), time.time()
+            return handled, last_delete
 
         with cf.ThreadPoolExecutor(threads) as pool:
             senders = [pool.submit(send, b) for b in range(messages // 10)]
             receivers = [pool.submit(drain, t) for t in range(threads)]
             for f in senders:
                 f.result()
-            handled = sum(f.result() for f in receivers)
+            drained = [f.result() for f in receivers]
         finished = time.time()
         spent = cpu_accounting.delta(cpu_before, cpu_accounting.snapshot(STATE))
-        seconds = last_delete[0] - start
+        handled = sum(n for n, _ in drained)
+        last_delete = max(at for _, at in drained)  # the end of the measured span
+        seconds = last_delete - start
         return {"messages": messages, "handled": handled, "seconds": round(seconds, 2),
-                "idle_tail_s": round(finished - last_delete[0], 2),  # the receivers' last, empty polls: not counted
+                "idle_tail_s": round(finished - last_delete, 2),  # the receivers' last, empty polls: not counted
                 "send_receive_delete_per_s": round(handled / seconds, 1),
                 "cpu_ms_per_message": cpu_accounting.per_unit_ms(spent, max(1, handled)), "began_quiet": quiet}
     finally:
