@@ -163,14 +163,14 @@ def main() -> None:
 
     from chalicelib import db
     from chalicelib.functions import job_worker
+    from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
     from chalicelib.observability import logger
+    from chalicelib.repositories import ClusterRepository
+    from chalicelib.services.jobs import JobService
 
     for handler in logger.handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
-    from chalicelib.jobs_queue import InMemoryJobQueue, set_job_queue
-    from chalicelib.repositories import ClusterRepository
-    from chalicelib.services.jobs import JobService
 
     set_job_queue(InMemoryJobQueue())
     repo = ClusterRepository()
