@@ -52,6 +52,7 @@ def _producer_for(bootstrap: str) -> Any:
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=3,
         compression_type=get_settings().kafka_compression_type,
         max_block_ms=5000, request_timeout_ms=10000,
+        bootstrap_timeout_ms=5000,  # kafka-python connects in the constructor: 30 s by default, not max_block_ms
         key_serializer=lambda k: k.encode() if k is not None else None,
         value_serializer=serialize,
     )

@@ -54,9 +54,11 @@ def record_event(event: dict[str, Any], *, topic: str | None = None, outbox: Out
     return event_id
 
 
-def _new_relay_producer(bootstrap: str) -> Any:
+def _new_relay_producer(bootstrap: str, bootstrap_seconds: float) -> Any:
     """A producer for the relay alone: one in-flight request per connection (retries cannot reorder a
     partition), acks=all, and short blocking limits so an unreachable broker costs seconds, not minutes.
+    kafka-python connects in the constructor, for up to its `bootstrap_timeout_ms` (30 s by default), whatever
+    `max_block_ms` says: the relay bounds it by what is left of its budget (`bootstrap_seconds`).
     Not idempotent: delivery is at least once by design (the ledger deduplicates on the event id), and
     kafka-python's idempotent mode fails in-flight batches and bumps its epoch when the broker restarts."""
     from kafka import KafkaProducer
@@ -65,6 +67,7 @@ def _new_relay_producer(bootstrap: str) -> Any:
         bootstrap_servers=bootstrap, acks="all", linger_ms=2, retries=3, max_in_flight_requests_per_connection=1,
         compression_type=get_settings().kafka_compression_type,
         enable_idempotence=False, max_block_ms=2000, request_timeout_ms=5000, reconnect_backoff_max_ms=2000,
+        bootstrap_timeout_ms=int(bootstrap_seconds * 1000),
         key_serializer=lambda k: k.encode() if k is not None else None,
     )
 
@@ -141,7 +144,9 @@ class OutboxRelay:
             from chalicelib.event_signing import HEADER, sign  # issue 18: every produced record is signed
 
             if self._producer is None:
-                self._producer = _new_relay_producer(self.bootstrap)
+                # At most the producer's own 2 s blocking limit, and never past the deadline (at least 0.5 s).
+                self._producer = _new_relay_producer(self.bootstrap,
+                                                     max(0.5, min(2.0, deadline - time.monotonic())))
             producer = self._producer
             for row in rows:
                 value = row["body"].encode()

@@ -102,6 +102,7 @@ class KafkaLogShipper(logging.Handler):
             self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=20,
                                            compression_type=self.compression,
                                            max_block_ms=3000, request_timeout_ms=5000, retries=2,
+                                           bootstrap_timeout_ms=3000,  # the constructor connects: 30 s by default
                                            client_id="clustergenie-log-shipper")
         return self._producer
 

@@ -312,7 +312,9 @@ class LagMonitor(threading.Thread):
             self._consumers[group] = KafkaConsumer(
                 bootstrap_servers=self.bootstrap.split(","), group_id=group, client_id=f"msk-bridge-lag-{group}",
                 enable_auto_commit=False, request_timeout_ms=LAG_TIMEOUT_MS + 1_000,
-                metadata_max_age_ms=METADATA_MAX_AGE_MS)
+                # The constructor connects, for 30 s by default: a round against a stopped broker ends in the
+                # measurement's own time limit instead.
+                bootstrap_timeout_ms=LAG_TIMEOUT_MS, metadata_max_age_ms=METADATA_MAX_AGE_MS)
         return self._consumers[group]
 
     def _drop(self, group: str) -> None:
@@ -691,7 +693,7 @@ def fetch_batch(bootstrap: str, topic: str, partition: int, start: int, end: int
     from kafka.structs import TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="none")
+                             auto_offset_reset="none", bootstrap_timeout_ms=int(timeout_s * 1000))
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
