@@ -39,6 +39,7 @@ from chalicelib.settings import get_settings
 BATCH_ROWS = 200
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
+MAX_BLOCK_SECONDS = 2.0  # the relay's producer blocks at most this long on a send, and on connecting
 
 __all__ = ["OutboxRelay", "RelayResult", "record_event", "get_outbox_relay", "unit_of_work"]
 
@@ -54,19 +55,20 @@ def record_event(event: dict[str, Any], *, topic: str | None = None, outbox: Out
     return event_id
 
 
-def _new_relay_producer(bootstrap: str, bootstrap_seconds: float) -> Any:
+def _new_relay_producer(bootstrap: str, deadline: float) -> Any:
     """A producer for the relay alone: one in-flight request per connection (retries cannot reorder a
     partition), acks=all, and short blocking limits so an unreachable broker costs seconds, not minutes.
     kafka-python connects in the constructor, for up to its `bootstrap_timeout_ms` (30 s by default), whatever
-    `max_block_ms` says: the relay bounds it by what is left of its budget (`bootstrap_seconds`).
+    `max_block_ms` says: the relay bounds it by MAX_BLOCK_SECONDS and by its `deadline` (monotonic), at least 0.5 s.
     Not idempotent: delivery is at least once by design (the ledger deduplicates on the event id), and
     kafka-python's idempotent mode fails in-flight batches and bumps its epoch when the broker restarts."""
     from kafka import KafkaProducer
 
+    bootstrap_seconds = max(0.5, min(MAX_BLOCK_SECONDS, deadline - time.monotonic()))
     return KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=2, retries=3, max_in_flight_requests_per_connection=1,
         compression_type=get_settings().kafka_compression_type,
-        enable_idempotence=False, max_block_ms=2000, request_timeout_ms=5000, reconnect_backoff_max_ms=2000,
+        enable_idempotence=False, max_block_ms=int(MAX_BLOCK_SECONDS * 1000), request_timeout_ms=5000, reconnect_backoff_max_ms=2000,
         bootstrap_timeout_ms=int(bootstrap_seconds * 1000),
         key_serializer=lambda k: k.encode() if k is not None else None,
     )
@@ -144,9 +146,7 @@ class OutboxRelay:
             from chalicelib.event_signing import HEADER, sign  # issue 18: every produced record is signed
 
             if self._producer is None:
-                # At most the producer's own 2 s blocking limit, and never past the deadline (at least 0.5 s).
-                self._producer = _new_relay_producer(self.bootstrap,
-                                                     max(0.5, min(2.0, deadline - time.monotonic())))
+                self._producer = _new_relay_producer(self.bootstrap, deadline)
             producer = self._producer
             for row in rows:
                 value = row["body"].encode()
