@@ -36,7 +36,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import cpu_accounting  # noqa: E402 - bench/ (the script's own directory) is on sys.path
-from bench_job_pipeline import STATE, bench_sqs, mapping_of  # noqa: E402
+from bench_job_pipeline import STATE, bench_sqs, mapping_of, set_mapping  # noqa: E402
 from chalicelib.aws import keep_connections_alive  # noqa: E402
 from quiescence import wait_until_quiet  # noqa: E402
 
@@ -74,12 +74,6 @@ def in_queue(sqs, url: str) -> int:
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
-def set_enabled(awslambda, mapping: str, enabled: bool) -> None:
-    awslambda.update_event_source_mapping(UUID=mapping, Enabled=enabled)
-    want = "Enabled" if enabled else "Disabled"
-    wait(f"the mapping to be {want}", lambda: awslambda.get_event_source_mapping(UUID=mapping)["State"] == want)
-
-
 def floor_round(sqs, awslambda, function: str, settings: dict, messages: int, threads: int) -> dict:
     url = sqs.create_queue(QueueName=f"clustergenie-floor-{uuid.uuid4().hex[:8]}",
                            Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
@@ -95,7 +89,7 @@ def floor_round(sqs, awslambda, function: str, settings: dict, messages: int, th
         wait("the backlog", lambda: in_queue(sqs, url) == messages)
         quiet = wait_until_quiet(STATE)
         cpu_before = cpu_accounting.snapshot(STATE)
-        set_enabled(awslambda, mapping, True)
+        set_mapping(awslambda, mapping, True)
         start = time.time()  # once the mapping reads Enabled, as the job drain's span starts (bench_job_pipeline.py)
         wait("the backlog to drain", lambda: in_queue(sqs, url) == 0, timeout=300, interval=0.05)
         seconds = time.time() - start

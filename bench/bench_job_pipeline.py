@@ -128,7 +128,7 @@ def set_mapping(awslambda, uuid_: str, enabled: bool) -> None:
     deadline = time.monotonic() + 60
     while awslambda.get_event_source_mapping(UUID=uuid_)["State"] != want:
         if time.monotonic() > deadline:
-            raise SystemExit(f"the job worker's mapping did not become {want}")
+            raise SystemExit(f"event source mapping {uuid_} did not become {want}")
         time.sleep(0.2)
 
 
